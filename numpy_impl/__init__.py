@@ -1,0 +1,18 @@
+"""Chapter 4 of *Deep Learning from Scratch*, in NumPy (never imports torch)."""
+from .descent import gradient_descent
+from .functions import (cross_entropy_error, function_1, function_2, identity_function, relu,
+                        relu_grad, sigmoid, sigmoid_grad, softmax, softmax_loss, step_function,
+                        sum_squared_error)
+from .gradient import numerical_diff, numerical_gradient, numerical_gradient_2d, tangent_line
+from .random_stream import BookRandomStream, book_initial_params
+from .simple_net import SimpleNet
+from .train import train
+from .two_layer_net import PARAM_NAMES, TwoLayerNet
+
+__all__ = [
+    "identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu", "relu_grad",
+    "softmax", "sum_squared_error", "cross_entropy_error", "softmax_loss", "function_1",
+    "function_2", "numerical_diff", "numerical_gradient", "numerical_gradient_2d",
+    "tangent_line", "gradient_descent", "SimpleNet", "TwoLayerNet", "PARAM_NAMES", "train",
+    "BookRandomStream", "book_initial_params",
+]

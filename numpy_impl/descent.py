@@ -1,0 +1,33 @@
+"""Gradient descent on a function of a point (book section 4.4.1), in NumPy."""
+import warnings
+
+import numpy as np
+
+from .gradient import numerical_gradient
+from .validation import as_float_array, check_learning_rate, check_positive_int
+
+
+def gradient_descent(f, init_x, lr=0.01, step_num=100, history=False):
+    """Take ``step_num`` steps ``x -= lr * grad f(x)`` from ``init_x``.
+
+    Returns ``x``, or ``(x, x_history)`` with ``x_history`` of shape
+    ``(step_num, *init_x.shape)`` (the point before each step, as the book
+    records it) when ``history`` is true. ``init_x`` is left untouched.
+    """
+    x = as_float_array(init_x, "init_x").copy()
+    lr = check_learning_rate(lr, "lr")
+    step_num = check_positive_int(step_num, "step_num")
+    x_history = np.empty((step_num, *x.shape), dtype=x.dtype)
+    for i in range(step_num):
+        x_history[i] = x
+        grad = numerical_gradient(f, x)
+        x -= lr * grad
+        if not np.all(np.isfinite(x)):
+            warnings.warn(
+                f"gradient_descent diverged: x became non-finite at step {i} "
+                f"with lr={lr!r}; returning it as it is", RuntimeWarning, stacklevel=2)
+            x_history[i + 1:] = x
+            break
+    if history:
+        return x, x_history
+    return x

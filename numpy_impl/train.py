@@ -1,0 +1,93 @@
+"""The book's mini-batch SGD loop (ch04/train_neuralnet.py), in NumPy."""
+import math
+import warnings
+
+import numpy as np
+
+from .random_stream import BookRandomStream
+from .validation import check_batch, check_learning_rate, check_positive_int
+
+GRADIENTS = ("backprop", "numerical")
+
+
+def new_history():
+    return {"train_loss": [], "train_acc": [], "test_acc": [], "eval_iters": [],
+            "diverged": False, "diverged_at": None}
+
+
+def _evaluate(net, history, i, x_train, t_train, x_test, t_test):
+    history["train_acc"].append(float(net._accuracy(x_train, t_train)))
+    history["test_acc"].append(float(net._accuracy(x_test, t_test)))
+    history["eval_iters"].append(i)
+
+
+def _finite(net, loss):
+    return math.isfinite(loss) and all(np.isfinite(p).all() for p in net.params.values())
+
+
+def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100,
+          learning_rate=0.1, *, seed=None, gradient="backprop", eval_every=None,
+          stream=None, start_iter=0, history=None, callback=None, progress=None):
+    """Train ``net`` in place and return its history.
+
+    ``seed=S`` continues the stream that ``TwoLayerNet(..., seed=S)`` drew its
+    weights from, as the book's script does after ``np.random.seed(S)``.
+    ``eval_every`` overrides the book's once-per-epoch accuracy.
+    ``stream``, ``start_iter`` and ``history`` resume a run from a
+    checkpoint; ``callback(i, history, stream)`` runs after each iteration and
+    ``progress(i)`` ticks a progress bar.
+    """
+    input_size, hidden_size, output_size = net.sizes
+    x_train, t_train = check_batch(x_train, t_train, input_size, output_size, net.dtype,
+                                   x_name="x_train", t_name="t_train")
+    x_test, t_test = check_batch(x_test, t_test, input_size, output_size, net.dtype,
+                                 x_name="x_test", t_name="t_test")
+    iters_num = check_positive_int(iters_num, "iters_num")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    learning_rate = check_learning_rate(learning_rate)
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    train_size = x_train.shape[0]
+    iter_per_epoch = max(train_size / batch_size, 1)
+    if eval_every is not None:
+        iter_per_epoch = check_positive_int(eval_every, "eval_every")
+    if stream is None:
+        stream = BookRandomStream.for_training(seed, input_size, hidden_size, output_size)
+    history = new_history() if history is None else history
+    grad_fn = net._gradient if gradient == "backprop" else net._numerical_gradient
+
+    # Overflow on the way to divergence is reported once, below, not as a
+    # stream of NumPy warnings.
+    with np.errstate(all="ignore"):
+        return _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
+                     learning_rate, grad_fn, stream, start_iter, history, iter_per_epoch,
+                     callback, progress)
+
+
+def _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning_rate,
+          grad_fn, stream, start_iter, history, iter_per_epoch, callback, progress):
+    train_size = x_train.shape[0]
+    for i in range(start_iter, iters_num):
+        batch_mask = stream.batch_indices(train_size, batch_size)
+        x_batch = x_train[batch_mask]
+        t_batch = t_train[batch_mask]
+
+        grad = grad_fn(x_batch, t_batch)
+        for key in ("W1", "b1", "W2", "b2"):
+            net.params[key] -= learning_rate * grad[key]
+
+        loss = float(net._loss(x_batch, t_batch))
+        history["train_loss"].append(loss)
+        if not _finite(net, loss):
+            history["diverged"], history["diverged_at"] = True, i
+            warnings.warn(f"training diverged at iteration {i} (learning_rate={learning_rate!r}): "
+                          f"the loss or a parameter is no longer finite; stopping with the "
+                          f"history so far", RuntimeWarning, stacklevel=3)
+            break
+        if i % iter_per_epoch == 0:
+            _evaluate(net, history, i, x_train, t_train, x_test, t_test)
+        if progress is not None:
+            progress(i)
+        if callback is not None:
+            callback(i, history, stream)
+    return history

@@ -1,0 +1,121 @@
+"""The book's two-layer network (ch04/two_layer_net.py), in NumPy."""
+import numpy as np
+
+from .fast_numerical_gradient import two_layer_numerical_gradient
+from .functions import _cross_entropy_error, sigmoid, sigmoid_grad, softmax
+from .gradient import numerical_gradient
+from .random_stream import book_initial_params
+from .validation import check_batch, check_inputs, check_positive_int, check_step
+
+PARAM_NAMES = ("W1", "b1", "W2", "b2")
+
+
+def _dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _as_indices(t):
+    return t if t.ndim == 1 else t.argmax(axis=1)
+
+
+class TwoLayerNet:
+    """784-50-10 in the book: affine, sigmoid, affine, softmax."""
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01,
+                 *, seed=None, dtype=np.float64):
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("output_size", output_size)):
+            check_positive_int(value, name)
+        self.dtype = _dtype(dtype)
+        self.params = book_initial_params(input_size, hidden_size, output_size,
+                                          weight_init_std, seed=seed, dtype=self.dtype)
+
+    @property
+    def sizes(self):
+        return self.params["W1"].shape[0], self.params["W1"].shape[1], self.params["W2"].shape[1]
+
+    def _check(self, x, t):
+        input_size, _, output_size = self.sizes
+        return check_batch(x, t, input_size, output_size, self.dtype)
+
+    # The unchecked forms below serve the training loop, which validates its
+    # data once instead of once per iteration.
+    def _predict(self, x):
+        W1, W2 = self.params["W1"], self.params["W2"]
+        b1, b2 = self.params["b1"], self.params["b2"]
+        a1 = np.dot(x, W1) + b1
+        z1 = sigmoid(a1)
+        a2 = np.dot(z1, W2) + b2
+        return softmax(a2)
+
+    def _loss(self, x, t):
+        return _cross_entropy_error(self._predict(x), t)
+
+    def _accuracy(self, x, t):
+        y = np.argmax(self._predict(x), axis=1)
+        return np.sum(y == _as_indices(t)) / float(x.shape[0])
+
+    def _gradient(self, x, t):
+        W1, W2 = self.params["W1"], self.params["W2"]
+        b1, b2 = self.params["b1"], self.params["b2"]
+        grads = {}
+        batch_num = x.shape[0]
+
+        # forward
+        a1 = np.dot(x, W1) + b1
+        z1 = sigmoid(a1)
+        a2 = np.dot(z1, W2) + b2
+        y = softmax(a2)
+
+        # backward: (y - t) / batch is the exact gradient of the cross-entropy
+        # without the loss's 1e-7
+        if t.ndim == 1:
+            dy = y.copy()
+            dy[np.arange(batch_num), t] -= 1
+            dy /= batch_num
+        else:
+            dy = (y - t) / batch_num
+        grads["W2"] = np.dot(z1.T, dy)
+        grads["b2"] = np.sum(dy, axis=0)
+
+        da1 = np.dot(dy, W2.T)
+        dz1 = sigmoid_grad(a1) * da1
+        grads["W1"] = np.dot(x.T, dz1)
+        grads["b1"] = np.sum(dz1, axis=0)
+        return {key: grads[key] for key in PARAM_NAMES}
+
+    def _numerical_gradient(self, x, t, h=1e-4, method="fast"):
+        if method == "fast":
+            return two_layer_numerical_gradient(self.params, x, _as_indices(t), h)
+        if method == "loop":
+            loss_W = lambda W: self._loss(x, t)  # noqa: E731 (the book's idiom)
+            return {key: numerical_gradient(loss_W, self.params[key], h) for key in PARAM_NAMES}
+        raise ValueError(f"method must be 'fast' or 'loop', got {method!r}")
+
+    def predict(self, x):
+        """Softmax probabilities for a 2-D batch ``x``."""
+        return self._predict(check_inputs(x, self.sizes[0], self.dtype))
+
+    def loss(self, x, t):
+        """The book's loss: cross-entropy with ``log(y + 1e-7)``."""
+        return self._loss(*self._check(x, t))
+
+    def accuracy(self, x, t):
+        return self._accuracy(*self._check(x, t))
+
+    def numerical_gradient(self, x, t, *, h=1e-4, method="fast"):
+        """Central differences of ``loss`` for every parameter.
+
+        ``method="fast"`` uses the network's structure
+        (``fast_numerical_gradient``); ``method="loop"`` is the book's loop over
+        every element, kept as the reference. Both compute the same differences.
+        """
+        x, t = self._check(x, t)
+        return self._numerical_gradient(x, t, check_step(h, self.dtype), method)
+
+    def gradient(self, x, t):
+        """Hand-written backprop, as the book's ``gradient``."""
+        return self._gradient(*self._check(x, t))

@@ -1,0 +1,130 @@
+"""Argument checks shared by the public entry points of the NumPy side.
+
+Every error names the argument it is about, so a user who passes the wrong
+thing learns which thing and what to do. ``torch_impl.validation`` mirrors
+this module check for check.
+"""
+import numbers
+
+import numpy as np
+
+
+def _is_tensor(value):
+    # Detect a torch tensor without importing torch: this side never imports it.
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def as_float_array(value, name, *, allow_int=False, dtype=None):
+    """Return ``value`` as a floating NumPy array, refusing what would be wrong.
+
+    Integer and boolean arrays are refused unless ``allow_int``: perturbing
+    them in place truncates ``x + h`` (the book's ``[3, 4]`` gives
+    ``[25000, 35000]``). NaN and infinity are refused.
+    """
+    if _is_tensor(value):
+        raise TypeError(
+            f"{name} is a torch.Tensor, but numpy_impl works on NumPy arrays; "
+            f"pass {name}.detach().cpu().numpy() or use torch_impl")
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        if not allow_int:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype}; a floating array is needed "
+                f"(an integer {name} would truncate x + h). Pass e.g. "
+                f"np.asarray({name}, dtype=np.float64)")
+        arr = arr.astype(np.float64 if dtype is None else dtype)
+    elif dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    check_finite(arr, name)
+    return arr
+
+
+def check_finite(arr, name):
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))
+        where = tuple(int(i) for i in bad[0]) if bad.size else ()
+        raise ValueError(f"{name} contains NaN or infinity (first at index {where})")
+
+
+def check_step(h, dtype):
+    """The finite-difference step must be finite, positive and >= machine eps."""
+    if isinstance(h, bool) or not isinstance(h, numbers.Real):
+        raise TypeError(f"h must be a real number, got {type(h).__name__}")
+    h = float(h)
+    eps = float(np.finfo(dtype).eps)
+    if not np.isfinite(h) or h <= 0:
+        raise ValueError(f"h must be finite and positive, got {h!r}")
+    if h < eps:
+        raise ValueError(
+            f"h={h!r} is below the machine epsilon of {np.dtype(dtype).name} "
+            f"({eps:.3g}): x + h rounds back to x and the difference is 0 "
+            f"(the book's warning about h = 1e-50); use h=1e-4")
+    return h
+
+
+def check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return int(value)
+
+
+def check_learning_rate(lr, name="learning_rate"):
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(lr).__name__}")
+    lr = float(lr)
+    if not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"{name} must be finite and positive, got {lr!r}")
+    return lr
+
+
+def check_inputs(x, input_size, dtype, *, x_name="x"):
+    """A 2-D, non-empty, finite float batch of ``input_size`` features, in ``dtype``."""
+    x = as_float_array(x, x_name, dtype=dtype)
+    if x.ndim != 2:
+        raise ValueError(f"{x_name} must be 2-D (batch, {input_size}), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{x_name} is an empty batch (shape {x.shape})")
+    if x.shape[1] != input_size:
+        raise ValueError(f"{x_name} has {x.shape[1]} features per row, the network expects {input_size}")
+    return x
+
+
+def check_batch(x, t, input_size, output_size, dtype, *, x_name="x", t_name="t"):
+    """Validate a network batch: 2-D float ``x``; ``t`` as indices or one-hot.
+
+    Returns ``(x, t)`` with ``x`` in the network's dtype and ``t`` unchanged
+    in form (index labels stay integers, one-hot stays floating).
+    """
+    x = check_inputs(x, input_size, dtype, x_name=x_name)
+    t = check_labels(t, x.shape[0], output_size, t_name=t_name)
+    return x, t
+
+
+def check_labels(t, batch_size, output_size, *, t_name="t"):
+    if _is_tensor(t):
+        raise TypeError(f"{t_name} is a torch.Tensor, but numpy_impl works on NumPy arrays")
+    t = t if isinstance(t, np.ndarray) else np.asarray(t)
+    if t.ndim == 1:
+        if not (np.issubdtype(t.dtype, np.integer)):
+            raise TypeError(f"{t_name} as class indices must be integers, got dtype {t.dtype}")
+        if t.shape[0] != batch_size:
+            raise ValueError(f"{t_name} has {t.shape[0]} labels for a batch of {batch_size}")
+        if t.size and (t.min() < 0 or t.max() >= output_size):
+            raise ValueError(
+                f"{t_name} holds class indices out of range [0, {output_size}): "
+                f"min {int(t.min())}, max {int(t.max())}")
+    elif t.ndim == 2:
+        if t.dtype == bool or not np.issubdtype(t.dtype, np.number):
+            raise TypeError(f"{t_name} one-hot labels must be numeric, got dtype {t.dtype}")
+        if t.shape[0] != batch_size:
+            raise ValueError(f"{t_name} has {t.shape[0]} rows for a batch of {batch_size}")
+        if t.shape[1] != output_size:
+            raise ValueError(f"{t_name} one-hot width is {t.shape[1]}, the network has {output_size} outputs")
+        check_finite(t, t_name)
+    else:
+        raise ValueError(f"{t_name} must be 1-D class indices or 2-D one-hot, got shape {t.shape}")
+    return t
