@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 
 from .random_stream import BookRandomStream
-from .validation import check_batch, check_learning_rate, check_positive_int
+from .validation import check_batch, check_finite, check_learning_rate, check_positive_int
 
 GRADIENTS = ("backprop", "numerical")
 
@@ -42,6 +42,8 @@ def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100
                                    x_name="x_train", t_name="t_train")
     x_test, t_test = check_batch(x_test, t_test, input_size, output_size, net.dtype,
                                  x_name="x_test", t_name="t_test")
+    for key in ("W1", "b1", "W2", "b2"):  # else the run would "diverge" at iteration 0
+        check_finite(net.params[key], f"net.params[{key!r}]")
     iters_num = check_positive_int(iters_num, "iters_num")
     batch_size = check_positive_int(batch_size, "batch_size")
     learning_rate = check_learning_rate(learning_rate)
