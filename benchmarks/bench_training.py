@@ -1,0 +1,14 @@
+"""Run compare.benchmark.bench_training and print its table (see BENCHMARKS.md)."""
+import argparse
+
+from compare import benchmark
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--device", default=None, help="also time this torch device, e.g. cuda")
+parser.add_argument("--out", default="out/bench", help="folder for the JSON result")
+parser.add_argument("--iters", type=int, default=10000)
+args = parser.parse_args()
+result = benchmark.bench_training(**{k: v for k, v in vars(args).items() if k != "out"})
+print(benchmark.to_markdown(result))
+print("machine:", benchmark.machine_info(args.device))
+print("saved", benchmark.save(result, args.out, args.device))

@@ -1,0 +1,199 @@
+"""Timings of the project against the book's own code, NumPy against torch, float64 against float32.
+
+Everything is timed in one process on the same data, so the ratios compare
+like with like; the machine is described next to the numbers. Speed is
+measured here, never in tests.
+"""
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from . import book_reference as book
+from .mnist import load_mnist
+
+
+def machine_info(device=None):
+    import torch
+
+    info = {
+        "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "numpy": np.__version__, "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device and str(device).startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _sync(device):
+    if device and str(device).startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats=5, warmup=1, device=None):
+    """Median wall time of ``fn()`` over ``repeats`` runs, and its last result."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, result
+
+
+def _max_abs(a, b):
+    return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a)
+
+
+def _to_numpy(grads):
+    return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in grads.items()}
+
+
+def bench_numerical_gradient(data=None, repeats=5, loop_repeats=1, device=None, seed=0,
+                             batch_size=100):
+    """One numerical gradient of 784-50-10 on a batch: the book's loop vs the fast paths."""
+    import torch
+
+    import numpy_impl
+    import torch_impl
+
+    (x_train, t_train), _ = data or load_mnist()
+    x = x_train[:batch_size].astype(np.float64)
+    t = t_train[:batch_size].astype(np.int64)
+    t_onehot = np.eye(10)[t]
+    rows = []
+
+    ref = book.BookTwoLayerNet(784, 50, 10, rng=np.random.RandomState(seed))
+    loop_s, _, loop_grads = timed(lambda: ref.numerical_gradient(x, t_onehot), loop_repeats, 0)
+    rows.append({"what": "book nditer loop (NumPy)", "seconds": loop_s})
+
+    np_net = numpy_impl.TwoLayerNet(784, 50, 10, seed=seed)
+    for name, dtype in (("float64", np.float64), ("float32", np.float32)):
+        net = numpy_impl.TwoLayerNet(784, 50, 10, seed=seed, dtype=dtype)
+        s, _, g = timed(lambda: net.numerical_gradient(x, t), repeats)
+        rows.append({"what": f"fast, NumPy {name}", "seconds": s,
+                     "max_abs_vs_loop": _max_abs(_to_numpy(g), loop_grads) if name == "float64" else None})
+    devices = ["cpu"] + ([device] if device and device != "cpu" else [])
+    for dev in devices:
+        for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+            net = torch_impl.TwoLayerNet(784, 50, 10, seed=seed, dtype=dtype, device=dev)
+            xt = torch.from_numpy(x).to(dev, dtype)
+            tt = torch.from_numpy(t).to(dev)
+            s, _, g = timed(lambda: net.numerical_gradient(xt, tt), repeats, device=dev)
+            rows.append({"what": f"fast, torch {dev} {name}", "seconds": s,
+                         "max_abs_vs_loop": _max_abs(_to_numpy(g), loop_grads) if name == "float64" else None})
+    s, _, _ = timed(lambda: np_net.gradient(x, t), 50)
+    rows.append({"what": "backprop, NumPy float64 (for scale)", "seconds": s})
+    for row in rows:
+        row["speedup_vs_loop"] = loop_s / row["seconds"]
+    return {"benchmark": "numerical_gradient", "batch_size": batch_size, "rows": rows}
+
+
+def bench_training(data=None, iters=10000, device=None, seed=0, include_book=True):
+    """The book's backprop run (batch 100, lr 0.1, accuracy every epoch), end to end."""
+    import torch
+
+    import numpy_impl
+    import torch_impl
+
+    (x_train, t_train), (x_test, t_test) = data or load_mnist()
+    rows = []
+    if include_book:
+        onehot_train, onehot_test = np.eye(10)[t_train], np.eye(10)[t_test]
+        start = time.perf_counter()
+        hist = book.book_train(x_train, onehot_train, x_test, onehot_test, iters, seed)
+        rows.append({"what": "book loop (float32 x, float64 W, one-hot)",
+                     "seconds": time.perf_counter() - start, "test_acc": hist["test_acc"][-1]})
+    for name, dtype in (("float64", np.float64), ("float32", np.float32)):
+        net = numpy_impl.TwoLayerNet(784, 50, 10, seed=seed, dtype=dtype)
+        start = time.perf_counter()
+        hist = numpy_impl.train(net, x_train, t_train, x_test, t_test, iters, seed=seed)
+        rows.append({"what": f"numpy_impl {name}", "seconds": time.perf_counter() - start,
+                     "test_acc": hist["test_acc"][-1]})
+    xs = [torch.from_numpy(a) for a in (x_train, t_train.astype(np.int64), x_test, t_test.astype(np.int64))]
+    devices = ["cpu"] + ([device] if device and device != "cpu" else [])
+    for dev in devices:
+        for impl in ("literal", "module"):
+            for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+                cls = torch_impl.TwoLayerNet if impl == "literal" else torch_impl.TwoLayerNetModule
+                net = cls(784, 50, 10, seed=seed, dtype=dtype, device=dev)
+                start = time.perf_counter()
+                hist = torch_impl.train(net, *[a.to(dev) for a in xs], iters, seed=seed)
+                _sync(dev)
+                rows.append({"what": f"torch_impl {impl} {dev} {name}",
+                             "seconds": time.perf_counter() - start, "test_acc": hist["test_acc"][-1]})
+    if include_book:
+        for row in rows:
+            row["fraction_of_book"] = row["seconds"] / rows[0]["seconds"]
+    return {"benchmark": "training", "iters": iters, "rows": rows}
+
+
+def bench_numerical_training(data=None, iters=10000, side="numpy", seed=0, device=None):
+    """The book's commented-out line: training with numerical gradients, end to end."""
+    (x_train, t_train), (x_test, t_test) = data or load_mnist()
+    if side == "numpy":
+        import numpy_impl as impl
+        net = impl.TwoLayerNet(784, 50, 10, seed=seed)
+        args = (x_train, t_train, x_test, t_test)
+    else:
+        import torch
+
+        import torch_impl as impl
+        net = impl.TwoLayerNet(784, 50, 10, seed=seed, device=device)
+        args = [torch.from_numpy(a).to(device or "cpu")
+                for a in (x_train, t_train.astype(np.int64), x_test, t_test.astype(np.int64))]
+    start = time.perf_counter()
+    hist = impl.train(net, *args, iters, seed=seed, gradient="numerical")
+    return {"benchmark": "numerical_training", "iters": iters, "side": side,
+            "rows": [{"what": f"{side} numerical-gradient training", "device": device or "cpu",
+                      "seconds": time.perf_counter() - start, "test_acc": hist["test_acc"][-1],
+                      "train_acc": hist["train_acc"][-1]}]}
+
+
+def to_markdown(result):
+    rows = result["rows"]
+    keys = [k for k in rows[0] if k != "what"]
+    for row in rows[1:]:
+        keys += [k for k in row if k not in keys and k != "what"]
+    lines = ["| what | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for row in rows:
+        cells = [_fmt(row.get(k)) for k in keys]
+        lines.append(f"| {row['what']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def save(result, out_dir, device=None):
+    os.makedirs(out_dir, exist_ok=True)
+    result = dict(result, machine=machine_info(device))
+    path = os.path.join(out_dir, f"bench_{result['benchmark']}.json")
+    with open(path, "w") as fh:
+        json.dump(result, fh, indent=2)
+    return path

@@ -1,0 +1,33 @@
+"""The book-style code the benchmarks time against computes what the project computes."""
+import numpy as np
+
+import numpy_impl as npi
+from compare import book_reference as book
+
+
+def test_book_training_loop_and_project_agree(mnist):
+    # The book's float32 x meets float64 W, so NumPy promotes x exactly and both
+    # loops do the same float64 arithmetic; only summation order may differ
+    # (one-hot vs index labels), a few ulp of the loss.
+    (x_train, t_train), (x_test, t_test) = mnist
+    x_train, t_train, x_test, t_test = x_train[:3000], t_train[:3000], x_test[:500], t_test[:500]
+    ref = book.book_train(x_train, np.eye(10)[t_train], x_test, np.eye(10)[t_test], 60, seed=4)
+    net = npi.TwoLayerNet(784, 50, 10, seed=4)
+    hist = npi.train(net, x_train, t_train, x_test, t_test, 60, seed=4)
+    np.testing.assert_allclose(hist["train_loss"], ref["train_loss"], rtol=1e-12)
+    assert hist["test_acc"] == ref["test_acc"] and hist["train_acc"] == ref["train_acc"]
+
+
+def test_book_nditer_loop_and_project_numerical_gradient_agree(mnist_batch):
+    x, t = mnist_batch
+    x = x[:20]
+    t = t[:20]
+    ref = book.BookTwoLayerNet(784, 3, 10, weight_init_std=0.1, rng=np.random.RandomState(2))
+    net = npi.TwoLayerNet(784, 3, 10, weight_init_std=0.1, seed=2)
+    for key in npi.PARAM_NAMES:
+        np.testing.assert_array_equal(net.params[key], ref.params[key])
+    expected = ref.numerical_gradient(x, np.eye(10)[t])
+    got = net.numerical_gradient(x, t)  # the fast path
+    for key in npi.PARAM_NAMES:
+        # round-off of the loss over 2h: eps * |loss| / h ~ 5e-12
+        np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-9, err_msg=key)
