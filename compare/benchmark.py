@@ -163,11 +163,25 @@ def bench_numerical_training(data=None, iters=10000, side="numpy", seed=0, devic
         args = [torch.from_numpy(a).to(device or "cpu")
                 for a in (x_train, t_train.astype(np.int64), x_test, t_test.astype(np.int64))]
     start = time.perf_counter()
-    hist = impl.train(net, *args, iters, seed=seed, gradient="numerical")
-    return {"benchmark": "numerical_training", "iters": iters, "side": side,
+    progress = _progress_bar(iters, f"{side} numerical-gradient training")
+    hist = impl.train(net, *args, iters, seed=seed, gradient="numerical", progress=progress)
+    progress.close()
+    return {"benchmark": "numerical_training", "iters": iters, "side": side, "history": hist,
             "rows": [{"what": f"{side} numerical-gradient training", "device": device or "cpu",
                       "seconds": time.perf_counter() - start, "test_acc": hist["test_acc"][-1],
                       "train_acc": hist["train_acc"][-1]}]}
+
+
+class _progress_bar:
+    def __init__(self, total, desc):
+        from tqdm import tqdm
+        self.bar = tqdm(total=total, desc=desc, mininterval=5)
+
+    def __call__(self, i):
+        self.bar.update(1)
+
+    def close(self):
+        self.bar.close()
 
 
 def to_markdown(result):
