@@ -35,6 +35,9 @@ def _check_raw(raw):
             raise ValueError(f"{path} is not an MNIST IDX file (bad header); delete it or "
                              f"point MNIST_ROOT at a folder with the official files")
         dims = [int.from_bytes(head[4 + 4 * k: 8 + 4 * k], "big") for k in range(len(shape))]
+        if tuple(dims) != shape:  # a consistent file of another shape would load "fine"
+            raise ValueError(f"{path} holds an array of shape {tuple(dims)}, but MNIST's "
+                             f"{name} has shape {shape}; replace it with the official file")
         expected = header + int(np.prod(dims))
         if path.stat().st_size != expected:
             raise ValueError(f"{path} is truncated or padded: {path.stat().st_size} bytes, "

@@ -24,6 +24,7 @@ import signal
 import sys
 import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -144,15 +145,18 @@ def load_checkpoint(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             files = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:  # not a zip, or a pickled entry
-        raise ValueError(f"{path} is not a checkpoint (not a readable .npz archive: {exc})") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # not a zip archive, one cut short, or one holding pickles
+        raise ValueError(f"{path} is not a checkpoint (not a readable .npz archive: "
+                         f"{exc})") from exc
     missing = [key for key in ("format", "dtype", "iteration", "rng_keys", "rng_pos",
                                "rng_has_gauss", "rng_cached_gaussian", "history_json",
                                "meta_json", *PARAM_NAMES) if key not in files]
     if missing:
         raise ValueError(f"{path} is not a checkpoint: it lacks {', '.join(missing)}")
     if str(files["format"]) != FORMAT:
-        raise ValueError(f"{path} has format {str(files['format'])!r}; this version reads {FORMAT!r}")
+        raise ValueError(f"{path} has format {str(files['format'])!r}; this version "
+                         f"reads {FORMAT!r}")
     dtype = str(files["dtype"])
     params = {key: files[key] for key in PARAM_NAMES}
     for key, value in params.items():

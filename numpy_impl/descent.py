@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-from .gradient import numerical_gradient
+from .gradient import _numerical_gradient, _warn_vanished
 from .validation import as_float_array, check_learning_rate, check_positive_int
 
 
@@ -18,16 +18,24 @@ def gradient_descent(f, init_x, lr=0.01, step_num=100, history=False):
     lr = check_learning_rate(lr, "lr")
     step_num = check_positive_int(step_num, "step_num")
     x_history = np.empty((step_num, *x.shape), dtype=x.dtype)
-    for i in range(step_num):
-        x_history[i] = x
-        grad = numerical_gradient(f, x)
-        x -= lr * grad
-        if not np.all(np.isfinite(x)):
-            warnings.warn(
-                f"gradient_descent diverged: x became non-finite at step {i} "
-                f"with lr={lr!r}; returning it as it is", RuntimeWarning, stacklevel=2)
-            x_history[i + 1:] = x
-            break
+    frozen = None  # (step, index) where the step h first vanished against x
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, once
+        for i in range(step_num):
+            x_history[i] = x
+            grad, vanished = _numerical_gradient(f, x, 1e-4)
+            if vanished is not None and frozen is None:
+                frozen = (i, vanished)
+            x -= lr * grad
+            if not np.all(np.isfinite(x)):
+                warnings.warn(
+                    f"gradient_descent diverged: x became non-finite at step {i} "
+                    f"with lr={lr!r}; returning it as it is", RuntimeWarning, stacklevel=2)
+                x_history[i + 1:] = x
+                break
+    if frozen is not None:
+        step, idx = frozen
+        _warn_vanished(list(idx), x_history[step][idx].item(), 1e-4,
+                       note=f" at step {step} (lr={lr!r}), freezing the descent there")
     if history:
         return x, x_history
     return x

@@ -53,7 +53,7 @@ def cross_entropy_error(y, t):
     if y.ndim == 1:
         t = t.reshape(1, t.size)
         y = y.reshape(1, y.size)
-    if t.size != y.size:
+    if t.shape != y.shape:  # class indices, not one-hot
         t = check_labels(t.reshape(-1), y.shape[0], y.shape[1])
     return _cross_entropy_error(y, t)
 
@@ -61,7 +61,7 @@ def cross_entropy_error(y, t):
 def _cross_entropy_error(y, t):
     # Unchecked, for the networks' hot paths (and so a diverging run can
     # report its NaN loss instead of raising on it).
-    if t.size == y.size:  # one-hot labels: turn them into class indices
+    if t.shape == y.shape:  # one-hot labels: turn them into class indices
         t = t.argmax(axis=1)
     batch_size = y.shape[0]
     return -np.sum(np.log(y[np.arange(batch_size), t] + 1e-7)) / batch_size

@@ -13,10 +13,10 @@ import numpy as np
 from .validation import _is_tensor, as_float_array, check_step
 
 
-def _warn_vanished(where, value, h):
+def _warn_vanished(where, value, h, note=""):
     warnings.warn(
         f"the step h={h!r} vanished against x{where}={value!r} (x + h == x in "
-        f"floating point), so the difference there is computed from equal "
+        f"floating point){note}, so the difference there is computed from equal "
         f"points and comes out 0",
         RuntimeWarning, stacklevel=3)
 
@@ -56,6 +56,14 @@ def numerical_gradient(f, x, h=1e-4):
     ``lambda W: net.loss(x, t)`` idiom). ``x`` is restored exactly on return,
     also when ``f`` raises or the loop is interrupted.
     """
+    grad, vanished = _numerical_gradient(f, x, h)
+    if vanished is not None:
+        _warn_vanished(list(vanished), x[vanished].item(), h)
+    return grad
+
+
+def _numerical_gradient(f, x, h):
+    """The book's loop; returns the gradient and the first index where h vanished."""
     if not isinstance(x, np.ndarray):
         if _is_tensor(x):
             raise TypeError("x is a torch.Tensor; numpy_impl works on NumPy arrays")
@@ -81,9 +89,7 @@ def numerical_gradient(f, x, h=1e-4):
             vanished = idx
         grad[idx] = (fxh1 - fxh2) / (2 * h)
         it.iternext()
-    if vanished is not None:
-        _warn_vanished(list(vanished), x[vanished].item(), h)
-    return grad
+    return grad, vanished
 
 
 def numerical_gradient_2d(f, X, h=1e-4):

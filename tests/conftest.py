@@ -24,3 +24,53 @@ def mnist_batch(mnist):
 
     (x_train, t_train), _ = mnist
     return x_train[:100].astype(np.float64), t_train[:100].astype(np.int64)
+
+
+class ImplSide:
+    """One implementation (``numpy_impl`` or ``torch_impl``) and how to hand it
+    arrays of its own kind (``arr``) or of the other side's (``foreign``)."""
+
+    def __init__(self, name):
+        import numpy_impl
+        import torch_impl
+
+        self.name = name
+        self.mod = numpy_impl if name == "numpy" else torch_impl
+
+    def arr(self, value, dtype=None):
+        import numpy as np
+        import torch
+
+        value = np.array(value, dtype=dtype)
+        return value if self.name == "numpy" else torch.from_numpy(value)
+
+    def foreign(self, value, dtype=None):
+        import numpy as np
+        import torch
+
+        value = np.array(value, dtype=dtype)
+        return torch.from_numpy(value) if self.name == "numpy" else value
+
+    @staticmethod
+    def np(value):
+        """Back to NumPy, without a copy where possible."""
+        import numpy as np
+        import torch
+
+        return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+    def net(self, input_size=4, hidden_size=3, output_size=2, **kwargs):
+        return self.mod.TwoLayerNet(input_size, hidden_size, output_size, seed=0, **kwargs)
+
+    def batch(self, n=5):
+        """A valid batch for ``net()``: x (n, 4) in [0, 1), class indices in {0, 1}."""
+        import numpy as np
+
+        rng = np.random.RandomState(1)
+        return self.arr(rng.rand(n, 4)), self.arr(rng.randint(0, 2, n))
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def impl_side(request):
+    """Each test that takes it runs once on the NumPy side and once on the torch side."""
+    return ImplSide(request.param)

@@ -1,0 +1,312 @@
+"""Bad input is a clear TypeError or ValueError that names the argument, on both sides.
+
+One test per kind of bad input, each run on the NumPy and the torch side with
+the same values (``side.arr`` hands each side its own array type; see
+``ImplSide`` in conftest.py). MNIST's broken files are in test_mnist.py.
+"""
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import torch_impl
+
+
+@pytest.fixture
+def side(impl_side):
+    return impl_side
+
+
+def names(excinfo, name):
+    """The message mentions ``name`` as a word of its own (``x`` but not ``x_train``)."""
+    message = str(excinfo.value)
+    assert re.search(rf"(?<![\w.\[']){re.escape(name)}(?![\w'\]])", message), message
+
+
+# -- integer and boolean arrays where floats are needed -----------------------
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, bool])
+def test_integer_or_boolean_point_is_refused(side, dtype):
+    # the book's trap: an integer x + h truncates, so [3, 4] gives gradients 25000, 35000
+    with pytest.raises(TypeError) as exc:
+        side.mod.numerical_gradient(side.mod.function_2, side.arr([3, 4], dtype))
+    names(exc, "x")
+    with pytest.raises(TypeError) as exc:
+        side.mod.gradient_descent(side.mod.function_2, side.arr([3, 4], dtype))
+    names(exc, "init_x")
+
+
+@pytest.mark.parametrize("dtype", [np.int64, bool])
+def test_integer_or_boolean_network_input_is_refused(side, dtype):
+    net = side.net()
+    _, t = side.batch()
+    with pytest.raises(TypeError) as exc:
+        net.loss(side.arr(np.ones((5, 4)), dtype), t)
+    names(exc, "x")
+
+
+def test_float_class_indices_are_refused(side):
+    net = side.net()
+    x, _ = side.batch()
+    with pytest.raises(TypeError) as exc:
+        net.loss(x, side.arr([0.0, 1.0, 0.0, 1.0, 1.0]))
+    names(exc, "t")
+
+
+# -- NaN and infinity ---------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs_are_refused(side, bad):
+    net = side.net()
+    x, t = side.batch()
+    x_bad = side.np(x).copy()
+    x_bad[2, 1] = bad
+    with pytest.raises(ValueError) as exc:
+        net.loss(side.arr(x_bad), t)
+    names(exc, "x")
+    with pytest.raises(ValueError) as exc:
+        side.mod.numerical_gradient(side.mod.function_2, side.arr([1.0, bad]))
+    names(exc, "x")
+    with pytest.raises(ValueError) as exc:
+        side.mod.gradient_descent(side.mod.function_2, side.arr([bad, 1.0]))
+    names(exc, "init_x")
+    one_hot = np.eye(2)[[0, 1, 0, 1, 1]]
+    one_hot[0, 0] = bad
+    with pytest.raises(ValueError) as exc:
+        net.loss(x, side.arr(one_hot))
+    names(exc, "t")
+    with pytest.raises(ValueError) as exc:
+        side.mod.train(net, side.arr(x_bad), t, x, t, iters_num=1, batch_size=2)
+    names(exc, "x_train")
+
+
+@pytest.mark.parametrize("key", ["W1", "b1", "W2", "b2"])
+def test_non_finite_parameters_are_refused_by_train(side, key):
+    # Without the check the run would start, and "diverge" at iteration 0.
+    net = side.net()
+    net.params[key][0] = float("nan")
+    x, t = side.batch()
+    with pytest.raises(ValueError) as exc:
+        side.mod.train(net, x, t, x, t, iters_num=1, batch_size=2)
+    names(exc, f"net.params['{key}']")
+
+
+# -- ranks and shapes ---------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(4,), (1, 5, 4), (5, 3), (5, 5)])
+def test_wrong_input_shape_is_refused(side, shape):
+    net = side.net()
+    _, t = side.batch()
+    with pytest.raises(ValueError) as exc:
+        net.loss(side.arr(np.zeros(shape)), t[: shape[0] if len(shape) == 2 else 5])
+    names(exc, "x")
+    with pytest.raises(ValueError) as exc:
+        net.predict(side.arr(np.zeros(shape)))
+    names(exc, "x")
+
+
+def test_wrong_label_length_is_refused(side):
+    net = side.net()
+    x, t = side.batch()
+    with pytest.raises(ValueError) as exc:
+        net.loss(x, t[:3])
+    names(exc, "t")
+    with pytest.raises(ValueError) as exc:
+        net.accuracy(x, side.arr(np.eye(2)[[0, 1, 0]]))
+    names(exc, "t")
+    with pytest.raises(ValueError) as exc:
+        side.mod.train(net, x, t[:4], x, t, iters_num=1, batch_size=2)
+    names(exc, "t_train")
+
+
+@pytest.mark.parametrize("width", [1, 3, 10])
+def test_one_hot_width_must_equal_output_size(side, width):
+    net = side.net()
+    x, _ = side.batch()
+    with pytest.raises(ValueError) as exc:
+        net.gradient(x, side.arr(np.eye(width)[[0] * 5]))
+    names(exc, "t")
+
+
+def test_labels_of_rank_three_are_refused(side):
+    net = side.net()
+    x, _ = side.batch()
+    with pytest.raises(ValueError) as exc:
+        net.loss(x, side.arr(np.zeros((5, 2, 1))))
+    names(exc, "t")
+
+
+@pytest.mark.parametrize("bad_label", [2, 10, -1])
+def test_class_index_out_of_range_is_refused(side, bad_label):
+    net = side.net()  # two outputs: valid indices are 0 and 1
+    x, _ = side.batch()
+    with pytest.raises(ValueError) as exc:
+        net.loss(x, side.arr([0, 1, bad_label, 0, 1]))
+    names(exc, "t")
+    with pytest.raises(ValueError) as exc:
+        side.mod.cross_entropy_error(side.arr(np.full((5, 2), 0.5)),
+                                     side.arr([0, 1, bad_label, 0, 1]))
+    names(exc, "t")
+
+
+def test_empty_batch_is_refused(side):
+    net = side.net()
+    with pytest.raises(ValueError) as exc:
+        net.loss(side.arr(np.zeros((0, 4))), side.arr(np.zeros(0, dtype=np.int64)))
+    names(exc, "x")
+    x, t = side.batch()
+    with pytest.raises(ValueError) as exc:
+        side.mod.train(net, x, t, side.arr(np.zeros((0, 4))), side.arr(np.zeros(0, np.int64)),
+                       iters_num=1, batch_size=2)
+    names(exc, "x_test")
+
+
+# -- the finite-difference step -----------------------------------------------
+
+@pytest.mark.parametrize("h", [0.0, -1e-4, float("nan"), float("inf"), 1e-50, 1e-17])
+def test_bad_step_is_refused(side, h):
+    # 1e-50 is the book's bad example; 1e-17 is below float64's eps (2.2e-16)
+    with pytest.raises(ValueError) as exc:
+        side.mod.numerical_diff(side.mod.function_1, 5.0, h=h)
+    names(exc, "h")
+    with pytest.raises(ValueError) as exc:
+        side.mod.numerical_gradient(side.mod.function_2, side.arr([3.0, 4.0]), h=h)
+    names(exc, "h")
+    x, t = side.batch()
+    with pytest.raises(ValueError) as exc:
+        side.net().numerical_gradient(x, t, h=h)
+    names(exc, "h")
+
+
+def test_step_below_float32_epsilon_is_refused(side):
+    # 1e-8 lies between float64's eps (2.2e-16) and float32's (1.19e-7)
+    point = side.arr([3.0, 4.0], np.float32)
+    with pytest.raises(ValueError) as exc:
+        side.mod.numerical_gradient(side.mod.function_2, point, h=1e-8)
+    names(exc, "h")
+    assert "float32" in str(exc.value)
+    side.mod.numerical_gradient(side.mod.function_2, side.arr([3.0, 4.0]), h=1e-8)  # float64: fine
+
+
+@pytest.mark.parametrize("h", ["1e-4", None, True])
+def test_step_of_the_wrong_type_is_refused(side, h):
+    with pytest.raises(TypeError) as exc:
+        side.mod.numerical_diff(side.mod.function_1, 5.0, h=h)
+    names(exc, "h")
+
+
+def test_vanishing_step_warns_where_and_computes_as_the_book(side):
+    # ulp(1e20) = 16384 > 2h: x + h == x, both sides of the difference are
+    # f(1e20) and the book's formula gives exactly 0.
+    with pytest.warns(RuntimeWarning, match="vanished") as record:
+        d = side.mod.numerical_diff(side.mod.function_1, 1e20)
+    assert float(d) == 0.0
+    assert "1e+20" in str(record[0].message)
+    # f = x0**2 + 1e-30 x1: x1's term keeps f(x) near 9, so element 0 is an
+    # ordinary point (derivative 6, round-off eps * 9 / h = 2e-11, truncation
+    # 0 for a quadratic), while element 1's step vanishes and gives exactly 0.
+    with pytest.warns(RuntimeWarning, match=r"vanished against x\[1\]"):
+        g = side.mod.numerical_gradient(lambda v: v[0] ** 2 + 1e-30 * v[1],
+                                        side.arr([3.0, -1e20]))
+    assert abs(float(g[0]) - 6.0) < 1e-9 and float(g[1]) == 0.0
+
+
+def test_ordinary_step_does_not_warn(side):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        side.mod.numerical_diff(side.mod.function_1, 5.0)
+        side.mod.numerical_gradient(side.mod.function_2, side.arr([3.0, 4.0]))
+
+
+# -- what f returns -----------------------------------------------------------
+
+def test_f_must_return_a_scalar(side):
+    with pytest.raises(ValueError) as exc:
+        side.mod.numerical_gradient(lambda x: x * 2, side.arr([1.0, 2.0]))
+    names(exc, "f")
+    with pytest.raises(ValueError) as exc:
+        side.mod.numerical_gradient(lambda x: x[None].sum(axis=1) if side.name == "numpy"
+                                    else x[None].sum(dim=1), side.arr([1.0, 2.0]))
+    names(exc, "f")
+
+
+# -- learning rate and counts -------------------------------------------------
+
+@pytest.mark.parametrize("lr", [0.0, -0.1, float("nan"), float("inf")])
+def test_bad_learning_rate_is_refused(side, lr):
+    with pytest.raises(ValueError) as exc:
+        side.mod.gradient_descent(side.mod.function_2, side.arr([3.0, 4.0]), lr=lr)
+    names(exc, "lr")
+    x, t = side.batch()
+    with pytest.raises(ValueError) as exc:
+        side.mod.train(side.net(), x, t, x, t, iters_num=1, batch_size=2, learning_rate=lr)
+    names(exc, "learning_rate")
+
+
+@pytest.mark.parametrize("lr", ["0.1", None, True])
+def test_learning_rate_of_the_wrong_type_is_refused(side, lr):
+    x, t = side.batch()
+    with pytest.raises(TypeError) as exc:
+        side.mod.train(side.net(), x, t, x, t, iters_num=1, batch_size=2, learning_rate=lr)
+    names(exc, "learning_rate")
+
+
+@pytest.mark.parametrize("name", ["iters_num", "batch_size"])
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-3, ValueError), (1.5, TypeError),
+                                          (True, TypeError)])
+def test_counts_below_one_are_refused(side, name, value, error):
+    x, t = side.batch()
+    kwargs = {"iters_num": 1, "batch_size": 2, name: value}
+    with pytest.raises(error) as exc:
+        side.mod.train(side.net(), x, t, x, t, **kwargs)
+    names(exc, name)
+
+
+def test_step_num_below_one_is_refused(side):
+    with pytest.raises(ValueError) as exc:
+        side.mod.gradient_descent(side.mod.function_2, side.arr([3.0, 4.0]), step_num=0)
+    names(exc, "step_num")
+
+
+# -- NumPy arrays and tensors -------------------------------------------------
+
+def test_the_other_sides_array_type_is_refused(side):
+    kind = "torch.Tensor" if side.name == "numpy" else "NumPy"
+    net = side.net()
+    x, t = side.batch()
+    calls = {
+        "x": [lambda: side.mod.numerical_gradient(side.mod.function_2, side.foreign([3.0, 4.0])),
+              lambda: net.loss(side.foreign(side.np(x)), t),
+              lambda: net.predict(side.foreign(side.np(x)))],
+        "t": [lambda: net.loss(x, side.foreign(side.np(t)))],
+        "init_x": [lambda: side.mod.gradient_descent(side.mod.function_2,
+                                                     side.foreign([3.0, 4.0]))],
+        "x_train": [lambda: side.mod.train(net, side.foreign(side.np(x)), t, x, t,
+                                           iters_num=1, batch_size=2)],
+    }
+    for name, fns in calls.items():
+        for fn in fns:
+            with pytest.raises(TypeError) as exc:
+                fn()
+            names(exc, name)
+            assert kind in str(exc.value)
+
+
+# -- devices ------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", ["TwoLayerNet", "TwoLayerNetModule"])
+def test_cuda_without_cuda_is_a_clear_error(monkeypatch, make):
+    # Pretend CUDA is missing, so the check runs the same on machines with a GPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError) as exc:
+        getattr(torch_impl, make)(4, 3, 2, device="cuda")
+    names(exc, "device")
+    assert "cuda" in str(exc.value).lower()
+
+
+def test_unknown_device_is_a_clear_error():
+    with pytest.raises(ValueError) as exc:
+        torch_impl.TwoLayerNet(4, 3, 2, device="no-such-device")
+    names(exc, "device")
