@@ -35,7 +35,7 @@ def _sample_losses(logits, target_logit):
     return -np.log(y_t + 1e-7)
 
 
-def two_layer_numerical_gradient(params, x, t, h=1e-4, chunk=256):
+def two_layer_numerical_gradient(params, x, t, h=1e-4, chunk=1024):
     """Numerical gradients of the book's two-layer loss; ``t`` as class indices."""
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
     N, H, O = x.shape[0], W1.shape[1], W2.shape[1]

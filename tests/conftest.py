@@ -9,6 +9,15 @@ os.environ.setdefault("MNIST_ROOT", str(ROOT.parent / "shared" / "mnist"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_configure(config):
+    # One intra-op thread: on 2 shared cores torch's thread pool spins against
+    # NumPy's BLAS and other processes (measured 3-10x slower under load), and
+    # the tests time nothing; benchmarks set their own thread counts.
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """((x_train, t_train), (x_test, t_test)): float32 in [0, 1], uint8 labels."""

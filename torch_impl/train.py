@@ -1,0 +1,145 @@
+"""The book's mini-batch SGD loop (ch04/train_neuralnet.py), in PyTorch."""
+import math
+import warnings
+
+import torch
+
+from .module import TwoLayerNetModule
+from .random_stream import BookRandomStream
+from .sampler import book_loader
+from .validation import check_batch, check_finite, check_learning_rate, check_positive_int
+
+GRADIENTS = ("backprop", "numerical")
+
+
+def new_history():
+    return {"train_loss": [], "train_acc": [], "test_acc": [], "eval_iters": [],
+            "diverged": False, "diverged_at": None}
+
+
+def _evaluate(net, history, i, x_train, t_train, x_test, t_test):
+    history["train_acc"].append(float(net._accuracy(x_train, t_train)))
+    history["test_acc"].append(float(net._accuracy(x_test, t_test)))
+    history["eval_iters"].append(i)
+
+
+def _params(net):
+    return net.to_params() if isinstance(net, TwoLayerNetModule) else net.params
+
+
+def _finite(net, loss):
+    params = net.parameters() if isinstance(net, TwoLayerNetModule) else net.params.values()
+    # one host sync for all four, not one each (it matters on a GPU)
+    return math.isfinite(loss) and bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+
+
+def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100,
+          learning_rate=0.1, *, seed=None, gradient="backprop", eval_every=None,
+          stream=None, start_iter=0, history=None, callback=None, progress=None):
+    """Train ``net`` in place and return its history.
+
+    ``net`` is a ``TwoLayerNet`` (the book's loop, literally: its own
+    gradient and ``params[key] -= lr * grad[key]``) or a
+    ``TwoLayerNetModule`` (autograd and ``torch.optim.SGD``, fed through a
+    ``DataLoader`` over the same batch stream; ``gradient="backprop"`` only).
+    ``seed=S`` continues the stream that ``TwoLayerNet(..., seed=S)`` drew its
+    weights from, as the book's script does after ``np.random.seed(S)``.
+    ``eval_every`` overrides the book's once-per-epoch accuracy.
+    ``stream``, ``start_iter`` and ``history`` resume a run from a
+    checkpoint; ``callback(i, history, stream)`` runs after each iteration and
+    ``progress(i)`` ticks a progress bar.
+    """
+    input_size, hidden_size, output_size = net.sizes
+    # converted to the net's dtype and device here, once, not per batch
+    x_train, t_train = check_batch(x_train, t_train, input_size, output_size, net.dtype,
+                                   x_name="x_train", t_name="t_train", device=net.device)
+    x_test, t_test = check_batch(x_test, t_test, input_size, output_size, net.dtype,
+                                 x_name="x_test", t_name="t_test", device=net.device)
+    for key, value in _params(net).items():  # else the run would "diverge" at iteration 0
+        check_finite(value, f"net.params[{key!r}]")
+    iters_num = check_positive_int(iters_num, "iters_num")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    learning_rate = check_learning_rate(learning_rate)
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    is_module = isinstance(net, TwoLayerNetModule)
+    if is_module and gradient != "backprop":
+        raise ValueError(
+            "gradient='numerical' is for TwoLayerNet; a TwoLayerNetModule trains on "
+            "autograd gradients (gradient='backprop')")
+    train_size = x_train.shape[0]
+    iter_per_epoch = max(train_size / batch_size, 1)
+    if eval_every is not None:
+        iter_per_epoch = check_positive_int(eval_every, "eval_every")
+    if stream is None:
+        stream = BookRandomStream.for_training(seed, input_size, hidden_size, output_size)
+    history = new_history() if history is None else history
+
+    # No graph is needed outside the module's own backward pass.
+    with torch.no_grad():
+        if is_module:
+            return _module_loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
+                                learning_rate, stream, start_iter, history, iter_per_epoch,
+                                callback, progress)
+        grad_fn = net._gradient if gradient == "backprop" else net._numerical_gradient
+        return _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
+                     learning_rate, grad_fn, stream, start_iter, history, iter_per_epoch,
+                     callback, progress)
+
+
+def _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning_rate,
+          grad_fn, stream, start_iter, history, iter_per_epoch, callback, progress):
+    train_size = x_train.shape[0]
+    for i in range(start_iter, iters_num):
+        batch_mask = torch.from_numpy(stream.batch_indices(train_size, batch_size)).to(x_train.device)
+        x_batch = x_train[batch_mask]
+        t_batch = t_train[batch_mask]
+
+        grad = grad_fn(x_batch, t_batch)
+        for key in ("W1", "b1", "W2", "b2"):
+            net.params[key] -= learning_rate * grad[key]
+
+        loss = float(net._loss(x_batch, t_batch))
+        history["train_loss"].append(loss)
+        if not _finite(net, loss):
+            _diverged(history, i, learning_rate)
+            break
+        if i % iter_per_epoch == 0:
+            _evaluate(net, history, i, x_train, t_train, x_test, t_test)
+        if progress is not None:
+            progress(i)
+        if callback is not None:
+            callback(i, history, stream)
+    return history
+
+
+def _module_loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning_rate,
+                 stream, start_iter, history, iter_per_epoch, callback, progress):
+    """``_loop`` as PyTorch users write it: a DataLoader, autograd, torch.optim.SGD."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=learning_rate)
+    loader = book_loader(x_train, t_train, stream, batch_size, max(iters_num - start_iter, 0))
+    for i, (x_batch, t_batch) in zip(range(start_iter, iters_num), loader):
+        optimizer.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            net._loss(x_batch, t_batch).backward()
+        optimizer.step()
+
+        loss = float(net._loss(x_batch, t_batch))  # after the update, as the book records it
+        history["train_loss"].append(loss)
+        if not _finite(net, loss):
+            _diverged(history, i, learning_rate)
+            break
+        if i % iter_per_epoch == 0:
+            _evaluate(net, history, i, x_train, t_train, x_test, t_test)
+        if progress is not None:
+            progress(i)
+        if callback is not None:
+            callback(i, history, stream)
+    return history
+
+
+def _diverged(history, i, learning_rate):
+    history["diverged"], history["diverged_at"] = True, i
+    warnings.warn(f"training diverged at iteration {i} (learning_rate={learning_rate!r}): "
+                  f"the loss or a parameter is no longer finite; stopping with the "
+                  f"history so far", RuntimeWarning, stacklevel=4)
