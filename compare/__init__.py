@@ -1,6 +1,14 @@
 """What both sides share: MNIST, the random stream, the parity harness, the CLI."""
 from numpy_impl.random_stream import BookRandomStream, book_initial_params
 
+from .curves import compare_curves
+from .gap import book_gap
 from .mnist import load_mnist
+from .parity import Tolerance, assert_gradients_close, compare_gradients, tolerance
+from .paths import check_gradient_paths, gradcheck
+from .testing import assert_same_net_gradients, assert_same_op
 
-__all__ = ["load_mnist", "BookRandomStream", "book_initial_params"]
+__all__ = ["load_mnist", "BookRandomStream", "book_initial_params",
+           "Tolerance", "tolerance", "compare_gradients", "assert_gradients_close", "book_gap",
+           "check_gradient_paths", "gradcheck", "compare_curves",
+           "assert_same_op", "assert_same_net_gradients"]

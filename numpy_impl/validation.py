@@ -97,10 +97,13 @@ def check_batch(x, t, input_size, output_size, dtype, *, x_name="x", t_name="t")
     """Validate a network batch: 2-D float ``x``; ``t`` as indices or one-hot.
 
     Returns ``(x, t)`` with ``x`` in the network's dtype and ``t`` unchanged
-    in form (index labels stay integers, one-hot stays floating).
+    in form (index labels stay integers; one-hot labels take the network's
+    dtype, exactly, so float64 labels cannot promote a float32 network).
     """
     x = check_inputs(x, input_size, dtype, x_name=x_name)
     t = check_labels(t, x.shape[0], output_size, t_name=t_name)
+    if t.ndim == 2:
+        t = t.astype(dtype, copy=False)
     return x, t
 
 

@@ -126,11 +126,14 @@ def check_batch(x, t, input_size, output_size, dtype, *, x_name="x", t_name="t",
     """Validate a network batch: 2-D float ``x``; ``t`` as indices or one-hot.
 
     Returns ``(x, t)`` with ``x`` in the network's dtype and ``t`` unchanged
-    in form (index labels stay integers, as int64; one-hot stays floating),
-    both on the network's device.
+    in form (index labels stay integers, as int64; one-hot labels take the
+    network's dtype, exactly, so float64 labels cannot meet a float32
+    network in a matmul), both on the network's device.
     """
     x = check_inputs(x, input_size, dtype, x_name=x_name, device=device)
     t = check_labels(t, x.shape[0], output_size, t_name=t_name, device=device)
+    if t.dim() == 2:
+        t = t.to(dtype)
     return x, t
 
 

@@ -1,0 +1,266 @@
+"""``python -m compare``: gradient check, side-by-side training, curve parity, figures, report.
+
+    python -m compare gradcheck                 # every gradient path, every pair, a table
+    python -m compare train --side both         # the book's training on both sides
+    python -m compare curves --iters 10000      # the two loss curves, step by step
+    python -m compare figures                   # the book's figures and the parity figures
+    python -m compare report                    # all of it on one Markdown page
+
+Results go to ``--out`` (default ``./out``) as JSON and PNG. The last line
+printed is a one-line verdict; the exit status is 1 when a parity check
+fails (or training diverges), 2 when the command could not run.
+"""
+import argparse
+import functools
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _add_common(p, *, training=False):
+    p.add_argument("--seed", type=int, default=0, help="the book's np.random.seed (default 0)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if training:
+        p.add_argument("--iters", type=int, default=10000, help="iterations (default 10000)")
+        p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+        p.add_argument("--impl", choices=("literal", "module"), default="literal",
+                       help="torch side: the book's TwoLayerNet (literal) or TwoLayerNetModule")
+        p.add_argument("--eval-every", type=int, default=None,
+                       help="accuracy every N iterations (default: once per epoch, as the book)")
+
+
+def _add_gradcheck(p):
+    p.add_argument("--h", type=float, default=None,
+                   help="finite-difference step (default 1e-4 in float64, 1e-2 in float32)")
+    p.add_argument("--method", choices=("fast", "loop"), default="fast",
+                   help="numerical gradient: fast, or the book's loop (minutes)")
+    p.add_argument("--labels", choices=("one-hot", "index"), default="one-hot")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m compare", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("gradcheck", help="run every gradient path and cross-check every pair")
+    _add_common(p)
+    _add_gradcheck(p)
+    p.add_argument("--brief", action="store_true", help="one line per pair instead of full tables")
+    p = sub.add_parser("train", help="the book's training, one side or both")
+    _add_common(p, training=True)
+    p.add_argument("--side", choices=("numpy", "torch", "both"), default="both")
+    p = sub.add_parser("curves", help="train both sides and compare the curves step by step")
+    _add_common(p, training=True)
+    p = sub.add_parser("figures", help="the book's figures and the parity figures (PNG)")
+    _add_common(p, training=True)
+    _add_gradcheck(p)
+    p.add_argument("--book-only", action="store_true",
+                   help="only the figures that need no MNIST (tangent, field, descent, step size)")
+    p = sub.add_parser("report", help="gradcheck, curves and figures on one Markdown page")
+    _add_common(p, training=True)
+    _add_gradcheck(p)
+    return parser
+
+
+@functools.lru_cache(maxsize=None)
+def load_data():
+    """MNIST as the book's script loads it (one-hot labels), read once per process."""
+    from .mnist import load_mnist
+    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, one_hot_label=False)
+    eye = np.eye(10)
+    return (x_train, eye[t_train]), (x_test, eye[t_test])
+
+
+def _jsonable(obj):
+    """NaN and infinity become strings (JSON has neither); tuples become lists."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        obj = float(obj)
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def write_json(path, obj):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(obj), indent=1, allow_nan=False))
+    return path
+
+
+# --- subcommands ------------------------------------------------------------------------
+
+def run_gradcheck(args):
+    from .paths import gradcheck
+    return gradcheck(load_data(), seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
+                     device=args.device, h=args.h, method=args.method, labels=args.labels)
+
+
+def cmd_gradcheck(args):
+    result = run_gradcheck(args)
+    print(result.to_text(full=not args.brief))
+    path = write_json(args.out / "gradcheck.json", result.to_dict())
+    print(f"wrote {path}")
+    return result.passed, result.verdict()
+
+
+def _book_printer(prefix, write):
+    """Print ``train acc, test acc | a, b`` at each evaluation, as the book does."""
+    def on_iteration(i, hist, stream):
+        if hist["eval_iters"] and hist["eval_iters"][-1] == i:
+            write(prefix + "train acc, test acc | " + str(hist["train_acc"][-1]) + ", "
+                  + str(hist["test_acc"][-1]))
+    return on_iteration
+
+
+def _write_line(text):
+    from tqdm import tqdm
+    tqdm.write(text)  # keeps a running progress bar intact
+    sys.stdout.flush()
+
+
+def cmd_train(args):
+    from .curves import labels_in, train_numpy, train_torch
+
+    data = labels_in(load_data(), args.dtype)
+    common = dict(seed=args.seed, iters=args.iters, batch_size=args.batch_size, lr=args.lr,
+                  dtype=args.dtype, eval_every=args.eval_every, progress=not args.no_progress)
+    sides = ("numpy", "torch") if args.side == "both" else (args.side,)
+    histories, seconds = {}, {}
+    for side in sides:
+        name = "numpy" if side == "numpy" else f"torch {args.impl}"
+        prefix = f"[{name}] " if len(sides) > 1 else ""
+        printer = _book_printer(prefix, _write_line)
+        if side == "numpy":
+            histories[side], seconds[name] = train_numpy(data, callback=printer, **common)
+        else:
+            histories[side], seconds[name] = train_torch(data, impl=args.impl, device=args.device,
+                                                         callback=printer, **common)
+    if len(sides) == 2:
+        print(_side_by_side(histories, args.impl))
+    print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    settings = {k: getattr(args, k) for k in ("seed", "iters", "batch_size", "lr", "dtype",
+                                              "impl", "device", "eval_every", "side")}
+    write_json(args.out / "train.json", {"settings": settings, "seconds": seconds, **histories})
+    diverged = [s for s, h in histories.items() if h["diverged"]]
+    final = "; ".join(f"{s}: train acc {h['train_acc'][-1]:.4f}, test acc {h['test_acc'][-1]:.4f}"
+                      for s, h in histories.items() if h["train_acc"])
+    if diverged:
+        return False, f"FAIL: training diverged on {', '.join(diverged)}"
+    return True, f"DONE: {args.iters} iterations; {final}"
+
+
+def _side_by_side(histories, impl):
+    a, b = histories["numpy"], histories["torch"]
+    lines = [f"{'iter':>6}  {'numpy train':>11}  {'numpy test':>10}  {'torch train':>11}  {'torch test':>10}"]
+    for k, i in enumerate(a["eval_iters"]):
+        tb = (b["train_acc"][k], b["test_acc"][k]) if k < len(b["train_acc"]) else (math.nan,) * 2
+        lines.append(f"{i:>6}  {a['train_acc'][k]:>11.4f}  {a['test_acc'][k]:>10.4f}  "
+                     f"{tb[0]:>11.4f}  {tb[1]:>10.4f}")
+    return f"side by side (torch {impl}):\n" + "\n".join(lines)
+
+
+def _curve_settings(args):
+    return {"seed": args.seed, "iters": args.iters, "batch_size": args.batch_size, "lr": args.lr,
+            "dtype": args.dtype, "impl": args.impl, "device": str(args.device),
+            "eval_every": args.eval_every}
+
+
+def run_curves(args):
+    from .curves import compare_curves
+    return compare_curves(load_data(), seed=args.seed, iters=args.iters,
+                          batch_size=args.batch_size, lr=args.lr, dtype=args.dtype,
+                          impl=args.impl, device=args.device, eval_every=args.eval_every,
+                          progress=not args.no_progress)
+
+
+def cmd_curves(args):
+    result = run_curves(args)
+    print(result.to_text())
+    path = write_json(args.out / "curves.json", result.to_dict())
+    print(f"wrote {path}")
+    return result.passed, result.verdict()
+
+
+def curves_for(args):
+    """``curves.json`` from ``--out`` when it was made with these settings, else a new run."""
+    path = args.out / "curves.json"
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("settings") == _curve_settings(args):
+                print(f"using {path} (same settings)")
+                return saved
+        except (ValueError, OSError):
+            pass
+    result = run_curves(args)
+    print(result.to_text())
+    write_json(path, result.to_dict())
+    return _jsonable(result.to_dict())
+
+
+def make_figures(args, curves=None, paths_result=None):
+    from .figures import book_figures, parity_figures
+    made = book_figures(args.out)
+    if not getattr(args, "book_only", False):
+        curves = curves_for(args) if curves is None else curves
+        paths_result = run_gradcheck(args) if paths_result is None else paths_result
+        made.update(parity_figures(args.out, curves, paths_result))
+    return made, curves, paths_result
+
+
+def cmd_figures(args):
+    made, curves, paths_result = make_figures(args)
+    for path in made.values():
+        print(f"wrote {path}")
+    ok = True
+    if curves is not None:
+        ok = curves["passed"] and paths_result.passed
+    return ok, f"{'DONE' if ok else 'FAIL'}: {len(made)} figures in {args.out}" + (
+        "" if ok else " (a parity check failed: see gradcheck / curves)")
+
+
+def cmd_report(args):
+    from .report import write_report
+    grad = run_gradcheck(args)
+    print(grad.to_text(full=False))
+    write_json(args.out / "gradcheck.json", grad.to_dict())
+    curves = curves_for(args)
+    made, _, _ = make_figures(args, curves=curves, paths_result=grad)
+    path = write_report(args.out, grad, curves, made)
+    print(f"wrote {path}")
+    ok = grad.passed and curves["passed"]
+    return ok, ("PASS" if ok else "FAIL") + f": gradcheck {grad.verdict()}; curves {curves['verdict']}"
+
+
+COMMANDS = {"gradcheck": cmd_gradcheck, "train": cmd_train, "curves": cmd_curves,
+            "figures": cmd_figures, "report": cmd_report}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        ok, verdict = COMMANDS[args.command](args)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        print(f"ERROR: {args.command} could not run: {exc}", file=sys.stderr)
+        return 2
+    print(f"{verdict} [{time.perf_counter() - start:.1f} s]")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

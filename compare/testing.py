@@ -1,0 +1,222 @@
+"""Helpers for parity tests of your own, in the spirit of tinygrad's ``helper_test_op``.
+
+``assert_same_op(np_fn, torch_fn, inputs)`` runs a NumPy function and its
+PyTorch port on the same inputs and compares the outputs; then it compares
+torch autograd's gradient of ``sum(output)`` with a NumPy gradient (one you
+give, or the NumPy side's own central difference). ``assert_same_net_gradients``
+does the same for a NumPy net and its torch port. Both raise
+``AssertionError`` with the parity table (``compare.parity``) on failure and
+return the reports on success.
+
+    from compare.testing import assert_same_op
+    import numpy_impl, torch_impl
+    assert_same_op(numpy_impl.sigmoid, torch_impl.sigmoid, [(4, 3)],
+                   np_grad_fn=lambda x: numpy_impl.sigmoid_grad(x))
+"""
+import numpy as np
+
+from .gap import book_gap
+from .parity import Tolerance, compare_gradients, default_h, dtype_name, tolerance
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _make_inputs(inputs, dtype, seed):
+    """Arrays as given (floats cast to ``dtype``); a shape (tuple of ints) draws N(0, 1) values."""
+    rng = np.random.RandomState(seed)
+    arrays = []
+    for value in inputs:
+        if isinstance(value, tuple) and all(isinstance(n, int) for n in value):
+            value = rng.randn(*value)
+        arr = np.array(value)  # a copy: the functions under test may write to it
+        if np.issubdtype(arr.dtype, np.floating):
+            arr = arr.astype(dtype)
+        arrays.append(arr)
+    return arrays
+
+
+def _as_outputs(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _is_float(value):
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        return value.is_floating_point()
+    return np.issubdtype(np.asarray(value).dtype, np.floating)
+
+
+def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=None,
+                   dtype="float64", device="cpu", rtol=None, atol=None, h=None,
+                   third_derivative=1.0, seed=0, label=None):
+    """Run ``np_fn`` and ``torch_fn`` on the same inputs; compare values and gradients.
+
+    ``inputs``: arrays, or shapes (tuples of ints) to fill with seeded
+    N(0, 1) draws; float inputs are cast to ``dtype``, other inputs (class
+    indices) pass as they are. The outputs (one value or a tuple) must agree
+    in shape, dtype and value: ``analytic`` tolerance (round-off), unless
+    ``rtol``/``atol`` are given; integer outputs must be equal.
+
+    With ``grad``, torch autograd's gradient of ``sum(outputs)`` with respect
+    to each float input in ``wrt`` (default: all of them) is compared with
+    ``np_grad_fn(*inputs)`` (the NumPy gradient of that same sum: one array,
+    or a tuple, one per input in ``wrt``) under the ``analytic`` tolerance,
+    or, without ``np_grad_fn``, with ``numpy_impl.numerical_gradient`` of the
+    NumPy function under the ``numerical`` tolerance for ``h`` (default
+    1e-4 in float64, 1e-2 in float32), ``|f|`` and ``third_derivative``
+    (a bound on the function's third derivative; 1 unless you say). Keep
+    inputs away from kinks (``relu`` at 0), where no difference quotient
+    converges.
+
+    Returns ``{"forward": report, "backward": report or None}``.
+    """
+    torch = _torch()
+    name = dtype_name(dtype)
+    label = label or getattr(np_fn, "__name__", "op")
+    np_in = _make_inputs(inputs, name, seed)
+    t_in = [torch.from_numpy(a.copy()).to(device) for a in np_in]
+    wrt = [k for k, a in enumerate(np_in) if np.issubdtype(a.dtype, np.floating)] if wrt is None else list(wrt)
+    want_grad = grad and bool(wrt)
+    for k in wrt:
+        t_in[k].requires_grad_(want_grad)
+
+    with torch.set_grad_enabled(want_grad):
+        t_out = _as_outputs(torch_fn(*t_in))
+    np_out = _as_outputs(np_fn(*[a.copy() for a in np_in]))
+    if len(t_out) != len(np_out):
+        raise AssertionError(f"{label}: torch returned {len(t_out)} outputs, NumPy {len(np_out)}")
+    keys = ["out"] if len(t_out) == 1 else [f"out[{i}]" for i in range(len(t_out))]
+    exact = not all(_is_float(v) for v in np_out + t_out)
+    tol = (Tolerance(0.0, 0.0, "integer outputs must be equal") if exact else
+           _given(tolerance("analytic", name), rtol, atol))
+    forward = compare_gradients(dict(zip(keys, t_out)), dict(zip(keys, np_out)), tol=tol,
+                                label=f"{label}: forward", actual_name="torch",
+                                expected_name="numpy", device=device)
+    if not forward.passed:
+        raise AssertionError("\n" + forward.to_text())
+    if not want_grad:
+        return {"forward": forward, "backward": None}
+
+    float_out = [v for v in t_out if v.is_floating_point()]
+    if not float_out or not any(v.requires_grad for v in float_out):
+        raise AssertionError(f"{label}: the torch output does not depend on the inputs through "
+                             f"autograd (detached, or an integer result); pass grad=False")
+    total = sum(v.sum() for v in float_out)
+    t_grads = torch.autograd.grad(total, [t_in[k] for k in wrt], allow_unused=True)
+    t_grads = {f"d/dx{k}": (torch.zeros_like(t_in[k]) if g is None else g)
+               for k, g in zip(wrt, t_grads)}
+
+    def np_total(args):
+        return sum(float(np.sum(v)) for v in _as_outputs(np_fn(*args)) if _is_float(v))
+
+    if np_grad_fn is not None:
+        given = _as_outputs(np_grad_fn(*[a.copy() for a in np_in]))
+        if len(given) != len(wrt):
+            raise ValueError(f"np_grad_fn returned {len(given)} gradients for {len(wrt)} inputs")
+        np_grads = {f"d/dx{k}": np.asarray(g) for k, g in zip(wrt, given)}
+        kind, btol = "analytic", _given(tolerance("analytic", name), rtol, atol)
+    else:
+        import numpy_impl
+        h = default_h(name) if h is None else h
+        args = [a.copy() for a in np_in]
+        np_grads = {}
+        for k in wrt:
+            np_grads[f"d/dx{k}"] = numpy_impl.numerical_gradient(lambda _: np_total(args), args[k], h)
+        # the round-off of each f(x +- h) is about eps * sum |terms|, not eps * |sum|
+        scale = max(sum(float(np.sum(np.abs(v))) for v in _as_outputs(np_fn(*np_in))
+                        if _is_float(v)), 1.0)
+        kind = "numerical"
+        btol = _given(tolerance("numerical", name, h, value_scale=scale,
+                                third_derivative=third_derivative), rtol, atol)
+    backward = compare_gradients(t_grads, np_grads, tol=btol, kind=kind,
+                                 label=f"{label}: gradient of sum(output)",
+                                 actual_name="torch autograd",
+                                 expected_name="numpy " + ("gradient" if np_grad_fn else "numerical"),
+                                 device=device)
+    if not backward.passed:
+        raise AssertionError("\n" + backward.to_text())
+    return {"forward": forward, "backward": backward}
+
+
+def _given(tol, rtol, atol):
+    if rtol is None and atol is None:
+        return tol
+    return Tolerance(tol.rtol if rtol is None else rtol, tol.atol if atol is None else atol,
+                     "given by the caller")
+
+
+def _numpy_params(net):
+    params = net.to_params() if hasattr(net, "to_params") else net.params
+    return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
+            for k, v in params.items()}
+
+
+def assert_same_net_gradients(numpy_net, torch_net, x, t, *, numerical=True, h=None,
+                              method="fast", device=None):
+    """A NumPy ``TwoLayerNet`` and its torch port, holding the same parameters, on one batch.
+
+    ``torch_net`` is a ``torch_impl.TwoLayerNet``-like net (``params``,
+    ``gradient``, optionally ``autograd_gradient`` and ``numerical_gradient``)
+    or a ``TwoLayerNetModule``-like one (``to_params``, ``gradient``, and
+    ``loss_name``). ``x`` and ``t`` are NumPy values; the torch side gets
+    them as tensors on its device. Checks: the parameters are equal; backprop
+    (and autograd) agree to round-off; with ``numerical``, the two numerical
+    gradients agree, and each agrees with backprop up to finite-difference
+    error plus the SPEC's 1e-7 gap (closed form, named in the table). A
+    module with ``loss_name == "book"`` is checked against backprop plus
+    that gap.
+
+    Returns the list of reports; raises ``AssertionError`` with every table
+    when any fails.
+    """
+    torch = _torch()
+    np_params = numpy_net.params
+    name = dtype_name(np_params["W1"].dtype)
+    h = default_h(name) if h is None else h
+    device = getattr(torch_net, "device", "cpu") if device is None else device
+    x = np.asarray(x, dtype=name)
+    t = np.asarray(t)
+    t = t.astype(name) if t.ndim == 2 else t.astype(np.int64)
+    tx, tt = torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
+    reports = []
+
+    def check(actual, expected, **kw):
+        reports.append(compare_gradients(actual, expected, dtype=name, h=h, **kw))
+
+    check(_numpy_params(torch_net), np_params, tol=Tolerance(0.0, 0.0, "the same parameters"),
+          label="parameters", actual_name="torch net", expected_name="numpy net")
+    backprop = numpy_net.gradient(x, t)
+    gap = book_gap(np_params, x, t)
+    is_module = hasattr(torch_net, "to_params")
+    torch_grad = torch_net.gradient(tx, tt)
+    if is_module and getattr(torch_net, "loss_name", "cross_entropy") == "book":
+        with_gap = {k: backprop[k] + gap[k] for k in backprop}
+        check(torch_grad, with_gap, kind="analytic", device=device,
+              actual_name="module[book] gradient", expected_name="numpy backprop + 1e-7 gap")
+    else:
+        check(torch_grad, backprop, kind="analytic", device=device,
+              actual_name="torch " + ("module" if is_module else "backprop"),
+              expected_name="numpy backprop")
+    if hasattr(torch_net, "autograd_gradient"):
+        check(torch_net.autograd_gradient(tx, tt), backprop, kind="analytic", device=device,
+              actual_name="torch autograd", expected_name="numpy backprop")
+    if numerical:
+        np_num = numpy_net.numerical_gradient(x, t, h=h, method=method)
+        check(np_num, backprop, kind="numerical", allowance=gap,
+              actual_name="numpy numerical", expected_name="numpy backprop")
+        if hasattr(torch_net, "numerical_gradient"):
+            t_num = torch_net.numerical_gradient(tx, tt, h=h, method=method)
+            check(t_num, np_num, kind="numerical-pair", device=device,
+                  actual_name="torch numerical", expected_name="numpy numerical")
+            check(t_num, backprop, kind="numerical", allowance=gap, device=device,
+                  actual_name="torch numerical", expected_name="numpy backprop")
+    failed = [r for r in reports if not r.passed]
+    if failed:
+        raise AssertionError("\n" + "\n\n".join(r.to_text() for r in failed))
+    return reports
+
+
+__all__ = ["assert_same_op", "assert_same_net_gradients"]
