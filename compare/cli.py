@@ -5,6 +5,7 @@
     python -m compare curves --iters 10000      # the two loss curves, step by step
     python -m compare figures                   # the book's figures and the parity figures
     python -m compare report                    # all of it on one Markdown page
+    python -m compare bench numerical-gradient  # timings against the book's own code
 
 Results go to ``--out`` (default ``./out``) as JSON and PNG. The last line
 printed is a one-line verdict; the exit status is 1 when a parity check
@@ -66,6 +67,14 @@ def build_parser():
     p = sub.add_parser("report", help="gradcheck, curves and figures on one Markdown page")
     _add_common(p, training=True)
     _add_gradcheck(p)
+    p = sub.add_parser("bench", help="timings against the book's own code (see BENCHMARKS.md)")
+    p.add_argument("which", choices=("numerical-gradient", "training", "numerical-training"))
+    p.add_argument("--device", default=None, help="also time this torch device, e.g. cuda")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
+    p.add_argument("--iters", type=int, default=10000, help="training iterations (default 10000)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats of fast paths")
+    p.add_argument("--side", choices=("numpy", "torch"), default="numpy",
+                   help="numerical-training: which side (default numpy)")
     return parser
 
 
@@ -246,7 +255,22 @@ def cmd_report(args):
     return ok, ("PASS" if ok else "FAIL") + f": gradcheck {grad.verdict()}; curves {curves['verdict']}"
 
 
-COMMANDS = {"gradcheck": cmd_gradcheck, "train": cmd_train, "curves": cmd_curves,
+def cmd_bench(args):
+    from . import benchmark
+    if args.which == "numerical-gradient":
+        result = benchmark.bench_numerical_gradient(repeats=args.repeats, device=args.device)
+    elif args.which == "training":
+        result = benchmark.bench_training(iters=args.iters, device=args.device)
+    else:
+        result = benchmark.bench_numerical_training(iters=args.iters, side=args.side,
+                                                    device=args.device)
+    print(benchmark.to_markdown(result))
+    print("machine:", benchmark.machine_info(args.device))
+    print(f"wrote {benchmark.save(result, args.out, args.device)}")
+    return True, f"DONE: {args.which}"
+
+
+COMMANDS = {"bench": cmd_bench, "gradcheck": cmd_gradcheck, "train": cmd_train, "curves": cmd_curves,
             "figures": cmd_figures, "report": cmd_report}
 
 
