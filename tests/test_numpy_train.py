@@ -66,7 +66,7 @@ def test_divergence_stops_and_keeps_the_history(mnist):
 
 @pytest.mark.slow
 def test_full_book_run_reaches_the_books_accuracy(mnist):
-    # The book reports train 0.9480 / test 0.9465 after 10000 iterations.
+    # The book reports a test accuracy of 0.9465 after 10000 iterations.
     _, hist = _run(mnist, 10000, seed=0)
     assert hist["test_acc"][-1] >= 0.94
     assert hist["train_acc"][-1] >= 0.94
