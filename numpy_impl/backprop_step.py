@@ -51,10 +51,10 @@ class BackpropStep:
         np.divide(1, z1, out=z1)
         np.dot(z1, p["W2"], out=y)
         y += p["b2"]
-        np.max(y, axis=-1, keepdims=True, out=self.row_max)  # softmax
+        np.maximum.reduce(y, axis=-1, keepdims=True, out=self.row_max)  # softmax
         y -= self.row_max
         np.exp(y, out=y)
-        np.sum(y, axis=-1, keepdims=True, out=self.row_sum)
+        np.add.reduce(y, axis=-1, keepdims=True, out=self.row_sum)
         y /= self.row_sum
         return y
 
@@ -72,13 +72,13 @@ class BackpropStep:
         dy -= t
         dy /= batch_num
         np.dot(self.z1.T, dy, out=g["W2"])
-        np.sum(dy, axis=0, out=g["b2"])
+        np.add.reduce(dy, axis=0, out=g["b2"])
         np.dot(dy, p["W2"].T, out=self.da1)
         dz1 = np.subtract(1.0, self.z1, out=self.a1)  # sigmoid_grad(a1) = (1 - z1) * z1
         dz1 *= self.z1
         dz1 *= self.da1
         np.dot(x.T, dz1, out=g["W1"])
-        np.sum(dz1, axis=0, out=g["b1"])
+        np.add.reduce(dz1, axis=0, out=g["b1"])
 
         for key in ("W1", "b1", "W2", "b2"):
             g[key] *= learning_rate
@@ -86,4 +86,4 @@ class BackpropStep:
 
         y = self._predict(x)
         labels = self.labels[batch_mask]
-        return float(-np.sum(np.log(y[self.rows, labels] + 1e-7)) / batch_num)
+        return float(-np.add.reduce(np.log(y[self.rows, labels] + 1e-7)) / batch_num)
