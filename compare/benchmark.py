@@ -109,43 +109,61 @@ def bench_numerical_gradient(data=None, repeats=5, loop_repeats=1, device=None, 
     return {"benchmark": "numerical_gradient", "batch_size": batch_size, "rows": rows}
 
 
-def bench_training(data=None, iters=10000, device=None, seed=0, include_book=True):
-    """The book's backprop run (batch 100, lr 0.1, accuracy every epoch), end to end."""
+def bench_training(data=None, iters=10000, device=None, seed=0, include_book=True, rounds=1):
+    """The book's backprop run (batch 100, lr 0.1, accuracy every epoch), end to end.
+
+    With ``rounds`` > 1 every run is repeated that many times, interleaved
+    (book, NumPy, torch, book, ...) so a noisy stretch of the machine hits
+    them alike; seconds are medians and each row lists its rounds.
+    """
     import torch
 
     import numpy_impl
     import torch_impl
 
     (x_train, t_train), (x_test, t_test) = data or load_mnist()
-    rows = []
+    runs = []  # (what, run() -> test accuracy, device)
     if include_book:
         onehot_train, onehot_test = np.eye(10)[t_train], np.eye(10)[t_test]
-        start = time.perf_counter()
-        hist = book.book_train(x_train, onehot_train, x_test, onehot_test, iters, seed)
-        rows.append({"what": "book loop (float32 x, float64 W, one-hot)",
-                     "seconds": time.perf_counter() - start, "test_acc": hist["test_acc"][-1]})
-    for name, dtype in (("float64", np.float64), ("float32", np.float32)):
+        runs.append(("book loop (float32 x, float64 W, one-hot)", lambda: book.book_train(
+            x_train, onehot_train, x_test, onehot_test, iters, seed)["test_acc"][-1], None))
+
+    def numpy_run(dtype):
         net = numpy_impl.TwoLayerNet(784, 50, 10, seed=seed, dtype=dtype)
-        start = time.perf_counter()
-        hist = numpy_impl.train(net, x_train, t_train, x_test, t_test, iters, seed=seed)
-        rows.append({"what": f"numpy_impl {name}", "seconds": time.perf_counter() - start,
-                     "test_acc": hist["test_acc"][-1]})
+        return numpy_impl.train(net, x_train, t_train, x_test, t_test, iters, seed=seed)["test_acc"][-1]
+
+    for name, dtype in (("float64", np.float64), ("float32", np.float32)):
+        runs.append((f"numpy_impl {name}", lambda dtype=dtype: numpy_run(dtype), None))
+
     xs = [torch.from_numpy(a) for a in (x_train, t_train.astype(np.int64), x_test, t_test.astype(np.int64))]
-    devices = ["cpu"] + ([device] if device and device != "cpu" else [])
-    for dev in devices:
-        for impl in ("literal", "module"):
+
+    def torch_run(cls, dtype, dev):
+        net = cls(784, 50, 10, seed=seed, dtype=dtype, device=dev)
+        return torch_impl.train(net, *[a.to(dev) for a in xs], iters, seed=seed)["test_acc"][-1]
+
+    for dev in ["cpu"] + ([device] if device and device != "cpu" else []):
+        for impl, cls in (("literal", torch_impl.TwoLayerNet), ("module", torch_impl.TwoLayerNetModule)):
             for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
-                cls = torch_impl.TwoLayerNet if impl == "literal" else torch_impl.TwoLayerNetModule
-                net = cls(784, 50, 10, seed=seed, dtype=dtype, device=dev)
-                start = time.perf_counter()
-                hist = torch_impl.train(net, *[a.to(dev) for a in xs], iters, seed=seed)
-                _sync(dev)
-                rows.append({"what": f"torch_impl {impl} {dev} {name}",
-                             "seconds": time.perf_counter() - start, "test_acc": hist["test_acc"][-1]})
+                runs.append((f"torch_impl {impl} {dev} {name}",
+                             lambda cls=cls, dtype=dtype, dev=dev: torch_run(cls, dtype, dev), dev))
+
+    times = {what: [] for what, _, _ in runs}
+    accuracy = {}
+    for _ in range(rounds):
+        for what, run, dev in runs:
+            start = time.perf_counter()
+            accuracy[what] = run()
+            _sync(dev)
+            times[what].append(time.perf_counter() - start)
+    rows = [{"what": what, "seconds": statistics.median(times[what]), "test_acc": accuracy[what]}
+            for what, _, _ in runs]
+    if rounds > 1:
+        for row in rows:
+            row["rounds"] = times[row["what"]]
     if include_book:
         for row in rows:
             row["fraction_of_book"] = row["seconds"] / rows[0]["seconds"]
-    return {"benchmark": "training", "iters": iters, "rows": rows}
+    return {"benchmark": "training", "iters": iters, "rounds": rounds, "rows": rows}
 
 
 def bench_numerical_training(data=None, iters=10000, side="numpy", seed=0, device=None):
@@ -199,6 +217,8 @@ def to_markdown(result):
 def _fmt(value):
     if value is None:
         return ""
+    if isinstance(value, list):
+        return ", ".join(_fmt(v) for v in value)
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.0f}"
     return str(value)

@@ -73,6 +73,8 @@ def build_parser():
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
     p.add_argument("--iters", type=int, default=10000, help="training iterations (default 10000)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats of fast paths")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="training: interleaved rounds of every run, medians reported (default 1)")
     p.add_argument("--side", choices=("numpy", "torch"), default="numpy",
                    help="numerical-training: which side (default numpy)")
     return parser
@@ -260,7 +262,7 @@ def cmd_bench(args):
     if args.which == "numerical-gradient":
         result = benchmark.bench_numerical_gradient(repeats=args.repeats, device=args.device)
     elif args.which == "training":
-        result = benchmark.bench_training(iters=args.iters, device=args.device)
+        result = benchmark.bench_training(iters=args.iters, device=args.device, rounds=args.rounds)
     else:
         result = benchmark.bench_numerical_training(iters=args.iters, side=args.side,
                                                     device=args.device)
