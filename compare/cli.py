@@ -84,9 +84,7 @@ def build_parser():
 def load_data():
     """MNIST as the book's script loads it (one-hot labels), read once per process."""
     from .mnist import load_mnist
-    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, one_hot_label=False)
-    eye = np.eye(10)
-    return (x_train, eye[t_train]), (x_test, eye[t_test])
+    return load_mnist(normalize=True, one_hot_label=True)
 
 
 def _jsonable(obj):
@@ -128,15 +126,6 @@ def cmd_gradcheck(args):
     return result.passed, result.verdict()
 
 
-def _book_printer(prefix, write):
-    """Print ``train acc, test acc | a, b`` at each evaluation, as the book does."""
-    def on_iteration(i, hist, stream):
-        if hist["eval_iters"] and hist["eval_iters"][-1] == i:
-            write(prefix + "train acc, test acc | " + str(hist["train_acc"][-1]) + ", "
-                  + str(hist["test_acc"][-1]))
-    return on_iteration
-
-
 def _write_line(text):
     from tqdm import tqdm
     tqdm.write(text)  # keeps a running progress bar intact
@@ -144,6 +133,8 @@ def _write_line(text):
 
 
 def cmd_train(args):
+    from numpy_impl.train_neuralnet import print_evaluation
+
     from .curves import labels_in, train_numpy, train_torch
 
     data = labels_in(load_data(), args.dtype)
@@ -154,7 +145,7 @@ def cmd_train(args):
     for side in sides:
         name = "numpy" if side == "numpy" else f"torch {args.impl}"
         prefix = f"[{name}] " if len(sides) > 1 else ""
-        printer = _book_printer(prefix, _write_line)
+        printer = print_evaluation(prefix, _write_line)
         if side == "numpy":
             histories[side], seconds[name] = train_numpy(data, callback=printer, **common)
         else:
@@ -219,8 +210,9 @@ def curves_for(args):
             pass
     result = run_curves(args)
     print(result.to_text())
-    write_json(path, result.to_dict())
-    return _jsonable(result.to_dict())
+    curves = _jsonable(result.to_dict())
+    write_json(path, curves)
+    return curves
 
 
 def make_figures(args, curves=None, paths_result=None):

@@ -203,10 +203,6 @@ def plot_step_size(path, steps=STEPS):
 
 # --- training and parity figures --------------------------------------------------------
 
-def _hist(curves, side):
-    return curves["numpy"] if side == "numpy" else curves["torch"]
-
-
 def plot_accuracy(path, curves):
     """Figure 4-12: train and test accuracy per epoch, both sides overlaid."""
     fig = _figure()
@@ -214,7 +210,7 @@ def plot_accuracy(path, curves):
     impl = curves["settings"]["impl"]
     batch = curves["settings"]["batch_size"]
     for side, style in (("numpy", "-"), ("torch", "--")):
-        h = _hist(curves, side)
+        h = curves[side]
         epochs = np.asarray(h["eval_iters"]) * batch / 60000
         name = "numpy" if side == "numpy" else f"torch {impl}"
         ax.plot(epochs, h["train_acc"], style, marker="o", ms=3, color="C0", label=f"train acc, {name}")
@@ -253,7 +249,7 @@ def plot_loss_parity(path, curves):
     return _save(fig, path)
 
 
-def _tiles(w1, rows=5, cols=10, side=28):
+def _tiles(w1, cols=10, side=28):
     """W1 (784, hidden) as a grid of 28x28 tiles, one per hidden unit; NaN between tiles."""
     hidden = w1.shape[1]
     rows = int(np.ceil(hidden / cols))
@@ -272,7 +268,7 @@ def plot_gradient_errors(path, paths_result):
     fig = _figure(16, 9)
     grid = fig.add_gridspec(2, 3, height_ratios=[1, 0.9])
     ax = fig.add_subplot(grid[0, :])
-    names = ("W1", "b1", "W2", "b2")
+    names = numpy_impl.PARAM_NAMES
     width = 0.8 / len(names)
     for k, name in enumerate(names):
         vals = []

@@ -348,6 +348,14 @@ def _fmt(value, digits=3):
     return str(value)
 
 
+def with_override(tol, rtol=None, atol=None):
+    """``tol`` with the caller's ``rtol`` and ``atol`` in place of its own, where given."""
+    if rtol is None and atol is None:
+        return tol
+    return Tolerance(tol.rtol if rtol is None else rtol, tol.atol if atol is None else atol,
+                     "given by the caller")
+
+
 def compare_gradients(actual, expected, *, kind="analytic", dtype=None, h=None, rtol=None,
                       atol=None, tol=None, allowance=None, allowance_name="1e-7 gap",
                       label=None, actual_name="actual", expected_name="expected", note=None,
@@ -372,10 +380,7 @@ def compare_gradients(actual, expected, *, kind="analytic", dtype=None, h=None, 
     run_dtype = dtype_name(dtype) if dtype is not None else None
     if tol is None:
         ref = run_dtype or _lowest_precision(list(a_vals.values()) + list(e_vals.values()))
-        tol = tolerance(kind, ref, h)
-        if rtol is not None or atol is not None:
-            tol = Tolerance(tol.rtol if rtol is None else rtol, tol.atol if atol is None else atol,
-                            "given by the caller")
+        tol = with_override(tolerance(kind, ref, h), rtol, atol)
     report = ParityReport(label or f"{actual_name} vs {expected_name}", actual_name, expected_name,
                           kind, tol, allowance_name=allowance_name if allowance else None, note=note)
     odd = {"actual": _odd_ones(a_vals), "expected": _odd_ones(e_vals)}

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .gap import book_gap, target_probabilities
-from .parity import compare_gradients, default_h, dtype_name
+from numpy_impl.two_layer_net import PARAM_NAMES
 
-PARAM_NAMES = ("W1", "b1", "W2", "b2")
+from .gap import book_gap, target_probabilities
+from .parity import ParamCheck, ParityReport, compare_gradients, default_h, dtype_name, tolerance
+
 PATHS = ("numpy backprop", "numpy numerical", "torch backprop", "torch numerical",
          "torch autograd", "module", "module[book]")
 GAP = "backprop + 1e-7 gap"  # numpy backprop plus the closed-form gap: a derived reference
@@ -154,7 +155,7 @@ class PathsResult:
         g = self.gap
         if not g:
             return ""
-        return (f"The SPEC's 1e-7 gap (numerical gradient of the loss with 1e-7 vs backprop of the "
+        return ("The SPEC's 1e-7 gap (numerical gradient of the loss with 1e-7 vs backprop of the "
                 f"loss without it): max |gap| " + ", ".join(f"{k} {v:.3g}" for k, v in g["max_abs"].items())
                 + f"; smallest y[t] in the batch {g['min_target_probability']:.3g}, so 1e-7/y up to "
                 f"{g['predicted_relative']:.3g} relative")
@@ -243,7 +244,6 @@ def check_gradient_paths(params, x, t, *, dtype="float64", device="cpu", h=None,
 
 
 def _broken_pair(label, actual, expected, kind, dtype, h, errors):
-    from .parity import ParamCheck, ParityReport, tolerance
     report = ParityReport(label, actual, expected, kind, tolerance(kind, dtype, h))
     why = "; ".join(f"{p} raised {msg}" for p, msg in errors.items())
     report.rows = [ParamCheck(name, problem=why) for name in PARAM_NAMES]

@@ -1,7 +1,9 @@
 """One Markdown page: the tolerance policy, the gradient check, the curves, the figures."""
 from pathlib import Path
 
-from .parity import DEFAULT_H, tolerance
+from numpy_impl.two_layer_net import PARAM_NAMES
+
+from .parity import tolerance
 
 
 def _g(value, digits=3):
@@ -20,7 +22,7 @@ def policy_table():
            "numerical-pair": "+ round-off of the loss over h (two numerical gradients)",
            "numerical": "+ truncation h²·|f'''|/6 (numerical vs the exact gradient of the same loss)"}
     for kind in ("analytic", "numerical-pair", "numerical"):
-        cells = [str(tolerance(kind, d, DEFAULT_H[d])) for d in ("float64", "float32")]
+        cells = [str(tolerance(kind, d)) for d in ("float64", "float32")]
         rows.append(f"| `{kind}` | {cells[0]} | {cells[1]} | {why[kind]} |")
     return "\n".join(rows)
 
@@ -43,7 +45,7 @@ def gradcheck_section(result):
     for p in result.pairs:
         by = {r.name: r for r in p.rows}
         lines.append(f"| {p.label} | " + " | ".join(
-            _g(by[n].max_abs) if n in by else "-" for n in ("W1", "b1", "W2", "b2")) + " |")
+            _g(by[n].max_abs) if n in by else "-" for n in PARAM_NAMES) + " |")
     if result.gap:
         lines += ["", "**The 1e-7 gap.** " + result.gap_line() + ". Backprop, autograd and the module "
                   "differentiate the cross-entropy without the `1e-7`; the numerical gradient "

@@ -16,7 +16,8 @@ return the reports on success.
 import numpy as np
 
 from .gap import book_gap
-from .parity import Tolerance, compare_gradients, default_h, dtype_name, tolerance
+from .parity import (Tolerance, compare_gradients, default_h, dtype_name, to_numpy, tolerance,
+                     with_override)
 
 
 def _torch():
@@ -91,12 +92,11 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
     keys = ["out"] if len(t_out) == 1 else [f"out[{i}]" for i in range(len(t_out))]
     exact = not all(_is_float(v) for v in np_out + t_out)
     tol = (Tolerance(0.0, 0.0, "integer outputs must be equal") if exact else
-           _given(tolerance("analytic", name), rtol, atol))
+           with_override(tolerance("analytic", name), rtol, atol))
     forward = compare_gradients(dict(zip(keys, t_out)), dict(zip(keys, np_out)), tol=tol,
                                 label=f"{label}: forward", actual_name="torch",
                                 expected_name="numpy", device=device)
-    if not forward.passed:
-        raise AssertionError("\n" + forward.to_text())
+    forward.raise_if_failed()
     if not want_grad:
         return {"forward": forward, "backward": None}
 
@@ -117,7 +117,7 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
         if len(given) != len(wrt):
             raise ValueError(f"np_grad_fn returned {len(given)} gradients for {len(wrt)} inputs")
         np_grads = {f"d/dx{k}": np.asarray(g) for k, g in zip(wrt, given)}
-        kind, btol = "analytic", _given(tolerance("analytic", name), rtol, atol)
+        kind, btol = "analytic", with_override(tolerance("analytic", name), rtol, atol)
     else:
         import numpy_impl
         h = default_h(name) if h is None else h
@@ -126,32 +126,23 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
         for k in wrt:
             np_grads[f"d/dx{k}"] = numpy_impl.numerical_gradient(lambda _: np_total(args), args[k], h)
         # the round-off of each f(x +- h) is about eps * sum |terms|, not eps * |sum|
-        scale = max(sum(float(np.sum(np.abs(v))) for v in _as_outputs(np_fn(*np_in))
+        scale = max(sum(float(np.sum(np.abs(v))) for v in np_out
                         if _is_float(v)), 1.0)
         kind = "numerical"
-        btol = _given(tolerance("numerical", name, h, value_scale=scale,
+        btol = with_override(tolerance("numerical", name, h, value_scale=scale,
                                 third_derivative=third_derivative), rtol, atol)
     backward = compare_gradients(t_grads, np_grads, tol=btol, kind=kind,
                                  label=f"{label}: gradient of sum(output)",
                                  actual_name="torch autograd",
                                  expected_name="numpy " + ("gradient" if np_grad_fn else "numerical"),
                                  device=device)
-    if not backward.passed:
-        raise AssertionError("\n" + backward.to_text())
+    backward.raise_if_failed()
     return {"forward": forward, "backward": backward}
-
-
-def _given(tol, rtol, atol):
-    if rtol is None and atol is None:
-        return tol
-    return Tolerance(tol.rtol if rtol is None else rtol, tol.atol if atol is None else atol,
-                     "given by the caller")
 
 
 def _numpy_params(net):
     params = net.to_params() if hasattr(net, "to_params") else net.params
-    return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-            for k, v in params.items()}
+    return {k: to_numpy(v) for k, v in params.items()}
 
 
 def assert_same_net_gradients(numpy_net, torch_net, x, t, *, numerical=True, h=None,

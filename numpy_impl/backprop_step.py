@@ -16,6 +16,8 @@ kept one-hot: ``y - t`` is the book's ``y[i, t_i] -= 1`` exactly, since
 """
 import numpy as np
 
+from .two_layer_net import PARAM_NAMES
+
 
 class BackpropStep:
     def __init__(self, params, x_train, t_train, batch_size):
@@ -38,6 +40,7 @@ class BackpropStep:
         self.row_max, self.row_sum = buffer(batch_size, 1), buffer(batch_size, 1)
         self.grads = {"W1": buffer(input_size, hidden_size), "b1": buffer(hidden_size),
                       "W2": buffer(hidden_size, output_size), "b2": buffer(output_size)}
+        self.batch_labels = np.empty(batch_size, dtype=self.labels.dtype)
         self.rows = np.arange(batch_size)
 
     def _predict(self, x):
@@ -80,10 +83,10 @@ class BackpropStep:
         np.dot(x.T, dz1, out=g["W1"])
         np.add.reduce(dz1, axis=0, out=g["b1"])
 
-        for key in ("W1", "b1", "W2", "b2"):
+        for key in PARAM_NAMES:
             g[key] *= learning_rate
             p[key] -= g[key]
 
         y = self._predict(x)
-        labels = self.labels[batch_mask]
+        labels = np.take(self.labels, batch_mask, out=self.batch_labels, mode="clip")
         return float(-np.add.reduce(np.log(y[self.rows, labels] + 1e-7)) / batch_num)

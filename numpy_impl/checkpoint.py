@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .random_stream import BookRandomStream
-from .train import GRADIENTS, new_history, train
+from .train import _check_gradient, new_history, train
 from .two_layer_net import PARAM_NAMES
 from .validation import check_learning_rate, check_positive_int
 
@@ -237,8 +237,7 @@ class _CtrlC:
 def _settings(learning_rate, batch_size, gradient, seed, eval_every):
     """The run's settings, checked, as plain JSON values."""
     BookRandomStream(seed)  # checks the seed
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    _check_gradient(gradient)
     return {"learning_rate": check_learning_rate(learning_rate),
             "batch_size": check_positive_int(batch_size, "batch_size"),
             "gradient": gradient, "seed": None if seed is None else int(seed),

@@ -25,16 +25,16 @@ def _point(x, name="x"):
     """A scalar or array point for ``numerical_diff`` (integers are promoted)."""
     if _is_tensor(x):
         raise TypeError(f"{name} is a torch.Tensor; numpy_impl works on NumPy values")
-    arr = as_float_array(x, name, allow_int=True)
-    return arr
+    return as_float_array(x, name, allow_int=True)
 
 
 def numerical_diff(f, x, h=1e-4):
     """Derivative of a scalar function at ``x`` by the central difference."""
     arr = _point(x)
     h = check_step(h, arr.dtype)
-    if np.any(arr + h == arr) or np.any(arr - h == arr):
-        idx = np.argwhere((arr + h == arr) | (arr - h == arr))[0]
+    vanished = (arr + h == arr) | (arr - h == arr)
+    if np.any(vanished):
+        idx = np.argwhere(vanished)[0]
         _warn_vanished(list(idx) if arr.ndim else "", arr[tuple(idx)].item(), h)
     x = arr[()] if arr.ndim == 0 else arr
     return (f(x + h) - f(x - h)) / (2 * h)

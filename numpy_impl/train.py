@@ -6,7 +6,7 @@ import numpy as np
 
 from .backprop_step import BackpropStep
 from .random_stream import BookRandomStream
-from .two_layer_net import TwoLayerNet
+from .two_layer_net import PARAM_NAMES, TwoLayerNet
 from .validation import check_batch, check_finite, check_learning_rate, check_positive_int
 
 GRADIENTS = ("backprop", "numerical")
@@ -15,6 +15,12 @@ GRADIENTS = ("backprop", "numerical")
 def new_history():
     return {"train_loss": [], "train_acc": [], "test_acc": [], "eval_iters": [],
             "diverged": False, "diverged_at": None}
+
+
+def _check_gradient(gradient):
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    return gradient
 
 
 def _evaluate(net, history, i, x_train, t_train, x_test, t_test):
@@ -58,13 +64,12 @@ def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100
                                    x_name="x_train", t_name="t_train")
     x_test, t_test = check_batch(x_test, t_test, input_size, output_size, net.dtype,
                                  x_name="x_test", t_name="t_test")
-    for key in ("W1", "b1", "W2", "b2"):  # else the run would "diverge" at iteration 0
+    for key in PARAM_NAMES:  # else the run would "diverge" at iteration 0
         check_finite(net.params[key], f"net.params[{key!r}]")
     iters_num = check_positive_int(iters_num, "iters_num")
     batch_size = check_positive_int(batch_size, "batch_size")
     learning_rate = check_learning_rate(learning_rate)
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    _check_gradient(gradient)
     train_size = x_train.shape[0]
     iter_per_epoch = max(train_size / batch_size, 1)
     if eval_every is not None:
@@ -80,13 +85,15 @@ def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100
     # Overflow on the way to divergence is reported once, below, not as a
     # stream of NumPy warnings.
     with np.errstate(all="ignore"):
-        return _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
-                     learning_rate, grad_fn, fast_step, stream, start_iter, history,
-                     iter_per_epoch, callback, progress)
+        steps = _book_steps(net, x_train, t_train, iters_num, batch_size, learning_rate,
+                            grad_fn, fast_step, stream, start_iter)
+        return _loop(net, steps, x_train, t_train, x_test, t_test, learning_rate, stream,
+                     history, iter_per_epoch, callback, progress)
 
 
-def _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning_rate,
-          grad_fn, fast_step, stream, start_iter, history, iter_per_epoch, callback, progress):
+def _book_steps(net, x_train, t_train, iters_num, batch_size, learning_rate, grad_fn,
+                fast_step, stream, start_iter):
+    """The book's iterations: yields ``(i, loss after the update)``."""
     train_size = x_train.shape[0]
     for i in range(start_iter, iters_num):
         batch_mask = stream.batch_indices(train_size, batch_size)
@@ -96,15 +103,19 @@ def _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning
             x_batch = x_train[batch_mask]
             t_batch = t_train[batch_mask]
             grad = grad_fn(x_batch, t_batch)
-            for key in ("W1", "b1", "W2", "b2"):
+            for key in PARAM_NAMES:
                 net.params[key] -= learning_rate * grad[key]
             loss = float(net._loss(x_batch, t_batch))
+        yield i, loss
+
+
+def _loop(net, steps, x_train, t_train, x_test, t_test, learning_rate, stream, history,
+          iter_per_epoch, callback, progress):
+    """The book's bookkeeping after each update, and the hooks."""
+    for i, loss in steps:
         history["train_loss"].append(loss)
         if not _finite(net, loss):
-            history["diverged"], history["diverged_at"] = True, i
-            warnings.warn(f"training diverged at iteration {i} (learning_rate={learning_rate!r}): "
-                          f"the loss or a parameter is no longer finite; stopping with the "
-                          f"history so far", RuntimeWarning, stacklevel=3)
+            _diverged(history, i, learning_rate)
             break
         if i % iter_per_epoch == 0:
             _evaluate(net, history, i, x_train, t_train, x_test, t_test)
@@ -113,3 +124,10 @@ def _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning
         if callback is not None:
             callback(i, history, stream)
     return history
+
+
+def _diverged(history, i, learning_rate):
+    history["diverged"], history["diverged_at"] = True, i
+    warnings.warn(f"training diverged at iteration {i} (learning_rate={learning_rate!r}): "
+                  f"the loss or a parameter is no longer finite; stopping with the "
+                  f"history so far", RuntimeWarning, stacklevel=4)

@@ -24,12 +24,17 @@ def parse_args(argv=None, *, extra=None):
     return args
 
 
-def print_evaluation(history):
-    """Print ``train acc, test acc | a, b`` as the book does, once per new evaluation."""
+def print_evaluation(prefix="", write=None):
+    """A ``train`` callback printing ``train acc, test acc | a, b`` as the book
+    does, once per new evaluation; ``write(line)`` replaces ``print``."""
     def on_iteration(i, hist, stream):
         if hist["eval_iters"] and hist["eval_iters"][-1] == i:
-            print("train acc, test acc | " + str(hist["train_acc"][-1]) + ", "
-                  + str(hist["test_acc"][-1]), flush=True)
+            line = (prefix + "train acc, test acc | " + str(hist["train_acc"][-1]) + ", "
+                    + str(hist["test_acc"][-1]))
+            if write is None:
+                print(line, flush=True)
+            else:
+                write(line)
     return on_iteration
 
 
@@ -43,7 +48,7 @@ def main(argv=None):
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, one_hot_label=True)
     network = TwoLayerNet(input_size=784, hidden_size=50, output_size=10, seed=args.seed)
     run = dict(iters_num=args.iters, batch_size=args.batch_size, learning_rate=args.lr,
-               seed=args.seed, gradient=args.gradient, callback=print_evaluation(None))
+               seed=args.seed, gradient=args.gradient, callback=print_evaluation())
     if args.checkpoint is None:
         history = train(network, x_train, t_train, x_test, t_test, **run)
         return 1 if history["diverged"] else 0

@@ -83,3 +83,9 @@ class ImplSide:
 def impl_side(request):
     """Each test that takes it runs once on the NumPy side and once on the torch side."""
     return ImplSide(request.param)
+
+
+@pytest.fixture
+def side(impl_side):
+    """``impl_side`` under the shorter name the reliability and validation tests use."""
+    return impl_side

@@ -25,16 +25,6 @@ RUN = dict(iters_num=300, batch_size=100, learning_rate=0.1, seed=0)
 SMALL_RUN = dict(iters_num=40, batch_size=50, learning_rate=0.5, seed=1, eval_every=10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Small matrices on 2 shared cores: torch's second thread only spins
-    # (measured 40x slower under load); both runs of a comparison use one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def mnist64(mnist):
     """All of MNIST in the nets' float64, index labels, as NumPy arrays."""
@@ -578,8 +568,8 @@ def test_command_line_ctrl_c_and_resume(small_mnist_loader, monkeypatch, tmp_pat
             "--checkpoint-every", "10"]
     book_printer = train_neuralnet.print_evaluation
 
-    def printer_that_presses_ctrl_c(history):
-        show = book_printer(history)
+    def printer_that_presses_ctrl_c():
+        show = book_printer()
 
         def on_iteration(i, hist, stream):
             show(i, hist, stream)

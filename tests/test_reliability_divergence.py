@@ -17,21 +17,6 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def side(impl_side):
-    return impl_side
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Small matrices on 2 shared cores: torch's second thread only spins
-    # (a 60-iteration run measured 10 s with 2 threads under load, 0.3 s with 1).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def small_mnist(mnist):
     """1000 training and 200 test images, float64 (the nets' dtype), index labels."""

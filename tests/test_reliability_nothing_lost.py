@@ -9,11 +9,6 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def side(impl_side):
-    return impl_side
-
-
 def snapshot(side, value):
     """The exact bytes (and shape and dtype) of an array or tensor."""
     arr = side.np(value)

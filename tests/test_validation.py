@@ -14,11 +14,6 @@ import torch
 import torch_impl
 
 
-@pytest.fixture
-def side(impl_side):
-    return impl_side
-
-
 def names(excinfo, name):
     """The message mentions ``name`` as a word of its own (``x`` but not ``x_train``)."""
     message = str(excinfo.value)

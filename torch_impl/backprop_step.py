@@ -15,6 +15,8 @@ book's ``y[i, t_i] -= 1`` exactly, since ``y - 0.0 == y``.
 """
 import torch
 
+from .two_layer_net import PARAM_NAMES
+
 
 class BackpropStep:
     def __init__(self, params, x_train, t_train, batch_size):
@@ -37,6 +39,7 @@ class BackpropStep:
         self.row_max, self.row_sum = buffer(batch_size, 1), buffer(batch_size, 1)
         self.grads = {"W1": buffer(input_size, hidden_size), "b1": buffer(hidden_size),
                       "W2": buffer(hidden_size, output_size), "b2": buffer(output_size)}
+        self.grad_list = [self.grads[key] for key in PARAM_NAMES]
         self.batch_labels = torch.empty(batch_size, dtype=torch.int64, device=device)
         self.rows = torch.arange(batch_size, device=device)
 
@@ -79,10 +82,8 @@ class BackpropStep:
         torch.matmul(x.T, dz1, out=g["W1"])
         torch.sum(dz1, dim=0, out=g["b1"])
 
-        keys = ("W1", "b1", "W2", "b2")
-        grads = [g[key] for key in keys]
-        torch._foreach_mul_(grads, learning_rate)  # lr * grad, then param - it: the
-        torch._foreach_sub_([p[key] for key in keys], grads)  # book's two roundings
+        torch._foreach_mul_(self.grad_list, learning_rate)  # lr * grad, then param - it:
+        torch._foreach_sub_([p[key] for key in PARAM_NAMES], self.grad_list)  # two roundings
 
         y = self._predict(x)
         labels = torch.index_select(self.labels, 0, batch_mask, out=self.batch_labels)

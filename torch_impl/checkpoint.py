@@ -34,9 +34,9 @@ import torch
 
 from .module import TwoLayerNetModule
 from .random_stream import BookRandomStream
-from .train import GRADIENTS, new_history, train
+from .train import _check_gradient, _params, new_history, train
 from .two_layer_net import PARAM_NAMES
-from .validation import check_learning_rate, check_positive_int
+from .validation import _dtype_name, check_learning_rate, check_positive_int
 
 FORMAT = "dlfs-ch4-checkpoint/1"
 # What a resumed run must share with the run that wrote the checkpoint for its
@@ -103,15 +103,6 @@ def _write_atomically(path, arrays):
         os.close(dir_fd)
 
 
-def _dtype_name(dtype):
-    return str(dtype).replace("torch.", "")
-
-
-def _params_of(net):
-    """The book's ``params`` dict of a ``TwoLayerNet`` or a ``TwoLayerNetModule``."""
-    return net.to_params() if isinstance(net, TwoLayerNetModule) else net.params
-
-
 def _check_path(path):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
@@ -131,7 +122,7 @@ def save_checkpoint(path, net, history, stream, iteration, **meta):
     if isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer)) or iteration < 0:
         raise ValueError(f"iteration must be a non-negative integer, got {iteration!r}")
     params = {}
-    for key, value in _params_of(net).items():
+    for key, value in _params(net).items():
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"net.params[{key!r}] is a {type(value).__name__}; torch_impl "
                             f"saves torch networks (use numpy_impl.checkpoint for NumPy ones)")
@@ -203,7 +194,9 @@ class _LastCompleted:
 
     def take(self, net, history, stream, iteration):
         self.iteration = iteration
-        self.params = {key: value.detach().clone() for key, value in _params_of(net).items()}
+        # a module's to_params() is already a copy
+        self.params = (net.to_params() if isinstance(net, TwoLayerNetModule)
+                       else {key: value.detach().clone() for key, value in net.params.items()})
         self.lengths = {key: len(v) for key, v in history.items() if isinstance(v, list)}
         self.scalars = {key: v for key, v in history.items() if not isinstance(v, list)}
         self.stream_state = stream.get_state()
@@ -251,8 +244,7 @@ class _CtrlC:
 def _settings(learning_rate, batch_size, gradient, seed, eval_every):
     """The run's settings, checked, as plain JSON values."""
     BookRandomStream(seed)  # checks the seed
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    _check_gradient(gradient)
     return {"learning_rate": check_learning_rate(learning_rate),
             "batch_size": check_positive_int(batch_size, "batch_size"),
             "gradient": gradient, "seed": None if seed is None else int(seed),
@@ -272,7 +264,7 @@ def _restore(net, checkpoint, settings, path):
     if checkpoint["dtype"] != dtype:
         raise ValueError(f"net has dtype {dtype} but the checkpoint {path} holds "
                          f"{checkpoint['dtype']} parameters")
-    current = _params_of(net)
+    current = _params(net)
     for key in PARAM_NAMES:
         if checkpoint["params"][key].shape != current[key].shape:
             saved = tuple(checkpoint["params"][key].shape)

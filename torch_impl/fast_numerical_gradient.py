@@ -91,4 +91,4 @@ def two_layer_numerical_gradient(params, x, t, h=1e-4, chunk=1024):
             moved = a2[:, None, None, :] + sign * step * eye  # (N, H or 1, O, O)
             loss.append(_sample_losses(moved, a2_t[:, None, None] + sign * step[..., 0] * is_t[:, None, :]))
         grads[key] = (loss[0] - loss[1]).sum(dim=0).reshape(params[key].shape) * scale
-    return {key: grads[key] for key in ("W1", "b1", "W2", "b2")}
+    return grads

@@ -11,6 +11,8 @@ import torch
 from numpy_impl.random_stream import BookRandomStream
 from numpy_impl.random_stream import book_initial_params as _numpy_initial_params
 
+from .validation import _dtype_name
+
 __all__ = ["BookRandomStream", "book_initial_params"]
 
 
@@ -18,5 +20,5 @@ def book_initial_params(input_size, hidden_size, output_size, weight_init_std=0.
                         seed=None, dtype=torch.float64, device=None):
     """The book's initial ``params`` dict for a seed, as tensors: numpy_impl's arrays, bit for bit."""
     params = _numpy_initial_params(input_size, hidden_size, output_size, weight_init_std,
-                                   seed=seed, dtype=str(dtype).replace("torch.", ""))
+                                   seed=seed, dtype=_dtype_name(dtype))
     return {key: torch.from_numpy(value).to(device) for key, value in params.items()}

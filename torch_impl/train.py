@@ -8,7 +8,7 @@ from .backprop_step import BackpropStep
 from .module import TwoLayerNetModule
 from .random_stream import BookRandomStream
 from .sampler import book_loader
-from .two_layer_net import TwoLayerNet
+from .two_layer_net import PARAM_NAMES, TwoLayerNet
 from .validation import check_batch, check_finite, check_learning_rate, check_positive_int
 
 GRADIENTS = ("backprop", "numerical")
@@ -17,6 +17,12 @@ GRADIENTS = ("backprop", "numerical")
 def new_history():
     return {"train_loss": [], "train_acc": [], "test_acc": [], "eval_iters": [],
             "diverged": False, "diverged_at": None}
+
+
+def _check_gradient(gradient):
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    return gradient
 
 
 def _evaluate(net, history, i, x_train, t_train, x_test, t_test):
@@ -74,8 +80,7 @@ def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100
     iters_num = check_positive_int(iters_num, "iters_num")
     batch_size = check_positive_int(batch_size, "batch_size")
     learning_rate = check_learning_rate(learning_rate)
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    _check_gradient(gradient)
     is_module = isinstance(net, TwoLayerNetModule)
     if is_module and gradient != "backprop":
         raise ValueError(
@@ -92,20 +97,22 @@ def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100
     # No graph is needed outside the module's own backward pass.
     with torch.no_grad():
         if is_module:
-            return _module_loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
-                                learning_rate, stream, start_iter, history, iter_per_epoch,
-                                callback, progress)
-        grad_fn = net._gradient if gradient == "backprop" else net._numerical_gradient
-        fast_step = None
-        if gradient == "backprop" and _computes_book_backprop(net):
-            fast_step = BackpropStep(net.params, x_train, t_train, batch_size)
-        return _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
-                     learning_rate, grad_fn, fast_step, stream, start_iter, history,
-                     iter_per_epoch, callback, progress)
+            steps = _module_steps(net, x_train, t_train, iters_num, batch_size, learning_rate,
+                                  stream, start_iter)
+        else:
+            grad_fn = net._gradient if gradient == "backprop" else net._numerical_gradient
+            fast_step = None
+            if gradient == "backprop" and _computes_book_backprop(net):
+                fast_step = BackpropStep(net.params, x_train, t_train, batch_size)
+            steps = _book_steps(net, x_train, t_train, iters_num, batch_size, learning_rate,
+                                grad_fn, fast_step, stream, start_iter)
+        return _loop(net, steps, x_train, t_train, x_test, t_test, learning_rate, stream,
+                     history, iter_per_epoch, callback, progress)
 
 
-def _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning_rate,
-          grad_fn, fast_step, stream, start_iter, history, iter_per_epoch, callback, progress):
+def _book_steps(net, x_train, t_train, iters_num, batch_size, learning_rate, grad_fn,
+                fast_step, stream, start_iter):
+    """The book's iterations: yields ``(i, loss after the update)``."""
     train_size = x_train.shape[0]
     for i in range(start_iter, iters_num):
         batch_mask = torch.from_numpy(stream.batch_indices(train_size, batch_size)).to(x_train.device)
@@ -115,25 +122,15 @@ def _loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning
             x_batch = x_train[batch_mask]
             t_batch = t_train[batch_mask]
             grad = grad_fn(x_batch, t_batch)
-            for key in ("W1", "b1", "W2", "b2"):
+            for key in PARAM_NAMES:
                 net.params[key] -= learning_rate * grad[key]
             loss = float(net._loss(x_batch, t_batch))
-        history["train_loss"].append(loss)
-        if not _finite(net, loss):
-            _diverged(history, i, learning_rate)
-            break
-        if i % iter_per_epoch == 0:
-            _evaluate(net, history, i, x_train, t_train, x_test, t_test)
-        if progress is not None:
-            progress(i)
-        if callback is not None:
-            callback(i, history, stream)
-    return history
+        yield i, loss
 
 
-def _module_loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning_rate,
-                 stream, start_iter, history, iter_per_epoch, callback, progress):
-    """``_loop`` as PyTorch users write it: a DataLoader, autograd, torch.optim.SGD."""
+def _module_steps(net, x_train, t_train, iters_num, batch_size, learning_rate, stream,
+                  start_iter):
+    """``_book_steps`` as PyTorch users write it: a DataLoader, autograd, torch.optim.SGD."""
     optimizer = torch.optim.SGD(net.parameters(), lr=learning_rate)
     loader = book_loader(x_train, t_train, stream, batch_size, max(iters_num - start_iter, 0))
     for i, (x_batch, t_batch) in zip(range(start_iter, iters_num), loader):
@@ -141,8 +138,14 @@ def _module_loop(net, x_train, t_train, x_test, t_test, iters_num, batch_size, l
         with torch.enable_grad():
             net._loss(x_batch, t_batch).backward()
         optimizer.step()
-
         loss = float(net._loss(x_batch, t_batch))  # after the update, as the book records it
+        yield i, loss
+
+
+def _loop(net, steps, x_train, t_train, x_test, t_test, learning_rate, stream, history,
+          iter_per_epoch, callback, progress):
+    """The book's bookkeeping after each update, and the hooks."""
+    for i, loss in steps:
         history["train_loss"].append(loss)
         if not _finite(net, loss):
             _diverged(history, i, learning_rate)

@@ -56,11 +56,8 @@ def as_float_tensor(value, name, *, allow_int=False, dtype=None, device=None):
                 f"torch.as_tensor({name}, dtype=torch.float64)")
         if tensor.is_complex():
             raise TypeError(f"{name} must be a real tensor, got dtype {_dtype_name(tensor.dtype)}")
-        tensor = tensor.to(torch.float64 if dtype is None else dtype)
-    elif dtype is not None and tensor.dtype != dtype:
-        tensor = tensor.to(dtype)
-    if device is not None:
-        tensor = tensor.to(device)
+        dtype = torch.float64 if dtype is None else dtype
+    tensor = tensor.to(device=device, dtype=dtype)  # one copy at most; None keeps either
     check_finite(tensor, name)
     return tensor
 
@@ -139,6 +136,7 @@ def check_batch(x, t, input_size, output_size, dtype, *, x_name="x", t_name="t",
 
 def check_labels(t, batch_size, output_size, *, t_name="t", device=None):
     t = as_tensor(t, t_name)
+    index_dtype = None
     if t.dim() == 1:
         if not _is_integer(t):
             raise TypeError(
@@ -149,8 +147,7 @@ def check_labels(t, batch_size, output_size, *, t_name="t", device=None):
             raise ValueError(
                 f"{t_name} holds class indices out of range [0, {output_size}): "
                 f"min {int(t.min())}, max {int(t.max())}")
-        # int64: torch reads a uint8 index tensor (MNIST's labels) as a mask
-        t = t.to(torch.int64)
+        index_dtype = torch.int64  # torch reads a uint8 index tensor (MNIST's labels) as a mask
     elif t.dim() == 2:
         if t.dtype == torch.bool or t.is_complex():
             raise TypeError(
@@ -162,6 +159,4 @@ def check_labels(t, batch_size, output_size, *, t_name="t", device=None):
         check_finite(t, t_name)
     else:
         raise ValueError(f"{t_name} must be 1-D class indices or 2-D one-hot, got shape {tuple(t.shape)}")
-    if device is not None:
-        t = t.to(device)
-    return t
+    return t.to(device=device, dtype=index_dtype)
