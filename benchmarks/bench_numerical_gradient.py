@@ -1,7 +1,7 @@
-"""Run compare.benchmark.bench_numerical_gradient and print its table (see BENCHMARKS.md)."""
+"""Run compare.ch4.benchmark.bench_numerical_gradient and print its table (see BENCHMARKS.md)."""
 import argparse
 
-from compare import benchmark
+from compare.ch4 import benchmark
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--device", default=None, help="also time this torch device, e.g. cuda")

@@ -1,11 +1,16 @@
-"""What both sides share: MNIST, the random stream, the parity harness, the CLI."""
+"""What both sides share: MNIST, the random stream, the parity harness, the CLI.
+
+Its parts: ``mnist`` (the loader), ``parity`` (tolerances and tables),
+``ch4`` (the chapter-4 checks), ``port`` (the checker for your own port),
+``testing`` (assertions for pytest) and ``cli`` (``python -m compare``).
+"""
 from numpy_impl.random_stream import BookRandomStream, book_initial_params
 
-from .curves import compare_curves
-from .gap import book_gap
+from .ch4.curves import compare_curves
+from .ch4.gap import book_gap
+from .ch4.paths import check_gradient_paths, gradcheck
 from .mnist import load_mnist
 from .parity import Tolerance, assert_gradients_close, compare_gradients, tolerance
-from .paths import check_gradient_paths, gradcheck
 from .testing import assert_same_net_gradients, assert_same_op
 
 __all__ = ["load_mnist", "BookRandomStream", "book_initial_params",

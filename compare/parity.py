@@ -57,9 +57,9 @@ the exact gradient of the cross-entropy *without* the 1e-7. A numerical
 gradient (of ``loss``) therefore differs from backprop by about
 ``1e-7 / y``: near 1e-8 absolute, 1e-6 relative, at initialisation. That
 is not round-off and not truncation, so it is not hidden in the tolerances
-above: ``compare.gap.book_gap`` computes it in closed form, and a check of
+above: ``compare.ch4.gap.book_gap`` computes it in closed form, and a check of
 numerical against backprop takes it as a named ``allowance``, shown in its
-own column (see ``compare.paths``).
+own column (see ``compare.ch4.paths``).
 """
 import json
 import math
@@ -367,7 +367,7 @@ def compare_gradients(actual, expected, *, kind="analytic", dtype=None, h=None, 
     their dtype, unless ``check_dtype=False`` (comparing a float32 run with a
     float64 reference, say). The tolerance is the policy's for ``kind``, ``dtype`` and
     ``h`` unless ``tol`` or ``rtol``/``atol`` are given. ``allowance`` is a
-    dict of known differences (``compare.gap.book_gap``), allowed for
+    dict of known differences (``compare.ch4.gap.book_gap``), allowed for
     element by element and named ``allowance_name``. ``device`` (say
     ``"cuda:0"``) requires every tensor to be there: a path that quietly
     computed on the CPU fails.

@@ -15,7 +15,7 @@ return the reports on success.
 """
 import numpy as np
 
-from .gap import book_gap
+from .ch4.gap import book_gap
 from .parity import (Tolerance, compare_gradients, default_h, dtype_name, to_numpy, tolerance,
                      with_override)
 

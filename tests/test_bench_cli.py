@@ -16,7 +16,7 @@ def test_bench_numerical_training_writes_its_result(tmp_path, capsys):
 
 
 def test_training_benchmark_interleaves_rounds_of_runs_that_agree(mnist):
-    from compare import benchmark
+    from compare.ch4 import benchmark
 
     (x_train, t_train), (x_test, t_test) = mnist
     data = ((x_train[:600], t_train[:600]), (x_test[:200], t_test[:200]))

@@ -2,7 +2,7 @@
 import numpy as np
 
 import numpy_impl as npi
-from compare import book_reference as book
+from compare.ch4 import book_reference as book
 
 
 def test_book_training_loop_and_project_agree(mnist):

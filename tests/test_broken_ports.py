@@ -9,8 +9,8 @@ import torch
 
 import torch_impl
 from compare import book_gap, check_gradient_paths
-from compare.curves import compare_curves
-from compare.paths import GAP, book_batch
+from compare.ch4.curves import compare_curves
+from compare.ch4.paths import GAP, book_batch
 from torch_impl.functions import sigmoid, sigmoid_grad
 
 ANALYTIC = (("torch backprop", "numpy backprop", "analytic", False),)

@@ -11,6 +11,7 @@ from matplotlib.image import imread
 
 import torch_impl
 from compare import cli
+from compare.cli import ch4 as ch4_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def data(mnist):
 @pytest.fixture
 def run(data, monkeypatch, capsys):
     """``main(argv)`` with the session's MNIST (read once, not once per command)."""
-    monkeypatch.setattr(cli, "load_data", lambda: data)
+    monkeypatch.setattr(ch4_commands, "load_data", lambda: data)
 
     def run(*argv):
         code = cli.main([*argv, "--no-progress"])

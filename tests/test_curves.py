@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from compare import compare_curves
-from compare.curves import compare_histories
+from compare.ch4.curves import compare_histories
 
 
 @pytest.fixture(scope="module")

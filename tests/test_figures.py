@@ -9,8 +9,8 @@ from matplotlib.image import imread
 
 import numpy_impl
 from compare import check_gradient_paths, compare_curves
-from compare.figures import descent_paths, difference_errors, parity_figures
-from compare.paths import book_batch
+from compare.ch4.figures import descent_paths, difference_errors, parity_figures
+from compare.ch4.paths import book_batch
 
 
 def assert_drawn(path, min_size=(300, 300)):

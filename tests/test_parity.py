@@ -7,7 +7,7 @@ import torch
 
 import numpy_impl
 from compare import assert_gradients_close, book_gap, compare_gradients, tolerance
-from compare.gap import target_probabilities
+from compare.ch4.gap import target_probabilities
 from compare.parity import EPS, Tolerance
 
 

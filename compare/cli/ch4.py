@@ -1,25 +1,15 @@
-"""``python -m compare``: gradient check, side-by-side training, curve parity, figures, report.
+"""The chapter-4 commands: gradcheck, train, curves, figures, report, bench.
 
-    python -m compare gradcheck                 # every gradient path, every pair, a table
-    python -m compare train --side both         # the book's training on both sides
-    python -m compare curves --iters 10000      # the two loss curves, step by step
-    python -m compare figures                   # the book's figures and the parity figures
-    python -m compare report                    # all of it on one Markdown page
-    python -m compare bench numerical-gradient  # timings against the book's own code
-
-Results go to ``--out`` (default ``./out``) as JSON and PNG. The last line
-printed is a one-line verdict; the exit status is 1 when a parity check
-fails (or training diverges), 2 when the command could not run.
+Each ``cmd_*`` takes the parsed arguments and returns ``(ok, verdict)``;
+``compare.cli`` prints the verdict and turns ``ok`` into the exit status.
 """
-import argparse
 import functools
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+from .output import jsonable, write_json
 
 
 def _add_common(p, *, training=False):
@@ -46,10 +36,8 @@ def _add_gradcheck(p):
     p.add_argument("--labels", choices=("one-hot", "index"), default="one-hot")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m compare", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_parsers(sub):
+    """The chapter-4 subcommands, on ``sub`` (an argparse sub-parser set)."""
     p = sub.add_parser("gradcheck", help="run every gradient path and cross-check every pair")
     _add_common(p)
     _add_gradcheck(p)
@@ -77,43 +65,19 @@ def build_parser():
                    help="training: interleaved rounds of every run, medians reported (default 1)")
     p.add_argument("--side", choices=("numpy", "torch"), default="numpy",
                    help="numerical-training: which side (default numpy)")
-    return parser
 
 
 @functools.lru_cache(maxsize=None)
 def load_data():
     """MNIST as the book's script loads it (one-hot labels), read once per process."""
-    from .mnist import load_mnist
+    from ..mnist import load_mnist
     return load_mnist(normalize=True, one_hot_label=True)
-
-
-def _jsonable(obj):
-    """NaN and infinity become strings (JSON has neither); tuples become lists."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        obj = float(obj)
-        return obj if math.isfinite(obj) else str(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
-def write_json(path, obj):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(obj), indent=1, allow_nan=False))
-    return path
 
 
 # --- subcommands ------------------------------------------------------------------------
 
 def run_gradcheck(args):
-    from .paths import gradcheck
+    from ..ch4.paths import gradcheck
     return gradcheck(load_data(), seed=args.seed, batch_size=args.batch_size, dtype=args.dtype,
                      device=args.device, h=args.h, method=args.method, labels=args.labels)
 
@@ -135,7 +99,7 @@ def _write_line(text):
 def cmd_train(args):
     from numpy_impl.train_neuralnet import print_evaluation
 
-    from .curves import labels_in, train_numpy, train_torch
+    from ..ch4.curves import labels_in, train_numpy, train_torch
 
     data = labels_in(load_data(), args.dtype)
     common = dict(seed=args.seed, iters=args.iters, batch_size=args.batch_size, lr=args.lr,
@@ -182,7 +146,7 @@ def _curve_settings(args):
 
 
 def run_curves(args):
-    from .curves import compare_curves
+    from ..ch4.curves import compare_curves
     return compare_curves(load_data(), seed=args.seed, iters=args.iters,
                           batch_size=args.batch_size, lr=args.lr, dtype=args.dtype,
                           impl=args.impl, device=args.device, eval_every=args.eval_every,
@@ -210,13 +174,13 @@ def curves_for(args):
             pass
     result = run_curves(args)
     print(result.to_text())
-    curves = _jsonable(result.to_dict())
+    curves = jsonable(result.to_dict())
     write_json(path, curves)
     return curves
 
 
 def make_figures(args, curves=None, paths_result=None):
-    from .figures import book_figures, parity_figures
+    from ..ch4.figures import book_figures, parity_figures
     made = book_figures(args.out)
     if not getattr(args, "book_only", False):
         curves = curves_for(args) if curves is None else curves
@@ -237,7 +201,7 @@ def cmd_figures(args):
 
 
 def cmd_report(args):
-    from .report import write_report
+    from ..ch4.report import write_report
     grad = run_gradcheck(args)
     print(grad.to_text(full=False))
     write_json(args.out / "gradcheck.json", grad.to_dict())
@@ -250,7 +214,7 @@ def cmd_report(args):
 
 
 def cmd_bench(args):
-    from . import benchmark
+    from ..ch4 import benchmark
     if args.which == "numerical-gradient":
         result = benchmark.bench_numerical_gradient(repeats=args.repeats, device=args.device)
     elif args.which == "training":
@@ -266,19 +230,3 @@ def cmd_bench(args):
 
 COMMANDS = {"bench": cmd_bench, "gradcheck": cmd_gradcheck, "train": cmd_train, "curves": cmd_curves,
             "figures": cmd_figures, "report": cmd_report}
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    start = time.perf_counter()
-    try:
-        ok, verdict = COMMANDS[args.command](args)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
-        print(f"ERROR: {args.command} could not run: {exc}", file=sys.stderr)
-        return 2
-    print(f"{verdict} [{time.perf_counter() - start:.1f} s]")
-    return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,7 +26,7 @@ import numpy as np
 from numpy_impl.two_layer_net import PARAM_NAMES
 
 from .gap import book_gap, target_probabilities
-from .parity import ParamCheck, ParityReport, compare_gradients, default_h, dtype_name, tolerance
+from ..parity import ParamCheck, ParityReport, compare_gradients, default_h, dtype_name, tolerance
 
 PATHS = ("numpy backprop", "numpy numerical", "torch backprop", "torch numerical",
          "torch autograd", "module", "module[book]")
@@ -156,7 +156,7 @@ class PathsResult:
         if not g:
             return ""
         return ("The SPEC's 1e-7 gap (numerical gradient of the loss with 1e-7 vs backprop of the "
-                f"loss without it): max |gap| " + ", ".join(f"{k} {v:.3g}" for k, v in g["max_abs"].items())
+                "loss without it): max |gap| " + ", ".join(f"{k} {v:.3g}" for k, v in g["max_abs"].items())
                 + f"; smallest y[t] in the batch {g['min_target_probability']:.3g}, so 1e-7/y up to "
                 f"{g['predicted_relative']:.3g} relative")
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from numpy_impl.two_layer_net import PARAM_NAMES
 
-from .parity import tolerance
+from ..parity import tolerance
 
 
 def _g(value, digits=3):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .parity import dtype_name
+from ..parity import dtype_name
 
 LOSS_RTOL = {"float64": 1e-9, "float32": 1e-4}
 ACC_ATOL = {"float64": 0.0, "float32": 1e-3}

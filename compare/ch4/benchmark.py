@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from . import book_reference as book
-from .mnist import load_mnist
-from .parity import to_numpy
+from ..mnist import load_mnist
+from ..parity import to_numpy
 
 
 def machine_info(device=None):

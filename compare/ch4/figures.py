@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 import numpy_impl
 
-from .parity import to_numpy
+from ..parity import to_numpy
 
 DPI = 100
 

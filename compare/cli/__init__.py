@@ -1,0 +1,43 @@
+"""``python -m compare``: the chapter-4 harness and the port checker, on the command line.
+
+    python -m compare gradcheck                 # every gradient path, every pair, a table
+    python -m compare train --side both         # the book's training on both sides
+    python -m compare curves --iters 10000      # the two loss curves, step by step
+    python -m compare figures                   # the book's figures and the parity figures
+    python -m compare report                    # all of it on one Markdown page
+    python -m compare bench numerical-gradient  # timings against the book's own code
+
+Results go to ``--out`` (default ``./out``) as JSON and PNG. The last line
+printed is a one-line verdict. Exit status: 0 when the command finished and
+parity holds, 1 when parity does not hold (or training diverged), 2 when the
+command cannot run (a bad argument, no CUDA, no data), with one line on
+stderr and no traceback.
+"""
+import argparse
+import sys
+import time
+
+from . import ch4
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m compare", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ch4.add_parsers(sub)
+    return parser
+
+
+COMMANDS = {**ch4.COMMANDS}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        ok, verdict = COMMANDS[args.command](args)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        print(f"ERROR: {args.command} could not run: {exc}", file=sys.stderr)
+        return 2
+    print(f"{verdict} [{time.perf_counter() - start:.1f} s]")
+    return 0 if ok else 1
