@@ -1,5 +1,7 @@
 """Shared fixtures: MNIST from ``$MNIST_ROOT`` (``../shared/mnist`` by default), loaded once."""
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,24 @@ def impl_side(request):
 def side(impl_side):
     """``impl_side`` under the shorter name the reliability and validation tests use."""
     return impl_side
+
+
+@pytest.fixture
+def ctrl_c_delivered():
+    """SIGINT raises ``KeyboardInterrupt`` during the test, as in a terminal.
+
+    A process started with SIGINT ignored (``cmd &`` from a script, ``nohup``,
+    some CI runners) hands ``SIG_IGN`` down to pytest and to xdist's workers,
+    and the checkpoint code rightly leaves an ignored SIGINT ignored: the
+    tests that press Ctrl-C would then press it in vain. The previous
+    disposition comes back after the test. Processes the test starts meanwhile
+    get SIGINT's default action too: exec resets a caught signal to its
+    default, only an ignored one is inherited.
+    """
+    assert threading.current_thread() is threading.main_thread(), "signals need the main thread"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        # None: the previous handler was not set from Python (it was the default)
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)

@@ -80,8 +80,11 @@ def reference(small64):
 
 
 def send_ctrl_c():
-    # Only ever with our handler in place: a stray SIGINT would stop the whole test session.
-    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    # Only ever with the run's handler in place: a stray SIGINT would stop the
+    # whole test session, and an ignored one (SIG_IGN, not callable) would be
+    # pressed in vain (the tests that press it take ``ctrl_c_delivered``).
+    handler = signal.getsignal(signal.SIGINT)
+    assert callable(handler) and handler is not signal.default_int_handler, handler
     os.kill(os.getpid(), signal.SIGINT)
 
 
@@ -116,6 +119,7 @@ def ctrl_c_at(i):
 # -- the interrupt-and-resume run on real MNIST --------------------------------
 
 @pytest.mark.slow  # 900 iterations on all of MNIST a side (the quick variations use 2000 images)
+@pytest.mark.usefixtures("ctrl_c_delivered")
 @pytest.mark.parametrize("side", ["numpy", "torch"])
 def test_ctrl_c_then_resume_is_the_uninterrupted_run_bit_for_bit(side, mnist64, tmp_path):
     ref_net, ref = uninterrupted(side, mnist64, RUN)
@@ -208,6 +212,7 @@ CASES += [(side, "TwoLayerNet", "in_gradient", raise_inside_gradient_at(27), 27)
           for side in ("numpy", "torch")]
 
 
+@pytest.mark.usefixtures("ctrl_c_delivered")
 @pytest.mark.parametrize("side, cls, kind, interrupt, completed", CASES,
                          ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
 def test_every_kind_of_interrupt_saves_the_last_completed_iteration(side, cls, kind, interrupt,
@@ -562,6 +567,7 @@ def small_mnist_loader(mnist, monkeypatch):
     return load_mnist
 
 
+@pytest.mark.usefixtures("ctrl_c_delivered")
 def test_command_line_ctrl_c_and_resume(small_mnist_loader, monkeypatch, tmp_path, capsys):
     path = str(tmp_path / "cli.npz")
     args = ["--iters", "50", "--seed", "3", "--batch-size", "20", "--checkpoint", path,
@@ -603,7 +609,17 @@ def test_command_line_needs_a_checkpoint_path(argv, capsys):
     assert exc.value.code == 2 and "--checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("ctrl_c_delivered")
+def test_a_process_a_test_starts_can_be_stopped_by_ctrl_c():
+    """What the real Ctrl-C test below relies on, however pytest itself was started."""
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           timeout=60)
+    assert child.stdout.strip() == "True", child
+
+
 @pytest.mark.slow  # two runs of the script, each importing torchvision, and 1000 iterations
+@pytest.mark.usefixtures("ctrl_c_delivered")  # and through it, the script's SIGINT
 def test_the_script_survives_a_real_ctrl_c(mnist, tmp_path):
     """The script in its own process, stopped by a SIGINT from outside, then resumed."""
     root = Path(__file__).resolve().parents[1]
