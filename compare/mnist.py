@@ -72,6 +72,12 @@ def load_mnist(root=None, *, normalize=True, flatten=True, one_hot_label=False, 
     (else (N, 1, 28, 28)); ``one_hot_label``: float64 (N, 10) (else uint8).
     ``root=None`` means ``$MNIST_ROOT``, else a per-user cache folder.
     """
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder (str or os.PathLike) or None, got {root!r}")
+    for name, flag in (("normalize", normalize), ("flatten", flatten),
+                       ("one_hot_label", one_hot_label), ("download", download)):
+        if not isinstance(flag, (bool, np.bool_)):  # "no" or 0 would silently mean something
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     root = default_root() if root is None else Path(root)
     out = []
     for train in (True, False):

@@ -67,6 +67,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from numpy_impl.validation import check_nonnegative, check_positive_real
+
 EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
 DEFAULT_H = {"float64": 1e-4, "float32": 1e-2}
 LOSS_SCALE = 2.5
@@ -86,6 +88,11 @@ class Tolerance:
     atol: float
     why: str = ""
 
+    def __post_init__(self):
+        # a NaN bound would pass every comparison (NaN <= x is False, and so is "out")
+        check_nonnegative(self.rtol, "rtol")
+        check_nonnegative(self.atol, "atol")
+
     def __str__(self):
         return f"rtol={self.rtol:.3g}, atol={self.atol:.3g}"
 
@@ -99,7 +106,7 @@ def dtype_name(dtype):
         except TypeError:
             pass
     if name not in EPS:
-        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
     return name
 
 
@@ -122,7 +129,9 @@ def tolerance(kind="analytic", dtype="float64", h=None, *, value_scale=LOSS_SCAL
     rtol, atol = _ANALYTIC[name]
     if kind == "analytic":
         return Tolerance(rtol, atol, f"round-off of a few matmuls in {name}")
-    h = default_h(name) if h is None else float(h)
+    h = default_h(name) if h is None else check_positive_real(h, "h")
+    value_scale = check_nonnegative(value_scale, "value_scale")
+    third_derivative = check_nonnegative(third_derivative, "third_derivative")
     roundoff = 4 * EPS[name] * value_scale / h
     if kind == "numerical-pair":
         return Tolerance(rtol, atol + roundoff,
@@ -350,6 +359,8 @@ def _fmt(value, digits=3):
 
 def with_override(tol, rtol=None, atol=None):
     """``tol`` with the caller's ``rtol`` and ``atol`` in place of its own, where given."""
+    if not isinstance(tol, Tolerance):
+        raise TypeError(f"tol must be a compare.parity.Tolerance, got {type(tol).__name__}")
     if rtol is None and atol is None:
         return tol
     return Tolerance(tol.rtol if rtol is None else rtol, tol.atol if atol is None else atol,
@@ -375,6 +386,12 @@ def compare_gradients(actual, expected, *, kind="analytic", dtype=None, h=None, 
     if not isinstance(actual, dict) or not isinstance(expected, dict):
         raise TypeError(f"gradients must be dicts keyed by parameter, got "
                         f"{type(actual).__name__} and {type(expected).__name__}")
+    if allowance is not None and not isinstance(allowance, dict):
+        raise TypeError(f"allowance must be a dict keyed like the gradients, or None, got "
+                        f"{type(allowance).__name__}")
+    if device is not None:
+        from torch_impl.validation import check_device  # a device named: torch is in play
+        device = check_device(device)
     a_vals = {k: _as_array(v) for k, v in actual.items()}
     e_vals = {k: _as_array(v) for k, v in expected.items()}
     run_dtype = dtype_name(dtype) if dtype is not None else None

@@ -13,7 +13,12 @@ return the reports on success.
     assert_same_op(numpy_impl.sigmoid, torch_impl.sigmoid, [(4, 3)],
                    np_grad_fn=lambda x: numpy_impl.sigmoid_grad(x))
 """
+import numbers
+
 import numpy as np
+
+from numpy_impl.validation import (as_float_array, check_callable, check_nonnegative, check_seed,
+                                   check_step)
 
 from .ch4.gap import book_gap
 from .parity import (Tolerance, compare_gradients, default_h, dtype_name, to_numpy, tolerance,
@@ -23,6 +28,24 @@ from .parity import (Tolerance, compare_gradients, default_h, dtype_name, to_num
 def _torch():
     import torch
     return torch
+
+
+def _check_inputs(inputs):
+    """A list (or tuple) of arrays or shapes; a bare shape is the easy slip."""
+    if not isinstance(inputs, (list, tuple)) or (
+            inputs and all(isinstance(n, numbers.Integral) for n in inputs)):
+        raise TypeError(f"inputs must be a list of arrays or shapes, e.g. [(4, 10)], got "
+                        f"{inputs!r}")
+    return inputs
+
+
+def _check_wrt(wrt, arrays):
+    floats = [k for k, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
+    for k in wrt:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k not in floats:
+            raise ValueError(f"wrt must list positions of float inputs (here {floats}), got "
+                             f"{list(wrt)!r}")
+    return wrt
 
 
 def _make_inputs(inputs, dtype, seed):
@@ -75,11 +98,26 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
     Returns ``{"forward": report, "backward": report or None}``.
     """
     torch = _torch()
+    from torch_impl.validation import check_device
+
+    check_callable(np_fn, "np_fn")
+    check_callable(torch_fn, "torch_fn")
+    if np_grad_fn is not None:
+        check_callable(np_grad_fn, "np_grad_fn")
     name = dtype_name(dtype)
+    device = check_device(device)
+    seed = check_seed(seed)
+    third_derivative = check_nonnegative(third_derivative, "third_derivative")
+    with_override(tolerance("analytic", name), rtol, atol)  # refuses a bad rtol or atol now
     label = label or getattr(np_fn, "__name__", "op")
-    np_in = _make_inputs(inputs, name, seed)
+    if h is not None:
+        h = check_step(h, name)
+    np_in = _make_inputs(_check_inputs(inputs), name, seed)
+    if wrt is None:
+        wrt = [k for k, a in enumerate(np_in) if np.issubdtype(a.dtype, np.floating)]
+    else:
+        wrt = _check_wrt(list(wrt), np_in)
     t_in = [torch.from_numpy(a.copy()).to(device) for a in np_in]
-    wrt = [k for k, a in enumerate(np_in) if np.issubdtype(a.dtype, np.floating)] if wrt is None else list(wrt)
     want_grad = grad and bool(wrt)
     for k in wrt:
         t_in[k].requires_grad_(want_grad)
@@ -164,10 +202,25 @@ def assert_same_net_gradients(numpy_net, torch_net, x, t, *, numerical=True, h=N
     when any fails.
     """
     torch = _torch()
-    np_params = numpy_net.params
+    from torch_impl.validation import as_float_tensor, check_device
+
+    np_params = getattr(numpy_net, "params", None)
+    if not isinstance(np_params, dict) or "W1" not in np_params:
+        raise TypeError(f"numpy_net must be a numpy_impl.TwoLayerNet, got {type(numpy_net).__name__}")
+    for key, value in np_params.items():  # a torch net in its place is named here
+        as_float_array(value, f"numpy_net.params[{key!r}]")
+    t_params = (torch_net.to_params() if hasattr(torch_net, "to_params")
+                else getattr(torch_net, "params", None))
+    if not isinstance(t_params, dict) or not callable(getattr(torch_net, "gradient", None)):
+        raise TypeError(f"torch_net must be a torch_impl.TwoLayerNet or TwoLayerNetModule, "
+                        f"got {type(torch_net).__name__}")
+    for key, value in t_params.items():  # a NumPy net in its place is named here
+        as_float_tensor(value, f"torch_net.params[{key!r}]")
     name = dtype_name(np_params["W1"].dtype)
-    h = default_h(name) if h is None else h
-    device = getattr(torch_net, "device", "cpu") if device is None else device
+    h = default_h(name) if h is None else check_step(h, name)
+    if method not in ("fast", "loop"):
+        raise ValueError(f"method must be 'fast' or 'loop', got {method!r}")
+    device = check_device(getattr(torch_net, "device", "cpu") if device is None else device)
     x = np.asarray(x, dtype=name)
     t = np.asarray(t)
     t = t.astype(name) if t.ndim == 2 else t.astype(np.int64)

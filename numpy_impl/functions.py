@@ -1,7 +1,7 @@
 """Activation, output and loss functions of chapters 3 and 4, in NumPy."""
 import numpy as np
 
-from .validation import as_float_array, check_labels
+from .validation import _is_tensor, as_float_array, check_labels
 
 
 def identity_function(x):
@@ -48,14 +48,33 @@ def cross_entropy_error(y, t):
     Keeps the book's ``+ 1e-7`` inside the log, so a zero probability gives
     a finite ``-log(1e-7)`` instead of infinity.
     """
+    return _cross_entropy_error(*_targets(y, t))
+
+
+def _targets(y, t):
+    """``y`` as a (batch, classes) array of probabilities, and ``t`` checked
+    against it: one-hot (or soft) rows of ``y``'s shape, or one class index
+    per row. A 1-D ``y`` is one sample, as in the book."""
     y = as_float_array(y, "y")
+    if _is_tensor(t):  # np.asarray would take it silently
+        raise TypeError("t is a torch.Tensor, but numpy_impl works on NumPy arrays")
     t = np.asarray(t)
     if y.ndim == 1:
         t = t.reshape(1, t.size)
         y = y.reshape(1, y.size)
-    if t.shape != y.shape:  # class indices, not one-hot
-        t = check_labels(t.reshape(-1), y.shape[0], y.shape[1])
-    return _cross_entropy_error(y, t)
+    if y.ndim != 2:
+        raise ValueError(f"y must be 1-D or 2-D (batch, classes), got shape {y.shape}")
+    if y.shape[0] == 0 or y.shape[1] == 0:
+        raise ValueError(f"y is empty (shape {y.shape})")
+    negative = y < 0
+    if negative.any():  # log of a negative is NaN
+        where = tuple(int(i) for i in np.argwhere(negative)[0])
+        raise ValueError(f"y must be probabilities (a softmax output), got {y[where].item()!r} "
+                         f"at {where}")
+    if t.ndim == 2 and (t.shape == y.shape or t.shape[1] != 1):  # one-hot or soft rows
+        return y, check_labels(t, y.shape[0], y.shape[1])
+    # class indices
+    return y, check_labels(t.reshape(-1), y.shape[0], y.shape[1])
 
 
 def _cross_entropy_error(y, t):

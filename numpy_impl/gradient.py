@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .validation import _is_tensor, as_float_array, check_step
+from .validation import _is_tensor, as_float_array, check_callable, check_step
 
 
 def _warn_vanished(where, value, h, note=""):
@@ -30,6 +30,7 @@ def _point(x, name="x"):
 
 def numerical_diff(f, x, h=1e-4):
     """Derivative of a scalar function at ``x`` by the central difference."""
+    check_callable(f)
     arr = _point(x)
     h = check_step(h, arr.dtype)
     vanished = (arr + h == arr) | (arr - h == arr)
@@ -56,6 +57,7 @@ def numerical_gradient(f, x, h=1e-4):
     ``lambda W: net.loss(x, t)`` idiom). ``x`` is restored exactly on return,
     also when ``f`` raises or the loop is interrupted.
     """
+    check_callable(f)
     grad, vanished = _numerical_gradient(f, x, h)
     if vanished is not None:
         _warn_vanished(list(vanished), x[vanished].item(), h)
@@ -94,7 +96,14 @@ def _numerical_gradient(f, x, h):
 
 def numerical_gradient_2d(f, X, h=1e-4):
     """1-D ``X`` is one point; 2-D ``X`` is one point per row (book's gradient_2d)."""
-    if isinstance(X, np.ndarray) and X.ndim == 2:
+    check_callable(f)
+    if not isinstance(X, np.ndarray):
+        if _is_tensor(X):
+            raise TypeError("X is a torch.Tensor; numpy_impl works on NumPy arrays")
+        raise TypeError(f"X must be a NumPy array (it is perturbed in place), got "
+                        f"{type(X).__name__}; pass np.array(X, dtype=np.float64)")
+    as_float_array(X, "X")  # refuses integer, boolean, NaN and infinity, naming X
+    if X.ndim == 2:
         grad = np.zeros_like(X)
         for idx, x in enumerate(X):
             grad[idx] = numerical_gradient(f, x, h)
@@ -104,6 +113,7 @@ def numerical_gradient_2d(f, X, h=1e-4):
 
 def tangent_line(f, x):
     """The tangent of ``f`` at ``x``, as a function (book: ``tangent_line``)."""
+    check_callable(f)
     d = numerical_diff(f, x)
     y = f(x) - d * x
     return lambda t: d * t + y

@@ -9,22 +9,19 @@ the book see identical numbers, and a checkpoint can save its position.
 """
 import numpy as np
 
-from .validation import check_positive_int
+from .validation import check_nonnegative, check_positive_int, check_seed
 
 
 class BookRandomStream:
     """One ``numpy.random.RandomState`` drawn from in the book's order."""
 
     def __init__(self, seed=None):
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
-        if seed is not None and not 0 <= seed < 2**32:
-            raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.rng = np.random.RandomState(seed)
 
     def initial_weights(self, input_size, hidden_size, output_size, weight_init_std=0.01):
         """``W1`` then ``W2``, ``weight_init_std * randn``, as the book draws them."""
+        weight_init_std = check_nonnegative(weight_init_std, "weight_init_std")
         W1 = weight_init_std * self.rng.randn(input_size, hidden_size)
         W2 = weight_init_std * self.rng.randn(hidden_size, output_size)
         return W1, W2

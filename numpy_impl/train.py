@@ -7,7 +7,8 @@ import numpy as np
 from .backprop_step import BackpropStep
 from .random_stream import BookRandomStream
 from .two_layer_net import PARAM_NAMES, TwoLayerNet
-from .validation import check_batch, check_finite, check_learning_rate, check_positive_int
+from .validation import (as_float_array, check_batch, check_callable, check_learning_rate,
+                         check_positive_int)
 
 GRADIENTS = ("backprop", "numerical")
 
@@ -21,6 +22,29 @@ def _check_gradient(gradient):
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     return gradient
+
+
+def _check_net(net):
+    """A TwoLayerNet (or one like it) holding finite NumPy parameters."""
+    params = getattr(net, "params", None)
+    if not isinstance(params, dict) or any(key not in params for key in PARAM_NAMES):
+        raise TypeError(f"net must be a numpy_impl.TwoLayerNet, got "
+                        f"{type(net).__module__}.{type(net).__qualname__}")
+    for key in PARAM_NAMES:  # a tensor is refused; NaN too, else the run "diverges" at once
+        as_float_array(params[key], f"net.params[{key!r}]")
+    if not all(hasattr(net, name) for name in ("sizes", "dtype", "_loss", "_accuracy")):
+        raise TypeError(f"net must be a numpy_impl.TwoLayerNet, got "
+                        f"{type(net).__module__}.{type(net).__qualname__}")
+
+
+def _check_hooks(start_iter, history, callback, progress):
+    check_positive_int(start_iter, "start_iter", minimum=0)
+    if history is not None and not isinstance(history, dict):
+        raise TypeError(f"history must be a dict (a history train returned), got "
+                        f"{type(history).__name__}")
+    for name, hook in (("callback", callback), ("progress", progress)):
+        if hook is not None:
+            check_callable(hook, name)
 
 
 def _evaluate(net, history, i, x_train, t_train, x_test, t_test):
@@ -59,13 +83,13 @@ def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100
     checkpoint; ``callback(i, history, stream)`` runs after each iteration and
     ``progress(i)`` ticks a progress bar.
     """
+    _check_net(net)
     input_size, hidden_size, output_size = net.sizes
     x_train, t_train = check_batch(x_train, t_train, input_size, output_size, net.dtype,
                                    x_name="x_train", t_name="t_train")
     x_test, t_test = check_batch(x_test, t_test, input_size, output_size, net.dtype,
                                  x_name="x_test", t_name="t_test")
-    for key in PARAM_NAMES:  # else the run would "diverge" at iteration 0
-        check_finite(net.params[key], f"net.params[{key!r}]")
+    _check_hooks(start_iter, history, callback, progress)
     iters_num = check_positive_int(iters_num, "iters_num")
     batch_size = check_positive_int(batch_size, "batch_size")
     learning_rate = check_learning_rate(learning_rate)

@@ -5,13 +5,17 @@ from .fast_numerical_gradient import two_layer_numerical_gradient
 from .functions import _cross_entropy_error, sigmoid, sigmoid_grad, softmax
 from .gradient import numerical_gradient
 from .random_stream import book_initial_params
-from .validation import check_batch, check_inputs, check_positive_int, check_step
+from .validation import (check_batch, check_inputs, check_nonnegative, check_positive_int,
+                         check_step)
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
 def _dtype(dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
@@ -29,6 +33,7 @@ class TwoLayerNet:
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("output_size", output_size)):
             check_positive_int(value, name)
+        check_nonnegative(weight_init_std, "weight_init_std")
         self.dtype = _dtype(dtype)
         self.params = book_initial_params(input_size, hidden_size, output_size,
                                           weight_init_std, seed=seed, dtype=self.dtype)

@@ -14,10 +14,13 @@ import torch
 import torch_impl
 
 
-def names(excinfo, name):
-    """The message mentions ``name`` as a word of its own (``x`` but not ``x_train``)."""
+def names(excinfo, name, given=None):
+    """The message mentions ``name`` as a word of its own (``x`` but not ``x_train``),
+    and ``given`` (what was passed, as the message shows it) when given."""
     message = str(excinfo.value)
     assert re.search(rf"(?<![\w.\[']){re.escape(name)}(?![\w'\]])", message), message
+    if given is not None:
+        assert given in message, message
 
 
 # -- integer and boolean arrays where floats are needed -----------------------
@@ -189,7 +192,7 @@ def test_step_below_float32_epsilon_is_refused(side):
 def test_step_of_the_wrong_type_is_refused(side, h):
     with pytest.raises(TypeError) as exc:
         side.mod.numerical_diff(side.mod.function_1, 5.0, h=h)
-    names(exc, "h")
+    names(exc, "h", f"{h!r} ({type(h).__name__})")
 
 
 def test_vanishing_step_warns_where_and_computes_as_the_book(side):
@@ -245,7 +248,7 @@ def test_learning_rate_of_the_wrong_type_is_refused(side, lr):
     x, t = side.batch()
     with pytest.raises(TypeError) as exc:
         side.mod.train(side.net(), x, t, x, t, iters_num=1, batch_size=2, learning_rate=lr)
-    names(exc, "learning_rate")
+    names(exc, "learning_rate", f"{lr!r} ({type(lr).__name__})")
 
 
 @pytest.mark.parametrize("name", ["iters_num", "batch_size"])
@@ -256,7 +259,7 @@ def test_counts_below_one_are_refused(side, name, value, error):
     kwargs = {"iters_num": 1, "batch_size": 2, name: value}
     with pytest.raises(error) as exc:
         side.mod.train(side.net(), x, t, x, t, **kwargs)
-    names(exc, name)
+    names(exc, name, repr(value))
 
 
 def test_step_num_below_one_is_refused(side):
@@ -304,4 +307,230 @@ def test_cuda_without_cuda_is_a_clear_error(monkeypatch, make):
 def test_unknown_device_is_a_clear_error():
     with pytest.raises(ValueError) as exc:
         torch_impl.TwoLayerNet(4, 3, 2, device="no-such-device")
-    names(exc, "device")
+    names(exc, "device", "'no-such-device'")
+
+
+@pytest.mark.parametrize("make", ["TwoLayerNet", "TwoLayerNetModule"])
+def test_a_cuda_index_the_machine_lacks_is_a_clear_error(monkeypatch, make):
+    # one GPU, as far as the check can tell, on any machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError) as exc:
+        getattr(torch_impl, make)(4, 3, 2, device="cuda:3")
+    names(exc, "device", "'cuda:3'")
+    assert "1 CUDA device" in str(exc.value)
+
+
+def test_mps_without_mps_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError) as exc:
+        torch_impl.TwoLayerNet(4, 3, 2, device="mps")
+    names(exc, "device", "'mps'")
+    assert "MPS is not available" in str(exc.value)
+
+
+# -- the initial weights' scale -----------------------------------------------
+
+def _nets(side):
+    """Every network constructor of a side that takes weight_init_std."""
+    makes = [side.mod.TwoLayerNet]
+    if side.name == "torch":
+        makes.append(torch_impl.TwoLayerNetModule)
+    return makes
+
+
+@pytest.mark.parametrize("std", [float("nan"), float("inf"), -float("inf"), -0.01])
+def test_weight_init_std_must_be_finite_and_non_negative(side, std):
+    for make in _nets(side):
+        with pytest.raises(ValueError) as exc:
+            make(784, 50, 10, weight_init_std=std)
+        names(exc, "weight_init_std", repr(std))
+
+
+@pytest.mark.parametrize("std", ["0.01", None, True, [0.01]])
+def test_weight_init_std_of_the_wrong_type_is_refused(side, std):
+    for make in _nets(side):
+        with pytest.raises(TypeError) as exc:
+            make(784, 50, 10, weight_init_std=std)
+        names(exc, "weight_init_std", f"{std!r} ({type(std).__name__})")
+
+
+def test_weight_init_std_may_be_zero_or_a_numpy_scalar(side):
+    assert not side.np(side.mod.TwoLayerNet(4, 3, 2, weight_init_std=0.0).params["W1"]).any()
+    a = side.mod.TwoLayerNet(4, 3, 2, weight_init_std=np.float32(0.5), seed=1)
+    b = side.mod.TwoLayerNet(4, 3, 2, weight_init_std=0.5, seed=1)
+    assert np.array_equal(side.np(a.params["W1"]), side.np(b.params["W1"]))
+
+
+@pytest.mark.parametrize("seed, error", [("1", TypeError), (1.0, TypeError), (-1, ValueError),
+                                         (2**32, ValueError)])
+def test_a_bad_seed_is_refused(side, seed, error):
+    for make in (lambda: side.mod.TwoLayerNet(4, 3, 2, seed=seed),
+                 lambda: side.mod.SimpleNet(seed=seed)):
+        with pytest.raises(error) as exc:
+            make()
+        names(exc, "seed", repr(seed))
+
+
+def test_an_unknown_dtype_is_refused(side):
+    with pytest.raises(TypeError) as exc:
+        side.mod.TwoLayerNet(4, 3, 2, dtype="float128-ish")
+    names(exc, "dtype", "'float128-ish'")
+
+
+# -- one-hot labels must be distributions -------------------------------------
+
+NOT_DISTRIBUTIONS = {
+    "all ones": (np.ones((5, 2)), "t[0] sums to 2.0"),
+    "a row of zeros": (np.eye(2)[[0, 1, 0, 1, 1]] * [[1], [1], [0], [1], [1]], "t[2] sums to 0.0"),
+    "pixel scale": (np.eye(2)[[0, 1, 0, 1, 1]] * 255, "t[0] sums to 255.0"),
+    "negative entry": (np.array([[1.5, -0.5]] + [[1.0, 0.0]] * 4), "-0.5 at (0, 1)"),
+    "smoothing that forgot a class": (np.full((5, 2), 0.45), "t[0] sums to 0.9"),
+}
+
+
+@pytest.mark.parametrize("kind", NOT_DISTRIBUTIONS)
+def test_one_hot_labels_that_are_not_distributions_are_refused(side, kind):
+    t_bad, given = NOT_DISTRIBUTIONS[kind]
+    net = side.net()
+    x, t = side.batch()
+    t_bad = side.arr(t_bad)
+    for call in (net.loss, net.accuracy, net.gradient, net.numerical_gradient):
+        with pytest.raises(ValueError) as exc:
+            call(x, t_bad)
+        names(exc, "t", given)
+    with pytest.raises(ValueError) as exc:
+        side.mod.cross_entropy_error(net.predict(x), t_bad)
+    names(exc, "t", given)
+    for position, name in ((2, "t_train"), (4, "t_test")):
+        args = [x, t, x, t]
+        args[position - 1] = t_bad
+        with pytest.raises(ValueError) as exc:
+            side.mod.train(net, *args, iters_num=1, batch_size=2)
+        names(exc, name, given.replace("t[", f"{name}["))
+
+
+def test_soft_labels_are_taken_and_read_as_the_book_reads_them(side):
+    net = side.net()
+    x, t = side.batch()
+    hard = np.eye(2)[side.np(t)]
+    smoothed = hard * 0.9 + 0.1 / 2  # label smoothing: rows still sum to 1
+    # made in float32 and cast up: float32's round-off, far inside the tolerance
+    from_float32 = smoothed.astype(np.float32).astype(np.float64)
+    for soft in (smoothed, from_float32):
+        # the book's loss and accuracy read one-hot labels through their argmax
+        assert float(net.loss(x, side.arr(soft))) == float(net.loss(x, side.arr(hard)))
+        assert net.accuracy(x, side.arr(soft)) == net.accuracy(x, side.arr(hard))
+    integer = side.arr(np.eye(2, dtype=np.int64)[side.np(t)])
+    assert float(net.loss(x, integer)) == float(net.loss(x, t))
+
+
+def test_the_row_sum_tolerance_follows_the_dtype(side):
+    # 100 n eps, eps at least float32's: 2.4e-5 for two classes
+    net = side.net()
+    x, t = side.batch()
+    rows = np.eye(2)[side.np(t)]
+    near = rows.copy()
+    near[:, 0] += 1e-6  # within round-off of labels made in float32
+    net.loss(x, side.arr(near))
+    off = rows.copy()
+    off[3, 0] += 1e-3
+    with pytest.raises(ValueError) as exc:
+        net.loss(x, side.arr(off))
+    names(exc, "t", "t[3] sums to 1.001")
+
+
+# -- cross_entropy_error's own arguments ----------------------------------------
+
+def test_cross_entropy_error_refuses_what_is_not_a_batch_of_probabilities(side):
+    t = side.arr([0, 1])
+    with pytest.raises(ValueError) as exc:
+        side.mod.cross_entropy_error(side.arr(np.full((2, 2, 2), 0.5)), t)
+    names(exc, "y", "(2, 2, 2)")
+    with pytest.raises(ValueError) as exc:
+        side.mod.cross_entropy_error(side.arr(np.zeros((0, 2))), side.arr(np.zeros(0, np.int64)))
+    names(exc, "y", "(0, 2)")
+    with pytest.raises(ValueError) as exc:
+        side.mod.cross_entropy_error(side.arr([[0.5, 0.5], [1.5, -0.5]]), t)
+    names(exc, "y", "-0.5")
+    with pytest.raises(ValueError) as exc:
+        side.mod.cross_entropy_error(side.arr(np.full((2, 2), 0.5)), side.arr(np.eye(3)[[0, 1]]))
+    names(exc, "t", "width is 3")
+    with pytest.raises(TypeError) as exc:
+        side.mod.cross_entropy_error(side.arr(np.full((2, 2), 0.5)), side.foreign([0, 1]))
+    names(exc, "t")
+    # the book's single sample: a 1-D y with one-hot or index t
+    one = side.mod.cross_entropy_error(side.arr([0.1, 0.9]), side.arr([0.0, 1.0]))
+    assert float(one) == float(side.mod.cross_entropy_error(side.arr([0.1, 0.9]), 1))
+
+
+# -- functions where a function belongs -----------------------------------------
+
+def test_f_must_be_callable(side):
+    point = side.arr([3.0, 4.0])
+    calls = [lambda f: side.mod.numerical_diff(f, 5.0),
+             lambda f: side.mod.numerical_gradient(f, point),
+             lambda f: side.mod.numerical_gradient_2d(f, point),
+             lambda f: side.mod.gradient_descent(f, point),
+             lambda f: side.mod.tangent_line(f, 5.0)]
+    for call in calls:
+        with pytest.raises(TypeError) as exc:
+            call(3)
+        names(exc, "f", "3 (int)")
+
+
+def test_gradient_2d_names_its_own_argument(side):
+    with pytest.raises(TypeError) as exc:
+        side.mod.numerical_gradient_2d(side.mod.function_2, [3.0, 4.0])
+    names(exc, "X", "list")
+    with pytest.raises(ValueError) as exc:
+        side.mod.numerical_gradient_2d(side.mod.function_2, side.arr([[3.0, float("nan")]]))
+    names(exc, "X")
+
+
+# -- SimpleNet ----------------------------------------------------------------
+
+def test_simple_net_refuses_inputs_of_the_wrong_shape_and_labels_out_of_range(side):
+    net = side.mod.SimpleNet(seed=0)
+    for call in (net.predict, lambda x: net.loss(x, side.arr([0, 0, 1]))):
+        with pytest.raises(ValueError) as exc:
+            call(side.arr([0.6, 0.9, 0.1]))
+        names(exc, "x", "(3,)")
+    for call in (net.loss, net.gradient):
+        with pytest.raises(ValueError) as exc:
+            call(side.arr([0.6, 0.9]), side.arr([5]))
+        names(exc, "t", "max 5")
+        with pytest.raises(ValueError) as exc:
+            call(side.arr([0.6, 0.9]), side.arr([0.5, 0.5, 0.5]))
+        names(exc, "t", "sums to 1.5")
+    # the book's own call still works: one sample, one-hot t
+    grad = net.gradient(side.arr([0.6, 0.9]), side.arr([0, 0, 1]))
+    assert tuple(grad.shape) == (2, 3)
+
+
+# -- what train is handed -----------------------------------------------------
+
+def test_train_refuses_a_net_it_cannot_train(side):
+    x, t = side.batch()
+    other = (torch_impl if side.name == "numpy" else __import__("numpy_impl")).TwoLayerNet(4, 3, 2)
+    with pytest.raises(TypeError) as exc:
+        side.mod.train(other, x, t, x, t, iters_num=1, batch_size=2)
+    names(exc, "net.params['W1']", "NumPy" if side.name == "torch" else "torch.Tensor")
+    with pytest.raises(TypeError) as exc:
+        side.mod.train(object(), x, t, x, t, iters_num=1, batch_size=2)
+    names(exc, "net", "builtins.object")
+
+
+@pytest.mark.parametrize("hook", ["callback", "progress"])
+def test_train_hooks_must_be_functions(side, hook):
+    x, t = side.batch()
+    with pytest.raises(TypeError) as exc:
+        side.mod.train(side.net(), x, t, x, t, iters_num=1, batch_size=2, **{hook: "print"})
+    names(exc, hook, "'print' (str)")
+
+
+def test_train_start_iter_must_not_be_negative(side):
+    x, t = side.batch()
+    with pytest.raises(ValueError) as exc:
+        side.mod.train(side.net(), x, t, x, t, iters_num=1, batch_size=2, start_iter=-1)
+    names(exc, "start_iter", "-1")

@@ -4,7 +4,7 @@ import warnings
 import torch
 
 from .gradient import _numerical_gradient, _warn_vanished
-from .validation import as_float_tensor, check_learning_rate, check_positive_int
+from .validation import as_float_tensor, check_callable, check_learning_rate, check_positive_int
 
 
 def gradient_descent(f, init_x, lr=0.01, step_num=100, history=False):
@@ -14,6 +14,7 @@ def gradient_descent(f, init_x, lr=0.01, step_num=100, history=False):
     ``(step_num, *init_x.shape)`` (the point before each step, as the book
     records it) when ``history`` is true. ``init_x`` is left untouched.
     """
+    check_callable(f)
     x = as_float_tensor(init_x, "init_x").detach().clone()
     lr = check_learning_rate(lr, "lr")
     step_num = check_positive_int(step_num, "step_num")

@@ -47,14 +47,31 @@ def cross_entropy_error(y, t):
     Keeps the book's ``+ 1e-7`` inside the log, so a zero probability gives
     a finite ``-log(1e-7)`` instead of infinity.
     """
+    return _cross_entropy_error(*_targets(y, t))
+
+
+def _targets(y, t):
+    """``y`` as a (batch, classes) tensor of probabilities, and ``t`` checked
+    against it: one-hot (or soft) rows of ``y``'s shape, or one class index
+    per row. A 1-D ``y`` is one sample, as in the book."""
     y = as_float_tensor(y, "y")
     t = as_tensor(t, "t").to(y.device)
     if y.dim() == 1:
         t = t.reshape(1, t.numel())
         y = y.reshape(1, y.numel())
-    if t.shape != y.shape:  # class indices, not one-hot
-        t = check_labels(t.reshape(-1), y.shape[0], y.shape[1])
-    return _cross_entropy_error(y, t)
+    if y.dim() != 2:
+        raise ValueError(f"y must be 1-D or 2-D (batch, classes), got shape {tuple(y.shape)}")
+    if y.shape[0] == 0 or y.shape[1] == 0:
+        raise ValueError(f"y is empty (shape {tuple(y.shape)})")
+    negative = y.detach() < 0
+    if bool(negative.any()):  # log of a negative is NaN
+        where = tuple(int(i) for i in torch.nonzero(negative)[0])
+        raise ValueError(f"y must be probabilities (a softmax output), got {y[where].item()!r} "
+                         f"at {where}")
+    if t.dim() == 2 and (t.shape == y.shape or t.shape[1] != 1):  # one-hot or soft rows
+        return y, check_labels(t, y.shape[0], y.shape[1], device=y.device)
+    # class indices
+    return y, check_labels(t.reshape(-1), y.shape[0], y.shape[1], device=y.device)
 
 
 def _cross_entropy_error(y, t):

@@ -11,7 +11,7 @@ import warnings
 
 import torch
 
-from .validation import _is_ndarray, as_float_tensor, check_step
+from .validation import _is_ndarray, as_float_tensor, check_callable, check_step
 
 
 def _warn_vanished(where, value, h, note=""):
@@ -32,6 +32,7 @@ def _point(x, name="x"):
 
 def numerical_diff(f, x, h=1e-4):
     """Derivative of a scalar function at ``x`` by the central difference."""
+    check_callable(f)
     x = _point(x)
     h = check_step(h, x.dtype)
     vanished = (x + h == x) | (x - h == x)
@@ -57,6 +58,7 @@ def numerical_gradient(f, x, h=1e-4):
     ``lambda W: net.loss(x, t)`` idiom). ``x`` is restored exactly on return,
     also when ``f`` raises or the loop is interrupted.
     """
+    check_callable(f)
     grad, vanished = _numerical_gradient(f, x, h)
     if vanished is not None:
         _warn_vanished(list(vanished), x[vanished].item(), h)
@@ -100,7 +102,15 @@ def _numerical_gradient(f, x, h):
 
 def numerical_gradient_2d(f, X, h=1e-4):
     """1-D ``X`` is one point; 2-D ``X`` is one point per row (book's gradient_2d)."""
-    if isinstance(X, torch.Tensor) and X.dim() == 2:
+    check_callable(f)
+    if not isinstance(X, torch.Tensor):
+        if _is_ndarray(X):
+            raise TypeError("X is a NumPy array; torch_impl works on torch tensors "
+                            "(pass torch.from_numpy(X))")
+        raise TypeError(f"X must be a torch.Tensor (it is perturbed in place), got "
+                        f"{type(X).__name__}; pass torch.tensor(X, dtype=torch.float64)")
+    as_float_tensor(X, "X")  # refuses integer, boolean, NaN and infinity, naming X
+    if X.dim() == 2:
         grad = torch.zeros_like(X)
         for idx, x in enumerate(X):  # rows are views: the nudges reach X
             grad[idx] = numerical_gradient(f, x, h)
@@ -110,6 +120,7 @@ def numerical_gradient_2d(f, X, h=1e-4):
 
 def tangent_line(f, x):
     """The tangent of ``f`` at ``x``, as a function (book: ``tangent_line``)."""
+    check_callable(f)
     x = _point(x)
     d = numerical_diff(f, x)
     y = f(x) - d * x

@@ -23,7 +23,8 @@ from torch import nn
 from .functions import _cross_entropy_error
 from .random_stream import book_initial_params
 from .two_layer_net import PARAM_NAMES, _as_indices, _device, _dtype
-from .validation import as_float_tensor, check_batch, check_inputs, check_positive_int
+from .validation import (as_float_tensor, check_batch, check_inputs, check_nonnegative,
+                         check_positive_int)
 
 LOSSES = ("cross_entropy", "book")
 
@@ -42,6 +43,7 @@ class TwoLayerNetModule(nn.Module):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("output_size", output_size)):
             check_positive_int(value, name)
+        check_nonnegative(weight_init_std, "weight_init_std")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         dtype = _dtype(dtype)

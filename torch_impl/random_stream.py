@@ -11,7 +11,7 @@ import torch
 from numpy_impl.random_stream import BookRandomStream
 from numpy_impl.random_stream import book_initial_params as _numpy_initial_params
 
-from .validation import _dtype_name
+from .validation import _dtype_name, check_nonnegative, check_positive_int, check_seed
 
 __all__ = ["BookRandomStream", "book_initial_params"]
 
@@ -19,6 +19,11 @@ __all__ = ["BookRandomStream", "book_initial_params"]
 def book_initial_params(input_size, hidden_size, output_size, weight_init_std=0.01,
                         seed=None, dtype=torch.float64, device=None):
     """The book's initial ``params`` dict for a seed, as tensors: numpy_impl's arrays, bit for bit."""
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("output_size", output_size)):
+        check_positive_int(value, name)
+    check_nonnegative(weight_init_std, "weight_init_std")
+    check_seed(seed)
     params = _numpy_initial_params(input_size, hidden_size, output_size, weight_init_std,
                                    seed=seed, dtype=_dtype_name(dtype))
     return {key: torch.from_numpy(value).to(device) for key, value in params.items()}

@@ -1,10 +1,10 @@
 """The book's ``simpleNet`` (ch04/gradient_simplenet.py), in PyTorch."""
 import torch
 
-from .functions import cross_entropy_error, softmax
+from .functions import _targets, cross_entropy_error, softmax
 from .gradient import numerical_gradient
 from .random_stream import BookRandomStream
-from .validation import as_float_tensor, as_tensor
+from .validation import as_float_tensor
 
 
 class SimpleNet:
@@ -20,9 +20,20 @@ class SimpleNet:
             raise ValueError(f"W must have shape (2, 3), got {tuple(W.shape)}")
         self.W = W.clone()
 
+    def _features(self, x):
+        """One sample of 2 features, or a batch (N, 2), in W's dtype.
+
+        matmul does not promote: x takes W's dtype first, as np.dot would give.
+        """
+        x = as_float_tensor(x, "x", allow_int=True, dtype=self.W.dtype)
+        if x.dim() not in (1, 2) or x.shape[-1] != self.W.shape[0]:
+            n = self.W.shape[0]
+            raise ValueError(f"x must hold {n} features, shape ({n},) or (batch, {n}); "
+                             f"got shape {tuple(x.shape)}")
+        return x
+
     def predict(self, x):
-        # matmul does not promote: x takes W's dtype first, as np.dot would give
-        return torch.matmul(as_float_tensor(x, "x", allow_int=True, dtype=self.W.dtype), self.W)
+        return torch.matmul(self._features(x), self.W)
 
     def loss(self, x, t):
         z = self.predict(x)
@@ -37,10 +48,10 @@ class SimpleNet:
 
     def gradient(self, x, t):
         """``dW`` by the chain rule: ``outer(x, softmax(xW) - t)`` averaged over the batch."""
-        x = torch.atleast_2d(as_float_tensor(x, "x", dtype=self.W.dtype))
-        y = softmax(torch.matmul(x, self.W))
-        t = as_tensor(t, "t")
-        if t.numel() != y.numel():
-            t = torch.eye(y.shape[1], dtype=y.dtype)[t.reshape(-1).to(torch.int64)]
-        t = t.reshape(y.shape)
+        x = self._features(x)
+        y = softmax(torch.matmul(x, self.W))  # 1-D for one sample: t is read as the book reads it
+        y, t = _targets(y, t)
+        if t.dim() == 1:  # class indices
+            t = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)[t]
+        x = torch.atleast_2d(x)
         return torch.matmul(x.T, y - t) / x.shape[0]

@@ -9,7 +9,8 @@ from .module import TwoLayerNetModule
 from .random_stream import BookRandomStream
 from .sampler import book_loader
 from .two_layer_net import PARAM_NAMES, TwoLayerNet
-from .validation import check_batch, check_finite, check_learning_rate, check_positive_int
+from .validation import (as_float_tensor, check_batch, check_callable, check_learning_rate,
+                         check_positive_int)
 
 GRADIENTS = ("backprop", "numerical")
 
@@ -33,6 +34,29 @@ def _evaluate(net, history, i, x_train, t_train, x_test, t_test):
 
 def _params(net):
     return net.to_params() if isinstance(net, TwoLayerNetModule) else net.params
+
+
+def _check_net(net):
+    """A TwoLayerNet or TwoLayerNetModule (or one like them) holding finite tensors."""
+    params = _params(net) if isinstance(net, TwoLayerNetModule) else getattr(net, "params", None)
+    if not isinstance(params, dict) or any(key not in params for key in PARAM_NAMES):
+        raise TypeError(f"net must be a torch_impl.TwoLayerNet or TwoLayerNetModule, got "
+                        f"{type(net).__module__}.{type(net).__qualname__}")
+    for key in PARAM_NAMES:  # an array is refused; NaN too, else the run "diverges" at once
+        as_float_tensor(params[key], f"net.params[{key!r}]")
+    if not all(hasattr(net, name) for name in ("sizes", "dtype", "device", "_loss", "_accuracy")):
+        raise TypeError(f"net must be a torch_impl.TwoLayerNet or TwoLayerNetModule, got "
+                        f"{type(net).__module__}.{type(net).__qualname__}")
+
+
+def _check_hooks(start_iter, history, callback, progress):
+    check_positive_int(start_iter, "start_iter", minimum=0)
+    if history is not None and not isinstance(history, dict):
+        raise TypeError(f"history must be a dict (a history train returned), got "
+                        f"{type(history).__name__}")
+    for name, hook in (("callback", callback), ("progress", progress)):
+        if hook is not None:
+            check_callable(hook, name)
 
 
 def _finite(net, loss):
@@ -69,14 +93,14 @@ def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100
     checkpoint; ``callback(i, history, stream)`` runs after each iteration and
     ``progress(i)`` ticks a progress bar.
     """
+    _check_net(net)
     input_size, hidden_size, output_size = net.sizes
     # converted to the net's dtype and device here, once, not per batch
     x_train, t_train = check_batch(x_train, t_train, input_size, output_size, net.dtype,
                                    x_name="x_train", t_name="t_train", device=net.device)
     x_test, t_test = check_batch(x_test, t_test, input_size, output_size, net.dtype,
                                  x_name="x_test", t_name="t_test", device=net.device)
-    for key, value in _params(net).items():  # else the run would "diverge" at iteration 0
-        check_finite(value, f"net.params[{key!r}]")
+    _check_hooks(start_iter, history, callback, progress)
     iters_num = check_positive_int(iters_num, "iters_num")
     batch_size = check_positive_int(batch_size, "batch_size")
     learning_rate = check_learning_rate(learning_rate)

@@ -5,28 +5,21 @@ from .fast_numerical_gradient import two_layer_numerical_gradient
 from .functions import _cross_entropy_error, sigmoid, sigmoid_grad, softmax
 from .gradient import numerical_gradient
 from .random_stream import book_initial_params
-from .validation import check_batch, check_inputs, check_positive_int, check_step
+from .validation import (check_batch, check_device, check_inputs, check_nonnegative,
+                         check_positive_int, check_step)
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
 def _dtype(dtype):
     if dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     return dtype
 
 
 def _device(device):
     """``device`` as a ``torch.device``; asking for CUDA without it is an error, not a fallback."""
-    try:
-        device = torch.device("cpu" if device is None else device)
-    except (TypeError, RuntimeError) as exc:
-        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', "
-                         f"got {device!r}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} was asked for, but CUDA is not available "
-                         f"(torch.cuda.is_available() is False); use device='cpu'")
-    return device
+    return check_device(device)
 
 
 def _as_indices(t):
@@ -41,6 +34,7 @@ class TwoLayerNet:
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("output_size", output_size)):
             check_positive_int(value, name)
+        check_nonnegative(weight_init_std, "weight_init_std")
         self.dtype = _dtype(dtype)
         self.device = _device(device)
         # numpy_impl's arrays, bit for bit: both sides start from the book's draw

@@ -9,6 +9,10 @@ import numbers
 
 import torch
 
+# Label rows must sum to 1 within ROW_SUM_EPS_FACTOR * n * eps (see check_distributions).
+ROW_SUM_EPS_FACTOR = 100
+_FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
+
 
 def _is_ndarray(value):
     # Detect a NumPy array without importing numpy: this side works on tensors.
@@ -17,6 +21,82 @@ def _is_ndarray(value):
 
 def _dtype_name(dtype):
     return str(dtype).replace("torch.", "")
+
+
+def _given(value):
+    """What was given, for a message: its repr (cut short, on one line) and its type."""
+    text = " ".join(repr(value).split())
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def check_callable(f, name="f"):
+    if not callable(f):
+        raise TypeError(f"{name} must be a function, got {_given(f)}")
+    return f
+
+
+def check_real(value, name):
+    """A real number (Python or NumPy scalar, not a bool), as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_given(value)}")
+    return float(value)
+
+
+def check_nonnegative(value, name):
+    """A finite real number >= 0, such as a standard deviation or a tolerance."""
+    value = check_real(value, name)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and non-negative, got {value!r}")
+    return value
+
+
+def check_seed(seed, name="seed"):
+    """None, or an integer ``numpy.random.RandomState`` accepts: [0, 2**32)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an integer or None, got {_given(seed)}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
+    return int(seed)
+
+
+def check_device(device, name="device"):
+    """``device`` as a ``torch.device`` this machine can use.
+
+    Asking for CUDA, a CUDA index or MPS that is not there is an error, not
+    a fallback to the CPU: a run on another device than the one asked for
+    would report the wrong thing.
+    """
+    try:
+        device = torch.device("cpu" if device is None else device)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{name} must name a torch device such as 'cpu' or 'cuda', "
+                         f"got {_given(device)}") from exc
+    text = str(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {text!r} was asked for, but CUDA is not available on "
+                             f"this machine (torch.cuda.is_available() is False); use 'cpu'")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{name} {text!r} was asked for, but this machine has {count} "
+                             f"CUDA device(s): cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{name} {text!r} was asked for, but MPS is not available on this "
+                             f"machine (torch.backends.mps.is_available() is False); use 'cpu'")
+    elif device.type not in ("cpu", "meta"):
+        try:  # any other backend: can torch put a tensor there?
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            reason = " ".join(str(exc).split())
+            raise ValueError(f"{name} {text!r} was asked for, but torch cannot use it on this "
+                             f"machine: {reason}") from exc
+    return device
 
 
 def as_tensor(value, name):
@@ -70,37 +150,39 @@ def check_finite(tensor, name):
         raise ValueError(f"{name} contains NaN or infinity (first at index {where})")
 
 
-def check_step(h, dtype):
+def check_step(h, dtype, name="h"):
     """The finite-difference step must be finite, positive and >= machine eps."""
-    if isinstance(h, bool) or not isinstance(h, numbers.Real):
-        raise TypeError(f"h must be a real number, got {type(h).__name__}")
-    h = float(h)
+    h = check_real(h, name)
     eps = float(torch.finfo(dtype).eps)
     if not math.isfinite(h) or h <= 0:
-        raise ValueError(f"h must be finite and positive, got {h!r}")
+        raise ValueError(f"{name} must be finite and positive, got {h!r}")
     if h < eps:
         raise ValueError(
-            f"h={h!r} is below the machine epsilon of {_dtype_name(dtype)} "
+            f"{name}={h!r} is below the machine epsilon of {_dtype_name(dtype)} "
             f"({eps:.3g}): x + h rounds back to x and the difference is 0 "
             f"(the book's warning about h = 1e-50); use h=1e-4")
     return h
 
 
-def check_positive_int(value, name):
+def check_positive_int(value, name, minimum=1):
+    """An integer (not a bool) of at least ``minimum``, as an int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+        raise TypeError(f"{name} must be an integer, got {_given(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
 
 
+def check_positive_real(value, name):
+    """A finite real number > 0, as a float."""
+    value = check_real(value, name)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and positive, got {value!r}")
+    return value
+
+
 def check_learning_rate(lr, name="learning_rate"):
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(lr).__name__}")
-    lr = float(lr)
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"{name} must be finite and positive, got {lr!r}")
-    return lr
+    return check_positive_real(lr, name)
 
 
 def check_inputs(x, input_size, dtype, *, x_name="x", device=None):
@@ -155,8 +237,46 @@ def check_labels(t, batch_size, output_size, *, t_name="t", device=None):
         if t.shape[0] != batch_size:
             raise ValueError(f"{t_name} has {t.shape[0]} rows for a batch of {batch_size}")
         if t.shape[1] != output_size:
-            raise ValueError(f"{t_name} one-hot width is {t.shape[1]}, the network has {output_size} outputs")
+            raise ValueError(f"{t_name} one-hot width is {t.shape[1]}, but there are {output_size} "
+                             f"classes (outputs)")
         check_finite(t, t_name)
+        check_distributions(t, t_name)
     else:
         raise ValueError(f"{t_name} must be 1-D class indices or 2-D one-hot, got shape {tuple(t.shape)}")
     return t.to(device=device, dtype=index_dtype)
+
+
+def check_distributions(t, name="t"):
+    """Rows of one-hot or soft (label-smoothed) labels: non-negative, each summing to 1.
+
+    Anything else (all ones, counts, a row of zeros, pixel-scaled values)
+    would be read through its argmax by ``loss`` and ``accuracy`` and give a
+    number that means nothing.
+    """
+    if t.numel() == 0:
+        return t
+    negative = t < 0
+    if bool(negative.any()):
+        where = tuple(int(i) for i in torch.nonzero(negative)[0])
+        raise ValueError(
+            f"{name} has a negative entry {t[where].item()!r} at {where}; one-hot (or soft) "
+            f"labels are rows of non-negative values that sum to 1")
+    n = t.shape[1]
+    # Storing n entries and summing them errs by about 1.5 n eps at most, and
+    # the arithmetic that made soft labels (smoothing, a softmax) adds a few
+    # eps per entry; labels made in float32 keep float32's round-off when
+    # cast to float64, so eps is at least float32's. A hundred times n eps
+    # (1.2e-4 for MNIST's 10 classes) is ample for that, while a row that is
+    # not a distribution (a smoothing that forgot a class is 1e-2 off; all
+    # ones, counts or a row of zeros far more) is refused.
+    eps = float(torch.finfo(t.dtype).eps) if t.is_floating_point() else 0.0
+    tol = ROW_SUM_EPS_FACTOR * n * max(eps, _FLOAT32_EPS)
+    sums = t.sum(dim=1)
+    off = (sums - 1).abs() > tol
+    if bool(off.any()):
+        row = int(torch.nonzero(off)[0, 0])
+        raise ValueError(
+            f"{name}[{row}] sums to {sums[row].item()!r}, not 1 ({int(off.sum())} of "
+            f"{t.shape[0]} rows are off by more than {tol:.2g}); one-hot (or soft) labels "
+            f"are rows of non-negative values that sum to 1")
+    return t

@@ -32,8 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from numpy_impl.validation import (check_callable, check_learning_rate, check_nonnegative,
+                                   check_positive_int, check_seed)
+
 from ..parity import dtype_name
 
+IMPLS = ("literal", "module")
 LOSS_RTOL = {"float64": 1e-9, "float32": 1e-4}
 ACC_ATOL = {"float64": 0.0, "float32": 1e-3}
 
@@ -51,6 +55,34 @@ class _RecordingStream:
 
     def __getattr__(self, name):  # get_state, set_state, seed, ...
         return getattr(self.stream, name)
+
+
+def check_data(data):
+    """``load_mnist()``'s shape of result: ``((x_train, t_train), (x_test, t_test))``.
+
+    The arrays themselves are checked by ``train``, before its first iteration.
+    """
+    if not (isinstance(data, (tuple, list)) and len(data) == 2
+            and all(isinstance(part, (tuple, list)) and len(part) == 2 for part in data)):
+        raise TypeError(f"data must be ((x_train, t_train), (x_test, t_test)) as load_mnist "
+                        f"returns it, got {type(data).__name__}")
+    return data
+
+
+def check_run(*, seed, iters, batch_size, lr, dtype, eval_every, impl=None, device=None):
+    """Every setting of a training run, checked before any side starts."""
+    check_seed(seed)
+    check_positive_int(iters, "iters")
+    check_positive_int(batch_size, "batch_size")
+    check_learning_rate(lr, "lr")
+    dtype_name(dtype)
+    if eval_every is not None:
+        check_positive_int(eval_every, "eval_every")
+    if impl is not None and impl not in IMPLS:
+        raise ValueError(f"impl must be 'literal' or 'module', got {impl!r}")
+    if device is not None:
+        from torch_impl.validation import check_device
+        check_device(device)
 
 
 def _bar(total, desc, enabled):
@@ -97,8 +129,10 @@ def train_torch(data, *, seed=0, iters=10000, batch_size=100, lr=0.1, dtype="flo
     import torch_impl
     from numpy_impl.random_stream import BookRandomStream
 
-    if impl not in ("literal", "module"):
-        raise ValueError(f"impl must be 'literal' or 'module', got {impl!r}")
+    check_run(seed=seed, iters=iters, batch_size=batch_size, lr=lr, dtype=dtype,
+              eval_every=eval_every, impl=impl, device=device)
+    if callback is not None:
+        check_callable(callback, "callback")
     name = dtype_name(dtype)
     tdtype = {"float64": torch.float64, "float32": torch.float32}[name]
     (x_train, t_train), (x_test, t_test) = data
@@ -215,8 +249,8 @@ def compare_histories(np_hist, torch_hist, *, settings, seconds=None, loss_rtol=
                       acc_atol=None):
     """Compare two training histories (``train`` results) step by step."""
     name = settings["dtype"]
-    loss_rtol = LOSS_RTOL[name] if loss_rtol is None else loss_rtol
-    acc_atol = ACC_ATOL[name] if acc_atol is None else acc_atol
+    loss_rtol = LOSS_RTOL[name] if loss_rtol is None else check_nonnegative(loss_rtol, "loss_rtol")
+    acc_atol = ACC_ATOL[name] if acc_atol is None else check_nonnegative(acc_atol, "acc_atol")
     cmp = CurveComparison(settings, np_hist, torch_hist, seconds or {}, loss_rtol, acc_atol)
     a = np.asarray(np_hist["train_loss"], dtype=np.float64)
     b = np.asarray(cmp.torch_losses(), dtype=np.float64)
@@ -274,8 +308,17 @@ def compare_curves(data, *, seed=0, iters=10000, batch_size=100, lr=0.1, dtype="
                    impl="literal", device="cpu", eval_every=None, progress=True,
                    loss_rtol=None, acc_atol=None, torch_net_class=None):
     """Train both sides on ``data`` (``load_mnist()``'s result, one-hot or index labels)."""
+    # all of it before the NumPy side trains: a bad device would otherwise
+    # show only when the torch side starts, minutes later
+    check_run(seed=seed, iters=iters, batch_size=batch_size, lr=lr, dtype=dtype,
+              eval_every=eval_every, impl=impl, device=device)
+    for tol_name, value in (("loss_rtol", loss_rtol), ("acc_atol", acc_atol)):
+        if value is not None:
+            check_nonnegative(value, tol_name)
+    if torch_net_class is not None:
+        check_callable(torch_net_class, "torch_net_class")
     name = dtype_name(dtype)
-    data = labels_in(data, name)
+    data = labels_in(check_data(data), name)
     settings = {"seed": seed, "iters": iters, "batch_size": batch_size, "lr": lr, "dtype": name,
                 "impl": impl, "device": str(device), "eval_every": eval_every}
     common = dict(seed=seed, iters=iters, batch_size=batch_size, lr=lr, dtype=name,

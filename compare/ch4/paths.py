@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from numpy_impl.two_layer_net import PARAM_NAMES
+from numpy_impl.validation import (as_float_array, check_batch, check_callable,
+                                   check_positive_int, check_seed, check_step)
 
+from .curves import check_data
 from .gap import book_gap, target_probabilities
 from ..parity import ParamCheck, ParityReport, compare_gradients, default_h, dtype_name, tolerance
 
@@ -55,6 +58,40 @@ def _torch_dtype(name):
 
 def _sizes(params):
     return params["W1"].shape[0], params["W1"].shape[1], params["W2"].shape[1]
+
+
+METHODS = ("fast", "loop")
+LABELS = ("one-hot", "index")
+
+
+def _check_request(params, x, t, dtype, device, h, method, classes):
+    """Everything a gradient check is asked, checked before any path runs.
+
+    A bad argument is the caller's error (``ValueError`` or ``TypeError``
+    naming it), not a failure of every path in the table.
+    """
+    from torch_impl.validation import check_device
+
+    name = dtype_name(dtype)
+    device = check_device(device)
+    h = default_h(name) if h is None else check_step(h, name)
+    if method not in METHODS:
+        raise ValueError(f"method must be 'fast' or 'loop', got {method!r}")
+    if not isinstance(params, dict) or any(key not in params for key in PARAM_NAMES):
+        raise TypeError(f"params must be a dict with keys {PARAM_NAMES}, got "
+                        f"{sorted(params) if isinstance(params, dict) else type(params).__name__}")
+    arrays = {key: as_float_array(params[key], f"params[{key!r}]") for key in PARAM_NAMES}
+    W1, b1, W2, b2 = (arrays[key] for key in PARAM_NAMES)
+    if (W1.ndim != 2 or W2.ndim != 2 or W2.shape[0] != W1.shape[1]
+            or b1.shape != (W1.shape[1],) or b2.shape != (W2.shape[1],)):
+        raise ValueError(f"params do not make a two-layer net: W1 {W1.shape}, b1 {b1.shape}, "
+                         f"W2 {W2.shape}, b2 {b2.shape}")
+    for key, value in (("torch_net_class", classes[0]), ("module_class", classes[1])):
+        if value is not None:
+            check_callable(value, key)
+    x = as_float_array(x, "x", allow_int=True, dtype=name)
+    check_batch(x, t, W1.shape[0], W2.shape[1], name)
+    return name, device, h
 
 
 def _copy_params(params, dtype):
@@ -195,8 +232,8 @@ def check_gradient_paths(params, x, t, *, dtype="float64", device="cpu", h=None,
     Returns a ``PathsResult`` (``.passed``, ``.to_text()``, ``.to_dict()``,
     ``.raise_if_failed()``). A path that raises fails its pairs, named.
     """
-    name = dtype_name(dtype)
-    h = default_h(name) if h is None else float(h)
+    name, device, h = _check_request(params, x, t, dtype, device, h, method,
+                                     (torch_net_class, module_class))
     wanted = {p for a, e, _, _ in pairs for p in (a, e) if p != GAP}
     if any(e == GAP for _, e, _, _ in pairs):
         wanted.add("numpy backprop")
@@ -276,6 +313,11 @@ def book_batch(data, *, seed=0, batch_size=100, hidden_size=50, labels="one-hot"
 def gradcheck(data, *, seed=0, batch_size=100, dtype="float64", device="cpu", h=None,
               method="fast", labels="one-hot", **kwargs):
     """``check_gradient_paths`` on the book's initial params and first MNIST batch."""
+    check_data(data)
+    check_seed(seed)
+    check_positive_int(batch_size, "batch_size")
+    if labels not in LABELS:
+        raise ValueError(f"labels must be 'one-hot' or 'index', got {labels!r}")
     params, x, t = book_batch(data, seed=seed, batch_size=batch_size, labels=labels)
     result = check_gradient_paths(params, x, t, dtype=dtype, device=device, h=h, method=method,
                                   **kwargs)
