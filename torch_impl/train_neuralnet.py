@@ -1,76 +1,53 @@
-"""The book's ch04/train_neuralnet.py: ``python -m torch_impl.train_neuralnet``."""
-import argparse
+"""The book's ch04/train_neuralnet.py: ``python -m torch_impl.train_neuralnet``.
+
+``numpy_impl.train_neuralnet`` with two more options, ``--impl`` and
+``--device``: the same parser, option checks, printed lines, checkpoints and
+exit status (0 finished, 1 diverged, 2 cannot run, 130 Ctrl-C).
+"""
+from numpy_impl import train_neuralnet as book_script
+
+from .validation import check_device
 
 
-def parse_args(argv=None, *, extra=None):
-    parser = argparse.ArgumentParser(description="Train the book's 784-50-10 network on MNIST.")
-    parser.add_argument("--iters", type=int, default=10000, help="iterations (default 10000)")
-    parser.add_argument("--seed", type=int, default=None, help="seed (the book's np.random.seed)")
-    parser.add_argument("--gradient", choices=("backprop", "numerical"), default="backprop")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=0.1)
+def _torch_options(parser):
     parser.add_argument("--impl", choices=("literal", "module"), default="literal",
                         help="literal: the book's TwoLayerNet; module: TwoLayerNetModule "
                              "with autograd and torch.optim.SGD")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--checkpoint", metavar="PATH", default=None,
-                        help="save the run here (.npz) at the end, on Ctrl-C and every "
-                             "--checkpoint-every iterations")
-    parser.add_argument("--checkpoint-every", metavar="N", type=int, default=None,
-                        help="also save every N iterations (needs --checkpoint)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run saved in --checkpoint")
-    if extra:
-        extra(parser)
-    args = parser.parse_args(argv)
-    if args.checkpoint is None and (args.resume or args.checkpoint_every is not None):
-        parser.error("--resume and --checkpoint-every need --checkpoint PATH")
-    return args
 
 
-def print_evaluation(prefix="", write=None):
-    """A ``train`` callback printing ``train acc, test acc | a, b`` as the book
-    does, once per new evaluation; ``write(line)`` replaces ``print``."""
-    def on_iteration(i, hist, stream):
-        if hist["eval_iters"] and hist["eval_iters"][-1] == i:
-            line = (prefix + "train acc, test acc | " + str(hist["train_acc"][-1]) + ", "
-                    + str(hist["test_acc"][-1]))
-            if write is None:
-                print(line, flush=True)
-            else:
-                write(line)
-    return on_iteration
+def parse_args(argv=None, *, extra=None):
+    def options(parser):
+        _torch_options(parser)
+        if extra:
+            extra(parser)
+    return book_script.parse_args(argv, extra=options)
+
+
+print_evaluation = book_script.print_evaluation
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
+    try:
+        book_script.check_options(args)
+        check_device(args.device, "--device")  # before MNIST is read, not after
+        data = book_script.load_data()
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        return book_script.cannot_run(exc)
 
-    from compare.mnist import load_mnist  # the shared loader (the script's one outside need)
+    import torch
 
     from . import TwoLayerNet, TwoLayerNetModule, train
     from .checkpoint import load_checkpoint, train_resumable
 
-    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, one_hot_label=True)
-    x_train, t_train, x_test, t_test = map(torch.from_numpy, (x_train, t_train, x_test, t_test))
+    (x_train, t_train), (x_test, t_test) = data
+    data = ((torch.from_numpy(x_train), torch.from_numpy(t_train)),
+            (torch.from_numpy(x_test), torch.from_numpy(t_test)))
     net_class = TwoLayerNet if args.impl == "literal" else TwoLayerNetModule
     network = net_class(input_size=784, hidden_size=50, output_size=10, seed=args.seed,
                         device=args.device)
-    run = dict(iters_num=args.iters, batch_size=args.batch_size, learning_rate=args.lr,
-               seed=args.seed, gradient=args.gradient, callback=print_evaluation())
-    if args.checkpoint is None:
-        history = train(network, x_train, t_train, x_test, t_test, **run)
-        return 1 if history["diverged"] else 0
-    try:
-        history = train_resumable(network, x_train, t_train, x_test, t_test, **run,
-                                  checkpoint_path=args.checkpoint,
-                                  checkpoint_every=args.checkpoint_every, resume=args.resume)
-    except KeyboardInterrupt:
-        done = load_checkpoint(args.checkpoint)["iteration"]
-        print(f"interrupted: {done} iterations saved in {args.checkpoint}; "
-              f"run again with --resume to continue", flush=True)
-        return 130  # the shell's code for a Ctrl-C
-    return 1 if history["diverged"] else 0
+    return book_script.run(args, network, data, train, train_resumable, load_checkpoint)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import sys
 import time
 
 from . import ch4
+from .status import CANNOT_RUN, FAILED, OK, CannotRun, one_line
 
 
 def build_parser():
@@ -29,15 +30,18 @@ def build_parser():
 
 
 COMMANDS = {**ch4.COMMANDS}
+PREPARE = {**ch4.PREPARE}  # checks every option and loads the data, before any work
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # argparse's own usage errors exit 2 too
     start = time.perf_counter()
     try:
-        ok, verdict = COMMANDS[args.command](args)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
-        print(f"ERROR: {args.command} could not run: {exc}", file=sys.stderr)
-        return 2
+        PREPARE[args.command](args)
+    except CannotRun as exc:
+        print(f"ERROR: {args.command} cannot run: {one_line(exc)}", file=sys.stderr)
+        return CANNOT_RUN
+    # From here on an exception is a bug, not a request to refuse: it keeps its traceback.
+    ok, verdict = COMMANDS[args.command](args)
     print(f"{verdict} [{time.perf_counter() - start:.1f} s]")
-    return 0 if ok else 1
+    return OK if ok else FAILED

@@ -1,15 +1,20 @@
 """The chapter-4 commands: gradcheck, train, curves, figures, report, bench.
 
-Each ``cmd_*`` takes the parsed arguments and returns ``(ok, verdict)``;
-``compare.cli`` prints the verdict and turns ``ok`` into the exit status.
+``prepare`` runs first: it checks every option, the device and the output
+folder and loads the data, and raises ``CannotRun`` (exit status 2) for
+what no run can use. Each ``cmd_*`` then takes the parsed arguments and
+returns ``(ok, verdict)``; ``compare.cli`` prints the verdict and turns
+``ok`` into the exit status.
 """
 import functools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 from .output import jsonable, write_json
+from .status import CannotRun
 
 
 def _add_common(p, *, training=False):
@@ -72,6 +77,65 @@ def load_data():
     """MNIST as the book's script loads it (one-hot labels), read once per process."""
     from ..mnist import load_mnist
     return load_mnist(normalize=True, one_hot_label=True)
+
+
+@functools.lru_cache(maxsize=None)
+def load_index_data():
+    """MNIST with index labels, as the benchmarks take it, read once per process."""
+    from ..mnist import load_mnist
+    return load_mnist()
+
+
+# --- before any work: every option, the device, the output folder, the data -------------
+
+def _check_out(out):
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot make the folder ({exc.strerror or exc})") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the folder is not writable")
+
+
+def check_options(args):
+    """The values argparse lets through that no run can use, named by their option."""
+    from numpy_impl.validation import (check_learning_rate, check_positive_int, check_seed,
+                                       check_step)
+    from torch_impl.validation import check_device
+
+    if args.command == "bench":
+        for option in ("iters", "repeats", "rounds"):
+            check_positive_int(getattr(args, option), f"--{option}")
+        if args.device is not None:
+            check_device(args.device, "--device")
+    else:
+        check_seed(args.seed, "--seed")
+        check_positive_int(args.batch_size, "--batch-size")
+        check_device(args.device, "--device")
+        if hasattr(args, "iters"):  # the training commands
+            check_positive_int(args.iters, "--iters")
+            check_learning_rate(args.lr, "--lr")
+            if args.eval_every is not None:
+                check_positive_int(args.eval_every, "--eval-every")
+        if getattr(args, "h", None) is not None:
+            check_step(args.h, args.dtype, "--h")
+    _check_out(args.out)
+
+
+def prepare(args):
+    """Refuse, as ``CannotRun``, what no run can use; then load the data the command needs."""
+    try:
+        check_options(args)
+    except (ValueError, TypeError) as exc:
+        raise CannotRun(exc) from exc
+    if getattr(args, "book_only", False):
+        return
+    try:  # missing or broken MNIST files: the loader says which folder and what to do
+        (load_index_data if args.command == "bench" else load_data)()
+    except (FileNotFoundError, ValueError) as exc:
+        raise CannotRun(exc) from exc
 
 
 # --- subcommands ------------------------------------------------------------------------
@@ -215,12 +279,14 @@ def cmd_report(args):
 
 def cmd_bench(args):
     from ..ch4 import benchmark
+    data = load_index_data()
     if args.which == "numerical-gradient":
-        result = benchmark.bench_numerical_gradient(repeats=args.repeats, device=args.device)
+        result = benchmark.bench_numerical_gradient(data, repeats=args.repeats, device=args.device)
     elif args.which == "training":
-        result = benchmark.bench_training(iters=args.iters, device=args.device, rounds=args.rounds)
+        result = benchmark.bench_training(data, iters=args.iters, device=args.device,
+                                          rounds=args.rounds)
     else:
-        result = benchmark.bench_numerical_training(iters=args.iters, side=args.side,
+        result = benchmark.bench_numerical_training(data, iters=args.iters, side=args.side,
                                                     device=args.device)
     print(benchmark.to_markdown(result))
     print("machine:", benchmark.machine_info(args.device))
@@ -230,3 +296,4 @@ def cmd_bench(args):
 
 COMMANDS = {"bench": cmd_bench, "gradcheck": cmd_gradcheck, "train": cmd_train, "curves": cmd_curves,
             "figures": cmd_figures, "report": cmd_report}
+PREPARE = {name: prepare for name in COMMANDS}
