@@ -189,3 +189,19 @@ def test_load_mnist_root_must_be_a_path():
     with pytest.raises(TypeError) as exc:
         load_mnist(42)
     names(exc, "root", "42")
+
+
+def test_book_gap_names_what_does_not_make_a_net_and_a_batch(small_batch):
+    from compare import book_gap
+
+    params, x, t = small_batch
+    with pytest.raises(ValueError) as exc:
+        book_gap(dict(params, W2=np.zeros((4, 2))), x, t)
+    names(exc, "params", "W2 (4, 2)")
+    with pytest.raises(ValueError) as exc:
+        book_gap(params, x, np.full((5, 2), 0.7))
+    names(exc, "t", "sums to 1.4")
+    with pytest.raises(ValueError) as exc:
+        book_gap(params, x, t, epsilon=-1e-7)
+    names(exc, "epsilon", "-1e-07")
+

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import numpy_impl
 import torch_impl
 
 
@@ -512,7 +513,7 @@ def test_simple_net_refuses_inputs_of_the_wrong_shape_and_labels_out_of_range(si
 
 def test_train_refuses_a_net_it_cannot_train(side):
     x, t = side.batch()
-    other = (torch_impl if side.name == "numpy" else __import__("numpy_impl")).TwoLayerNet(4, 3, 2)
+    other = (torch_impl if side.name == "numpy" else numpy_impl).TwoLayerNet(4, 3, 2)
     with pytest.raises(TypeError) as exc:
         side.mod.train(other, x, t, x, t, iters_num=1, batch_size=2)
     names(exc, "net.params['W1']", "NumPy" if side.name == "torch" else "torch.Tensor")
@@ -534,3 +535,16 @@ def test_train_start_iter_must_not_be_negative(side):
     with pytest.raises(ValueError) as exc:
         side.mod.train(side.net(), x, t, x, t, iters_num=1, batch_size=2, start_iter=-1)
     names(exc, "start_iter", "-1")
+
+
+def test_the_book_batch_sampler_refuses_sizes_below_one():
+    stream = torch_impl.BookRandomStream(0)
+    for kwargs, name in [(dict(train_size=0), "train_size"), (dict(batch_size=-1), "batch_size"),
+                         (dict(num_batches=-2), "num_batches")]:
+        args = {**dict(stream=stream, train_size=10, batch_size=2, num_batches=3), **kwargs}
+        with pytest.raises(ValueError) as exc:
+            torch_impl.BookBatchSampler(**args)
+        names(exc, name, str(kwargs[name]))
+    with pytest.raises(TypeError) as exc:
+        torch_impl.BookBatchSampler(np.random.RandomState(0), 10, 2, 3)
+    names(exc, "stream", "RandomState")

@@ -10,15 +10,19 @@ the loop's (what a checkpoint saves).
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
+from .validation import check_positive_int
+
 
 class BookBatchSampler(Sampler):
     """``num_batches`` index batches, each ``stream.batch_indices(train_size, batch_size)``."""
 
     def __init__(self, stream, train_size, batch_size, num_batches):
+        if not callable(getattr(stream, "batch_indices", None)):
+            raise TypeError(f"stream must be a BookRandomStream, got {type(stream).__name__}")
         self.stream = stream
-        self.train_size = train_size
-        self.batch_size = batch_size
-        self.num_batches = num_batches
+        self.train_size = check_positive_int(train_size, "train_size")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.num_batches = check_positive_int(num_batches, "num_batches", minimum=0)
 
     def __iter__(self):
         for _ in range(self.num_batches):

@@ -19,7 +19,24 @@ tolerance to hide it.
 """
 import numpy as np
 
+from numpy_impl.two_layer_net import PARAM_NAMES
+from numpy_impl.validation import as_float_array, check_batch, check_nonnegative
+
 BOOK_EPSILON = 1e-7
+
+
+def check_params(params):
+    """A two-layer net's ``params`` dict of finite float arrays of matching shapes."""
+    if not isinstance(params, dict) or any(key not in params for key in PARAM_NAMES):
+        raise TypeError(f"params must be a dict with keys {PARAM_NAMES}, got "
+                        f"{sorted(params) if isinstance(params, dict) else type(params).__name__}")
+    arrays = {key: as_float_array(params[key], f"params[{key!r}]") for key in PARAM_NAMES}
+    W1, b1, W2, b2 = (arrays[key] for key in PARAM_NAMES)
+    if (W1.ndim != 2 or W2.ndim != 2 or W2.shape[0] != W1.shape[1]
+            or b1.shape != (W1.shape[1],) or b2.shape != (W2.shape[1],)):
+        raise ValueError(f"params do not make a two-layer net: W1 {W1.shape}, b1 {b1.shape}, "
+                         f"W2 {W2.shape}, b2 {b2.shape}")
+    return arrays
 
 
 def _sigmoid(x):
@@ -48,8 +65,10 @@ def target_probabilities(params, x, t):
 
 def book_gap(params, x, t, epsilon=BOOK_EPSILON):
     """``gradient of the book's loss - backprop``, keyed like ``params`` (NumPy arrays)."""
-    params = {key: np.asarray(value) for key, value in params.items()}
-    x = np.asarray(x, dtype=params["W1"].dtype)
+    params = check_params(params)
+    check_nonnegative(epsilon, "epsilon")
+    x = as_float_array(x, "x", allow_int=True, dtype=params["W1"].dtype)
+    x, t = check_batch(x, t, params["W1"].shape[0], params["W2"].shape[1], params["W1"].dtype)
     n = x.shape[0]
     idx = _indices(t)
     z1, y = _forward(params, x)

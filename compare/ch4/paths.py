@@ -28,7 +28,7 @@ from numpy_impl.validation import (as_float_array, check_batch, check_callable,
                                    check_positive_int, check_seed, check_step)
 
 from .curves import check_data
-from .gap import book_gap, target_probabilities
+from .gap import book_gap, check_params, target_probabilities
 from ..parity import ParamCheck, ParityReport, compare_gradients, default_h, dtype_name, tolerance
 
 PATHS = ("numpy backprop", "numpy numerical", "torch backprop", "torch numerical",
@@ -77,20 +77,12 @@ def _check_request(params, x, t, dtype, device, h, method, classes):
     h = default_h(name) if h is None else check_step(h, name)
     if method not in METHODS:
         raise ValueError(f"method must be 'fast' or 'loop', got {method!r}")
-    if not isinstance(params, dict) or any(key not in params for key in PARAM_NAMES):
-        raise TypeError(f"params must be a dict with keys {PARAM_NAMES}, got "
-                        f"{sorted(params) if isinstance(params, dict) else type(params).__name__}")
-    arrays = {key: as_float_array(params[key], f"params[{key!r}]") for key in PARAM_NAMES}
-    W1, b1, W2, b2 = (arrays[key] for key in PARAM_NAMES)
-    if (W1.ndim != 2 or W2.ndim != 2 or W2.shape[0] != W1.shape[1]
-            or b1.shape != (W1.shape[1],) or b2.shape != (W2.shape[1],)):
-        raise ValueError(f"params do not make a two-layer net: W1 {W1.shape}, b1 {b1.shape}, "
-                         f"W2 {W2.shape}, b2 {b2.shape}")
+    params = check_params(params)
     for key, value in (("torch_net_class", classes[0]), ("module_class", classes[1])):
         if value is not None:
             check_callable(value, key)
     x = as_float_array(x, "x", allow_int=True, dtype=name)
-    check_batch(x, t, W1.shape[0], W2.shape[1], name)
+    check_batch(x, t, params["W1"].shape[0], params["W2"].shape[1], name)
     return name, device, h
 
 
