@@ -210,4 +210,11 @@ def assert_same_net_gradients(numpy_net, torch_net, x, t, *, numerical=True, h=N
     return reports
 
 
-__all__ = ["assert_same_op", "assert_same_net_gradients"]
+__all__ = ["assert_same_op", "assert_same_net_gradients", "assert_port"]
+
+
+def assert_port(numpy_model, torch_model, x, t, **options):
+    """``compare.check_port``, raising ``AssertionError`` with the report's text when the
+    port parts from its NumPy original; returns the report when it agrees."""
+    from .port import check_port
+    return check_port(numpy_model, torch_model, x, t, **options).raise_if_failed()

@@ -6,6 +6,7 @@
     python -m compare figures                   # the book's figures and the parity figures
     python -m compare report                    # all of it on one Markdown page
     python -m compare bench numerical-gradient  # timings against the book's own code
+    python -m compare port NUMPY TORCH          # your own port against its NumPy original
 
 Results go to ``--out`` (default ``./out``) as JSON and PNG. The last line
 printed is a one-line verdict. Exit status: 0 when the command finished and
@@ -17,7 +18,7 @@ import argparse
 import sys
 import time
 
-from . import ch4
+from . import ch4, port
 
 
 def build_parser():
@@ -25,10 +26,11 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     ch4.add_parsers(sub)
+    port.add_parsers(sub)
     return parser
 
 
-COMMANDS = {**ch4.COMMANDS}
+COMMANDS = {**ch4.COMMANDS, **port.COMMANDS}
 
 
 def main(argv=None):

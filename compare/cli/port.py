@@ -1,0 +1,79 @@
+"""``python -m compare port NUMPY TORCH``: check your own port against its NumPy original.
+
+    python -m compare port my_numpy_net.py:make_net my_torch_net.py:Net
+    python -m compare port examples/layer_net/numpy_net.py:make_net \\
+                           examples/layer_net/torch_net.py:make_net --json out/port.json
+
+Exit status: 0 parity holds, 1 it does not, 2 the check cannot run.
+"""
+from pathlib import Path
+
+from .output import write_json
+
+
+def add_parsers(sub):
+    p = sub.add_parser("port", help="check a NumPy model against its torch port, layer by layer",
+                       description=__doc__.split("\n")[0])
+    p.add_argument("numpy", metavar="NUMPY",
+                   help="the NumPy model: path/to/file.py:name or package.module:name "
+                        "(a class or a zero-argument function returning the model)")
+    p.add_argument("torch", metavar="TORCH", help="the torch port, in the same form")
+    p.add_argument("--data", choices=("mnist", "random"), default="mnist",
+                   help="the batch: MNIST (the book's stream) or seeded noise (default mnist)")
+    p.add_argument("--batch", type=int, default=100, help="batch size (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch and the directions")
+    p.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                   help="the run's dtype (default: the NumPy parameters')")
+    p.add_argument("--loss", choices=("cross_entropy", "book", "model"), default="cross_entropy",
+                   help="the torch side's loss: F.cross_entropy of the scores (default), the "
+                        "book's -log(softmax + 1e-7), or the port's own loss(x, t)")
+    p.add_argument("--labels", choices=("one-hot", "index"), default="one-hot",
+                   help="labels handed to both sides (default one-hot, as the book's scripts)")
+    p.add_argument("--param-map", default=None, metavar="W1=fc1.weight,...",
+                   help="pair parameters by hand; a torch name may end in .T")
+    p.add_argument("--input-shape", default=None, metavar="784 | 1,28,28",
+                   help="one sample's shape (default: from the first parameter)")
+    p.add_argument("--numpy-gradient", choices=("auto", "backprop", "numerical"), default="auto",
+                   help="the NumPy gradient: its gradient() when it has one (auto), or central "
+                        "differences of its loss")
+    p.add_argument("--directions", type=int, default=4,
+                   help="random directions per parameter in the numerical check (default 4)")
+    p.add_argument("--locate", choices=("failing", "all", "none"), default="failing",
+                   help="element-by-element differences where a direction fails (default), "
+                        "everywhere, or nowhere")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the report as JSON")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR",
+                   help="write a Markdown page and a figure of the error per layer")
+
+
+def cmd_port(args):
+    from ..port import check_port
+    from ..port.data import make_batch, parse_shape
+    from ..port.numpy_side import NumpySide
+    from ..port.targets import PortSetupError, load_target
+
+    if args.directions < 1:
+        raise PortSetupError(f"--directions must be at least 1, got {args.directions}")
+    shape = parse_shape(args.input_shape)
+    numpy_model = load_target(args.numpy, "numpy side")
+    torch_model = load_target(args.torch, "torch side")
+    reference = NumpySide(numpy_model, args.dtype)
+    x, t = make_batch(reference.params, data=args.data, batch=args.batch, seed=args.seed,
+                      labels=args.labels, input_shape=shape, dtype=reference.dtype.name)
+    report = check_port(numpy_model, torch_model, x, t, dtype=args.dtype, loss=args.loss,
+                        param_map=args.param_map, device=args.device,
+                        numpy_gradient=args.numpy_gradient, directions=args.directions,
+                        locate=args.locate, seed=args.seed)
+    report.settings.update({"numpy": args.numpy, "torch": args.torch, "data": args.data,
+                            "seed": args.seed, "labels": args.labels})
+    print(report.to_text())
+    if args.json is not None:
+        print(f"wrote {write_json(args.json, report.to_dict())}")
+    if args.report is not None:
+        from ..port.figure import write_report
+        print(f"wrote {write_report(report, args.report)}")
+    return report.passed, report.verdict()
+
+
+COMMANDS = {"port": cmd_port}
