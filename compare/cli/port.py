@@ -41,30 +41,67 @@ def add_parsers(sub):
     p.add_argument("--locate", choices=("failing", "all", "none"), default="failing",
                    help="element-by-element differences where a direction fails (default), "
                         "everywhere, or nowhere")
+    p.add_argument("--steps", type=int, default=None,
+                   help="also train both sides this many steps side by side, on the same batches")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate of --steps (default 0.1)")
+    p.add_argument("--numpy-optimizer", default=None, metavar="FILE.py:name",
+                   help="an object with update(params, grads) (a class or factory; given lr= "
+                        "when it takes one); default plain SGD")
+    p.add_argument("--torch-optimizer", default=None, metavar="FILE.py:name",
+                   help="a function of the port's parameters returning a torch.optim.Optimizer "
+                        "(or one and a scheduler); default torch.optim.SGD")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the report as JSON")
     p.add_argument("--report", type=Path, default=None, metavar="DIR",
                    help="write a Markdown page and a figure of the error per layer")
 
 
-def cmd_port(args):
-    from ..port import check_port
-    from ..port.data import make_batch, parse_shape
-    from ..port.numpy_side import NumpySide
-    from ..port.targets import PortSetupError, load_target
-
+def _check_options(args, PortSetupError):
     if args.directions < 1:
         raise PortSetupError(f"--directions must be at least 1, got {args.directions}")
+    if args.batch < 1:
+        raise PortSetupError(f"--batch must be at least 1, got {args.batch}")
+    if args.steps is not None and args.steps < 1:
+        raise PortSetupError(f"--steps must be at least 1, got {args.steps}")
+    if not (args.lr > 0 and args.lr < float("inf")):
+        raise PortSetupError(f"--lr must be a finite positive number, got {args.lr}")
+    if args.steps is None and (args.numpy_optimizer or args.torch_optimizer):
+        raise PortSetupError("--numpy-optimizer and --torch-optimizer need --steps N")
+
+
+def cmd_port(args):
+    from ..port import check_port
+    from ..port.data import first_batch, make_dataset, parse_shape
+    from ..port.numpy_side import NumpySide
+    from ..port.targets import PortSetupError, load_attribute, load_target
+
+    _check_options(args, PortSetupError)
     shape = parse_shape(args.input_shape)
     numpy_model = load_target(args.numpy, "numpy side")
     torch_model = load_target(args.torch, "torch side")
+    np_opt = t_opt = None
+    if args.numpy_optimizer:
+        np_opt = load_attribute(args.numpy_optimizer, "numpy optimizer", "optimizer")
+    if args.torch_optimizer:
+        t_opt = load_attribute(args.torch_optimizer, "torch optimizer", "optimizer")
     reference = NumpySide(numpy_model, args.dtype)
-    x, t = make_batch(reference.params, data=args.data, batch=args.batch, seed=args.seed,
-                      labels=args.labels, input_shape=shape, dtype=reference.dtype.name)
-    report = check_port(numpy_model, torch_model, x, t, dtype=args.dtype, loss=args.loss,
-                        param_map=args.param_map, device=args.device,
-                        numpy_gradient=args.numpy_gradient, directions=args.directions,
-                        locate=args.locate, seed=args.seed)
+    x, t = make_dataset(reference.params, data=args.data, seed=args.seed, labels=args.labels,
+                        input_shape=shape, dtype=reference.dtype.name,
+                        rows=max(1000, args.batch))
+    options = dict(dtype=args.dtype, loss=args.loss, param_map=args.param_map, device=args.device,
+                   numpy_gradient=args.numpy_gradient, directions=args.directions,
+                   locate=args.locate)
+    if args.steps is None:
+        xb, tb = first_batch(x, t, batch=args.batch, seed=args.seed)
+        report = check_port(numpy_model, torch_model, xb.astype(reference.dtype), tb,
+                            seed=args.seed, **options)
+    else:
+        from ..port.training import check_training
+        report = check_training(numpy_model, torch_model, x, t, steps=args.steps,
+                                batch_size=args.batch, lr=args.lr, seed=args.seed,
+                                numpy_optimizer=np_opt, torch_optimizer=t_opt,
+                                progress=not args.no_progress, **options)
     report.settings.update({"numpy": args.numpy, "torch": args.torch, "data": args.data,
                             "seed": args.seed, "labels": args.labels})
     print(report.to_text())

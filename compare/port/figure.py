@@ -45,11 +45,46 @@ def plot_errors(report, path):
     return path
 
 
+def plot_training(report, path):
+    """Loss on both sides per step, and the largest relative parameter difference per
+    step (``max |torch - numpy| / max |numpy|`` over the parameters) against the
+    tolerance, which grows linearly with the steps."""
+    tr = report.training
+    fig = Figure(figsize=(11, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 2, 1)
+    ax.plot(tr["step"], tr["loss_numpy"], label="NumPy", linewidth=2)
+    ax.plot(tr["step"], tr["loss_torch"], label="torch", linestyle="--")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss on the step's batch")
+    ax.set_title("loss, both sides")
+    ax.legend()
+    ax = fig.add_subplot(1, 2, 2)
+    rel = np.maximum(np.asarray(tr["max_rel_param"], dtype=float), 1e-18)
+    ax.semilogy(tr["step"], rel, label="largest relative parameter difference")
+    ax.semilogy(tr["step"], tr["tolerance"], color="black", linestyle="--", label="tolerance")
+    fm = report.first_mismatch
+    if fm and fm.get("phase") == "training":
+        ax.axvline(fm["step"], color="tab:red", linewidth=1,
+                   label=f"first mismatch: step {fm['step']} ({fm['where']})")
+    ax.set_xlabel("step")
+    ax.set_title("torch vs NumPy parameters")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def write_report(report, out_dir):
-    """``port.md`` and ``port_errors.png`` in ``out_dir``; returns the Markdown's path."""
+    """``port.md``, ``port_errors.png`` and, after training, ``port_training.png`` in
+    ``out_dir``; returns the Markdown's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figure = plot_errors(report, out_dir / "port_errors.png")
+    figures = [figure.name]
+    if report.training:
+        figures.append(plot_training(report, out_dir / "port_training.png").name)
     page = out_dir / "port.md"
-    page.write_text(report.to_markdown(figure.name))
+    page.write_text(report.to_markdown(figures))
     return page

@@ -233,8 +233,15 @@ class PortReport:
             out += [f"- **{d['code']}**: {d['text']}" for d in self.diagnosis] or ["- none of the usual porting bugs fits"]
         if self.notes:
             out += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
-        if figure:
-            out += ["", f"![error per layer]({figure})"]
+        if self.training:
+            tr = self.training
+            out += ["", "## Training", "",
+                    f"{tr['steps']} steps, batch {tr['batch_size']}, lr {tr['lr']}, NumPy "
+                    f"{tr['numpy_optimizer']} vs torch {tr['torch_optimizer']}"
+                    + (f" + {tr['scheduler']}" if tr.get("scheduler") else "")
+                    + f"; largest relative parameter difference {_g(max(tr['max_rel_param']))}"]
+        for name in ([figure] if isinstance(figure, str) else figure or []):
+            out += ["", f"![{name}]({name})"]
         return "\n".join(out) + "\n"
 
 
@@ -267,10 +274,11 @@ def _table(phase, rows):
         body.append(cells)
     widths = [max(len(h), *(len(b[k]) for b in body)) for k, h in enumerate(head)]
     fmt = lambda cells: "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    tol = rows[0]
+    why = rows[0].why if phase != "training" else (
+        "tolerance grows with the steps: after k updates, k x rtol x max|expected|")
     title = {"parameters": "parameters (copied in from NumPy)",
              "forward": "forward, in order of execution",
              "loss": "loss",
              "backward": "backward, nearest the loss first",
              "training": "training, step by step"}[phase]
-    return [f"{title}  [{tol.why}]", fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body]
+    return [f"{title}  [{why}]", fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body]

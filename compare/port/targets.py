@@ -60,6 +60,19 @@ def load_module(module_part, side):
                              f"{type(exc).__name__}: {exc}") from exc
 
 
+def load_attribute(spec, side, what="model"):
+    """The object a ``:name`` target names, as it is."""
+    module_part, name = split_spec(spec)
+    if name is None:
+        raise PortSetupError(f"{side}: {spec!r} names no {what}; write {spec}:NAME")
+    module = load_module(module_part, side)
+    if not hasattr(module, name):
+        public = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise PortSetupError(f"{side}: {module_part} has no {name!r} (it has: "
+                             f"{', '.join(public[:12]) or 'nothing public'})")
+    return getattr(module, name)
+
+
 def load_target(spec, side):
     """The model a ``:name`` target names: a class is instantiated, a function called,
     both without arguments; any other object is taken as the model itself."""
@@ -67,12 +80,7 @@ def load_target(spec, side):
     if name is None:
         raise PortSetupError(f"{side}: {spec!r} names no model; write {spec}:NAME, NAME being a "
                              f"class or a zero-argument function that returns the model")
-    module = load_module(module_part, side)
-    if not hasattr(module, name):
-        public = sorted(n for n in vars(module) if not n.startswith("_"))
-        raise PortSetupError(f"{side}: {module_part} has no {name!r} (it has: "
-                             f"{', '.join(public[:12]) or 'nothing public'})")
-    factory = getattr(module, name)
+    factory = load_attribute(spec, side)
     if not callable(factory) or _is_model(factory):
         return factory
     try:

@@ -41,3 +41,25 @@ def port_tolerance(expected, dtype):
     floor = np.finfo(name).tiny
     return Tolerance(rtol, max(rtol * scale, floor),
                      f"round-off in {name}: rtol {rtol:g}, atol rtol x max|expected|")
+
+
+def training_tolerance(expected, dtype, updates):
+    """After ``updates`` optimizer steps: ``max |actual - expected| <= updates * rtol * max |expected|``.
+
+    Each step adds its own round-off to the parameters, at most the one-step
+    bound above (``rtol * max |value|``: the gradient's relative round-off,
+    times the learning rate, is far below it). The difference already there
+    is carried by the update map, ``I - lr H`` for plain SGD: a training that
+    is stable at all (``lr`` below ``2 / lambda_max`` of the loss's Hessian)
+    does not expand it, so the differences add up at most linearly in the
+    number of steps. Momentum and AdaGrad keep state whose own round-off
+    adds up the same way. A port whose difference grows faster than linearly
+    is not parting by round-off: its update rule differs.
+    """
+    name = dtype_name(dtype)
+    rtol = tolerance("analytic", name).rtol
+    expected = np.asarray(expected)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    k = max(int(updates), 1)
+    return Tolerance(0.0, max(k * rtol * scale, np.finfo(name).tiny),
+                     f"round-off over {k} step(s) in {name}: {k} x {rtol:g} x max|expected|")

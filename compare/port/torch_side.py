@@ -242,6 +242,24 @@ class TorchSide:
         grads = {k: None if g is None else to_numpy(g) for k, g in grads.items()}
         return capture, grads, kept.get("scores")
 
+    def training_pass(self, x, t):
+        """The loss (before any update) and the gradients of one training step, with one
+        forward pass where autograd gives the gradient. Returns ``(outputs, grads)`` as
+        ``outputs`` and ``recorded_pass`` give them, unrecorded."""
+        torch = _torch()
+        if self.has_gradient or self.loss_name == "model" or self.kind == "literal":
+            out = self.outputs(x, t)
+            kind = "gradient" if self.has_gradient else self.loss_name
+            return out, self.recorded_pass(x, t, kind)[1]
+        with torch.enable_grad():
+            scores = self.scores(x)
+            losses = self.losses_of(scores, t)
+            loss = losses[self.loss_name]
+            found = torch.autograd.grad(loss, list(self.params.values()), allow_unused=True)
+        out = {"scores": None, "loss": loss.item(),
+               "losses": {k: (v if k == "probabilities" else v.item()) for k, v in losses.items()}}
+        return out, {k: None if g is None else to_numpy(g) for k, g in zip(self.params, found)}
+
     def outputs(self, x, t):
         """Scores, the chosen loss and both reference losses, without gradients."""
         torch = _torch()

@@ -1,0 +1,55 @@
+"""The book's optimizers (``common/optimizer.py``), for ``--numpy-optimizer``, and their
+torch twins, for ``--torch-optimizer``.
+
+    python -m compare port examples/layer_net/numpy_net.py:make_net \\
+        examples/layer_net/torch_net.py:make_net --steps 100 --lr 0.1 \\
+        --numpy-optimizer examples/layer_net/optimizers.py:Momentum \\
+        --torch-optimizer examples/layer_net/optimizers.py:torch_momentum
+"""
+import numpy as np
+
+
+class Momentum:
+    """v = momentum v - lr g; W += v."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr, self.momentum, self.v = lr, momentum, None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
+            params[key] += self.v[key]
+
+
+class AdaGrad:
+    """h += g * g; W -= lr g / (sqrt(h) + 1e-7): the book adds its 1e-7 after the root."""
+
+    def __init__(self, lr=0.01):
+        self.lr, self.h = lr, None
+
+    def update(self, params, grads):
+        if self.h is None:
+            self.h = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.h[key] += grads[key] * grads[key]
+            params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)
+
+
+def torch_momentum(params, lr=0.01):
+    """torch's b = momentum b + g; W -= lr b: the book's v is -lr b while lr stays fixed."""
+    import torch
+    return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def torch_adagrad(params, lr=0.01):
+    """torch.optim.Adagrad as it comes: eps 1e-10, where the book has 1e-7."""
+    import torch
+    return torch.optim.Adagrad(params, lr=lr)
+
+
+def torch_adagrad_book_eps(params, lr=0.01):
+    """The same with the book's eps: torch also adds it after the root, so they agree."""
+    import torch
+    return torch.optim.Adagrad(params, lr=lr, eps=1e-7)
