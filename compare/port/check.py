@@ -23,7 +23,7 @@ import numpy as np
 from .align import align
 from .diagnosis import diagnose
 from .numerical import check_gradient_directions
-from .numpy_side import NumpySide
+from .numpy_side import reference_side
 from .pairing import pair_parameters
 from .report import Check, PortReport, compare_arrays
 from .targets import PortSetupError
@@ -108,7 +108,11 @@ class _Run:
                  numpy_gradient, directions, locate, seed):
         if numpy_gradient not in NUMPY_GRADIENT:
             raise PortSetupError(f"numpy_gradient must be one of {NUMPY_GRADIENT}, got {numpy_gradient!r}")
-        self.np = NumpySide(numpy_model, dtype)
+        from .golden import GoldenFile
+        if isinstance(numpy_model, GoldenFile):
+            x = numpy_model.x if x is None else x
+            t = numpy_model.t if t is None else t
+        self.np = reference_side(numpy_model, dtype)
         self.dtype = self.np.dtype.name
         self.x, self.t = _validate_batch(x, t, self.dtype)
         self.torch = TorchSide(torch_model, self.dtype, device, loss)
@@ -127,7 +131,8 @@ class _Run:
         self.report.settings = {
             "dtype": self.dtype, "loss": loss, "batch": int(self.x.shape[0]),
             "torch model": f"{type(torch_model).__name__} ({self.torch.kind})",
-            "numpy model": type(numpy_model).__name__}
+            "numpy model": (f"golden file {numpy_model.path} ({numpy_model.meta['model']})"
+                            if isinstance(numpy_model, GoldenFile) else type(numpy_model).__name__)}
         self.tx, self.tt = self.torch.tensor(self.x), self.torch.tensor(self.t)
         self.context = {}  # check id -> what the diagnosis needs
 
@@ -461,12 +466,13 @@ def _softmax(a):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def check_port(numpy_model, torch_model, x, t, *, dtype=None, loss="cross_entropy", param_map=None,
+def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cross_entropy", param_map=None,
                device="cpu", numpy_gradient="auto", directions=4, locate="failing", seed=0):
     """Compare a NumPy model and its torch port on one batch; returns a ``PortReport``.
 
     ``numpy_model``: ``params`` (dict of arrays) and ``loss(x, t)``; optionally
-    ``predict``, ``gradient`` and ``layers``. ``torch_model``: an ``nn.Module``
+    ``predict``, ``gradient`` and ``layers``; or a golden file (its path, or a
+    ``GoldenFile``), whose own batch is used when ``x`` and ``t`` are None. ``torch_model``: an ``nn.Module``
     returning scores, or a literal port (``params`` dict of tensors, ``loss``,
     optionally ``predict`` and ``gradient``). ``x``, ``t``: NumPy arrays (``t``
     class indices or one-hot rows). ``dtype``: the run's, default the NumPy
@@ -480,6 +486,9 @@ def check_port(numpy_model, torch_model, x, t, *, dtype=None, loss="cross_entrop
     the request (a model without ``params``, a batch the model cannot take,
     NaN in an output) raise ``PortSetupError`` (a ``ValueError``).
     """
+    from .golden import GoldenFile, is_golden_path
+    if is_golden_path(numpy_model):
+        numpy_model = GoldenFile(numpy_model)
     run = _Run(numpy_model, torch_model, x, t, dtype=dtype, loss=loss, param_map=param_map,
                device=device, numpy_gradient=numpy_gradient, directions=directions,
                locate=locate, seed=seed)

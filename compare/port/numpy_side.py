@@ -117,3 +117,11 @@ class NumpySide:
     def snapshot(self):
         """The parameters' bytes: the check proves it leaves them as they were."""
         return {k: v.tobytes() for k, v in self.params.items()}
+
+
+def reference_side(model, dtype=None):
+    """The NumPy side of a check: a live model, or a golden file's recording."""
+    from .golden import GoldenFile, GoldenSide
+    if isinstance(model, GoldenFile):
+        return GoldenSide(model, dtype)
+    return NumpySide(model, dtype)

@@ -27,10 +27,10 @@ from numpy_impl.random_stream import BookRandomStream
 
 from .check import _kind_of, check_port
 from .diagnosis import diagnose
-from .numpy_side import NumpySide
 from .pairing import pair_parameters
-from .report import Check, compare_arrays
+from .report import compare_arrays
 from .targets import PortSetupError
+from ..parity import Tolerance
 from .tolerance import port_tolerance, training_tolerance
 from .torch_side import TorchSide
 
@@ -86,37 +86,101 @@ def torch_optimizer_of(spec, params, lr):
     return optimizer, scheduler
 
 
-class _Trainer:
-    def __init__(self, np_side, t_side, pairing, numpy_optimizer, torch_optimizer, lr):
-        self.np, self.torch, self.pairing = np_side, t_side, pairing
-        if not np_side.has_gradient:
+class LiveReference:
+    """The NumPy model trained step by step with the book's ``update(params, grads)``."""
+
+    storage = "full"
+
+    def __init__(self, side, numpy_optimizer, lr):
+        if not side.has_gradient:
             raise PortSetupError("numpy side: training side by side needs the NumPy model's "
                                  "gradient(x, t) (backprop): one numerical gradient per step "
                                  "costs two loss evaluations per parameter element")
-        self.np_opt = numpy_optimizer_of(numpy_optimizer, lr)
-        params = list(t_side.params.values())
-        self.t_opt, self.scheduler = torch_optimizer_of(torch_optimizer, params, lr)
+        self.side = side
+        self.optimizer = numpy_optimizer_of(numpy_optimizer, lr)
+        self.name = type(self.optimizer).__name__
 
-    def numpy_step(self, x, t):
-        loss = self.np.loss(x, t)
-        grads = self.np.gradient(x, t)
-        self.np_opt.update(self.np.params, grads)
-        return loss
+    def step(self, k, x, t):
+        """The loss on the batch, then the parameters after the update."""
+        loss = self.side.loss(x, t)
+        self.optimizer.update(self.side.params, self.side.gradient(x, t))
+        return loss, {n: v.copy() for n, v in self.side.params.items()}
 
-    def torch_step(self, tx, tt):
+
+class GoldenReference:
+    """The recorded training of a golden file, replayed step by step."""
+
+    def __init__(self, golden, digest):
+        tr = golden.meta["training"]
+        if digest != tr["batches_sha256"]:
+            raise PortSetupError(f"{golden.path}: the batches drawn now differ from those it was "
+                                 f"recorded on (other data, or other MNIST files); record it again")
+        self.golden, self.storage = golden, tr["storage"]
+        self.name = f"{tr['optimizer']} (recorded)"
+        self.index = {n: golden.arrays.get(f"train/sample_index/{n}") for n in golden.meta["params"]}
+
+    def step(self, k, x, t):
+        a = self.golden.arrays
+        key = "train/param/{}" if self.storage == "full" else "train/summary/{}"
+        return float(a["train/loss"][k]), {n: a[key.format(n)][k] for n in self.golden.meta["params"]}
+
+
+class TorchTrainer:
+    """The port, updated by a torch optimizer from its autograd or its own gradient."""
+
+    def __init__(self, side, torch_optimizer, lr):
+        self.side = side
+        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, list(side.params.values()), lr)
+
+    def step(self, tx, tt):
         import torch
-        side = self.torch
+        side = self.side
         out, grads = side.training_pass(tx, tt)
         with torch.no_grad():
             for name, p in side.params.items():
                 g = grads[name]
                 p.grad = torch.zeros_like(p) if g is None else torch.from_numpy(g).to(p.device)
-        self.t_opt.step()
+        self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
         for p in side.params.values():
             p.grad = None
         return out
+
+
+def _batch(x_train, t_train, idx, dtype):
+    x = x_train[idx].astype(dtype)
+    t = t_train[idx]
+    return x, (t.astype(np.int64) if t.ndim == 1 else t.astype(dtype))
+
+
+def _loss_shift(np_loss, out, loss):
+    """The 1e-7 between the two losses, when one side has it and the other has not."""
+    losses = out["losses"]
+    if losses is None:
+        return None
+    tol = port_tolerance(np.array(np_loss), "float64")
+    np_kind = _kind_of(np_loss, losses["cross_entropy"], losses["book"], tol)
+    t_kind = loss if loss in ("cross_entropy", "book") else _kind_of(
+        out["loss"], losses["cross_entropy"], losses["book"], tol)
+    if np_kind and t_kind and "either" not in (np_kind, t_kind) and np_kind != t_kind:
+        gap = losses["book"] - losses["cross_entropy"]
+        return np.array(gap if t_kind == "book" else -gap)
+    return None
+
+
+def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
+    """Compare two step summaries: max |value| and samples as elements, the sum
+    (n elements) and the norm (sqrt n) with bounds scaled accordingly."""
+    from .golden import SAMPLES  # noqa: F401  (the layout summary() writes)
+    size = int(round(expected[2] ** 2 / max(expected[0], 1e-300) ** 2)) if expected[0] else 1
+    atol = training_tolerance(np.array(expected[0]), dtype, updates).atol
+    n = max(size, 1)
+    bound = np.full(expected.shape, atol)
+    bound[1], bound[2] = n * atol, np.sqrt(n) * atol
+    return compare_arrays("training", name, torch_name, expected, actual,
+                          Tolerance(0.0, 0.0, "summary of the parameters"), allowance=bound,
+                          allowance_name="per-entry bound", step=step)
 
 
 def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_size=100, lr=0.1,
@@ -125,11 +189,14 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                    progress=False, **port_options):
     """Train both sides ``steps`` steps side by side; returns a ``PortReport``.
 
-    With ``first_batch_check`` the report starts with ``check_port`` on the first
-    batch (parameters, forward, loss, backward); the training rows follow, one per
+    ``numpy_model`` may be a ``GoldenFile`` with a recorded training. With
+    ``first_batch_check`` the report starts with ``check_port`` on the first batch
+    (parameters, forward, loss, backward); the training rows follow, one per
     parameter and one for the loss, each at its first step out of tolerance (else its
     worst step), and ``report.training`` holds the curves.
     """
+    from .golden import GoldenFile, batches_digest, summary
+    from .numpy_side import reference_side
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise PortSetupError(f"{name} must be a positive integer, got {value!r}")
@@ -141,15 +208,17 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                              f"got {x_train.shape} and {t_train.shape}")
     stream = BookRandomStream(seed)
     batches = [stream.batch_indices(x_train.shape[0], batch_size) for _ in range(steps)]
-    first = batches[0]
+    golden = numpy_model if isinstance(numpy_model, GoldenFile) else None
+    if golden is not None and "training" not in golden.meta:
+        raise PortSetupError(f"{golden.path} holds no training: record it with --steps N")
     common = dict(dtype=dtype, loss=loss, param_map=param_map, device=device)
     if first_batch_check:
-        report = check_port(numpy_model, torch_model, x_train[first], t_train[first], **common,
-                            seed=seed, **port_options)
+        x0, t0 = (None, None) if golden is not None else (x_train[batches[0]], t_train[batches[0]])
+        report = check_port(numpy_model, torch_model, x0, t0, **common, seed=seed, **port_options)
     else:
         from .report import PortReport
         report = PortReport()
-    np_side = NumpySide(numpy_model, dtype)
+    np_side = reference_side(numpy_model, dtype)
     dtype = np_side.dtype.name
     t_side = TorchSide(torch_model, dtype, device, loss)
     pairing = pair_parameters({k: v.shape for k, v in np_side.params.items()},
@@ -157,41 +226,40 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                               param_map=param_map, linear_weights=t_side.linear_weights)
     report.pairing = pairing
     t_side.load(pairing, np_side.params)
-    trainer = _Trainer(np_side, t_side, pairing, numpy_optimizer, torch_optimizer, lr)
+    data = [_batch(x_train, t_train, idx, dtype) for idx in batches] if golden is not None else None
+    if golden is not None:
+        if numpy_optimizer is not None:
+            raise PortSetupError(f"{golden.path} already holds the NumPy side's training; "
+                                 f"--numpy-optimizer has nothing to do")
+        reference = GoldenReference(golden, batches_digest(data))
+    else:
+        reference = LiveReference(np_side, numpy_optimizer, lr)
+    trainer = TorchTrainer(t_side, torch_optimizer, lr)
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "tolerance": [], "worst_param": []}
-    rows = {}
-    first_fail = None
+    rows, first_fail = {}, None
     previous = ({k: v.copy() for k, v in np_side.params.items()}, t_side.values(pairing))
     bar = _bar(steps, progress)
     for k, idx in enumerate(batches):
-        x = x_train[idx].astype(dtype)
-        t = t_train[idx]
-        t = t.astype(np.int64) if t.ndim == 1 else t.astype(dtype)
-        tx, tt = t_side.tensor(x), t_side.tensor(t)
-        np_loss = trainer.numpy_step(x, t)
-        out = trainer.torch_step(tx, tt)
-        shift = None
-        losses = out["losses"]
-        if losses is not None:
-            tol1 = port_tolerance(np.array(np_loss), dtype)
-            np_kind = _kind_of(np_loss, losses["cross_entropy"], losses["book"], tol1)
-            t_kind = loss if loss in ("cross_entropy", "book") else _kind_of(
-                out["loss"], losses["cross_entropy"], losses["book"], tol1)
-            if np_kind and t_kind and "either" not in (np_kind, t_kind) and np_kind != t_kind:
-                gap = losses["book"] - losses["cross_entropy"]
-                shift = np.array(gap if t_kind == "book" else -gap)
-        loss_row = compare_arrays("training", "loss", loss, np.array(np_loss), np.array(out["loss"]),
-                                  training_tolerance(np.array(np_loss), dtype, k + 1), shift=shift,
-                                  shift_name=GAP, step=k)
+        x, t = data[k] if data is not None else _batch(x_train, t_train, idx, dtype)
+        np_loss, np_values = reference.step(k, x, t)
+        out = trainer.step(t_side.tensor(x), t_side.tensor(t))
+        step_rows = [compare_arrays("training", "loss", loss, np.array(np_loss), np.array(out["loss"]),
+                                    training_tolerance(np.array(np_loss), dtype, k + 1),
+                                    shift=_loss_shift(np_loss, out, loss), shift_name=GAP, step=k)]
         t_values = t_side.values(pairing)
-        step_rows = [loss_row]
+        rel = {}
         for pair in pairing:
-            e = np_side.params[pair.numpy]
-            step_rows.append(compare_arrays(
-                "training", pair.numpy, pair.torch + (".T" if pair.transposed else ""), e,
-                t_values[pair.numpy], training_tolerance(e, dtype, k + 1), step=k))
-        rel = {p.numpy: _normwise(np_side.params[p.numpy], t_values[p.numpy]) for p in pairing}
+            e, a = np_values[pair.numpy], t_values[pair.numpy]
+            torch_name = pair.torch + (".T" if pair.transposed else "")
+            if reference.storage == "full":
+                step_rows.append(compare_arrays("training", pair.numpy, torch_name, e, a,
+                                                training_tolerance(e, dtype, k + 1), step=k))
+                rel[pair.numpy] = _normwise(e, a)
+            else:
+                a = summary(a, reference.index[pair.numpy])
+                step_rows.append(_summary_row(pair.numpy, torch_name, e, a, dtype, k + 1, k))
+                rel[pair.numpy] = _normwise(e[3:], a[3:]) if e.size > 3 else 0.0
         worst = max(rel, key=rel.get)
         curves["step"].append(k)
         curves["loss_numpy"].append(float(np_loss))
@@ -204,7 +272,7 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
             if kept is None or (kept.passed and (not row.passed or row.worst_ratio > kept.worst_ratio)):
                 rows[row.where] = row
         failed = [r for r in step_rows if not r.passed]
-        current = ({k2: v.copy() for k2, v in np_side.params.items()}, t_values)
+        current = (np_values, t_values)
         if failed and first_fail is None:
             first_fail = (failed[0], previous, current, k)
         previous = current
@@ -212,23 +280,25 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     bar.close()
     report.checks.extend(rows[key] for key in ["loss"] + [p.numpy for p in pairing])
     report.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, **curves,
-                       "numpy_optimizer": type(trainer.np_opt).__name__,
-                       "torch_optimizer": type(trainer.t_opt).__name__,
-                       "scheduler": None if trainer.scheduler is None else type(trainer.scheduler).__name__}
-    report.settings.update({"steps": steps, "lr": lr, "numpy optimizer": type(trainer.np_opt).__name__,
-                            "torch optimizer": type(trainer.t_opt).__name__})
+                       "numpy_optimizer": reference.name,
+                       "torch_optimizer": type(trainer.optimizer).__name__,
+                       "scheduler": None if trainer.scheduler is None else type(trainer.scheduler).__name__,
+                       "storage": reference.storage}
+    report.settings.update({"steps": steps, "lr": lr, "numpy optimizer": reference.name,
+                            "torch optimizer": type(trainer.optimizer).__name__})
     already = report.first_mismatch is not None
     report.passed = all(c.passed for c in report.checks)
     if first_fail is not None and not already:
         row, before, after, k = first_fail
         report.first_mismatch = {"phase": "training", "where": row.where, "torch": row.torch,
                                  "step": k, "max_abs": row.max_abs, "max_rel": row.max_rel}
-        report.diagnosis = _diagnose_update(row, before, after, dtype, batch_size)
+        if reference.storage == "full":
+            report.diagnosis = _diagnose_update(row, before, after, dtype, batch_size)
         report.first_mismatch["detail"] = (
             f"the two sides part at step {k}" + (
                 ", after agreeing on the first batch's loss and gradients: the update rules "
                 "differ (the optimizer's formula, its eps, a learning-rate schedule)"
-                if first_batch_check and not already else ""))
+                if first_batch_check else ""))
     return report
 
 
