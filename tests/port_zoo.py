@@ -120,3 +120,8 @@ def literal(cls=torch_impl.TwoLayerNet):
 
 def book_net():
     return numpy_impl.TwoLayerNet(784, 50, 10, seed=0)
+
+
+def no_batch_divide():
+    """For the command line, which calls a zero-argument factory."""
+    return literal(NoBatchDivide)

@@ -22,7 +22,7 @@ def parse_shape(text):
     if text is None:
         return None
     try:
-        shape = tuple(int(p) for p in str(text).replace("x", ",").split(",") if p.strip())
+        shape = tuple(int(p) for p in str(text).split(","))
     except ValueError:
         shape = ()
     if not shape or min(shape) < 1:

@@ -53,3 +53,23 @@ def torch_adagrad_book_eps(params, lr=0.01):
     """The same with the book's eps: torch also adds it after the root, so they agree."""
     import torch
     return torch.optim.Adagrad(params, lr=lr, eps=1e-7)
+
+
+class StepDecaySGD:
+    """SGD whose learning rate is multiplied by ``gamma`` every ``step_size`` updates."""
+
+    def __init__(self, lr=0.01, step_size=50, gamma=0.5):
+        self.lr, self.step_size, self.gamma, self.updates = lr, step_size, gamma, 0
+
+    def update(self, params, grads):
+        lr = self.lr * self.gamma ** (self.updates // self.step_size)
+        for key in params.keys():
+            params[key] -= lr * grads[key]
+        self.updates += 1
+
+
+def torch_step_decay(params, lr=0.01, step_size=50):
+    """torch.optim.SGD and StepLR; the scheduler steps after each optimizer step."""
+    import torch
+    optimizer = torch.optim.SGD(params, lr=lr)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.5)
