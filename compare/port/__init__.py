@@ -1,0 +1,1 @@
+"""Checking your own NumPy model against your PyTorch port, whatever the model."""
