@@ -90,7 +90,8 @@ def test_no_bound_on_the_third_derivative_is_needed():
 
     report = check_gradient_directions(loss, params, claimed(1e-7), directions=8)
     assert report.passed, report.to_text()
-    assert max(d.truncation for d in report.rows[0].directions) > 1e3 * report.rows[0].worst.roundoff
+    row = report.rows[0]
+    assert max(d.truncation for d in row.directions) > 1e3 * row.worst.roundoff
     assert not check_gradient_directions(loss, params, claimed(1e-3)).passed
 
 
@@ -252,6 +253,12 @@ def test_layers_holding_references_see_the_perturbation():
     report = check_gradient_directions(lambda: float(np.sum(layer.w ** 2)), {"w": w},
                                        {"w": 2 * w})
     assert report.passed and layer.w is w
+    # a non-contiguous view (a layer that stores W and is handed W.T) is written through too
+    W = np.arange(6.0).reshape(2, 3) / 10
+    before = W.tobytes()
+    report = check_gradient_directions(lambda: float(np.sum(W ** 3)), {"WT": W.T},
+                                       {"WT": 3 * W.T ** 2}, locate="all")
+    assert report.passed and W.tobytes() == before
 
 
 def test_a_non_finite_loss_names_the_parameter_and_direction():

@@ -6,20 +6,20 @@ hypothesis: it fits when ``actual`` equals the correspondingly transformed
 ``expected`` within the comparison's tolerance. Every hypothesis that fits
 is returned, best first, as ``{"code", "text", ...}``:
 
-==========  ====================================================  =====================================
-code        fits when                                             usual cause
-==========  ====================================================  =====================================
-transpose   ``actual ~ expected.T`` (same or swapped shape)       ``nn.Linear`` stores (out, in)
-sign        ``actual ~ -expected``                                ``t - y`` for ``y - t``, ascent
-scale       ``actual ~ c expected``, ``c`` by least squares       ``/ batch_size`` missing or doubled
-offset      ``actual ~ expected + s``, one ``s`` for all          a constant term on one side
-log_eps     ``actual - expected ~ +-known["log_eps"]``            the book's ``log(y + 1e-7)``
-axis        ``actual`` = softmax / log-softmax / sum / mean       ``dim=0`` for ``dim=-1``
-            over another axis of ``inputs`` than ``expected``
-unused      one side all zeros, the other not                     a parameter cut from the graph
-dtype       a float32 array, or float32 round-off, in a float64   ``.float()``, a float32 constant
-            run
-==========  ====================================================  =====================================
+=========  ================================================  ===============================
+code       fits when                                         usual cause
+=========  ================================================  ===============================
+transpose  ``actual ~ expected.T`` (same or swapped shape)   ``nn.Linear`` stores (out, in)
+sign       ``actual ~ -expected``                            ``t - y`` for ``y - t``
+scale      ``actual ~ c expected``, ``c`` by least squares   ``/ batch_size`` lost or doubled
+offset     ``actual ~ expected + s``, one ``s`` for all      a constant term on one side
+log_eps    ``actual - expected ~ +-known["log_eps"]``        the book's ``log(y + 1e-7)``
+axis       softmax / log-softmax / sum / mean of             ``dim=0`` for ``dim=-1``
+           ``inputs`` over another axis than ``expected``
+unused     one side all zeros, the other not                 a parameter cut from the graph
+dtype      a float32 array, or float32 round-off, in a       ``.float()``, a float32 tensor
+           float64 run
+=========  ================================================  ===============================
 
 The tolerance
 =============
@@ -145,7 +145,9 @@ def _transpose(e, a, tol):
 
 
 def _resid(x, y):
-    return float(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).max()) if np.size(x) else 0.0
+    if not np.size(x):
+        return 0.0
+    return float(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).max())
 
 
 def _sign_scale(e, a, tol, batch_size):
