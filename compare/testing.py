@@ -16,8 +16,8 @@ return the reports on success.
 import numpy as np
 
 from .ch4.gap import book_gap
-from .parity import (Tolerance, compare_gradients, default_h, dtype_name, to_numpy, tolerance,
-                     with_override)
+from .parity import (Tolerance, compare_gradients, default_h, dtype_name, richardson_truncation,
+                     roundoff, to_numpy, tolerance, with_override)
 
 
 def _torch():
@@ -52,7 +52,7 @@ def _is_float(value):
 
 def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=None,
                    dtype="float64", device="cpu", rtol=None, atol=None, h=None,
-                   third_derivative=1.0, seed=0, label=None):
+                   third_derivative=None, seed=0, label=None):
     """Run ``np_fn`` and ``torch_fn`` on the same inputs; compare values and gradients.
 
     ``inputs``: arrays, or shapes (tuples of ints) to fill with seeded
@@ -66,11 +66,16 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
     ``np_grad_fn(*inputs)`` (the NumPy gradient of that same sum: one array,
     or a tuple, one per input in ``wrt``) under the ``analytic`` tolerance,
     or, without ``np_grad_fn``, with ``numpy_impl.numerical_gradient`` of the
-    NumPy function under the ``numerical`` tolerance for ``h`` (default
-    1e-4 in float64, 1e-2 in float32), ``|f|`` and ``third_derivative``
-    (a bound on the function's third derivative; 1 unless you say). Keep
-    inputs away from kinks (``relu`` at 0), where no difference quotient
-    converges.
+    NumPy function at step ``h`` (default 1e-4 in float64, 1e-2 in
+    float32). Its error is allowed for element by element: the round-off
+    ``4 eps |f| / h`` (``|f|`` the sum of the outputs' sizes) plus the
+    truncation estimated from the differences themselves, with a second
+    gradient at ``2h`` (``compare.parity.richardson_truncation``, shown in
+    the table's "allowed truncation" column); no bound on the function's
+    third derivative is needed. ``third_derivative``, a bound on ``|f'''|``
+    where you know one, replaces that estimate by the ``numerical``
+    tolerance's fixed ``h**2 |f'''| / 6``. Keep inputs away from kinks
+    (``relu`` at 0) and other singularities by more than ``2h``.
 
     Returns ``{"forward": report, "backward": report or None}``.
     """
@@ -112,6 +117,7 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
     def np_total(args):
         return sum(float(np.sum(v)) for v in _as_outputs(np_fn(*args)) if _is_float(v))
 
+    truncation = None
     if np_grad_fn is not None:
         given = _as_outputs(np_grad_fn(*[a.copy() for a in np_in]))
         if len(given) != len(wrt):
@@ -129,9 +135,23 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
         scale = max(sum(float(np.sum(np.abs(v))) for v in np_out
                         if _is_float(v)), 1.0)
         kind = "numerical"
-        btol = with_override(tolerance("numerical", name, h, value_scale=scale,
-                                third_derivative=third_derivative), rtol, atol)
-    backward = compare_gradients(t_grads, np_grads, tol=btol, kind=kind,
+        if third_derivative is not None:
+            btol = with_override(tolerance("numerical", name, h, value_scale=scale,
+                                           third_derivative=third_derivative), rtol, atol)
+        else:
+            truncation = {}
+            r = roundoff(name, h, scale)
+            for k in wrt:
+                d_2h = numpy_impl.numerical_gradient(lambda _: np_total(args), args[k], 2 * h)
+                key = f"d/dx{k}"
+                truncation[key] = richardson_truncation(np_grads[key], d_2h, r)
+            analytic = tolerance("analytic", name)
+            btol = with_override(Tolerance(
+                analytic.rtol, analytic.atol + r,
+                f"central difference with h={h:g} in {name}: round-off 4 eps |f| / h = {r:.2g}, "
+                f"truncation estimated per element from D(2h) - D(h)"), rtol, atol)
+    backward = compare_gradients(t_grads, np_grads, tol=btol, kind=kind, allowance=truncation,
+                                 allowance_name="truncation",
                                  label=f"{label}: gradient of sum(output)",
                                  actual_name="torch autograd",
                                  expected_name="numpy " + ("gradient" if np_grad_fn else "numerical"),
