@@ -4,7 +4,6 @@ porter really makes. The NumPy references are the book's chapter-5 layer net
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn

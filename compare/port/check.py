@@ -189,9 +189,12 @@ class _Run:
             return
         np_p, t_p = are_probabilities(np_scores), self.out["losses"]["probabilities"]
         note = None
-        if np_p and not t_p:
+        # one side's logits against the other's probabilities: the same thing once the
+        # logits go through softmax; outputs in [0, 1] are no logits (a softmax over the
+        # wrong axis stays as it is, for the diagnosis to see)
+        if np_p and not t_p and (t_scores < 0).any():
             t_scores, note = _softmax(t_scores), "NumPy predict gives probabilities: compared with softmax of the torch scores"
-        elif t_p and not np_p:
+        elif t_p and not np_p and (np_scores < 0).any():
             np_scores, note = _softmax(np_scores), "torch gives probabilities: compared with softmax of the NumPy scores"
         if not np.all(np.isfinite(t_scores)):
             raise PortSetupError("torch side: the scores hold NaN or infinity on this batch")
@@ -321,40 +324,71 @@ class _Run:
         self.report.settings["gradients"] = f"NumPy backprop vs torch {self.t_source}"
 
     def numerical(self, t_grads, t_kind):
+        """The torch gradient against central differences of the NumPy loss, along random
+        directions; elements located where a direction fails."""
         np_kind = self.np_loss_kind
-        claimed = dict(t_grads)
         gap = None if self.ref is None else self.ref["gap"]
-        shift_sign = 0
-        if gap is not None and np_kind and t_kind and "either" not in (np_kind, t_kind) and np_kind != t_kind:
-            shift_sign = 1 if np_kind == "book" else -1  # the torch gradient, made of the NumPy loss's kind
-            claimed = {k: v + shift_sign * gap[k] for k, v in claimed.items()}
+        allowance = None
+        if gap is not None and np_kind and t_kind and "either" not in (np_kind, t_kind) \
+                and np_kind != t_kind:
+            # the NumPy loss's gradient minus the torch one: the 1e-7's share, signed
+            allowance = {k: (1 if np_kind == "book" else -1) * v for k, v in gap.items()}
             self.known("gradient", np_kind, t_kind, max(float(np.max(np.abs(v))) for v in gap.values()))
+        if self.np.model is None:
+            return self.recorded_numerical(t_grads, allowance)
         x, t = self.x, self.t
         model = self.np.model
-        result = check_gradient_directions(lambda: float(model.loss(x, t)), self.np.params, claimed,
+        result = check_gradient_directions(lambda: model.loss(x, t), self.np.params, t_grads,
                                            directions=self.directions, seed=self.seed,
-                                           locate=self.locate)
+                                           locate=self.locate, allowance=allowance,
+                                           allowance_name=GAP)
         self.report.numerical = result.to_dict()
-        by_name = {r.name: r for r in result.params}
-        for item in self._order():
-            if item[0] != "param":
-                continue
-            name = item[1]
+        by_name = {r.name: r for r in result.rows}
+        for name in self._param_order():
             r = by_name[name]
+            worst = r.worst
             pair = next(p for p in self.pairing if p.numpy == name)
             row = Check("backward", name, pair.torch + (".T" if pair.transposed else ""),
                         tuple(self.np.params[name].shape), max_abs=r.max_abs, max_rel=r.max_rel,
-                        rtol=0.0, atol=r.tolerance, why=r.why, passed=r.passed,
-                        problem=None if r.passed else r.problem,
-                        note=f"{r.directions} directional differences of the NumPy loss")
-            if r.located is not None:
-                idx, num = r.located
-                row.worst_index, row.worst_expected = tuple(idx), float(num)
-                row.worst_actual = float(claimed[name][tuple(idx)])
-            expected = r.numerical_full if r.numerical_full is not None else None
-            self.add(row, expected=expected, actual=claimed[name], param=name)
+                        rtol=0.0, atol=worst.tolerance if worst else 0.0,
+                        why=f"central differences of the NumPy loss along {self.directions} random "
+                            f"directions: round-off + Richardson truncation + the claim's round-off",
+                        worst_ratio=worst.ratio if worst else 0.0, passed=r.passed,
+                        problem=r.problem, note=r.note,
+                        allowance=GAP if allowance else None,
+                        max_allowance=worst.allowance if worst else 0.0)
+            element = r.worst_element
+            expected = None
+            if element is not None:
+                row.worst_index = tuple(int(i) for i in element.index)
+                row.worst_expected, row.worst_actual = element.numerical, element.claimed
+            if r.located == "elements" and len(r.elements) == int(np.prod(r.shape)):
+                expected = np.zeros(r.shape)
+                for e in r.elements:
+                    expected[tuple(e.index)] = e.numerical
+            self.add(row, expected=expected, actual=t_grads[name], param=name)
         self.report.settings["gradients"] = (f"central differences of the NumPy loss along "
-                                             f"{self.directions} random directions vs torch {self.t_source}")
+                                             f"{self.directions} random directions vs torch "
+                                             f"{self.t_source}")
+
+    def recorded_numerical(self, t_grads, allowance):
+        """A golden file's element-wise central differences, with their error bounds."""
+        golden = self.np.golden
+        for name in self._param_order():
+            pair = next(p for p in self.pairing if p.numpy == name)
+            bound = golden.arrays[f"grad_error/{name}"]
+            if allowance is not None:
+                bound = np.abs(bound) + np.abs(allowance[name])
+            self.add(compare_arrays("backward", name, pair.torch + (".T" if pair.transposed else ""),
+                                    golden.grads[name], t_grads[name],
+                                    port_tolerance(golden.grads[name], self.dtype), allowance=bound,
+                                    allowance_name="difference error" + (" + 1e-7 gap" if allowance else "")),
+                     expected=golden.grads[name], actual=t_grads[name], param=name)
+        self.report.settings["gradients"] = ("recorded central differences of the NumPy loss vs "
+                                             f"torch {self.t_source}")
+
+    def _param_order(self):
+        return [item[1] for item in self._order() if item[0] == "param"]
 
     # --- 4. verdict and diagnosis ---------------------------------------------------
 

@@ -18,7 +18,8 @@ key                        what
 grad_output}``             execution (when the model has ``layers``)
 ``predict``, ``loss``      its outputs on the batch
 ``grad/NAME``              its gradient: backprop, or central differences of the
-                           loss (``meta["gradient"]`` says which)
+                           loss (``meta["gradient"]`` says which; then
+                           ``grad_error/NAME`` holds each element's error bound)
 ``train/loss``             the loss at each training step (``--steps``)
 ``train/param/NAME``       the parameters after each step, ``(steps, *shape)``, or,
 ``train/summary/NAME``     when that would pass ``MAX_TRAINING_BYTES``, a summary per
@@ -88,8 +89,9 @@ def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
     gradient = "backprop"
     if grads is None or numpy_gradient == "numerical":
         from .numerical import numerical_gradient_of
-        grads = numerical_gradient_of(lambda: float(side.model.loss(x, t)), side.params)
-        grads = grads[0] if isinstance(grads, tuple) else grads
+        grads = numerical_gradient_of(lambda: side.model.loss(x, t), side.params)
+        for name, bound in grads.error.items():
+            arrays[f"grad_error/{name}"] = np.asarray(bound, dtype=np.float64)
         gradient = "numerical"
     layers = []
     for i, rec in enumerate(capture.records):
