@@ -422,10 +422,13 @@ class _Run:
                               batch_size=int(self.x.shape[0]), inputs=ctx.get("inputs"),
                               known=ctx.get("known")):
                 found.append(d)
-        unique = {}
-        for d in found:  # one entry per bug, the most specific (first) kept
-            unique.setdefault((d["code"], d.get("parameter")), d)
-        return list(unique.values())
+        unique = []
+        for d in found:  # one entry per bug: the general test adds nothing to a named parameter's
+            same = [u for u in unique if u["code"] == d["code"]]
+            if not same or (d.get("parameter") and all(u.get("parameter") not in (None, d["parameter"])
+                                                        for u in same)):
+                unique.append(d)
+        return unique
 
     def counterfactuals(self, row, ctx):
         """Rerun the NumPy layer where the forward parts, on its own recorded input, with a
