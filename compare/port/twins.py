@@ -378,12 +378,12 @@ class TwinsReport:
         dtype = s.get("dtype", "float64")
         h = default_h(dtype)
         tol = tolerance("analytic", dtype)
-        lines = [f"twins by name: {s.get('numpy', 'numpy')} vs {s.get('torch', 'torch')} "
-                 f"[{dtype}, seed {s.get('seed', 0)}; default inputs N(0, 1) of shape "
-                 f"{s.get('shape', DEFAULT_SHAPE)} per positional parameter]",
-                 f"forward: torch vs numpy [analytic: {tol}; integer outputs exactly]; backward: "
-                 f"torch autograd vs numpy central differences, gradient of sum(output) "
-                 f"[h={h:g}, truncation estimated from D(2h) - D(h)]"]
+        lines = [(f"twins by name: {s.get('numpy', 'numpy')} vs {s.get('torch', 'torch')} "
+                  f"[{dtype}, seed {s.get('seed', 0)}; default inputs N(0, 1) of shape "
+                  f"{s.get('shape', DEFAULT_SHAPE)} per positional parameter]"),
+                 (f"forward: torch vs numpy [analytic: {tol}; integer outputs exactly]; backward: "
+                  f"torch autograd vs numpy central differences, gradient of sum(output) "
+                  f"[h={h:g}, truncation estimated from D(2h) - D(h)]")]
         head = ["name", "inputs", "output", "fwd max abs", "fwd max rel", "bwd max abs",
                 "bwd max rel", "verdict"]
         body = []
@@ -396,8 +396,10 @@ class TwinsReport:
                          _g(r._worst(r.forward, "max_abs")), _g(r._worst(r.forward, "max_rel")),
                          _g(r._worst(r.backward, "max_abs")), _g(r._worst(r.backward, "max_rel")),
                          verdict])
-        widths = [max([len(h)] + [len(b[k]) for b in body]) for k, h in enumerate(head)]
-        fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+        widths = [max([len(col)] + [len(b[k]) for b in body]) for k, col in enumerate(head)]
+
+        def fmt(cells):
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
         lines += [fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body]
         lines.append("only in numpy: " + (", ".join(self.only_numpy) or "-"))
         lines.append("only in torch: " + (", ".join(self.only_torch) or "-"))
