@@ -357,9 +357,11 @@ def test_every_book_function_agrees_with_inputs_it_can_take():
     rng = np.random.RandomState(3)
     probabilities = rng.dirichlet(np.ones(10), size=4)
     report = check_twins("numpy_impl.functions", "torch_impl.functions", seed=1, inputs={
-        "cross_entropy_error": [probabilities, np.array([3, 0, 7, 1])]})
+        "cross_entropy_error": [probabilities, np.array([3, 0, 7, 1])],
+        "sum_squared_error": {"inputs": [(4, 10), (4, 10)], "wrt": [1]}})
     assert report.passed and [r.status for r in report.rows] == ["passed"] * len(BOOK)
     assert rows(report)["cross_entropy_error"].backward.passed
+    assert [r.name for r in rows(report)["sum_squared_error"].backward.rows] == ["d/dx1"]
 
 
 def test_numpy_impl_functions_in_a_subprocess(tmp_path):
@@ -399,6 +401,7 @@ def test_a_twins_check_that_cannot_run_exits_2_with_one_line(numpy, torch_side, 
     ({"softmax": {"inputs": [(4, 10)], "gradient": False}}, "unknown keys ['gradient']"),
     ({"softmax": {"grad": False}}, "needs 'inputs'"),
     ({"softmax": 3}, "must be a list of inputs"),
+    ({"softmax": {"inputs": [(4, 10)], "wrt": [1]}}, "must list positions among the 1 inputs"),
 ])
 def test_malformed_inputs_are_refused(tmp_path, table, expected, capsys):
     with pytest.raises(PortSetupError) as info:

@@ -146,6 +146,11 @@ def _entry(name, value, where):
                              f"parameter, got {type(inputs).__name__}")
     if not isinstance(options.get("kwargs", {}), dict):
         raise PortSetupError(f"{where}[{name!r}]['kwargs'] must be a dict")
+    wrt = options.get("wrt")
+    if wrt is not None and not (isinstance(wrt, (list, tuple)) and all(
+            isinstance(k, int) and 0 <= k < len(inputs) for k in wrt)):
+        raise PortSetupError(f"{where}[{name!r}]['wrt'] must list positions among the "
+                             f"{len(inputs)} inputs, got {wrt!r}")
     options["inputs"] = list(inputs)
     return options
 
