@@ -3,6 +3,7 @@
     python -m compare port my_numpy_net.py:make_net my_torch_net.py:Net
     python -m compare port examples/layer_net/numpy_net.py:make_net \\
                            examples/layer_net/torch_net.py:make_net --json out/port.json
+    python -m compare port numpy_impl.functions torch_impl.functions   # twins by name
 
 Exit status: 0 parity holds, 1 it does not, 2 the check cannot run.
 """
@@ -22,7 +23,9 @@ def add_port_parser(sub):
     p.add_argument("numpy", metavar="NUMPY",
                    help="the NumPy model: path/to/file.py:name or package.module:name "
                         "(a class or a zero-argument function returning the model), or a "
-                        "golden file made by 'python -m compare record'")
+                        "golden file made by 'python -m compare record'; a module without "
+                        ":name (file.py or package.module) compares its functions with the "
+                        "torch module's, twin by twin")
     p.add_argument("torch", metavar="TORCH", help="the torch port, in the same form")
     p.add_argument("--data", choices=("mnist", "random"), default=None,
                    help="the batch: MNIST (the book's stream) or seeded noise (default mnist)")
@@ -102,7 +105,34 @@ def dataset(args, params, dtype):
                         rows=max(1000, args.batch))
 
 
+# what only a model check uses, with its parser default: given with twins, it is refused
+MODEL_ONLY = {"data": None, "batch": None, "loss": "cross_entropy", "labels": None,
+              "param_map": None, "input_shape": None, "numpy_gradient": "auto", "directions": 4,
+              "locate": "failing", "steps": None, "lr": None, "numpy_optimizer": None,
+              "torch_optimizer": None, "report": None}
+
+
+def cmd_twins(args):
+    """Two modules without :name: their functions, twin by twin (``compare.port.twins``)."""
+    from ..port.targets import PortSetupError
+    from ..port.twins import check_twins
+    for key, default in MODEL_ONLY.items():
+        if getattr(args, key) != default:
+            raise PortSetupError(f"--{key.replace('_', '-')} applies to models, not to twins by name")
+    report = check_twins(args.numpy, args.torch, dtype=args.dtype or "float64",
+                         seed=0 if args.seed is None else args.seed, device=args.device)
+    print(report.to_text())
+    if args.json is not None:
+        print(f"wrote {write_json(args.json, report.to_dict())}")
+    if report.nothing_checked:
+        raise PortSetupError(f"{report.verdict()}; nothing was compared")
+    return report.passed, report.verdict()
+
+
 def cmd_port(args):
+    from ..port.twins import wants_twins
+    if wants_twins(args.numpy, args.torch):
+        return cmd_twins(args)
     from ..port import check_port
     from ..port.data import first_batch
     from ..port.golden import GoldenFile, is_golden_path
