@@ -8,6 +8,8 @@ from .check import check_port
 from .pairing import Pair, pair_parameters
 from .report import Check, PortReport
 from .targets import PortSetupError, load_target
+from .training import check_training
+from .twins import check_twins
 
-__all__ = ["check_port", "PortReport", "Check", "Pair", "pair_parameters", "PortSetupError",
+__all__ = ["check_port", "check_training", "check_twins", "PortReport", "Check", "Pair", "pair_parameters", "PortSetupError",
            "load_target"]
