@@ -50,6 +50,27 @@ and 1.7e-6 at ``h = 1e-2``. In float32 the book's ``h = 1e-4`` makes the
 round-off term ``4 eps L / h`` = 1.2e-2, larger than most gradient entries
 (about 2e-2 relative to the largest): use ``h = 1e-2`` there.
 
+Truncation estimated from the differences (Richardson)
+======================================================
+The ``numerical`` bound above needs ``|f'''|``, known for the two-layer
+net's loss but not for a user's function: ``-log(y + 1e-7)`` at
+``y = 0.003`` has ``|f'''|`` near 1e7, and a bound of 1 is off by seven
+orders of magnitude. The differences themselves tell the truncation:
+``D(h) = f' + c h**2 + O(h**4)``, so ``D(2h) - D(h) = 3 c h**2`` and
+``|D(2h) - D(h)| / 3`` estimates the truncation of ``D(h)``, for two more
+evaluations of ``f`` per difference. With ``R = 4 eps |f| / h`` the
+round-off of ``D(h)`` (``D(2h)`` has ``R / 2``), the estimate is itself
+noisy by up to ``(R + R/2) / 3 = R / 2``, and ``richardson_truncation``
+bounds the truncation by ``2 (|D(2h) - D(h)| / 3 + R / 2)``: the factor 2
+covers that noise (if the true truncation ``t`` exceeds ``R`` the estimate
+is at least ``t - R/2``, and ``2 (t - R/2) + R >= t``; if not, ``R``
+covers it) and the ``h**4`` term while it is small (``D(h) = f' + c h**2 +
+d h**4``: the estimate is ``c h**2 + 5 d h**4``, and 2x covers
+``c h**2 + d h**4`` while ``11 |d| h**2 <= |c|``). The total is
+``R + 2 (|D(2h) - D(h)| / 3 + R / 2)`` on top of the analytic tolerance,
+and no bound on ``f'''`` is asked. ``compare.testing.assert_same_op`` uses
+it element by element; ``compare.port.numerical`` along random directions.
+
 The 1e-7 gap
 ============
 The book's ``loss`` is ``-log(y + 1e-7)``; its backprop ``(y - t) / N`` is
@@ -140,6 +161,31 @@ def tolerance(kind="analytic", dtype="float64", h=None, *, value_scale=LOSS_SCAL
     return Tolerance(rtol, atol + roundoff + truncation,
                      f"central difference with h={h:g} in {name}: round-off {roundoff:.2g} "
                      f"+ truncation {truncation:.2g}")
+
+
+TRUNCATION_SAFETY = 2
+
+
+def roundoff(dtype, h=None, value_scale=LOSS_SCALE):
+    """``4 eps |f| / h``: the round-off of one central difference ``D(h)``.
+
+    ``value_scale`` is ``|f|``, or the sum of the sizes of the terms ``f``
+    is computed from where those cancel.
+    """
+    name = dtype_name(dtype)
+    h = default_h(name) if h is None else float(h)
+    return 4 * EPS[name] * value_scale / h
+
+
+def richardson_truncation(d_h, d_2h, roundoff_h):
+    """A bound on the truncation of ``D(h)``, from ``D(h)`` and ``D(2h)``.
+
+    ``2 (|D(2h) - D(h)| / 3 + R / 2)`` with ``R = roundoff_h``, the
+    round-off of ``D(h)``; element by element on arrays (see the module
+    docstring for the derivation).
+    """
+    estimate = np.abs(np.asarray(d_2h, dtype=np.float64) - np.asarray(d_h, dtype=np.float64)) / 3
+    return TRUNCATION_SAFETY * (estimate + roundoff_h / 2)
 
 
 # --- conversion -------------------------------------------------------------------------

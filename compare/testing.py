@@ -14,6 +14,7 @@ return the reports on success.
                    np_grad_fn=lambda x: numpy_impl.sigmoid_grad(x))
 """
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,8 +22,8 @@ from numpy_impl.validation import (as_float_array, check_callable, check_nonnega
                                    check_step)
 
 from .ch4.gap import book_gap
-from .parity import (Tolerance, compare_gradients, default_h, dtype_name, to_numpy, tolerance,
-                     with_override)
+from .parity import (Tolerance, compare_gradients, default_h, dtype_name, richardson_truncation,
+                     roundoff, to_numpy, tolerance, with_override)
 
 
 def _torch():
@@ -73,30 +74,105 @@ def _is_float(value):
     return np.issubdtype(np.asarray(value).dtype, np.floating)
 
 
-def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=None,
-                   dtype="float64", device="cpu", rtol=None, atol=None, h=None,
-                   third_derivative=1.0, seed=0, label=None):
-    """Run ``np_fn`` and ``torch_fn`` on the same inputs; compare values and gradients.
+@dataclass
+class OpComparison:
+    """What ``compare_op`` found: the forward and backward reports, and why one is missing.
 
-    ``inputs``: arrays, or shapes (tuples of ints) to fill with seeded
-    N(0, 1) draws; float inputs are cast to ``dtype``, other inputs (class
-    indices) pass as they are. The outputs (one value or a tuple) must agree
-    in shape, dtype and value: ``analytic`` tolerance (round-off), unless
-    ``rtol``/``atol`` are given; integer outputs must be equal.
-
-    With ``grad``, torch autograd's gradient of ``sum(outputs)`` with respect
-    to each float input in ``wrt`` (default: all of them) is compared with
-    ``np_grad_fn(*inputs)`` (the NumPy gradient of that same sum: one array,
-    or a tuple, one per input in ``wrt``) under the ``analytic`` tolerance,
-    or, without ``np_grad_fn``, with ``numpy_impl.numerical_gradient`` of the
-    NumPy function under the ``numerical`` tolerance for ``h`` (default
-    1e-4 in float64, 1e-2 in float32), ``|f|`` and ``third_derivative``
-    (a bound on the function's third derivative; 1 unless you say). Keep
-    inputs away from kinks (``relu`` at 0), where no difference quotient
-    converges.
-
-    Returns ``{"forward": report, "backward": report or None}``.
+    ``problem`` is a finding that has no table (the two sides return
+    different numbers of outputs, or the torch output is detached where a
+    gradient was asked for); ``backward_note`` says why ``backward`` is
+    ``None`` when that is no failure (``grad=False``, integer outputs).
+    ``nonfinite_equal`` counts the output elements left out of the
+    comparison because they are NaN, or the same infinity, on both sides
+    (``equal_nan``), ``size`` the output elements in all.
     """
+    label: str
+    forward: object = None
+    backward: object = None
+    problem: str = None
+    backward_note: str = None
+    nonfinite_equal: int = 0
+    size: int = 0
+
+    @property
+    def passed(self):
+        return (self.problem is None and self.forward is not None and self.forward.passed
+                and (self.backward is None or self.backward.passed))
+
+    def raise_if_failed(self):
+        """``AssertionError`` for the first failure, in the order the checks ran."""
+        if self.forward is None:
+            raise AssertionError(f"{self.label}: {self.problem}")
+        self.forward.raise_if_failed()
+        if self.problem is not None:
+            raise AssertionError(f"{self.label}: {self.problem}")
+        if self.backward is not None:
+            self.backward.raise_if_failed()
+        return self
+
+
+def _nonfinite_equal(np_out, t_out):
+    """Per output, a mask of the elements NaN (or the same infinity) on both sides, or None."""
+    masks = []
+    for e, a in zip(np_out, t_out):
+        e, a = to_numpy(e), to_numpy(a)
+        if (e.shape != a.shape or not np.issubdtype(e.dtype, np.floating)
+                or not np.issubdtype(a.dtype, np.floating)):
+            masks.append(None)
+            continue
+        with np.errstate(invalid="ignore"):
+            same = (np.isnan(e) & np.isnan(a)) | (np.isinf(e) & (e == a))
+        same = np.asarray(same)
+        masks.append(same if same.any() else None)
+    return masks
+
+
+def _finite_abs_sum(value):
+    value = np.abs(to_numpy(value))
+    return float(np.sum(value[np.isfinite(value)]))
+
+
+def _masked(value, mask):
+    """``value`` with the masked elements set to 0 (a copy; a tensor stays a tensor)."""
+    if mask is None:
+        return value
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        return torch.where(torch.from_numpy(mask).to(value.device), torch.zeros_like(value), value)
+    value = np.array(value, copy=True)
+    value[mask] = 0
+    return value
+
+
+def compare_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=None,
+               dtype="float64", device="cpu", rtol=None, atol=None, h=None,
+               third_derivative=None, seed=0, label=None, equal_nan=False, detached="fail",
+               backward_after_failure=True):
+    """``assert_same_op``'s comparison, returned as an ``OpComparison`` instead of raised.
+
+    The arguments up to ``label`` are ``assert_same_op``'s. Three more:
+
+    ``equal_nan``: output elements NaN on both sides, or the same infinity
+    on both, count as equal and are left out (NaN on one side only still
+    fails). The gradient is then that of the sum of the outputs left in,
+    and where torch autograd gives NaN at an input whose NumPy gradient is
+    exactly 0, it is taken as that 0: it is ``0 x`` a NaN derivative at an
+    input that reaches only left-out outputs (``sqrt`` of a negative).
+
+    ``detached``: when the torch output does not depend on the inputs
+    through autograd, ``"fail"`` records it as the problem (what
+    ``assert_same_op`` raises); ``"zero"`` takes torch's gradient as 0 and
+    compares it with the NumPy one (a detached port of a differentiable
+    function then fails, a piecewise-constant one passes), and integer
+    outputs get no backward check at all (``backward_note`` says so).
+
+    ``backward_after_failure``: ``False`` stops after a failing forward
+    comparison, as ``assert_same_op`` does.
+
+    Errors of the functions themselves (a call that raises) propagate.
+    """
+    if detached not in ("fail", "zero"):
+        raise ValueError(f"detached must be 'fail' or 'zero', got {detached!r}")
     torch = _torch()
     from torch_impl.validation import check_device
 
@@ -107,11 +183,13 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
     name = dtype_name(dtype)
     device = check_device(device)
     seed = check_seed(seed)
-    third_derivative = check_nonnegative(third_derivative, "third_derivative")
+    if third_derivative is not None:  # None: estimated from the differences
+        third_derivative = check_nonnegative(third_derivative, "third_derivative")
     with_override(tolerance("analytic", name), rtol, atol)  # refuses a bad rtol or atol now
     label = label or getattr(np_fn, "__name__", "op")
     if h is not None:
         h = check_step(h, name)
+    result = OpComparison(label)
     np_in = _make_inputs(_check_inputs(inputs), name, seed)
     if wrt is None:
         wrt = [k for k, a in enumerate(np_in) if np.issubdtype(a.dtype, np.floating)]
@@ -126,30 +204,51 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
         t_out = _as_outputs(torch_fn(*t_in))
     np_out = _as_outputs(np_fn(*[a.copy() for a in np_in]))
     if len(t_out) != len(np_out):
-        raise AssertionError(f"{label}: torch returned {len(t_out)} outputs, NumPy {len(np_out)}")
+        result.problem = f"torch returned {len(t_out)} outputs, NumPy {len(np_out)}"
+        return result
+    masks = _nonfinite_equal(np_out, t_out) if equal_nan else [None] * len(np_out)
+    result.nonfinite_equal = sum(int(m.sum()) for m in masks if m is not None)
+    result.size = sum(int(np.size(to_numpy(v))) for v in np_out)
+    note = (f"{result.nonfinite_equal} of {result.size} output elements NaN (or the same "
+            f"infinity) on both sides, left out" if result.nonfinite_equal else None)
     keys = ["out"] if len(t_out) == 1 else [f"out[{i}]" for i in range(len(t_out))]
     exact = not all(_is_float(v) for v in np_out + t_out)
     tol = (Tolerance(0.0, 0.0, "integer outputs must be equal") if exact else
            with_override(tolerance("analytic", name), rtol, atol))
-    forward = compare_gradients(dict(zip(keys, t_out)), dict(zip(keys, np_out)), tol=tol,
-                                label=f"{label}: forward", actual_name="torch",
-                                expected_name="numpy", device=device)
-    forward.raise_if_failed()
+    result.forward = compare_gradients(
+        dict(zip(keys, [_masked(v, m) for v, m in zip(t_out, masks)])),
+        dict(zip(keys, [_masked(v, m) for v, m in zip(np_out, masks)])), tol=tol,
+        label=f"{label}: forward", actual_name="torch", expected_name="numpy", device=device,
+        note=note)
     if not want_grad:
-        return {"forward": forward, "backward": None}
+        result.backward_note = "grad=False" if wrt else "no float input"
+        return result
+    if not result.forward.passed and not backward_after_failure:
+        return result
 
-    float_out = [v for v in t_out if v.is_floating_point()]
-    if not float_out or not any(v.requires_grad for v in float_out):
-        raise AssertionError(f"{label}: the torch output does not depend on the inputs through "
-                             f"autograd (detached, or an integer result); pass grad=False")
-    total = sum(v.sum() for v in float_out)
-    t_grads = torch.autograd.grad(total, [t_in[k] for k in wrt], allow_unused=True)
-    t_grads = {f"d/dx{k}": (torch.zeros_like(t_in[k]) if g is None else g)
-               for k, g in zip(wrt, t_grads)}
+    float_out = [(v, m) for v, m in zip(t_out, masks) if v.is_floating_point()]
+    connected = any(v.requires_grad for v, _ in float_out)
+    if detached == "zero" and not float_out:
+        result.backward_note = "integer outputs: no gradient"
+        return result
+    if not connected and detached == "fail":
+        result.problem = ("the torch output does not depend on the inputs through autograd "
+                          "(detached, or an integer result); pass grad=False")
+        return result
+    if connected:
+        total = sum((v if m is None else v[torch.from_numpy(np.array(~m)).to(v.device)]).sum()
+                    for v, m in float_out)
+        t_grads = torch.autograd.grad(total, [t_in[k] for k in wrt], allow_unused=True)
+        t_grads = {f"d/dx{k}": (torch.zeros_like(t_in[k]) if g is None else g)
+                   for k, g in zip(wrt, t_grads)}
+    else:
+        t_grads = {f"d/dx{k}": torch.zeros_like(t_in[k]).detach() for k in wrt}
 
     def np_total(args):
-        return sum(float(np.sum(v)) for v in _as_outputs(np_fn(*args)) if _is_float(v))
+        return sum(float(np.sum(v if m is None else np.asarray(v)[~m]))
+                   for v, m in zip(_as_outputs(np_fn(*args)), masks) if _is_float(v))
 
+    truncation = None
     if np_grad_fn is not None:
         given = _as_outputs(np_grad_fn(*[a.copy() for a in np_in]))
         if len(given) != len(wrt):
@@ -164,18 +263,82 @@ def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=N
         for k in wrt:
             np_grads[f"d/dx{k}"] = numpy_impl.numerical_gradient(lambda _: np_total(args), args[k], h)
         # the round-off of each f(x +- h) is about eps * sum |terms|, not eps * |sum|
-        scale = max(sum(float(np.sum(np.abs(v))) for v in np_out
+        # (over the finite outputs: NaN on one side only has already failed forward)
+        scale = max(sum(_finite_abs_sum(_masked(v, m)) for v, m in zip(np_out, masks)
                         if _is_float(v)), 1.0)
         kind = "numerical"
-        btol = with_override(tolerance("numerical", name, h, value_scale=scale,
-                                third_derivative=third_derivative), rtol, atol)
-    backward = compare_gradients(t_grads, np_grads, tol=btol, kind=kind,
-                                 label=f"{label}: gradient of sum(output)",
-                                 actual_name="torch autograd",
-                                 expected_name="numpy " + ("gradient" if np_grad_fn else "numerical"),
-                                 device=device)
-    backward.raise_if_failed()
-    return {"forward": forward, "backward": backward}
+        if third_derivative is not None:
+            btol = with_override(tolerance("numerical", name, h, value_scale=scale,
+                                           third_derivative=third_derivative), rtol, atol)
+        else:
+            truncation = {}
+            r = roundoff(name, h, scale)
+            for k in wrt:
+                d_2h = numpy_impl.numerical_gradient(lambda _: np_total(args), args[k], 2 * h)
+                key = f"d/dx{k}"
+                truncation[key] = richardson_truncation(np_grads[key], d_2h, r)
+            analytic = tolerance("analytic", name)
+            btol = with_override(Tolerance(
+                analytic.rtol, analytic.atol + r,
+                f"central difference with h={h:g} in {name}: round-off 4 eps |f| / h = {r:.2g}, "
+                f"truncation estimated per element from D(2h) - D(h)"), rtol, atol)
+    bnote = None
+    if not connected:
+        bnote = "the torch output is detached from the inputs: its gradient taken as 0"
+    elif result.nonfinite_equal:
+        zeroed = 0
+        for key, g in t_grads.items():
+            stray = torch.isnan(g) & torch.from_numpy(np.asarray(np_grads[key]) == 0).to(g.device)
+            if stray.any():
+                zeroed += int(stray.sum())
+                t_grads[key] = torch.where(stray, torch.zeros_like(g), g)
+        if zeroed:
+            bnote = (f"{zeroed} torch gradient elements NaN where the NumPy one is 0 (inputs that "
+                     f"reach only left-out outputs), taken as 0")
+    result.backward = compare_gradients(t_grads, np_grads, tol=btol, kind=kind,
+                                        allowance=truncation, allowance_name="truncation",
+                                        label=f"{label}: gradient of sum(output)",
+                                        actual_name="torch autograd",
+                                        expected_name="numpy " + ("gradient" if np_grad_fn else "numerical"),
+                                        device=device, note=bnote)
+    return result
+
+
+def assert_same_op(np_fn, torch_fn, inputs, *, grad=True, np_grad_fn=None, wrt=None,
+                   dtype="float64", device="cpu", rtol=None, atol=None, h=None,
+                   third_derivative=None, seed=0, label=None):
+    """Run ``np_fn`` and ``torch_fn`` on the same inputs; compare values and gradients.
+
+    ``inputs``: arrays, or shapes (tuples of ints) to fill with seeded
+    N(0, 1) draws; float inputs are cast to ``dtype``, other inputs (class
+    indices) pass as they are. The outputs (one value or a tuple) must agree
+    in shape, dtype and value: ``analytic`` tolerance (round-off), unless
+    ``rtol``/``atol`` are given; integer outputs must be equal.
+
+    With ``grad``, torch autograd's gradient of ``sum(outputs)`` with respect
+    to each float input in ``wrt`` (default: all of them) is compared with
+    ``np_grad_fn(*inputs)`` (the NumPy gradient of that same sum: one array,
+    or a tuple, one per input in ``wrt``) under the ``analytic`` tolerance,
+    or, without ``np_grad_fn``, with ``numpy_impl.numerical_gradient`` of the
+    NumPy function at step ``h`` (default 1e-4 in float64, 1e-2 in
+    float32). Its error is allowed for element by element: the round-off
+    ``4 eps |f| / h`` (``|f|`` the sum of the outputs' sizes) plus the
+    truncation estimated from the differences themselves, with a second
+    gradient at ``2h`` (``compare.parity.richardson_truncation``, shown in
+    the table's "allowed truncation" column); no bound on the function's
+    third derivative is needed. ``third_derivative``, a bound on ``|f'''|``
+    where you know one, replaces that estimate by the ``numerical``
+    tolerance's fixed ``h**2 |f'''| / 6``. Keep inputs away from kinks
+    (``relu`` at 0) and other singularities by more than ``2h``.
+
+    Returns ``{"forward": report, "backward": report or None}``.
+    """
+    result = compare_op(np_fn, torch_fn, inputs, grad=grad, np_grad_fn=np_grad_fn, wrt=wrt,
+                        dtype=dtype, device=device, rtol=rtol, atol=atol, h=h,
+                        third_derivative=third_derivative, seed=seed, label=label,
+                        backward_after_failure=False)
+    result.raise_if_failed()
+    return {"forward": result.forward, "backward": result.backward}
 
 
 def _numpy_params(net):
@@ -263,4 +426,11 @@ def assert_same_net_gradients(numpy_net, torch_net, x, t, *, numerical=True, h=N
     return reports
 
 
-__all__ = ["assert_same_op", "assert_same_net_gradients"]
+__all__ = ["assert_same_op", "compare_op", "OpComparison", "assert_same_net_gradients", "assert_port"]
+
+
+def assert_port(numpy_model, torch_model, x, t, **options):
+    """``compare.check_port``, raising ``AssertionError`` with the report's text when the
+    port parts from its NumPy original; returns the report when it agrees."""
+    from .port import check_port
+    return check_port(numpy_model, torch_model, x, t, **options).raise_if_failed()

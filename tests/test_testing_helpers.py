@@ -36,7 +36,7 @@ def test_relu_against_relu_grad():
 
 
 def test_softmax_against_the_numerical_gradient():
-    # |f'''| of a sum of softmax outputs is bounded by 1 (the default bound)
+    # each row of a softmax sums to 1: both gradients are 0 up to round-off
     assert_same_op(N.softmax, T.softmax, [(5, 10)])
     assert_same_op(N.softmax, T.softmax, [(7,)])  # one vector
 
@@ -48,6 +48,7 @@ def test_cross_entropy_error_both_label_forms(labels):
     t = np.array([1, 2, 3, 4, 5])
     if labels == "one-hot":
         t = np.eye(10)[t]
+    # a known bound still replaces the estimate where given:
     # f = -(1/5) sum log(y_t + 1e-7): |f'''| = 2 / (5 y^3) <= 2 / (5 * 0.1^3) = 400
     assert_same_op(N.cross_entropy_error, T.cross_entropy_error, [y, t], wrt=[0],
                    third_derivative=400.0)
@@ -147,3 +148,75 @@ def test_a_broken_torch_net_is_named(batch):
         assert_same_net_gradients(N.TwoLayerNet(784, 50, 10, seed=1),
                                   Broken(784, 50, 10, seed=1), *batch, numerical=False)
     assert "FAIL torch backprop vs numpy backprop: b1" in str(info.value)
+
+
+# --- the numerical fallback estimates its own truncation ----------------------------------
+
+def probability_table():
+    """Rows of 10 probabilities; sample 0's target has the smallest, 0.003383."""
+    rng = np.random.RandomState(0)
+    y = rng.rand(4, 10) + 0.2
+    y[0, 3] = 0
+    y /= y.sum(axis=1, keepdims=True)
+    y[0] *= 1 - 0.003383
+    y[0, 3] = 0.003383
+    return y, np.array([3, 1, 4, 1])
+
+
+def test_the_probability_table_is_what_the_issue_describes():
+    y, _ = probability_table()
+    assert np.allclose(y.sum(axis=1), 1) and y.min() == y[0, 3] == 0.003383
+    # the exact gradient there, -1 / (4 (y + 1e-7)), is the issue's -73.90
+    assert -1 / (4 * (y[0, 3] + 1e-7)) == pytest.approx(-73.90, abs=0.01)
+
+
+@pytest.mark.parametrize("labels", ["index", "one-hot"])
+def test_the_right_cross_entropy_port_passes_without_a_third_derivative_bound(labels):
+    y, t = probability_table()
+    if labels == "one-hot":
+        t = np.eye(10)[t]
+    reports = assert_same_op(N.cross_entropy_error, T.cross_entropy_error, [y, t], wrt=[0])
+    row = reports["backward"].rows[0]
+    # truncation h^2 |f'''| / 6 = 0.022 at y = 0.003383 is what the estimate allows for
+    assert row.max_abs > 1e-2 and 0.02 < row.max_allowance < 0.1
+    assert reports["backward"].allowance_name == "truncation"
+    # a bound of 1 on |f'''| (the old default) is seven orders of magnitude short
+    with pytest.raises(AssertionError, match="gradient of sum"):
+        assert_same_op(N.cross_entropy_error, T.cross_entropy_error, [y, t], wrt=[0],
+                       third_derivative=1.0)
+
+
+def _with_gradient_of(value, surrogate):
+    """``value`` as the output, ``surrogate``'s gradient: a port right forward, wrong backward."""
+    return value.detach() + surrogate - surrogate.detach()
+
+
+def _book_ce(y, t, eps=1e-7):
+    idx = t if t.ndim == 1 else t.argmax(dim=1)
+    return -torch.log(y[torch.arange(y.shape[0]), idx] + eps).sum() / y.shape[0]
+
+
+@pytest.mark.parametrize("wrong", ["no mean in backward", "eps 1e-3 in backward",
+                                   "1e-7 dropped in backward"])
+def test_wrong_cross_entropy_gradients_still_fail(wrong):
+    y, t = probability_table()
+    surrogate = {
+        "no mean in backward": lambda y, t: _book_ce(y, t) * y.shape[0],
+        "eps 1e-3 in backward": lambda y, t: _book_ce(y, t, eps=1e-3),
+        # off by 1e-7 / y relative: 1.5e-6 at y[3, 1] = 0.129, where the estimated
+        # truncation (the numerical side's own error, 3.9e-7) is allowed for twice
+        "1e-7 dropped in backward": lambda y, t: _book_ce(y, t, eps=0.0),
+    }[wrong]
+    port = lambda y, t: _with_gradient_of(_book_ce(y, t), surrogate(y, t))  # noqa: E731
+    assert_same_op(N.cross_entropy_error, port, [y, t], wrt=[0], grad=False)  # forward is right
+    with pytest.raises(AssertionError, match="gradient of sum"):
+        assert_same_op(N.cross_entropy_error, port, [y, t], wrt=[0])
+
+
+@pytest.mark.parametrize("wrong", ["sum, no mean", "eps 1e-3"])
+def test_wrong_cross_entropy_values_fail_forward(wrong):
+    y, t = probability_table()
+    port = {"sum, no mean": lambda y, t: _book_ce(y, t) * y.shape[0],
+            "eps 1e-3": lambda y, t: _book_ce(y, t, eps=1e-3)}[wrong]
+    with pytest.raises(AssertionError, match="forward"):
+        assert_same_op(N.cross_entropy_error, port, [y, t], wrt=[0])

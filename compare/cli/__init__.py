@@ -6,6 +6,7 @@
     python -m compare figures                   # the book's figures and the parity figures
     python -m compare report                    # all of it on one Markdown page
     python -m compare bench numerical-gradient  # timings against the book's own code
+    python -m compare port NUMPY TORCH          # your own port against its NumPy original
 
 Results go to ``--out`` (default ``./out``) as JSON and PNG. The last line
 printed is a one-line verdict. Exit status: 0 when the command finished and
@@ -17,7 +18,7 @@ import argparse
 import sys
 import time
 
-from . import ch4
+from . import ch4, port
 from .status import CANNOT_RUN, FAILED, OK, CannotRun, one_line
 
 
@@ -26,11 +27,12 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     ch4.add_parsers(sub)
+    port.add_parsers(sub)
     return parser
 
 
-COMMANDS = {**ch4.COMMANDS}
-PREPARE = {**ch4.PREPARE}  # checks every option and loads the data, before any work
+COMMANDS = {**ch4.COMMANDS, **port.COMMANDS}
+PREPARE = {**ch4.PREPARE, **port.PREPARE}  # checks every option and loads the data, before any work
 
 
 def main(argv=None):
@@ -38,10 +40,12 @@ def main(argv=None):
     start = time.perf_counter()
     try:
         PREPARE[args.command](args)
+        # From here on an exception is a bug, not a request to refuse: it keeps its
+        # traceback. A port check also refuses, as it goes, a model that cannot be
+        # checked (a target that raises, NaN in an output): CannotRun too.
+        ok, verdict = COMMANDS[args.command](args)
     except CannotRun as exc:
         print(f"ERROR: {args.command} cannot run: {one_line(exc)}", file=sys.stderr)
         return CANNOT_RUN
-    # From here on an exception is a bug, not a request to refuse: it keeps its traceback.
-    ok, verdict = COMMANDS[args.command](args)
     print(f"{verdict} [{time.perf_counter() - start:.1f} s]")
     return OK if ok else FAILED

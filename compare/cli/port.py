@@ -1,0 +1,258 @@
+"""``python -m compare port NUMPY TORCH``: check your own port against its NumPy original.
+
+    python -m compare port my_numpy_net.py:make_net my_torch_net.py:Net
+    python -m compare port examples/layer_net/numpy_net.py:make_net \\
+                           examples/layer_net/torch_net.py:make_net --json out/port.json
+    python -m compare port numpy_impl.functions torch_impl.functions   # twins by name
+
+Exit status: 0 parity holds, 1 it does not, 2 the check cannot run.
+"""
+from pathlib import Path
+
+from ..port.targets import PortSetupError
+from .output import write_json
+from .status import CannotRun
+
+
+def add_parsers(sub):
+    add_port_parser(sub)
+    add_record_parser(sub)
+
+
+def add_port_parser(sub):
+    p = sub.add_parser("port", help="check a NumPy model against its torch port, layer by layer",
+                       description=__doc__.split("\n")[0])
+    p.add_argument("numpy", metavar="NUMPY",
+                   help="the NumPy model: path/to/file.py:name or package.module:name "
+                        "(a class or a zero-argument function returning the model), or a "
+                        "golden file made by 'python -m compare record'; a module without "
+                        ":name (file.py or package.module) compares its functions with the "
+                        "torch module's, twin by twin")
+    p.add_argument("torch", metavar="TORCH", help="the torch port, in the same form")
+    p.add_argument("--data", choices=("mnist", "random"), default=None,
+                   help="the batch: MNIST (the book's stream) or seeded noise (default mnist)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 100)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the batches and the directions (default 0)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                   help="the run's dtype (default: the NumPy parameters')")
+    p.add_argument("--loss", choices=("cross_entropy", "book", "model"), default="cross_entropy",
+                   help="the torch side's loss: F.cross_entropy of the scores (default), the "
+                        "book's -log(softmax + 1e-7), or the port's own loss(x, t)")
+    p.add_argument("--labels", choices=("one-hot", "index"), default=None,
+                   help="labels handed to both sides (default one-hot, as the book's scripts)")
+    p.add_argument("--param-map", default=None, metavar="W1=fc1.weight,...",
+                   help="pair parameters by hand; a torch name may end in .T")
+    p.add_argument("--input-shape", default=None, metavar="784 | 1,28,28",
+                   help="one sample's shape (default: from the first parameter)")
+    p.add_argument("--numpy-gradient", choices=("auto", "backprop", "numerical"), default="auto",
+                   help="the NumPy gradient: its gradient() when it has one (auto), or central "
+                        "differences of its loss")
+    p.add_argument("--directions", type=int, default=4,
+                   help="random directions per parameter in the numerical check (default 4)")
+    p.add_argument("--locate", choices=("failing", "all", "none"), default="failing",
+                   help="element-by-element differences where a direction fails (default), "
+                        "everywhere, or nowhere")
+    p.add_argument("--steps", type=int, default=None,
+                   help="also train both sides this many steps side by side, on the same batches")
+    p.add_argument("--lr", type=float, default=None, help="learning rate of --steps (default 0.1)")
+    p.add_argument("--numpy-optimizer", default=None, metavar="FILE.py:name",
+                   help="an object with update(params, grads) (a class or factory; given lr= "
+                        "when it takes one); default plain SGD")
+    p.add_argument("--torch-optimizer", default=None, metavar="FILE.py:name",
+                   help="a function of the port's parameters returning a torch.optim.Optimizer "
+                        "(or one and a scheduler); default torch.optim.SGD")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the report as JSON")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR",
+                   help="write a Markdown page and a figure of the error per layer")
+
+
+DEFAULTS = {"data": "mnist", "batch": 100, "seed": 0, "labels": "one-hot", "lr": 0.1}
+RECORDED = ("data", "batch", "seed", "dtype", "labels", "input_shape", "steps", "lr")
+
+
+def resolve_options(args, golden=None):
+    """The options of the run: a golden file's own where not given, the defaults elsewhere;
+    one given against the file's is refused."""
+    given = {k: getattr(args, k) for k in RECORDED}
+    if golden is not None:
+        given = golden.agree(given)
+    for key, value in DEFAULTS.items():
+        if given.get(key) is None:
+            given[key] = value
+    for key, value in given.items():
+        setattr(args, key, value)
+    return args
+
+
+def check_options(args):
+    from ..port.targets import PortSetupError
+    if args.directions < 1:
+        raise PortSetupError(f"--directions must be at least 1, got {args.directions}")
+    if args.batch < 1:
+        raise PortSetupError(f"--batch must be at least 1, got {args.batch}")
+    if args.steps is not None and args.steps < 1:
+        raise PortSetupError(f"--steps must be at least 1, got {args.steps}")
+    if not (args.lr > 0 and args.lr < float("inf")):
+        raise PortSetupError(f"--lr must be a finite positive number, got {args.lr}")
+    if args.steps is None and (args.numpy_optimizer or args.torch_optimizer):
+        raise PortSetupError("--numpy-optimizer and --torch-optimizer need --steps N")
+
+
+def dataset(args, params, dtype):
+    from ..port.data import make_dataset, parse_shape
+    return make_dataset(params, data=args.data, seed=args.seed, labels=args.labels,
+                        input_shape=parse_shape(args.input_shape), dtype=dtype,
+                        rows=max(1000, args.batch))
+
+
+# what only a model check uses, with its parser default: given with twins, it is refused
+MODEL_ONLY = {"data": None, "batch": None, "loss": "cross_entropy", "labels": None,
+              "param_map": None, "input_shape": None, "numpy_gradient": "auto", "directions": 4,
+              "locate": "failing", "steps": None, "lr": None, "numpy_optimizer": None,
+              "torch_optimizer": None, "report": None}
+
+
+def cmd_twins(args):
+    """Two modules without :name: their functions, twin by twin (``compare.port.twins``)."""
+    from ..port.targets import PortSetupError
+    from ..port.twins import check_twins
+    for key, default in MODEL_ONLY.items():
+        if getattr(args, key) != default:
+            raise PortSetupError(f"--{key.replace('_', '-')} applies to models, not to twins by name")
+    report = check_twins(args.numpy, args.torch, dtype=args.dtype or "float64",
+                         seed=0 if args.seed is None else args.seed, device=args.device)
+    print(report.to_text())
+    if args.json is not None:
+        print(f"wrote {write_json(args.json, report.to_dict())}")
+    if report.nothing_checked:
+        raise PortSetupError(f"{report.verdict()}; nothing was compared")
+    return report.passed, report.verdict()
+
+
+def cmd_port(args):
+    from ..port.twins import wants_twins
+    if wants_twins(args.numpy, args.torch):
+        return cmd_twins(args)
+    from ..port import check_port
+    from ..port.data import first_batch
+    from ..port.golden import GoldenFile, is_golden_path
+    from ..port.numpy_side import reference_side
+    from ..port.targets import load_attribute, load_target
+
+    golden = GoldenFile(args.numpy) if is_golden_path(args.numpy) else None
+    resolve_options(args, golden)
+    check_options(args)
+    numpy_model = golden if golden is not None else load_target(args.numpy, "numpy side")
+    torch_model = load_target(args.torch, "torch side")
+    np_opt = t_opt = None
+    if args.numpy_optimizer:
+        np_opt = load_attribute(args.numpy_optimizer, "numpy optimizer", "optimizer")
+    if args.torch_optimizer:
+        t_opt = load_attribute(args.torch_optimizer, "torch optimizer", "optimizer")
+    reference = reference_side(numpy_model, args.dtype)
+    options = dict(dtype=args.dtype, loss=args.loss, param_map=args.param_map, device=args.device,
+                   numpy_gradient=args.numpy_gradient, directions=args.directions,
+                   locate=args.locate)
+    if args.steps is None:
+        if golden is not None:
+            xb, tb = golden.x, golden.t
+        else:
+            x, t = dataset(args, reference.params, reference.dtype.name)
+            xb, tb = first_batch(x, t, batch=args.batch, seed=args.seed)
+        report = check_port(numpy_model, torch_model, xb.astype(reference.dtype), tb,
+                            seed=args.seed, **options)
+    else:
+        from ..port.training import check_training
+        x, t = dataset(args, reference.params, reference.dtype.name)
+        report = check_training(numpy_model, torch_model, x, t, steps=args.steps,
+                                batch_size=args.batch, lr=args.lr, seed=args.seed,
+                                numpy_optimizer=np_opt, torch_optimizer=t_opt,
+                                progress=not args.no_progress, **options)
+    report.settings.update({"numpy": args.numpy, "torch": args.torch, "data": args.data,
+                            "seed": args.seed, "labels": args.labels})
+    print(report.to_text())
+    if args.json is not None:
+        print(f"wrote {write_json(args.json, report.to_dict())}")
+    if args.report is not None:
+        from ..port.figure import write_report
+        print(f"wrote {write_report(report, args.report)}")
+    return report.passed, report.verdict()
+
+
+def add_record_parser(sub):
+    p = sub.add_parser("record", help="run a NumPy model once and store a golden file for 'port'",
+                       description="Run a NumPy model once and store what 'compare port' needs "
+                                   "(inputs, parameters, layer outputs, gradients, training) in "
+                                   "a plain .npz")
+    p.add_argument("numpy", metavar="NUMPY", help="path/to/file.py:name or package.module:name")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.npz")
+    p.add_argument("--data", choices=("mnist", "random"), default=None)
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 100)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the batches (default 0)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default=None)
+    p.add_argument("--labels", choices=("one-hot", "index"), default=None)
+    p.add_argument("--input-shape", default=None, metavar="784 | 1,28,28")
+    p.add_argument("--numpy-gradient", choices=("auto", "numerical"), default="auto",
+                   help="store backprop (auto, when the model has it) or central differences")
+    p.add_argument("--steps", type=int, default=None, help="also record this many training steps")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1)")
+    p.add_argument("--numpy-optimizer", default=None, metavar="FILE.py:name")
+
+
+def cmd_record(args):
+    from ..port.data import first_batch
+    from ..port.golden import record, save
+    from ..port.numpy_side import NumpySide
+    from ..port.targets import PortSetupError, load_attribute, load_target
+
+    if not str(args.out).endswith(".npz"):
+        raise PortSetupError(f"--out must name a .npz file, got {args.out}")
+    resolve_options(args)
+    args.directions, args.torch_optimizer = 1, None
+    check_options(args)
+    model = load_target(args.numpy, "numpy side")
+    side = NumpySide(model, args.dtype)
+    dtype = side.dtype.name
+    x, t = dataset(args, side.params, dtype)
+    xb, tb = first_batch(x, t, batch=args.batch, seed=args.seed)
+    options = {k: getattr(args, k) for k in RECORDED}
+    options["dtype"] = dtype
+    options["numpy_optimizer"] = args.numpy_optimizer
+    training = None
+    if args.steps is not None:
+        optimizer = (load_attribute(args.numpy_optimizer, "numpy optimizer", "optimizer")
+                     if args.numpy_optimizer else None)
+        training = {"x": x, "t": t, "steps": args.steps, "batch_size": args.batch, "lr": args.lr,
+                    "seed": args.seed, "optimizer": optimizer}
+    arrays = record(model, xb, tb, options=options, training=training,
+                    numpy_gradient=args.numpy_gradient)
+    path = save(arrays, args.out)
+    size = path.stat().st_size
+    import json
+    meta = json.loads(str(arrays["meta"]))
+    print(f"recorded {meta['model']} on {args.data} (batch {args.batch}, seed {args.seed}, {dtype}): "
+          f"{len(meta['params'])} parameters, {len(meta['layers'])} layer calls, gradient by "
+          f"{meta['gradient']}" + (f", {args.steps} training steps ({meta['training']['storage_text']})"
+                                   if training else ""))
+    return True, f"DONE: wrote {path} ({size / 2**20:.1f} MiB)"
+
+
+def _refusing(command):
+    """A check refuses as it goes what it cannot check (a target that does not load, a
+    model without params, a batch it cannot take, NaN in an output): exit status 2."""
+    def run(args):
+        try:
+            return command(args)
+        except PortSetupError as exc:
+            raise CannotRun(str(exc)) from exc
+    return run
+
+
+def _prepare(args):
+    """Options are checked as the targets load, inside the command (see ``_refusing``)."""
+
+
+COMMANDS = {"port": _refusing(cmd_port), "record": _refusing(cmd_record)}
+PREPARE = {"port": _prepare, "record": _prepare}

@@ -1,0 +1,74 @@
+"""Pair the layers of the two sides in order of execution.
+
+The NumPy model lists its layers; the torch port runs its leaf modules, and
+may do part of the work in functional calls that no hook sees (``F.relu``
+instead of ``nn.ReLU``), so the two sequences need not have the same length.
+They are aligned as two strings are: an order-keeping matching that
+maximises a score, where a NumPy record and a torch record can only match
+when their outputs have the same shape, and score more when their values
+agree and when their kinds are twins (``Affine`` and ``Linear``). Records
+left over are reported as unpaired, not as failures.
+"""
+import re
+
+import numpy as np
+
+TWINS = {  # the book's layer names and their torch.nn counterparts
+    "affine": "linear", "convolution": "conv", "pooling": "pool",
+    "batchnormalization": "batchnorm", "relu": "relu", "sigmoid": "sigmoid",
+    "tanh": "tanh", "dropout": "dropout", "softmax": "softmax",
+}
+
+
+def _norm(name):
+    return re.sub(r"[^a-z]", "", name.lower())
+
+
+def kinds_are_twins(numpy_kind, torch_kind):
+    a, b = _norm(numpy_kind), _norm(torch_kind)
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    return any(a.startswith(k) and v in b for k, v in TWINS.items())
+
+
+def values_agree(a, b, rtol=1e-6):
+    """Close enough to be the same computation (loose: this only pairs, it does not judge)."""
+    if a is None or b is None or a.shape != b.shape:
+        return False
+    scale = max(float(np.max(np.abs(a))) if a.size else 0.0, 1e-30)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.abs(a.astype(np.float64) - b.astype(np.float64)) <= rtol * scale))
+
+
+def align(np_records, torch_records):
+    """``(pairs, numpy_left, torch_left)``: index pairs ``(i, j)`` in execution order and
+    the indices left unpaired on each side."""
+    n, m = len(np_records), len(torch_records)
+    score = np.zeros((n + 1, m + 1))
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            best = max(score[i + 1, j], score[i, j + 1])
+            a, b = np_records[i], torch_records[j]
+            if a.shape is not None and a.shape == b.shape:
+                s = 1.0 + 2.0 * values_agree(a.output, b.output) + 0.5 * kinds_are_twins(a.kind, b.kind)
+                best = max(best, s + score[i + 1, j + 1])
+            score[i, j] = best
+    pairs, i, j = [], 0, 0
+    while i < n and j < m:
+        a, b = np_records[i], torch_records[j]
+        if a.shape is not None and a.shape == b.shape:
+            s = 1.0 + 2.0 * values_agree(a.output, b.output) + 0.5 * kinds_are_twins(a.kind, b.kind)
+            if np.isclose(score[i, j], s + score[i + 1, j + 1]):
+                pairs.append((i, j))
+                i, j = i + 1, j + 1
+                continue
+        if np.isclose(score[i, j], score[i + 1, j]):
+            i += 1
+        else:
+            j += 1
+    paired_np = {p[0] for p in pairs}
+    paired_t = {p[1] for p in pairs}
+    return (pairs, [k for k in range(n) if k not in paired_np],
+            [k for k in range(m) if k not in paired_t])

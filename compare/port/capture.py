@@ -1,0 +1,162 @@
+"""Record what each layer computes, on either side, without changing the model.
+
+Two ways in:
+
+* book-style layers (objects with ``forward`` and ``backward``, as in the
+  book's chapter-5 nets, in NumPy or in a literal torch port): their methods
+  are wrapped on the instance for the length of one pass;
+* ``nn.Module`` leaves: a forward hook records input and output, and a
+  tensor hook on the output records the gradient that flows into it.
+
+Each record holds copies (book layers write into the arrays they are handed:
+``Relu.backward`` zeroes ``dout`` in place), as NumPy arrays in the run's
+own dtype.
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LayerRecord:
+    """One call of one layer: its key, its class, its input and output, and later
+    the gradient of the loss with respect to its output."""
+    key: str
+    kind: str
+    input: np.ndarray = None
+    output: np.ndarray = None
+    grad_output: np.ndarray = None
+    param_names: tuple = ()
+
+    @property
+    def shape(self):
+        return None if self.output is None else tuple(self.output.shape)
+
+
+@dataclass
+class Capture:
+    records: list = field(default_factory=list)
+
+    def by_key(self):
+        return {r.key: r for r in self.records}
+
+
+def _to_numpy(value):
+    if value is None:
+        return None
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy().copy()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (tuple, list)) and value:
+        return _to_numpy(value[0])
+    try:
+        arr = np.array(value)
+    except Exception:
+        return None
+    return arr if np.issubdtype(arr.dtype, np.number) else None
+
+
+def layer_items(layers):
+    """``[(key, layer)]`` from an ordered dict, a dict or a list of layer objects."""
+    if layers is None:
+        return []
+    items = list(layers.items()) if hasattr(layers, "items") else list(enumerate(layers))
+    return [(str(k), v) for k, v in items if callable(getattr(v, "forward", None))]
+
+
+def param_owners(items, params):
+    """Which layer holds which parameter: book layers keep references to the arrays
+    of ``params`` (``Affine.W is params['W1']``)."""
+    ids = {id(v): name for name, v in params.items()}
+    owners = {}
+    for key, layer in items:
+        for value in vars(layer).values() if hasattr(layer, "__dict__") else ():
+            name = ids.get(id(value))
+            if name is not None:
+                owners.setdefault(name, key)
+    return owners
+
+
+@contextmanager
+def book_layer_capture(items, owners=None):
+    """Wrap each layer's ``forward``/``backward`` for one pass; yields the ``Capture``."""
+    capture = Capture()
+    owned = {}
+    for name, key in (owners or {}).items():
+        owned.setdefault(key, []).append(name)
+    open_calls = {}  # key -> records whose backward has not been seen yet (a stack)
+    saved = []
+    for key, layer in items:
+        forward = layer.forward
+        backward = getattr(layer, "backward", None)
+
+        def wrapped_forward(*args, _key=key, _layer=layer, _forward=forward, **kwargs):
+            out = _forward(*args, **kwargs)
+            record = LayerRecord(_key, type(_layer).__name__, _to_numpy(args[0] if args else None),
+                                 _to_numpy(out), param_names=tuple(owned.get(_key, ())))
+            capture.records.append(record)
+            open_calls.setdefault(_key, []).append(record)
+            return out
+
+        def wrapped_backward(dout, *args, _key=key, _backward=backward, **kwargs):
+            pending = open_calls.get(_key)
+            if pending:
+                pending.pop().grad_output = _to_numpy(dout)  # copied before the layer writes to it
+            return _backward(dout, *args, **kwargs)
+
+        saved.append((layer, "forward" in vars(layer), forward, "backward" in vars(layer), backward))
+        layer.forward = wrapped_forward
+        if backward is not None:
+            layer.backward = wrapped_backward
+    try:
+        yield capture
+    finally:
+        for layer, had_forward, forward, had_backward, backward in saved:
+            # put back exactly what was there: an instance attribute, or nothing
+            if had_forward:
+                layer.forward = forward
+            else:
+                del layer.forward
+            if backward is not None:
+                if had_backward:
+                    layer.backward = backward
+                else:
+                    del layer.backward
+
+
+def module_leaves(module):
+    """``[(name, module)]`` of the modules that hold no other modules, in registration order."""
+    return [(name, m) for name, m in module.named_modules()
+            if name and not any(True for _ in m.children())]
+
+
+@contextmanager
+def module_capture(module):
+    """Forward hooks on every leaf module; the gradient into each output through a
+    tensor hook (it fires inside ``autograd.grad`` as well as ``backward``)."""
+    capture = Capture()
+    param_ids = {}
+    for name, p in module.named_parameters():
+        param_ids.setdefault(id(p), name)
+    handles = []
+    for name, leaf in module_leaves(module):
+        names = tuple(param_ids[id(p)] for p in leaf.parameters(recurse=False) if id(p) in param_ids)
+
+        def hook(mod, inputs, output, _name=name, _names=names):
+            record = LayerRecord(_name, type(mod).__name__, _to_numpy(inputs[0] if inputs else None),
+                                 _to_numpy(output), param_names=_names)
+            capture.records.append(record)
+            tensor = output[0] if isinstance(output, (tuple, list)) else output
+            if hasattr(tensor, "requires_grad") and tensor.requires_grad:
+                def grad_hook(grad, _record=record):
+                    _record.grad_output = _to_numpy(grad)
+                tensor.register_hook(grad_hook)
+
+        handles.append(leaf.register_forward_hook(hook))
+    try:
+        yield capture
+    finally:
+        for handle in handles:
+            handle.remove()

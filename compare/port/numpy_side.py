@@ -1,0 +1,127 @@
+"""The NumPy model as the book writes one, seen through one narrow door.
+
+Required: ``params`` (a dict of float arrays) and ``loss(x, t)``. Optional:
+``predict(x)``, ``gradient(x, t)`` (backprop) and ``layers`` (an ordered dict
+of objects with ``forward``/``backward``). Nothing else is assumed: the last
+layer may be called anything or be absent, and layers may hold references to
+the arrays of ``params``.
+
+The check works on a deep copy, so the user's model is never changed: not its
+parameters, not the caches its layers keep. The copy's parameters can be cast
+to the run's dtype: ``deepcopy``'s memo maps each original array to its cast,
+so every layer that held a reference to ``params["W1"]`` holds the cast
+array in the copy.
+"""
+import copy
+
+import numpy as np
+
+from .capture import book_layer_capture, layer_items, param_owners
+from .targets import PortSetupError
+
+SIDE = "numpy side"
+
+
+def _call(what, fn, *args):
+    try:
+        return fn(*args)
+    except PortSetupError:
+        raise
+    except Exception as exc:
+        shapes = ", ".join(f"{type(a).__name__}{tuple(getattr(a, 'shape', ()))}" for a in args)
+        raise PortSetupError(f"{SIDE}: {what}({shapes}) raised {type(exc).__name__}: {exc}") from exc
+
+
+def _float_array(value, name):
+    if not isinstance(value, np.ndarray):
+        raise PortSetupError(f"{SIDE}: params[{name!r}] is a {type(value).__name__}, expected a "
+                             f"NumPy array (is this the torch model?)")
+    if not np.issubdtype(value.dtype, np.floating):
+        raise PortSetupError(f"{SIDE}: params[{name!r}] has dtype {value.dtype}, expected floats")
+    return value
+
+
+class NumpySide:
+    def __init__(self, model, dtype=None):
+        params = getattr(model, "params", None)
+        if not isinstance(params, dict):
+            raise PortSetupError(f"{SIDE}: the model ({type(model).__name__}) has no 'params' dict "
+                                 f"(found {type(params).__name__}); a NumPy model keeps its "
+                                 f"parameters in model.params = {{name: array}}")
+        if not params:
+            raise PortSetupError(f"{SIDE}: model.params is empty: nothing to compare")
+        if not callable(getattr(model, "loss", None)):
+            raise PortSetupError(f"{SIDE}: the model ({type(model).__name__}) has no loss(x, t)")
+        for name, value in params.items():
+            _float_array(value, name)
+        first = next(iter(params.values())).dtype
+        self.dtype = np.dtype(first if dtype is None else dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise PortSetupError(f"dtype must be float64 or float32, got {self.dtype}")
+        memo = {id(v): v.astype(self.dtype) for v in params.values() if v.dtype != self.dtype}
+        try:
+            self.model = copy.deepcopy(model, memo)
+        except Exception as exc:
+            raise PortSetupError(f"{SIDE}: the model cannot be copied ({type(exc).__name__}: "
+                                 f"{exc}); the check never changes a user's model, so it needs "
+                                 f"a copyable one") from exc
+        self.params = self.model.params
+        self.items = layer_items(getattr(self.model, "layers", None))
+        self.owners = param_owners(self.items, self.params)
+
+    @property
+    def has_gradient(self):
+        return callable(getattr(self.model, "gradient", None))
+
+    @property
+    def has_predict(self):
+        return callable(getattr(self.model, "predict", None))
+
+    @property
+    def has_layers(self):
+        return bool(self.items)
+
+    def loss(self, x, t):
+        value = _call("loss", self.model.loss, x, t)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise PortSetupError(f"{SIDE}: loss(x, t) returned {type(value).__name__}, "
+                                 f"expected a number") from None
+
+    def predict(self, x):
+        return np.asarray(_call("predict", self.model.predict, x))
+
+    def gradient(self, x, t):
+        grads = _call("gradient", self.model.gradient, x, t)
+        if not isinstance(grads, dict):
+            raise PortSetupError(f"{SIDE}: gradient(x, t) returned {type(grads).__name__}, "
+                                 f"expected a dict keyed like params")
+        missing = [k for k in self.params if k not in grads]
+        if missing:
+            raise PortSetupError(f"{SIDE}: gradient(x, t) has no entry for {missing} "
+                                 f"(it has {sorted(grads)})")
+        return {k: np.array(grads[k], dtype=self.dtype) for k in self.params}
+
+    def run(self, x, t):
+        """One pass recorded layer by layer (backprop when the model has it, else the
+        loss), then the loss alone. Returns ``(capture, loss, gradients or None)``."""
+        with book_layer_capture(self.items, self.owners) as capture:
+            if self.has_gradient:
+                grads = self.gradient(x, t)
+            else:
+                grads = None
+                self.loss(x, t)
+        return capture, self.loss(x, t), grads
+
+    def snapshot(self):
+        """The parameters' bytes: the check proves it leaves them as they were."""
+        return {k: v.tobytes() for k, v in self.params.items()}
+
+
+def reference_side(model, dtype=None):
+    """The NumPy side of a check: a live model, or a golden file's recording."""
+    from .golden import GoldenFile, GoldenSide
+    if isinstance(model, GoldenFile):
+        return GoldenSide(model, dtype)
+    return NumpySide(model, dtype)

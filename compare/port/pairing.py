@@ -1,0 +1,132 @@
+"""Parameter twins: which torch parameter holds which NumPy parameter.
+
+In this order:
+
+1. ``param_map`` (``--param-map W1=fc1.weight,b1=fc1.bias``): as given; a
+   ``.T`` suffix says the torch tensor is the transpose, and a 2-D pair
+   whose shapes are each other's transpose is taken as transposed anyway;
+2. the same names on both sides (a literal port): paired by name;
+3. otherwise by order and shape: the i-th NumPy parameter with the i-th
+   torch one, equal shapes as they are and transposed 2-D shapes as
+   transposed; ``nn.Linear`` stores ``W.T``, so its (square) weight is
+   transposed even when the shapes cannot tell.
+
+What cannot be paired is refused with both sides listed.
+"""
+from dataclasses import dataclass
+
+from .targets import PortSetupError
+
+
+@dataclass(frozen=True)
+class Pair:
+    numpy: str
+    torch: str
+    transposed: bool = False
+
+    def to_dict(self):
+        return {"numpy": self.numpy, "torch": self.torch, "transposed": self.transposed}
+
+    def __str__(self):
+        return f"{self.numpy} <-> {self.torch}{'.T' if self.transposed else ''}"
+
+
+def _listing(np_shapes, torch_shapes):
+    left = ", ".join(f"{k} {tuple(s)}" for k, s in np_shapes.items())
+    right = ", ".join(f"{k} {tuple(s)}" for k, s in torch_shapes.items())
+    return f"NumPy: {left or 'none'}; torch: {right or 'none'}"
+
+
+def parse_param_map(text):
+    """``"W1=fc1.weight.T,b1=fc1.bias"`` -> ``{"W1": ("fc1.weight", True), ...}``."""
+    if text is None:
+        return None
+    if isinstance(text, dict):
+        items = text.items()
+    else:
+        items = []
+        for part in filter(None, (p.strip() for p in str(text).split(","))):
+            numpy_name, sep, torch_name = part.partition("=")
+            if not sep or not numpy_name.strip() or not torch_name.strip():
+                raise PortSetupError(f"--param-map entries are NUMPY=TORCH (TORCH may end in .T), "
+                                     f"got {part!r}")
+            items.append((numpy_name.strip(), torch_name.strip()))
+    out = {}
+    for numpy_name, torch_name in items:
+        transposed = torch_name.endswith(".T")
+        out[numpy_name] = (torch_name[:-2] if transposed else torch_name, transposed)
+    return out
+
+
+def _fits(np_shape, torch_shape, transposed):
+    if transposed:
+        return len(np_shape) == 2 and tuple(np_shape) == tuple(torch_shape)[::-1]
+    return tuple(np_shape) == tuple(torch_shape)
+
+
+def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=()):
+    """A list of ``Pair``; ``np_shapes`` and ``torch_shapes`` are ordered ``{name: shape}``."""
+    mapping = parse_param_map(param_map)
+    if mapping is not None:
+        return _pair_by_map(np_shapes, torch_shapes, mapping)
+    if set(np_shapes) == set(torch_shapes):
+        pairs = [Pair(k, k, False) for k in np_shapes]
+        bad = [p for p in pairs if not _fits(np_shapes[p.numpy], torch_shapes[p.torch], False)]
+        bad_t = [p for p in bad if _fits(np_shapes[p.numpy], torch_shapes[p.torch], True)]
+        if bad and len(bad_t) == len(bad):
+            pairs = [Pair(p.numpy, p.torch, p in bad) for p in pairs]
+        elif bad:
+            p = bad[0]
+            raise PortSetupError(f"cannot pair parameters: {p.numpy} has shape "
+                                 f"{tuple(np_shapes[p.numpy])} on the NumPy side and "
+                                 f"{tuple(torch_shapes[p.torch])} on the torch side. "
+                                 + _listing(np_shapes, torch_shapes))
+        return pairs
+    if len(np_shapes) != len(torch_shapes):
+        raise PortSetupError(
+            f"cannot pair parameters: the NumPy model has {len(np_shapes)}, the torch model "
+            f"{len(torch_shapes)} (give --param-map NUMPY=TORCH,...). "
+            + _listing(np_shapes, torch_shapes))
+    pairs = []
+    for (n_name, n_shape), (t_name, t_shape) in zip(np_shapes.items(), torch_shapes.items()):
+        if t_name in linear_weights and _fits(n_shape, t_shape, True):
+            pairs.append(Pair(n_name, t_name, True))
+        elif _fits(n_shape, t_shape, False):
+            pairs.append(Pair(n_name, t_name, False))
+        elif _fits(n_shape, t_shape, True):
+            pairs.append(Pair(n_name, t_name, True))
+        else:
+            raise PortSetupError(
+                f"cannot pair parameters by order: NumPy {n_name} {tuple(n_shape)} against torch "
+                f"{t_name} {tuple(t_shape)} (give --param-map NUMPY=TORCH,...). "
+                + _listing(np_shapes, torch_shapes))
+    return pairs
+
+
+def _pair_by_map(np_shapes, torch_shapes, mapping):
+    unknown_np = [k for k in mapping if k not in np_shapes]
+    unknown_t = [v for v, _ in mapping.values() if v not in torch_shapes]
+    if unknown_np or unknown_t:
+        what = "; ".join(filter(None, [
+            f"no NumPy parameter {unknown_np}" if unknown_np else "",
+            f"no torch parameter {unknown_t}" if unknown_t else ""]))
+        raise PortSetupError(f"--param-map: {what}. " + _listing(np_shapes, torch_shapes))
+    missing = [k for k in np_shapes if k not in mapping]
+    used = [v for v, _ in mapping.values()]
+    twice = sorted({v for v in used if used.count(v) > 1})
+    if missing or twice:
+        what = "; ".join(filter(None, [
+            f"NumPy parameters not mapped: {missing}" if missing else "",
+            f"torch parameters mapped twice: {twice}" if twice else ""]))
+        raise PortSetupError(f"--param-map: {what}. " + _listing(np_shapes, torch_shapes))
+    pairs = []
+    for n_name in np_shapes:
+        t_name, transposed = mapping[n_name]
+        n_shape, t_shape = np_shapes[n_name], torch_shapes[t_name]
+        if not transposed and not _fits(n_shape, t_shape, False) and _fits(n_shape, t_shape, True):
+            transposed = True
+        if not _fits(n_shape, t_shape, transposed):
+            raise PortSetupError(f"--param-map: {n_name} {tuple(n_shape)} cannot hold torch "
+                                 f"{t_name}{'.T' if transposed else ''} {tuple(t_shape)}")
+        pairs.append(Pair(n_name, t_name, transposed))
+    return pairs

@@ -1,0 +1,334 @@
+"""Training side by side: both sides from the same parameters, on the same batches.
+
+Each step ``k`` (0-based) draws the book's batch for ``seed``, takes the loss
+on it (before the update, where a torch loop reads it) and the gradient,
+updates, and compares the loss and every parameter after the update. The
+run goes on after the first step out of tolerance, so the curves show
+whether the gap grows.
+
+The NumPy optimizer has the book's interface, ``update(params, grads)``
+changing ``params`` in place (default: plain SGD). The torch optimizer is
+a function of the port's parameters returning a ``torch.optim.Optimizer``,
+or ``(optimizer, scheduler)`` whose ``step()`` follows each update (default
+``torch.optim.SGD``). A literal port is updated by the same torch optimizer,
+from its own ``gradient`` (set as each tensor's ``.grad``).
+
+Tolerance: ``tolerance.training_tolerance``, linear in the number of
+updates. At the first step out of tolerance the two updates themselves
+(``params after - params before`` on each side) go to the diagnosis: a
+learning rate off by a factor shows as ``scale``.
+"""
+import copy
+import inspect
+
+import numpy as np
+
+from numpy_impl.random_stream import BookRandomStream
+
+from .check import _kind_of, check_port
+from .diagnosis import diagnose
+from .pairing import pair_parameters
+from .report import compare_arrays
+from .targets import PortSetupError
+from ..parity import Tolerance
+from .tolerance import port_tolerance, training_tolerance
+from .torch_side import TorchSide
+
+GAP = "1e-7 gap"
+
+
+class SGD:
+    """The book's ``common/optimizer.py`` SGD."""
+
+    def __init__(self, lr=0.01):
+        self.lr = lr
+
+    def update(self, params, grads):
+        for key in params.keys():
+            params[key] -= self.lr * grads[key]
+
+
+def _with_lr(factory, lr, *args):
+    """Call a class or factory with ``lr=`` when it takes one (the CLI's ``--lr``)."""
+    try:
+        takes_lr = "lr" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_lr = False
+    return factory(*args, lr=lr) if takes_lr else factory(*args)
+
+
+def numpy_optimizer_of(spec, lr):
+    if spec is None:
+        return SGD(lr)
+    if inspect.isclass(spec) or (callable(spec) and not hasattr(spec, "update")):
+        try:
+            spec = _with_lr(spec, lr)
+        except Exception as exc:
+            raise PortSetupError(f"numpy optimizer: building it raised {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(spec, "update", None)):
+        raise PortSetupError(f"numpy optimizer: {type(spec).__name__} has no update(params, grads)")
+    return copy.deepcopy(spec)  # its state (momentum, AdaGrad's h) is the user's
+
+
+def torch_optimizer_of(spec, params, lr):
+    import torch
+    if spec is None:
+        return torch.optim.SGD(params, lr=lr), None
+    try:
+        made = _with_lr(spec, lr, params)
+    except Exception as exc:
+        raise PortSetupError(f"torch optimizer: calling it on the port's parameters raised "
+                             f"{type(exc).__name__}: {exc}") from exc
+    optimizer, scheduler = made if isinstance(made, tuple) else (made, None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise PortSetupError(f"torch optimizer: expected a torch.optim.Optimizer (or a tuple of "
+                             f"one and a scheduler), got {type(optimizer).__name__}")
+    return optimizer, scheduler
+
+
+class LiveReference:
+    """The NumPy model trained step by step with the book's ``update(params, grads)``."""
+
+    storage = "full"
+
+    def __init__(self, side, numpy_optimizer, lr):
+        if not side.has_gradient:
+            raise PortSetupError("numpy side: training side by side needs the NumPy model's "
+                                 "gradient(x, t) (backprop): one numerical gradient per step "
+                                 "costs two loss evaluations per parameter element")
+        self.side = side
+        self.optimizer = numpy_optimizer_of(numpy_optimizer, lr)
+        self.name = type(self.optimizer).__name__
+
+    def step(self, k, x, t):
+        """The loss on the batch, then the parameters after the update."""
+        loss = self.side.loss(x, t)
+        self.optimizer.update(self.side.params, self.side.gradient(x, t))
+        return loss, {n: v.copy() for n, v in self.side.params.items()}
+
+
+class GoldenReference:
+    """The recorded training of a golden file, replayed step by step."""
+
+    def __init__(self, golden, digest):
+        tr = golden.meta["training"]
+        if digest != tr["batches_sha256"]:
+            raise PortSetupError(f"{golden.path}: the batches drawn now differ from those it was "
+                                 f"recorded on (other data, or other MNIST files); record it again")
+        self.golden, self.storage = golden, tr["storage"]
+        self.name = f"{tr['optimizer']} (recorded)"
+        self.index = {n: golden.arrays.get(f"train/sample_index/{n}") for n in golden.meta["params"]}
+
+    def step(self, k, x, t):
+        a = self.golden.arrays
+        key = "train/param/{}" if self.storage == "full" else "train/summary/{}"
+        return float(a["train/loss"][k]), {n: a[key.format(n)][k] for n in self.golden.meta["params"]}
+
+
+class TorchTrainer:
+    """The port, updated by a torch optimizer from its autograd or its own gradient."""
+
+    def __init__(self, side, torch_optimizer, lr):
+        self.side = side
+        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, list(side.params.values()), lr)
+
+    def step(self, tx, tt):
+        import torch
+        side = self.side
+        out, grads = side.training_pass(tx, tt)
+        with torch.no_grad():
+            for name, p in side.params.items():
+                g = grads[name]
+                p.grad = torch.zeros_like(p) if g is None else torch.from_numpy(g).to(p.device)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        for p in side.params.values():
+            p.grad = None
+        return out
+
+
+def _batch(x_train, t_train, idx, dtype):
+    x = x_train[idx].astype(dtype)
+    t = t_train[idx]
+    return x, (t.astype(np.int64) if t.ndim == 1 else t.astype(dtype))
+
+
+def _loss_shift(np_loss, out, loss):
+    """The 1e-7 between the two losses, when one side has it and the other has not."""
+    losses = out["losses"]
+    if losses is None:
+        return None
+    tol = port_tolerance(np.array(np_loss), "float64")
+    np_kind = _kind_of(np_loss, losses["cross_entropy"], losses["book"], tol)
+    t_kind = loss if loss in ("cross_entropy", "book") else _kind_of(
+        out["loss"], losses["cross_entropy"], losses["book"], tol)
+    if np_kind and t_kind and "either" not in (np_kind, t_kind) and np_kind != t_kind:
+        gap = losses["book"] - losses["cross_entropy"]
+        return np.array(gap if t_kind == "book" else -gap)
+    return None
+
+
+def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
+    """Compare two step summaries: max |value| and samples as elements, the sum
+    (n elements) and the norm (sqrt n) with bounds scaled accordingly."""
+    from .golden import SAMPLES  # noqa: F401  (the layout summary() writes)
+    size = int(round(expected[2] ** 2 / max(expected[0], 1e-300) ** 2)) if expected[0] else 1
+    atol = training_tolerance(np.array(expected[0]), dtype, updates).atol
+    n = max(size, 1)
+    bound = np.full(expected.shape, atol)
+    bound[1], bound[2] = n * atol, np.sqrt(n) * atol
+    return compare_arrays("training", name, torch_name, expected, actual,
+                          Tolerance(0.0, 0.0, "summary of the parameters"), allowance=bound,
+                          allowance_name="per-entry bound", step=step)
+
+
+def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_size=100, lr=0.1,
+                   seed=0, numpy_optimizer=None, torch_optimizer=None, dtype=None,
+                   loss="cross_entropy", param_map=None, device="cpu", first_batch_check=True,
+                   progress=False, **port_options):
+    """Train both sides ``steps`` steps side by side; returns a ``PortReport``.
+
+    ``numpy_model`` may be a ``GoldenFile`` with a recorded training. With
+    ``first_batch_check`` the report starts with ``check_port`` on the first batch
+    (parameters, forward, loss, backward); the training rows follow, one per
+    parameter and one for the loss, each at its first step out of tolerance (else its
+    worst step), and ``report.training`` holds the curves.
+    """
+    from .golden import GoldenFile, batches_digest, summary
+    from .numpy_side import reference_side
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise PortSetupError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
+        raise PortSetupError(f"lr must be a finite positive number, got {lr!r}")
+    x_train, t_train = np.asarray(x_train), np.asarray(t_train)
+    if x_train.shape[:1] != t_train.shape[:1] or x_train.shape[0] < 1:
+        raise PortSetupError(f"x_train and t_train must have the same (non-zero) number of rows, "
+                             f"got {x_train.shape} and {t_train.shape}")
+    stream = BookRandomStream(seed)
+    batches = [stream.batch_indices(x_train.shape[0], batch_size) for _ in range(steps)]
+    golden = numpy_model if isinstance(numpy_model, GoldenFile) else None
+    if golden is not None and "training" not in golden.meta:
+        raise PortSetupError(f"{golden.path} holds no training: record it with --steps N")
+    common = dict(dtype=dtype, loss=loss, param_map=param_map, device=device)
+    if first_batch_check:
+        x0, t0 = (None, None) if golden is not None else (x_train[batches[0]], t_train[batches[0]])
+        report = check_port(numpy_model, torch_model, x0, t0, **common, seed=seed, **port_options)
+    else:
+        from .report import PortReport
+        report = PortReport()
+    np_side = reference_side(numpy_model, dtype)
+    dtype = np_side.dtype.name
+    t_side = TorchSide(torch_model, dtype, device, loss)
+    pairing = pair_parameters({k: v.shape for k, v in np_side.params.items()},
+                              {k: tuple(v.shape) for k, v in t_side.params.items()},
+                              param_map=param_map, linear_weights=t_side.linear_weights)
+    report.pairing = pairing
+    t_side.load(pairing, np_side.params)
+    data = [_batch(x_train, t_train, idx, dtype) for idx in batches] if golden is not None else None
+    if golden is not None:
+        if numpy_optimizer is not None:
+            raise PortSetupError(f"{golden.path} already holds the NumPy side's training; "
+                                 f"--numpy-optimizer has nothing to do")
+        reference = GoldenReference(golden, batches_digest(data))
+    else:
+        reference = LiveReference(np_side, numpy_optimizer, lr)
+    trainer = TorchTrainer(t_side, torch_optimizer, lr)
+    curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
+              "tolerance": [], "worst_param": []}
+    rows, first_fail = {}, None
+    previous = ({k: v.copy() for k, v in np_side.params.items()}, t_side.values(pairing))
+    bar = _bar(steps, progress)
+    for k, idx in enumerate(batches):
+        x, t = data[k] if data is not None else _batch(x_train, t_train, idx, dtype)
+        np_loss, np_values = reference.step(k, x, t)
+        out = trainer.step(t_side.tensor(x), t_side.tensor(t))
+        step_rows = [compare_arrays("training", "loss", loss, np.array(np_loss), np.array(out["loss"]),
+                                    training_tolerance(np.array(np_loss), dtype, k + 1),
+                                    shift=_loss_shift(np_loss, out, loss), shift_name=GAP, step=k)]
+        t_values = t_side.values(pairing)
+        rel = {}
+        for pair in pairing:
+            e, a = np_values[pair.numpy], t_values[pair.numpy]
+            torch_name = pair.torch + (".T" if pair.transposed else "")
+            if reference.storage == "full":
+                step_rows.append(compare_arrays("training", pair.numpy, torch_name, e, a,
+                                                training_tolerance(e, dtype, k + 1), step=k))
+                rel[pair.numpy] = _normwise(e, a)
+            else:
+                a = summary(a, reference.index[pair.numpy])
+                step_rows.append(_summary_row(pair.numpy, torch_name, e, a, dtype, k + 1, k))
+                rel[pair.numpy] = _normwise(e[3:], a[3:]) if e.size > 3 else 0.0
+        worst = max(rel, key=rel.get)
+        curves["step"].append(k)
+        curves["loss_numpy"].append(float(np_loss))
+        curves["loss_torch"].append(float(out["loss"]))
+        curves["max_rel_param"].append(rel[worst])
+        curves["worst_param"].append(worst)
+        curves["tolerance"].append((k + 1) * training_tolerance(np.ones(1), dtype, 1).atol)
+        for row in step_rows:
+            kept = rows.get(row.where)
+            if kept is None or (kept.passed and (not row.passed or row.worst_ratio > kept.worst_ratio)):
+                rows[row.where] = row
+        failed = [r for r in step_rows if not r.passed]
+        current = (np_values, t_values)
+        if failed and first_fail is None:
+            first_fail = (failed[0], previous, current, k)
+        previous = current
+        bar.update(1)
+    bar.close()
+    report.checks.extend(rows[key] for key in ["loss"] + [p.numpy for p in pairing])
+    report.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, **curves,
+                       "numpy_optimizer": reference.name,
+                       "torch_optimizer": type(trainer.optimizer).__name__,
+                       "scheduler": None if trainer.scheduler is None else type(trainer.scheduler).__name__,
+                       "storage": reference.storage}
+    report.settings.update({"steps": steps, "lr": lr, "numpy optimizer": reference.name,
+                            "torch optimizer": type(trainer.optimizer).__name__})
+    already = report.first_mismatch is not None
+    report.passed = all(c.passed for c in report.checks)
+    if first_fail is not None and not already:
+        row, before, after, k = first_fail
+        report.first_mismatch = {"phase": "training", "where": row.where, "torch": row.torch,
+                                 "step": k, "max_abs": row.max_abs, "max_rel": row.max_rel}
+        if reference.storage == "full":
+            report.diagnosis = _diagnose_update(row, before, after, dtype, batch_size)
+        report.first_mismatch["detail"] = (
+            f"the two sides part at step {k}" + (
+                ", after agreeing on the first batch's loss and gradients: the update rules "
+                "differ (the optimizer's formula, its eps, a learning-rate schedule)"
+                if first_batch_check else ""))
+    return report
+
+
+def _normwise(expected, actual):
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    diff = float(np.max(np.abs(actual.astype(np.float64) - expected))) if expected.size else 0.0
+    return diff / scale if scale else diff
+
+
+def _diagnose_update(row, before, after, dtype, batch_size):
+    """The usual bugs, tested on the two updates of the first parameter that parts."""
+    if row.where == "loss":
+        return []
+    (np_before, t_before), (np_after, t_after) = before, after
+    expected = np_after[row.where] - np_before[row.where]
+    actual = t_after[row.where] - t_before[row.where]
+    found = diagnose(expected, actual, dtype=dtype, batch_size=batch_size)
+    for d in found:
+        d["text"] = f"the update of {row.where}: " + d["text"]
+    return found
+
+
+def _bar(total, enabled):
+    if not enabled:
+        class _Off:
+            def update(self, n):
+                pass
+
+            def close(self):
+                pass
+        return _Off()
+    from tqdm import tqdm
+    return tqdm(total=total, desc="training side by side", unit="step")
