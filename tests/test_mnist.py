@@ -221,7 +221,7 @@ def test_the_numpy_script_on_a_warm_cache_never_imports_torch(tmp_path):
               "    assert not exc.code, exc.code\n"
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))\n")
     env = dict(os.environ, MNIST_ROOT=str(tmp_path), PYTHONPATH=str(Path(__file__).parents[1]))
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=False,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()

@@ -8,7 +8,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -186,6 +190,81 @@ def bench_numerical_training(data=None, iters=10000, side="numpy", seed=0, devic
             "rows": [{"what": f"{side} numerical-gradient training", "device": device or "cpu",
                       "seconds": time.perf_counter() - start, "test_acc": hist["test_acc"][-1],
                       "train_acc": hist["train_acc"][-1]}]}
+
+
+# The training scripts as a user runs them, each as its own process; the
+# "book" rows run compare/ch4/book_reference.py as a file, so they import what
+# the book's script imports and nothing of this project.
+SCRIPTS = {
+    "book": "the book's ch04/train_neuralnet.py (pickle loader, matplotlib plot)",
+    "book-no-plot": "the book's script without matplotlib and its plot",
+    "numpy": "python -m numpy_impl.train_neuralnet (warm .npy cache)",
+    "torch": "python -m torch_impl.train_neuralnet (warm .npy cache)",
+}
+
+
+def _script_command(script, iters, seed, pickle_path):
+    common = ["--iters", str(iters), "--seed", str(seed)]
+    if script.startswith("book"):
+        extra = ["--no-plot"] if script == "book-no-plot" else []
+        return [sys.executable, book.__file__, "--pickle", str(pickle_path), *common, *extra]
+    return [sys.executable, "-m", f"{script}_impl.train_neuralnet", *common]
+
+
+def bench_script(iters=10000, rounds=3, seed=0, root=None, scripts=("book", "numpy"),
+                 work_dir=None):
+    """Whole training scripts as processes, wall time from start to exit.
+
+    Every cache is made before the timing, as a user's second run finds it:
+    this loader's ``.npy`` arrays, and the book's ``mnist.pkl`` (built once
+    from the same raw files, in ``work_dir``, a temporary folder by default).
+    Each script then runs once with ``--iters 1`` (so the files and libraries
+    are in the OS cache for all alike), and ``rounds`` times interleaved
+    (book, numpy, book, ...); seconds are medians. ``scripts`` are keys of
+    ``SCRIPTS``; the fraction is over the first one's median.
+    """
+    from ..mnist import default_root
+
+    root = Path(root) if root is not None else default_root()
+    load_mnist(root)  # this loader's cache, as its first run leaves it
+    project = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, MNIST_ROOT=str(root), MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(project),
+                                                        os.environ.get("PYTHONPATH")])))
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        pickle_path = Path(tmp) / "mnist.pkl"
+        book.book_init_mnist(root / "MNIST" / "raw", pickle_path)
+
+        def run(script, n):
+            cmd = _script_command(script, n, seed, pickle_path)
+            start = time.perf_counter()
+            done = subprocess.run(cmd, env=env, cwd=project, capture_output=True, text=True,
+                                  check=False)
+            seconds = time.perf_counter() - start
+            if done.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                                   f"{done.stderr[-2000:]}")
+            return seconds, done.stdout.strip().splitlines()[-1]
+
+        for script in scripts:
+            run(script, 1)
+        times = {script: [] for script in scripts}
+        last_line = {}
+        for _ in range(rounds):
+            for script in scripts:
+                seconds, last_line[script] = run(script, iters)
+                times[script].append(seconds)
+    rows = []
+    for script in scripts:
+        rows.append({"what": SCRIPTS[script], "seconds": statistics.median(times[script]),
+                     "rounds": times[script],
+                     "fraction_of_first": statistics.median(times[script])
+                     / statistics.median(times[scripts[0]]),
+                     "last_line": last_line[script]})
+    return {"benchmark": "script", "iters": iters, "rounds": rounds, "seed": seed,
+            "commands": {s: " ".join(_script_command(s, iters, seed, "mnist.pkl")[1:])
+                         for s in scripts},
+            "rows": rows}
 
 
 class _progress_bar:
