@@ -1,4 +1,5 @@
-"""Run compare.ch4.benchmark.bench_script and print its table (see BENCHMARKS.md)."""
+"""Run compare.ch4.benchmark.bench_script (or, with --loader, bench_loader) and
+print its table (see BENCHMARKS.md)."""
 import argparse
 
 from compare.ch4 import benchmark
@@ -10,9 +11,14 @@ parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, m
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--scripts", nargs="+", default=["book", "numpy"],
                     choices=list(benchmark.SCRIPTS), help="the first one is the reference")
+parser.add_argument("--loader", action="store_true",
+                    help="time loading MNIST alone: first and later loads against the book's")
 args = parser.parse_args()
-result = benchmark.bench_script(iters=args.iters, rounds=args.rounds, seed=args.seed,
-                                scripts=tuple(args.scripts))
+if args.loader:
+    result = benchmark.bench_loader(rounds=args.rounds)
+else:
+    result = benchmark.bench_script(iters=args.iters, rounds=args.rounds, seed=args.seed,
+                                    scripts=tuple(args.scripts))
 print(benchmark.to_markdown(result))
 print("machine:", benchmark.machine_info())
 print("saved", benchmark.save(result, args.out))

@@ -59,3 +59,12 @@ def test_script_benchmark_runs_the_book_s_script_and_the_project_s_alike():
     # the same seed, the same batches, the same printed accuracies
     assert book_row["last_line"] == numpy_row["last_line"]
     assert book_row["last_line"].startswith("train acc, test acc | ")
+
+
+@pytest.mark.slow  # three whole processes, one of them importing torchvision
+def test_loader_benchmark_times_a_first_load_a_later_load_and_the_book_s():
+    from compare.ch4 import benchmark
+
+    result = benchmark.bench_loader(rounds=1)
+    assert [row["what"] for row in result["rows"]] == list(benchmark.LOADERS.values())
+    assert all(len(row["rounds"]) == 1 and row["seconds"] > 0 for row in result["rows"])

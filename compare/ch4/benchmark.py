@@ -192,15 +192,63 @@ def bench_numerical_training(data=None, iters=10000, side="numpy", seed=0, devic
                       "train_acc": hist["train_acc"][-1]}]}
 
 
-# The training scripts as a user runs them, each as its own process; the
-# "book" rows run compare/ch4/book_reference.py as a file, so they import what
-# the book's script imports and nothing of this project.
+# -- whole processes, as a user runs them --------------------------------------
+# The book's rows run compare/ch4/book_reference.py as a file, so they import
+# what the book's code imports and nothing of this project.
+
+PROJECT = Path(__file__).resolve().parents[2]
+
 SCRIPTS = {
     "book": "the book's ch04/train_neuralnet.py (pickle loader, matplotlib plot)",
     "book-no-plot": "the book's script without matplotlib and its plot",
     "numpy": "python -m numpy_impl.train_neuralnet (warm .npy cache)",
     "torch": "python -m torch_impl.train_neuralnet (warm .npy cache)",
 }
+LOADERS = {
+    "book": "the book's load_mnist (its pickle, made once)",
+    "first": "compare.load_mnist, first load (torchvision; writes the .npy cache)",
+    "later": "compare.load_mnist, later load (the .npy cache)",
+}
+# each loads MNIST as the training scripts do (normalized, one-hot), then exits
+_LOAD_OURS = ("import sys; from compare.mnist import load_mnist; "
+              "load_mnist(sys.argv[1], one_hot_label=True, download=False)")
+_LOAD_BOOK = ("import sys; sys.path.insert(0, sys.argv[2]); "
+              "import gzip, urllib.request; "  # dataset/mnist.py's imports
+              "from book_reference import book_load_mnist; "
+              "book_load_mnist(sys.argv[1], normalize=True, one_hot_label=True)")
+
+
+def _process_env(root):
+    return dict(os.environ, MNIST_ROOT=str(root), MPLBACKEND="Agg",
+                PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT),
+                                                         os.environ.get("PYTHONPATH")])))
+
+
+def _timed_process(cmd, env):
+    """Wall seconds of ``cmd`` from start to exit, and the last line it printed."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True,
+                          check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({done.returncode}):\n"
+                           f"{done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    return seconds, lines[-1] if lines else ""
+
+
+def _interleaved(runs, rounds, names):
+    """``rounds`` rounds of ``runs[name]()`` for each name in turn; the rows, medians."""
+    times = {name: [] for name in runs}
+    last_line = {}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            seconds, last_line[name] = run()
+            times[name].append(seconds)
+    first = statistics.median(next(iter(times.values())))
+    return [{"what": names[name], "seconds": statistics.median(times[name]),
+             "rounds": times[name], "fraction_of_first": statistics.median(times[name]) / first,
+             "last_line": last_line[name]} for name in runs]
 
 
 def _script_command(script, iters, seed, pickle_path):
@@ -227,44 +275,57 @@ def bench_script(iters=10000, rounds=3, seed=0, root=None, scripts=("book", "num
 
     root = Path(root) if root is not None else default_root()
     load_mnist(root)  # this loader's cache, as its first run leaves it
-    project = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, MNIST_ROOT=str(root), MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(project),
-                                                        os.environ.get("PYTHONPATH")])))
+    env = _process_env(root)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         pickle_path = Path(tmp) / "mnist.pkl"
         book.book_init_mnist(root / "MNIST" / "raw", pickle_path)
-
-        def run(script, n):
-            cmd = _script_command(script, n, seed, pickle_path)
-            start = time.perf_counter()
-            done = subprocess.run(cmd, env=env, cwd=project, capture_output=True, text=True,
-                                  check=False)
-            seconds = time.perf_counter() - start
-            if done.returncode:
-                raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                                   f"{done.stderr[-2000:]}")
-            return seconds, done.stdout.strip().splitlines()[-1]
-
         for script in scripts:
-            run(script, 1)
-        times = {script: [] for script in scripts}
-        last_line = {}
-        for _ in range(rounds):
-            for script in scripts:
-                seconds, last_line[script] = run(script, iters)
-                times[script].append(seconds)
-    rows = []
-    for script in scripts:
-        rows.append({"what": SCRIPTS[script], "seconds": statistics.median(times[script]),
-                     "rounds": times[script],
-                     "fraction_of_first": statistics.median(times[script])
-                     / statistics.median(times[scripts[0]]),
-                     "last_line": last_line[script]})
+            _timed_process(_script_command(script, 1, seed, pickle_path), env)
+        runs = {script: (lambda script=script: _timed_process(
+            _script_command(script, iters, seed, pickle_path), env)) for script in scripts}
+        rows = _interleaved(runs, rounds, SCRIPTS)
     return {"benchmark": "script", "iters": iters, "rounds": rounds, "seed": seed,
             "commands": {s: " ".join(_script_command(s, iters, seed, "mnist.pkl")[1:])
                          for s in scripts},
             "rows": rows}
+
+
+def bench_loader(rounds=5, root=None, work_dir=None):
+    """Loading MNIST as the training scripts do, each load a whole process.
+
+    Every round gives this loader a new data folder (links to the raw files of
+    ``root``), so its first load reads through torchvision and writes the
+    cache and its second reads the cache; the book's loader reads its pickle,
+    made once before the rounds. The fraction is over the book's median.
+    """
+    from ..mnist import RAW_FILES, default_root
+
+    root = Path(root) if root is not None else default_root()
+    raw = (root / "MNIST" / "raw").resolve()
+    env = _process_env(root)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        pickle_path = Path(tmp) / "mnist.pkl"
+        book.book_init_mnist(raw, pickle_path)
+        book_cmd = [sys.executable, "-c", _LOAD_BOOK, str(pickle_path),
+                    str(Path(book.__file__).parent)]
+        _timed_process(book_cmd, env)  # the OS cache, warm for all alike
+        fresh = []
+
+        def first():
+            folder = Path(tempfile.mkdtemp(dir=tmp)) / "MNIST" / "raw"
+            folder.mkdir(parents=True)
+            for name in RAW_FILES:
+                os.symlink(raw / name, folder / name)
+            fresh.append(folder.parents[1])
+            return _timed_process([sys.executable, "-c", _LOAD_OURS, str(fresh[-1])], env)
+
+        runs = {"book": lambda: _timed_process(book_cmd, env), "first": first,
+                "later": lambda: _timed_process([sys.executable, "-c", _LOAD_OURS,
+                                                 str(fresh[-1])], env)}
+        rows = _interleaved(runs, rounds, LOADERS)
+    for row in rows:
+        del row["last_line"]
+    return {"benchmark": "loader", "rounds": rounds, "rows": rows}
 
 
 class _progress_bar:
