@@ -238,17 +238,23 @@ def _timed_process(cmd, env):
 
 
 def _interleaved(runs, rounds, names):
-    """``rounds`` rounds of ``runs[name]()`` for each name in turn; the rows, medians."""
+    """``rounds`` rounds of ``runs[name]()`` for each name in turn; the rows, medians.
+
+    Each row also lists the machine's 1-minute load average as each of its
+    runs began: on a shared machine it tells a quiet round from a busy one.
+    """
     times = {name: [] for name in runs}
+    load = {name: [] for name in runs}
     last_line = {}
     for _ in range(rounds):
         for name, run in runs.items():
+            load[name].append(round(os.getloadavg()[0], 2))
             seconds, last_line[name] = run()
             times[name].append(seconds)
     first = statistics.median(next(iter(times.values())))
     return [{"what": names[name], "seconds": statistics.median(times[name]),
              "rounds": times[name], "fraction_of_first": statistics.median(times[name]) / first,
-             "last_line": last_line[name]} for name in runs]
+             "load_average": load[name], "last_line": last_line[name]} for name in runs]
 
 
 def _script_command(script, iters, seed, pickle_path):
@@ -285,8 +291,8 @@ def bench_script(iters=10000, rounds=3, seed=0, root=None, scripts=("book", "num
             _script_command(script, iters, seed, pickle_path), env)) for script in scripts}
         rows = _interleaved(runs, rounds, SCRIPTS)
     return {"benchmark": "script", "iters": iters, "rounds": rounds, "seed": seed,
-            "commands": {s: " ".join(_script_command(s, iters, seed, "mnist.pkl")[1:])
-                         for s in scripts},
+            "commands": {s: " ".join(["python", *_script_command(s, iters, seed, "mnist.pkl")[1:]])
+                         .replace(str(PROJECT) + os.sep, "") for s in scripts},
             "rows": rows}
 
 
