@@ -1,7 +1,9 @@
 """Checkpoints of a training run, and a run that survives Ctrl-C, in NumPy.
 
-One file format for both sides (``torch_impl.checkpoint`` reads and writes
-the same files): a NumPy ``.npz`` archive, read without pickles, holding
+One file format for both sides: ``torch_impl.checkpoint`` converts its
+tensors at the edges and goes through this module's file layer and resumable
+run (``Nets`` says what differs between the sides). The file is a NumPy
+``.npz`` archive, read without pickles, holding
 
 * ``W1``, ``b1``, ``W2``, ``b2``: the parameters, in the network's dtype;
 * ``history.<key>``: each list of the history (``train_loss``, ``train_acc``,
@@ -105,33 +107,6 @@ def _check_path(path):
     return Path(path)
 
 
-def save_checkpoint(path, net, history, stream, iteration, **meta):
-    """Write ``net``'s parameters, ``history``, ``stream``'s position and the
-    next ``iteration`` to ``path`` (atomically); ``meta`` is stored as JSON.
-
-    Returns the path. Non-finite parameters are refused: a checkpoint is for
-    resuming, and a diverged run cannot be resumed.
-    """
-    path = _check_path(path)
-    if not isinstance(history, dict):
-        raise TypeError(f"history must be the dict train() returns, got {type(history).__name__}")
-    if isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer)) or iteration < 0:
-        raise ValueError(f"iteration must be a non-negative integer, got {iteration!r}")
-    params = {}
-    for key in PARAM_NAMES:
-        value = net.params[key]
-        if not isinstance(value, np.ndarray):
-            raise TypeError(f"net.params[{key!r}] is a {type(value).__name__}; numpy_impl "
-                            f"saves NumPy networks (use torch_impl.checkpoint for tensors)")
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"net.params[{key!r}] contains NaN or infinity; a diverged run "
-                             f"cannot be checkpointed for resuming")
-        params[key] = value
-    _write_atomically(path, _state_arrays(params, history, stream.get_state(), int(iteration),
-                                          np.dtype(net.dtype).name, meta))
-    return path
-
-
 def load_checkpoint(path):
     """Read a checkpoint written by either side.
 
@@ -185,12 +160,13 @@ class _LastCompleted:
     always consistent. The history only grows, so its lengths suffice.
     """
 
-    def __init__(self, net, history, stream, iteration):
+    def __init__(self, nets, net, history, stream, iteration):
+        self.nets = nets
         self.take(net, history, stream, iteration)
 
     def take(self, net, history, stream, iteration):
         self.iteration = iteration
-        self.params = {key: net.params[key].copy() for key in PARAM_NAMES}
+        self.params = self.nets.snapshot(net)
         self.lengths = {key: len(v) for key, v in history.items() if isinstance(v, list)}
         self.scalars = {key: v for key, v in history.items() if not isinstance(v, list)}
         self.stream_state = stream.get_state()
@@ -198,8 +174,9 @@ class _LastCompleted:
     def save(self, path, live_history, dtype, meta):
         history = {key: live_history[key][:n] for key, n in self.lengths.items()}
         history.update(self.scalars)
-        _write_atomically(path, _state_arrays(self.params, history, self.stream_state,
-                                              self.iteration, np.dtype(dtype).name, meta))
+        _write_atomically(path, _state_arrays(self.nets.snapshot_to_numpy(self.params), history,
+                                              self.stream_state, self.iteration,
+                                              self.nets.dtype_name(dtype), meta))
 
 
 class _CtrlC:
@@ -245,7 +222,7 @@ def _settings(learning_rate, batch_size, gradient, seed, eval_every):
             else check_positive_int(eval_every, "eval_every")}
 
 
-def _restore(net, checkpoint, settings, path):
+def _restore(nets, net, checkpoint, settings, path):
     """Put the checkpoint's parameters into ``net``; return its stream, history, iteration."""
     meta = checkpoint["meta"]
     for key in RUN_SETTINGS:
@@ -253,16 +230,16 @@ def _restore(net, checkpoint, settings, path):
             raise ValueError(
                 f"{key}={settings[key]!r} differs from the checkpoint's {meta[key]!r} ({path}); "
                 f"resume with the settings of the interrupted run")
-    dtype = np.dtype(net.dtype).name
+    dtype = nets.dtype_name(net.dtype)
     if checkpoint["dtype"] != dtype:
         raise ValueError(f"net has dtype {dtype} but the checkpoint {path} holds "
                          f"{checkpoint['dtype']} parameters")
+    shapes = nets.shapes(net)
     for key in PARAM_NAMES:
-        if checkpoint["params"][key].shape != net.params[key].shape:
-            raise ValueError(f"net.params[{key!r}] has shape {net.params[key].shape} but the "
+        if checkpoint["params"][key].shape != shapes[key]:
+            raise ValueError(f"net.params[{key!r}] has shape {shapes[key]} but the "
                              f"checkpoint {path} holds {checkpoint['params'][key].shape}")
-    for key in PARAM_NAMES:
-        net.params[key] = checkpoint["params"][key].copy()
+    nets.load(net, checkpoint["params"])
     stream = BookRandomStream(settings["seed"])
     stream.set_state(checkpoint["stream_state"])
     history = new_history()
@@ -270,73 +247,151 @@ def _restore(net, checkpoint, settings, path):
     return stream, history, checkpoint["iteration"]
 
 
-def train_resumable(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100,
-                    learning_rate=0.1, *, seed=None, gradient="backprop", eval_every=None,
-                    checkpoint_path, checkpoint_every=None, resume=False,
-                    callback=None, progress=None):
-    """``train`` that saves a checkpoint every ``checkpoint_every`` iterations,
-    at the end, and on Ctrl-C; ``resume=True`` continues from ``checkpoint_path``.
+# -- one side's networks ----------------------------------------------------
 
-    Built on ``train``'s hooks. Ctrl-C (SIGINT, in the main thread) becomes a
-    stop at the end of the current iteration: that iteration's checkpoint is
-    saved and ``KeyboardInterrupt`` raised again. A ``KeyboardInterrupt``
-    from anywhere else saves the last completed iteration. A resumed run's
-    history is bit for bit the uninterrupted run's. ``iters_num`` may grow
-    between runs; the other settings must match the checkpoint's. A diverged
-    run saves nothing more, so the file keeps the last finite state.
+class Nets:
+    """One side's networks, as saving and resuming see them: the NumPy side's.
+
+    ``torch_impl.checkpoint`` subclasses this for tensors, devices and
+    ``TwoLayerNetModule``, and so saves and resumes through the same code
+    and the same file.
     """
-    path = _check_path(checkpoint_path)
-    if checkpoint_every is not None:
-        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    iters_num = check_positive_int(iters_num, "iters_num")
-    settings = _settings(learning_rate, batch_size, gradient, seed, eval_every)
-    meta = dict(settings, iters_num=iters_num)
-    if resume:
-        stream, history, start_iter = _restore(net, load_checkpoint(path), settings, path)
-    else:
-        input_size, hidden_size, output_size = net.sizes
-        stream = BookRandomStream.for_training(seed, input_size, hidden_size, output_size)
-        history, start_iter = new_history(), 0
 
-    last = _LastCompleted(net, history, stream, start_iter)
-    saved_at = start_iter if resume else None
+    train = staticmethod(train)
 
-    def save():
-        nonlocal saved_at
-        if saved_at != last.iteration:
-            last.save(path, history, net.dtype, meta)
-            saved_at = last.iteration
+    @staticmethod
+    def dtype_name(dtype):
+        return np.dtype(dtype).name
 
-    def at_end_of(i):
-        # train calls both hooks after iteration i is complete, in either order
-        if last.iteration != i + 1:
-            last.take(net, history, stream, i + 1)
+    @staticmethod
+    def numpy_params(net):
+        """``net``'s parameters as NumPy arrays, refused if not finite (a
+        checkpoint is for resuming, and a diverged run cannot be resumed)."""
+        params = {}
+        for key in PARAM_NAMES:
+            value = net.params[key]
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"net.params[{key!r}] is a {type(value).__name__}; numpy_impl "
+                                f"saves NumPy networks (use torch_impl.checkpoint for tensors)")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"net.params[{key!r}] contains NaN or infinity; a diverged run "
+                                 f"cannot be checkpointed for resuming")
+            params[key] = value
+        return params
 
-    def on_progress(i):
-        at_end_of(i)
-        if progress is not None:
-            progress(i)
+    @staticmethod
+    def snapshot(net):
+        """A copy of the parameters that later updates leave alone."""
+        return {key: net.params[key].copy() for key in PARAM_NAMES}
 
-    def on_iteration(i, hist, strm):
-        at_end_of(i)
-        if callback is not None:
-            callback(i, hist, strm)
-        if checkpoint_every is not None and (i + 1) % checkpoint_every == 0:
-            save()
-        if ctrl_c.requested:
-            raise KeyboardInterrupt(f"interrupted after iteration {i}; checkpoint in {path}")
+    @staticmethod
+    def snapshot_to_numpy(params):
+        return params
 
-    with _CtrlC() as ctrl_c:
-        try:
-            train(net, x_train, t_train, x_test, t_test, iters_num, batch_size, learning_rate,
-                  seed=seed, gradient=gradient, eval_every=eval_every, stream=stream,
-                  start_iter=start_iter, history=history, callback=on_iteration,
-                  progress=on_progress)
-        except KeyboardInterrupt:
-            save()
-            raise
-        if not history["diverged"]:
-            save()
-        if ctrl_c.requested:  # Ctrl-C after the last hook: saved above, now stop
-            raise KeyboardInterrupt(f"interrupted after the last iteration; checkpoint in {path}")
-    return history
+    @staticmethod
+    def shapes(net):
+        return {key: tuple(net.params[key].shape) for key in PARAM_NAMES}
+
+    @staticmethod
+    def load(net, params):
+        """Put a checkpoint's NumPy ``params`` into ``net``."""
+        for key in PARAM_NAMES:
+            net.params[key] = params[key].copy()
+
+    @classmethod
+    def save_checkpoint(cls, path, net, history, stream, iteration, **meta):
+        """Write ``net``'s parameters, ``history``, ``stream``'s position and the
+        next ``iteration`` to ``path`` (atomically); ``meta`` is stored as JSON.
+
+        Returns the path. Non-finite parameters are refused: a checkpoint is for
+        resuming, and a diverged run cannot be resumed.
+        """
+        path = _check_path(path)
+        if not isinstance(history, dict):
+            raise TypeError(f"history must be the dict train() returns, "
+                            f"got {type(history).__name__}")
+        if (isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer))
+                or iteration < 0):
+            raise ValueError(f"iteration must be a non-negative integer, got {iteration!r}")
+        _write_atomically(path, _state_arrays(cls.numpy_params(net), history, stream.get_state(),
+                                              int(iteration), cls.dtype_name(net.dtype), meta))
+        return path
+
+    @classmethod
+    def train_resumable(cls, net, x_train, t_train, x_test, t_test, iters_num=10000,
+                        batch_size=100, learning_rate=0.1, *, seed=None, gradient="backprop",
+                        eval_every=None, checkpoint_path, checkpoint_every=None, resume=False,
+                        callback=None, progress=None):
+        """``train`` that saves a checkpoint every ``checkpoint_every`` iterations,
+        at the end, and on Ctrl-C; ``resume=True`` continues from ``checkpoint_path``.
+
+        Built on ``train``'s hooks. Ctrl-C (SIGINT, in the main thread) becomes a
+        stop at the end of the current iteration: that iteration's checkpoint is
+        saved and ``KeyboardInterrupt`` raised again. A ``KeyboardInterrupt``
+        from anywhere else saves the last completed iteration. A resumed run's
+        history is bit for bit the uninterrupted run's. ``iters_num`` may grow
+        between runs; the other settings must match the checkpoint's. A diverged
+        run saves nothing more, so the file keeps the last finite state.
+        """
+        path = _check_path(checkpoint_path)
+        if checkpoint_every is not None:
+            checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+        iters_num = check_positive_int(iters_num, "iters_num")
+        settings = _settings(learning_rate, batch_size, gradient, seed, eval_every)
+        meta = dict(settings, iters_num=iters_num)
+        if resume:
+            stream, history, start_iter = _restore(cls, net, load_checkpoint(path), settings,
+                                                   path)
+        else:
+            input_size, hidden_size, output_size = net.sizes
+            stream = BookRandomStream.for_training(seed, input_size, hidden_size, output_size)
+            history, start_iter = new_history(), 0
+
+        last = _LastCompleted(cls, net, history, stream, start_iter)
+        saved_at = start_iter if resume else None
+
+        def save():
+            nonlocal saved_at
+            if saved_at != last.iteration:
+                last.save(path, history, net.dtype, meta)
+                saved_at = last.iteration
+
+        def at_end_of(i):
+            # train calls both hooks after iteration i is complete, in either order
+            if last.iteration != i + 1:
+                last.take(net, history, stream, i + 1)
+
+        def on_progress(i):
+            at_end_of(i)
+            if progress is not None:
+                progress(i)
+
+        def on_iteration(i, hist, strm):
+            at_end_of(i)
+            if callback is not None:
+                callback(i, hist, strm)
+            if checkpoint_every is not None and (i + 1) % checkpoint_every == 0:
+                save()
+            if ctrl_c.requested:
+                raise KeyboardInterrupt(f"interrupted after iteration {i}; "
+                                        f"checkpoint in {path}")
+
+        with _CtrlC() as ctrl_c:
+            try:
+                cls.train(net, x_train, t_train, x_test, t_test, iters_num, batch_size,
+                          learning_rate, seed=seed, gradient=gradient, eval_every=eval_every,
+                          stream=stream, start_iter=start_iter, history=history,
+                          callback=on_iteration, progress=on_progress)
+            except KeyboardInterrupt:
+                save()
+                raise
+            if not history["diverged"]:
+                save()
+            if ctrl_c.requested:  # Ctrl-C after the last hook: saved above, now stop
+                raise KeyboardInterrupt(f"interrupted after the last iteration; "
+                                        f"checkpoint in {path}")
+        return history
+
+
+save_checkpoint = Nets.save_checkpoint
+train_resumable = Nets.train_resumable

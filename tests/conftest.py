@@ -1,6 +1,8 @@
 """Shared fixtures: MNIST from ``$MNIST_ROOT`` (``../shared/mnist`` by default), loaded once."""
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
@@ -9,6 +11,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MNIST_ROOT", str(ROOT.parent / "shared" / "mnist"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The loader keeps its arrays in the per-user cache when the data folder is
+# read-only; the tests' go to one temporary folder, made by the first process
+# of the run (xdist's workers inherit it) and removed by that process.
+_OWN_CACHE = "DLFS_TEST_CACHE" not in os.environ
+if _OWN_CACHE:
+    os.environ["DLFS_TEST_CACHE"] = tempfile.mkdtemp(prefix="dlfs-ch4-test-cache-")
+os.environ["XDG_CACHE_HOME"] = os.environ["DLFS_TEST_CACHE"]
 
 
 def pytest_configure(config):
@@ -18,6 +27,11 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ.pop("DLFS_TEST_CACHE"), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

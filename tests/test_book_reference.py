@@ -1,5 +1,6 @@
 """The book-style code the benchmarks time against computes what the project computes."""
 import numpy as np
+import pytest
 
 import numpy_impl as npi
 from compare.ch4 import book_reference as book
@@ -31,3 +32,39 @@ def test_book_nditer_loop_and_project_numerical_gradient_agree(mnist_batch):
     for key in npi.PARAM_NAMES:
         # round-off of the loss over 2h: eps * |loss| / h ~ 5e-12
         np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-9, err_msg=key)
+
+
+def test_book_pickle_loader_gives_the_project_s_arrays(tmp_path, mnist):
+    import os
+    from pathlib import Path
+
+    from compare import load_mnist
+
+    pickle_path = tmp_path / "mnist.pkl"
+    book.book_init_mnist(Path(os.environ["MNIST_ROOT"]) / "MNIST" / "raw", pickle_path)
+    for options in ({"one_hot_label": True}, {"normalize": False, "flatten": False}):
+        theirs = book.book_load_mnist(pickle_path, **options)
+        ours = load_mnist(download=False, **options)
+        for a, b in zip([a for pair in theirs for a in pair], [a for pair in ours for a in pair]):
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+
+
+@pytest.mark.slow  # four whole processes
+def test_script_benchmark_runs_the_book_s_script_and_the_project_s_alike():
+    from compare.ch4 import benchmark
+
+    result = benchmark.bench_script(iters=3, rounds=1, scripts=("book-no-plot", "numpy"))
+    book_row, numpy_row = result["rows"]
+    assert book_row["fraction_of_first"] == 1 and len(numpy_row["rounds"]) == 1
+    # the same seed, the same batches, the same printed accuracies
+    assert book_row["last_line"] == numpy_row["last_line"]
+    assert book_row["last_line"].startswith("train acc, test acc | ")
+
+
+@pytest.mark.slow  # three whole processes, one of them importing torchvision
+def test_loader_benchmark_times_a_first_load_a_later_load_and_the_book_s():
+    from compare.ch4 import benchmark
+
+    result = benchmark.bench_loader(rounds=1)
+    assert [row["what"] for row in result["rows"]] == list(benchmark.LOADERS.values())
+    assert all(len(row["rounds"]) == 1 and row["seconds"] > 0 for row in result["rows"])

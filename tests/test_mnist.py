@@ -1,4 +1,5 @@
-"""The shared MNIST loader: broken data is a clear error, good data comes back independent.
+"""The shared MNIST loader: broken data is a clear error, good data comes back independent,
+and the cache of torchvision's arrays is never served stale.
 
 Each broken case is a temporary ``MNIST/raw`` folder holding the real files
 (linked, they are only read) with one of them missing, cut short, padded or
@@ -6,6 +7,9 @@ replaced; ``download=False`` keeps the tests off the network.
 """
 import os
 import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +143,193 @@ def test_outputs_are_independent(options, mnist):
     assert np.array_equal(labels, t0)
     for a in first:
         assert not any(np.shares_memory(a, b) for b in second)
+
+
+# -- the cache of torchvision's arrays ----------------------------------------
+
+def raw_copy(root, symlink=False):
+    """``root/MNIST/raw`` with the real files, copied (so they may be touched) or linked."""
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_FILES:
+        (os.symlink if symlink else shutil.copy)(REAL_RAW / name, raw / name)
+    return raw
+
+
+def torchvision_arrays(root):
+    from torchvision.datasets import MNIST
+
+    out = []
+    for train in (True, False):
+        ds = MNIST(root=str(root), train=train, download=False)
+        out.append((ds.data.numpy(), ds.targets.numpy()))
+    return out
+
+
+@pytest.fixture
+def torchvision_reads(monkeypatch):
+    """Counts the reads through torchvision."""
+    import compare.mnist
+
+    calls = []
+    load = compare.mnist._load
+
+    def counting(root, train, download):
+        calls.append(train)
+        return load(root, train, download)
+
+    monkeypatch.setattr(compare.mnist, "_load", counting)
+    return calls
+
+
+def cached_files(folder):
+    return sorted(p.name for p in Path(folder).glob("*.npy"))
+
+
+def raw_form(data):
+    return [a for pair in data for a in pair]
+
+
+def test_a_later_load_reads_the_cache_and_gives_torchvision_s_arrays(tmp_path, torchvision_reads):
+    raw_copy(tmp_path, symlink=True)
+    first = load_mnist(tmp_path, normalize=False, flatten=False, download=False)
+    assert torchvision_reads == [True, False]
+    assert len(cached_files(tmp_path / "MNIST" / "cache")) == 4
+    second = load_mnist(tmp_path, normalize=False, flatten=False, download=False)
+    assert torchvision_reads == [True, False]  # no new read
+    for (x, t), (x_tv, t_tv), got in zip(second, torchvision_arrays(tmp_path), (first, second)):
+        assert x.shape == (len(t_tv), 1, 28, 28) and x.dtype == np.uint8 and t.dtype == np.uint8
+        assert np.array_equal(x.reshape(x_tv.shape), x_tv) and np.array_equal(t, t_tv)
+    assert all(np.array_equal(a, b) for a, b in zip(raw_form(first), raw_form(second)))
+    # every form is made from the cache, bit for bit as from torchvision's arrays
+    (x, t), _ = load_mnist(tmp_path, one_hot_label=True, download=False)
+    x_tv, t_tv = torchvision_arrays(tmp_path)[0]
+    assert np.array_equal(x.view(np.uint32),
+                          (x_tv.reshape(-1, 784).astype(np.float32) / 255.0).view(np.uint32))
+    assert t.dtype == np.float64 and np.array_equal(t.argmax(axis=1), t_tv)
+    assert torchvision_reads == [True, False]
+
+
+def test_the_numpy_script_on_a_warm_cache_never_imports_torch(tmp_path):
+    raw_copy(tmp_path, symlink=True)
+    load_mnist(tmp_path, download=False)
+    script = ("import runpy, sys\n"
+              "sys.argv = ['train_neuralnet', '--iters', '1', '--seed', '0']\n"
+              "try:\n"
+              "    runpy.run_module('numpy_impl.train_neuralnet', run_name='__main__')\n"
+              "except SystemExit as exc:\n"
+              "    assert not exc.code, exc.code\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))\n")
+    env = dict(os.environ, MNIST_ROOT=str(tmp_path), PYTHONPATH=str(Path(__file__).parents[1]))
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=False,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("train acc, test acc | ")
+    assert lines[-1] == "[]"
+
+
+def test_a_touched_or_replaced_raw_file_is_read_again(tmp_path, torchvision_reads):
+    raw = raw_copy(tmp_path)
+    cache = tmp_path / "MNIST" / "cache"
+    (_, t_train), _ = load_mnist(tmp_path, download=False)
+    before = cached_files(cache)
+    labels = raw / "train-labels-idx1-ubyte"
+
+    st = labels.stat()
+    os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    (_, t_touched), _ = load_mnist(tmp_path, download=False)
+    assert torchvision_reads == [True, False] * 2
+    assert np.array_equal(t_touched, t_train)
+    after = cached_files(cache)
+    assert len(after) == 4 and after != before  # the old stamp's file is gone
+
+    # same size, new bytes: the labels in reverse order
+    data = labels.read_bytes()
+    labels.write_bytes(data[:8] + data[8:][::-1])
+    (_, t_replaced), _ = load_mnist(tmp_path, download=False)
+    assert np.array_equal(t_replaced, t_train[::-1])
+    (_, t_again), _ = load_mnist(tmp_path, download=False)
+    assert np.array_equal(t_again, t_train[::-1])
+    assert torchvision_reads == [True, False] * 3
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garble", "pad"])
+def test_a_damaged_cache_file_is_rebuilt(tmp_path, torchvision_reads, damage):
+    raw_copy(tmp_path, symlink=True)
+    expected = raw_form(load_mnist(tmp_path, normalize=False, download=False))
+    cache = tmp_path / "MNIST" / "cache"
+    [images] = cache.glob("train-images-idx3-ubyte.*.npy")
+    data = images.read_bytes()
+    images.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
+                        "garble": b"\x93NUMPY" + bytes(200), "pad": data + b"\0"}[damage])
+    got = raw_form(load_mnist(tmp_path, normalize=False, download=False))
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    assert torchvision_reads == [True, False] * 2
+    assert images.read_bytes() == data  # rewritten whole
+    load_mnist(tmp_path, normalize=False, download=False)
+    assert torchvision_reads == [True, False] * 2
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """Marks folders read-only for one test, and writable again after it (for cleanup)."""
+    marked = []
+
+    def mark(folder):
+        folder.chmod(0o555)
+        marked.append(folder)
+
+    yield mark
+    for folder in marked:
+        folder.chmod(0o755)
+
+
+def test_a_read_only_data_folder_uses_the_per_user_cache(tmp_path, monkeypatch, read_only):
+    import compare.mnist
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        raw_copy(root)
+    # b's labels differ from a's but have a's size and modification time,
+    # so only the folder tells the two caches apart
+    a_labels, b_labels = (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte" for root in roots)
+    data = a_labels.read_bytes()
+    b_labels.write_bytes(data[:8] + data[8:][::-1])
+    st = a_labels.stat()
+    os.utime(b_labels, ns=(st.st_atime_ns, st.st_mtime_ns))
+    for root in roots:
+        read_only(root / "MNIST")
+    first = [load_mnist(root, download=False)[1][1] for root in roots]
+    assert np.array_equal(first[1], first[0][::-1])
+
+    folders = sorted((tmp_path / "xdg" / "dlfs-ch4" / "mnist-arrays").iterdir())
+    assert len(folders) == 2 and all(len(cached_files(f)) == 4 for f in folders)
+    assert not any((root / "MNIST" / "cache").exists() for root in roots)
+    monkeypatch.setattr(compare.mnist, "_load", lambda *a: pytest.fail("torchvision read again"))
+    for root, t_test in zip(roots, first):
+        assert np.array_equal(load_mnist(root, download=False)[1][1], t_test)
+
+
+def test_loads_running_together_on_a_cold_cache_agree(tmp_path):
+    raw_copy(tmp_path, symlink=True)
+    results, errors = [None] * 3, []
+
+    def load(i):
+        try:
+            results[i] = raw_form(load_mnist(tmp_path, normalize=False, download=False))
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    cache = tmp_path / "MNIST" / "cache"
+    assert len(cached_files(cache)) == 4 and not list(cache.glob(".*"))  # no temporary left
+    reference = raw_form(load_mnist(tmp_path, normalize=False, download=False))
+    for result in results:
+        assert all(np.array_equal(a, b) for a, b in zip(result, reference))

@@ -8,7 +8,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -186,6 +190,148 @@ def bench_numerical_training(data=None, iters=10000, side="numpy", seed=0, devic
             "rows": [{"what": f"{side} numerical-gradient training", "device": device or "cpu",
                       "seconds": time.perf_counter() - start, "test_acc": hist["test_acc"][-1],
                       "train_acc": hist["train_acc"][-1]}]}
+
+
+# -- whole processes, as a user runs them --------------------------------------
+# The book's rows run compare/ch4/book_reference.py as a file, so they import
+# what the book's code imports and nothing of this project.
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+SCRIPTS = {
+    "book": "the book's ch04/train_neuralnet.py (pickle loader, matplotlib plot)",
+    "book-no-plot": "the book's script without matplotlib and its plot",
+    "numpy": "python -m numpy_impl.train_neuralnet (warm .npy cache)",
+    "torch": "python -m torch_impl.train_neuralnet (warm .npy cache)",
+}
+LOADERS = {
+    "book": "the book's load_mnist (its pickle, made once)",
+    "first": "compare.load_mnist, first load (torchvision; writes the .npy cache)",
+    "later": "compare.load_mnist, later load (the .npy cache)",
+}
+# each loads MNIST as the training scripts do (normalized, one-hot), then exits
+_LOAD_OURS = ("import sys; from compare.mnist import load_mnist; "
+              "load_mnist(sys.argv[1], one_hot_label=True, download=False)")
+_LOAD_BOOK = ("import sys; sys.path.insert(0, sys.argv[2]); "
+              "import gzip, urllib.request; "  # dataset/mnist.py's imports
+              "from book_reference import book_load_mnist; "
+              "book_load_mnist(sys.argv[1], normalize=True, one_hot_label=True)")
+
+
+def _process_env(root):
+    return dict(os.environ, MNIST_ROOT=str(root), MPLBACKEND="Agg",
+                PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT),
+                                                         os.environ.get("PYTHONPATH")])))
+
+
+def _timed_process(cmd, env):
+    """Wall seconds of ``cmd`` from start to exit, and the last line it printed."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True,
+                          check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({done.returncode}):\n"
+                           f"{done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    return seconds, lines[-1] if lines else ""
+
+
+def _interleaved(runs, rounds, names):
+    """``rounds`` rounds of ``runs[name]()`` for each name in turn; the rows, medians.
+
+    Each row also lists the machine's 1-minute load average as each of its
+    runs began: on a shared machine it tells a quiet round from a busy one.
+    """
+    times = {name: [] for name in runs}
+    load = {name: [] for name in runs}
+    last_line = {}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            load[name].append(round(os.getloadavg()[0], 2))
+            seconds, last_line[name] = run()
+            times[name].append(seconds)
+    first = statistics.median(next(iter(times.values())))
+    return [{"what": names[name], "seconds": statistics.median(times[name]),
+             "rounds": times[name], "fraction_of_first": statistics.median(times[name]) / first,
+             "load_average": load[name], "last_line": last_line[name]} for name in runs]
+
+
+def _script_command(script, iters, seed, pickle_path):
+    common = ["--iters", str(iters), "--seed", str(seed)]
+    if script.startswith("book"):
+        extra = ["--no-plot"] if script == "book-no-plot" else []
+        return [sys.executable, book.__file__, "--pickle", str(pickle_path), *common, *extra]
+    return [sys.executable, "-m", f"{script}_impl.train_neuralnet", *common]
+
+
+def bench_script(iters=10000, rounds=3, seed=0, root=None, scripts=("book", "numpy"),
+                 work_dir=None):
+    """Whole training scripts as processes, wall time from start to exit.
+
+    Every cache is made before the timing, as a user's second run finds it:
+    this loader's ``.npy`` arrays, and the book's ``mnist.pkl`` (built once
+    from the same raw files, in ``work_dir``, a temporary folder by default).
+    Each script then runs once with ``--iters 1`` (so the files and libraries
+    are in the OS cache for all alike), and ``rounds`` times interleaved
+    (book, numpy, book, ...); seconds are medians. ``scripts`` are keys of
+    ``SCRIPTS``; the fraction is over the first one's median.
+    """
+    from ..mnist import default_root
+
+    root = Path(root) if root is not None else default_root()
+    load_mnist(root)  # this loader's cache, as its first run leaves it
+    env = _process_env(root)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        pickle_path = Path(tmp) / "mnist.pkl"
+        book.book_init_mnist(root / "MNIST" / "raw", pickle_path)
+        for script in scripts:
+            _timed_process(_script_command(script, 1, seed, pickle_path), env)
+        runs = {script: (lambda script=script: _timed_process(
+            _script_command(script, iters, seed, pickle_path), env)) for script in scripts}
+        rows = _interleaved(runs, rounds, SCRIPTS)
+    return {"benchmark": "script", "iters": iters, "rounds": rounds, "seed": seed,
+            "commands": {s: " ".join(["python", *_script_command(s, iters, seed, "mnist.pkl")[1:]])
+                         .replace(str(PROJECT) + os.sep, "") for s in scripts},
+            "rows": rows}
+
+
+def bench_loader(rounds=5, root=None, work_dir=None):
+    """Loading MNIST as the training scripts do, each load a whole process.
+
+    Every round gives this loader a new data folder (links to the raw files of
+    ``root``), so its first load reads through torchvision and writes the
+    cache and its second reads the cache; the book's loader reads its pickle,
+    made once before the rounds. The fraction is over the book's median.
+    """
+    from ..mnist import RAW_FILES, default_root
+
+    root = Path(root) if root is not None else default_root()
+    raw = (root / "MNIST" / "raw").resolve()
+    env = _process_env(root)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        pickle_path = Path(tmp) / "mnist.pkl"
+        book.book_init_mnist(raw, pickle_path)
+        book_cmd = [sys.executable, "-c", _LOAD_BOOK, str(pickle_path),
+                    str(Path(book.__file__).parent)]
+        _timed_process(book_cmd, env)  # the OS cache, warm for all alike
+        fresh = []
+
+        def first():
+            folder = Path(tempfile.mkdtemp(dir=tmp)) / "MNIST" / "raw"
+            folder.mkdir(parents=True)
+            for name in RAW_FILES:
+                os.symlink(raw / name, folder / name)
+            fresh.append(folder.parents[1])
+            return _timed_process([sys.executable, "-c", _LOAD_OURS, str(fresh[-1])], env)
+
+        runs = {"book": lambda: _timed_process(book_cmd, env), "first": first,
+                "later": lambda: _timed_process([sys.executable, "-c", _LOAD_OURS,
+                                                 str(fresh[-1])], env)}
+        rows = _interleaved(runs, rounds, LOADERS)
+    for row in rows:
+        del row["last_line"]
+    return {"benchmark": "loader", "rounds": rounds, "rows": rows}
 
 
 class _progress_bar:

@@ -1,0 +1,24 @@
+"""Run compare.ch4.benchmark.bench_script (or, with --loader, bench_loader) and
+print its table (see BENCHMARKS.md)."""
+import argparse
+
+from compare.ch4 import benchmark
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--out", default="out/bench", help="folder for the JSON result")
+parser.add_argument("--iters", type=int, default=10000)
+parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians reported")
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--scripts", nargs="+", default=["book", "numpy"],
+                    choices=list(benchmark.SCRIPTS), help="the first one is the reference")
+parser.add_argument("--loader", action="store_true",
+                    help="time loading MNIST alone: first and later loads against the book's")
+args = parser.parse_args()
+if args.loader:
+    result = benchmark.bench_loader(rounds=args.rounds)
+else:
+    result = benchmark.bench_script(iters=args.iters, rounds=args.rounds, seed=args.seed,
+                                    scripts=tuple(args.scripts))
+print(benchmark.to_markdown(result))
+print("machine:", benchmark.machine_info())
+print("saved", benchmark.save(result, args.out))
