@@ -21,15 +21,7 @@ def layer_net(input_size=784, hidden_size=50, output_size=10, seed=0):
     return numpy_net.TwoLayerNet(input_size, hidden_size, output_size, seed=seed)
 
 
-class LossOnly:
-    """A NumPy model with ``params`` and ``loss`` and nothing else."""
-
-    def __init__(self, net):
-        self.net = net
-        self.params = net.params
-
-    def loss(self, x, t):
-        return self.net.loss(x, t)
+LossOnly = numpy_net.LossOnly  # params and loss, nothing else
 
 
 # --- right ports ---------------------------------------------------------------------------

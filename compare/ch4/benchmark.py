@@ -4,11 +4,8 @@ Everything is timed in one process on the same data, so the ratios compare
 like with like; the machine is described next to the numbers. Speed is
 measured here, never in tests.
 """
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,30 +16,8 @@ import numpy as np
 from . import book_reference as book
 from ..mnist import load_mnist
 from ..parity import to_numpy
-
-
-def machine_info(device=None):
-    import torch
-
-    info = {
-        "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "numpy": np.__version__, "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-    if device and str(device).startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from ..timing import (PROJECT, interleaved, machine_info, process_env, save,  # noqa: F401
+                      timed_process, to_markdown)
 
 
 def _sync(device):
@@ -196,7 +171,6 @@ def bench_numerical_training(data=None, iters=10000, side="numpy", seed=0, devic
 # The book's rows run compare/ch4/book_reference.py as a file, so they import
 # what the book's code imports and nothing of this project.
 
-PROJECT = Path(__file__).resolve().parents[2]
 
 SCRIPTS = {
     "book": "the book's ch04/train_neuralnet.py (pickle loader, matplotlib plot)",
@@ -216,45 +190,6 @@ _LOAD_BOOK = ("import sys; sys.path.insert(0, sys.argv[2]); "
               "import gzip, urllib.request; "  # dataset/mnist.py's imports
               "from book_reference import book_load_mnist; "
               "book_load_mnist(sys.argv[1], normalize=True, one_hot_label=True)")
-
-
-def _process_env(root):
-    return dict(os.environ, MNIST_ROOT=str(root), MPLBACKEND="Agg",
-                PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT),
-                                                         os.environ.get("PYTHONPATH")])))
-
-
-def _timed_process(cmd, env):
-    """Wall seconds of ``cmd`` from start to exit, and the last line it printed."""
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True,
-                          check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({done.returncode}):\n"
-                           f"{done.stderr[-2000:]}")
-    lines = done.stdout.strip().splitlines()
-    return seconds, lines[-1] if lines else ""
-
-
-def _interleaved(runs, rounds, names):
-    """``rounds`` rounds of ``runs[name]()`` for each name in turn; the rows, medians.
-
-    Each row also lists the machine's 1-minute load average as each of its
-    runs began: on a shared machine it tells a quiet round from a busy one.
-    """
-    times = {name: [] for name in runs}
-    load = {name: [] for name in runs}
-    last_line = {}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            load[name].append(round(os.getloadavg()[0], 2))
-            seconds, last_line[name] = run()
-            times[name].append(seconds)
-    first = statistics.median(next(iter(times.values())))
-    return [{"what": names[name], "seconds": statistics.median(times[name]),
-             "rounds": times[name], "fraction_of_first": statistics.median(times[name]) / first,
-             "load_average": load[name], "last_line": last_line[name]} for name in runs]
 
 
 def _script_command(script, iters, seed, pickle_path):
@@ -281,15 +216,15 @@ def bench_script(iters=10000, rounds=3, seed=0, root=None, scripts=("book", "num
 
     root = Path(root) if root is not None else default_root()
     load_mnist(root)  # this loader's cache, as its first run leaves it
-    env = _process_env(root)
+    env = process_env(root)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         pickle_path = Path(tmp) / "mnist.pkl"
         book.book_init_mnist(root / "MNIST" / "raw", pickle_path)
         for script in scripts:
-            _timed_process(_script_command(script, 1, seed, pickle_path), env)
-        runs = {script: (lambda script=script: _timed_process(
+            timed_process(_script_command(script, 1, seed, pickle_path), env)
+        runs = {script: (lambda script=script: timed_process(
             _script_command(script, iters, seed, pickle_path), env)) for script in scripts}
-        rows = _interleaved(runs, rounds, SCRIPTS)
+        rows = interleaved(runs, rounds, SCRIPTS)
     return {"benchmark": "script", "iters": iters, "rounds": rounds, "seed": seed,
             "commands": {s: " ".join(["python", *_script_command(s, iters, seed, "mnist.pkl")[1:]])
                          .replace(str(PROJECT) + os.sep, "") for s in scripts},
@@ -308,13 +243,13 @@ def bench_loader(rounds=5, root=None, work_dir=None):
 
     root = Path(root) if root is not None else default_root()
     raw = (root / "MNIST" / "raw").resolve()
-    env = _process_env(root)
+    env = process_env(root)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         pickle_path = Path(tmp) / "mnist.pkl"
         book.book_init_mnist(raw, pickle_path)
         book_cmd = [sys.executable, "-c", _LOAD_BOOK, str(pickle_path),
                     str(Path(book.__file__).parent)]
-        _timed_process(book_cmd, env)  # the OS cache, warm for all alike
+        timed_process(book_cmd, env)  # the OS cache, warm for all alike
         fresh = []
 
         def first():
@@ -323,12 +258,12 @@ def bench_loader(rounds=5, root=None, work_dir=None):
             for name in RAW_FILES:
                 os.symlink(raw / name, folder / name)
             fresh.append(folder.parents[1])
-            return _timed_process([sys.executable, "-c", _LOAD_OURS, str(fresh[-1])], env)
+            return timed_process([sys.executable, "-c", _LOAD_OURS, str(fresh[-1])], env)
 
-        runs = {"book": lambda: _timed_process(book_cmd, env), "first": first,
-                "later": lambda: _timed_process([sys.executable, "-c", _LOAD_OURS,
+        runs = {"book": lambda: timed_process(book_cmd, env), "first": first,
+                "later": lambda: timed_process([sys.executable, "-c", _LOAD_OURS,
                                                  str(fresh[-1])], env)}
-        rows = _interleaved(runs, rounds, LOADERS)
+        rows = interleaved(runs, rounds, LOADERS)
     for row in rows:
         del row["last_line"]
     return {"benchmark": "loader", "rounds": rounds, "rows": rows}
@@ -344,34 +279,3 @@ class _progress_bar:
 
     def close(self):
         self.bar.close()
-
-
-def to_markdown(result):
-    rows = result["rows"]
-    keys = [k for k in rows[0] if k != "what"]
-    for row in rows[1:]:
-        keys += [k for k in row if k not in keys and k != "what"]
-    lines = ["| what | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for row in rows:
-        cells = [_fmt(row.get(k)) for k in keys]
-        lines.append(f"| {row['what']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _fmt(value):
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ", ".join(_fmt(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.0f}"
-    return str(value)
-
-
-def save(result, out_dir, device=None):
-    os.makedirs(out_dir, exist_ok=True)
-    result = dict(result, machine=machine_info(device))
-    path = os.path.join(out_dir, f"bench_{result['benchmark']}.json")
-    with open(path, "w") as fh:
-        json.dump(result, fh, indent=2)
-    return path

@@ -61,7 +61,10 @@ def add_parsers(sub):
     _add_common(p, training=True)
     _add_gradcheck(p)
     p = sub.add_parser("bench", help="timings against the book's own code (see BENCHMARKS.md)")
-    p.add_argument("which", choices=("numerical-gradient", "training", "numerical-training"))
+    p.add_argument("which", choices=("numerical-gradient", "training", "numerical-training",
+                                     "script", "loader", "port"),
+                   help="script, loader: whole processes against the book's script and pickle "
+                        "loader; port: the compare port command as a user runs it")
     p.add_argument("--device", default=None, help="also time this torch device, e.g. cuda")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
     p.add_argument("--iters", type=int, default=10000, help="training iterations (default 10000)")
@@ -279,15 +282,23 @@ def cmd_report(args):
 
 def cmd_bench(args):
     from ..ch4 import benchmark
-    data = load_index_data()
+    data = load_index_data() if args.which in ("numerical-gradient", "training",
+                                               "numerical-training") else None
     if args.which == "numerical-gradient":
         result = benchmark.bench_numerical_gradient(data, repeats=args.repeats, device=args.device)
     elif args.which == "training":
         result = benchmark.bench_training(data, iters=args.iters, device=args.device,
                                           rounds=args.rounds)
-    else:
+    elif args.which == "numerical-training":
         result = benchmark.bench_numerical_training(data, iters=args.iters, side=args.side,
                                                     device=args.device)
+    elif args.which == "script":
+        result = benchmark.bench_script(iters=args.iters, rounds=args.rounds)
+    elif args.which == "loader":
+        result = benchmark.bench_loader(rounds=args.rounds)
+    else:
+        from ..port.benchmark import bench_port
+        result = bench_port(rounds=args.rounds)
     print(benchmark.to_markdown(result))
     print("machine:", benchmark.machine_info(args.device))
     print(f"wrote {benchmark.save(result, args.out, args.device)}")

@@ -114,3 +114,20 @@ class TwoLayerNet:
 def make_net():
     """784-50-10, the size the book trains on MNIST."""
     return TwoLayerNet(784, 50, 10)
+
+
+class LossOnly:
+    """The same net seen through ``params`` and ``loss`` alone: no ``gradient``, no
+    ``layers``. ``compare port`` then checks the port's gradient against central
+    differences of this ``loss`` along random directions."""
+
+    def __init__(self, net):
+        self.net = net
+        self.params = net.params
+
+    def loss(self, x, t):
+        return self.net.loss(x, t)
+
+
+def make_loss_only_net():
+    return LossOnly(make_net())
