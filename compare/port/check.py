@@ -348,8 +348,11 @@ class _Run:
             r = by_name[name]
             worst = r.worst
             pair = next(p for p in self.pairing if p.numpy == name)
+            # statistics of directional differences, not of elements: no mean or median
             row = Check("backward", name, pair.torch + (".T" if pair.transposed else ""),
                         tuple(self.np.params[name].shape), max_abs=r.max_abs, max_rel=r.max_rel,
+                        mean_abs=None, median_abs=None, mean_rel=None, median_rel=None,
+                        worst_expected=None, worst_actual=None,
                         rtol=0.0, atol=worst.tolerance if worst else 0.0,
                         why=f"central differences of the NumPy loss along {self.directions} random "
                             f"directions: round-off + Richardson truncation + the claim's round-off",

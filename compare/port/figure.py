@@ -69,7 +69,7 @@ def plot_training(report, path):
                    label=f"first mismatch: step {fm['step']} ({fm['where']})")
     ax.set_xlabel("step")
     ax.set_title("torch vs NumPy parameters")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)

@@ -191,7 +191,7 @@ class PortReport:
             if self.diagnosis:
                 lines.append("likely cause:")
                 lines += [f"  [{d['code']}] {d['text']}" for d in self.diagnosis]
-            else:
+            elif not fm.get("detail"):
                 lines.append("likely cause: none of the usual porting bugs fits")
         lines.append(self.verdict())
         return "\n".join(lines)
@@ -281,4 +281,5 @@ def _table(phase, rows):
              "loss": "loss",
              "backward": "backward, nearest the loss first",
              "training": "training, step by step"}[phase]
-    return [f"{title}  [{why}]", fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body]
+    notes = [f"  {r.where}: {r.note}" for r in rows if r.note]
+    return [f"{title}  [{why}]", fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body] + notes

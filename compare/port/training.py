@@ -317,7 +317,12 @@ def _diagnose_update(row, before, after, dtype, batch_size):
     actual = t_after[row.where] - t_before[row.where]
     found = diagnose(expected, actual, dtype=dtype, batch_size=batch_size)
     for d in found:
-        d["text"] = f"the update of {row.where}: " + d["text"]
+        if d["code"] == "scale":  # a whole update off by a factor: the step size, not the formula
+            d["text"] = (f"the torch update of {row.where} is {d['factor']:.6g} x the NumPy one: "
+                         f"the learning rate differs by that factor at this step (a schedule a "
+                         f"step early or late, or another lr)")
+        else:
+            d["text"] = f"the update of {row.where}: " + d["text"]
     return found
 
 

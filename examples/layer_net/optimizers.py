@@ -125,3 +125,8 @@ def torch_adam(params, lr=0.001):
     """torch.optim.Adam: eps 1e-8 on sqrt(v / (1 - beta2^t)), not on sqrt(v)."""
     import torch
     return torch.optim.Adam(params, lr=lr)
+
+
+def torch_step_decay_early(params, lr=0.01):
+    """The schedule one step early (StepLR(step_size=49) against the book's 50)."""
+    return torch_step_decay(params, lr=lr, step_size=49)
