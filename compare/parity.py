@@ -256,6 +256,20 @@ def _first(mask):
     return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
 
 
+def elementwise_errors(actual, expected, tol, allowance=None):
+    """``(err, rel, ratio, allowed)`` of float64 ``actual`` against ``expected``:
+    ``|a - e|``, that over ``|e|``, and over what is allowed there,
+    ``atol + rtol |e| (+ |allowance|)``; 0 wherever the two are equal."""
+    err = np.abs(actual - expected)
+    allowed = tol.atol + tol.rtol * np.abs(expected)
+    if allowance is not None:
+        allowed = allowed + np.abs(np.asarray(allowance, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(err == 0, 0.0, err / np.abs(expected))
+        ratio = np.where(err == 0, 0.0, err / allowed)
+    return err, rel, ratio, allowed
+
+
 def _check_param(name, a, e, tol, allowance, dtype, check_dtype=True):
     row = ParamCheck(name, tuple(a.shape), tuple(e.shape), a.dtype.name, e.dtype.name)
     problems = []
@@ -286,16 +300,10 @@ def _check_param(name, a, e, tol, allowance, dtype, check_dtype=True):
         return row
 
     a64, e64 = a.astype(np.float64), e.astype(np.float64)
-    err = np.abs(a64 - e64)
-    allowed = tol.atol + tol.rtol * np.abs(e64)
+    err, rel, ratio, allowed = elementwise_errors(a64, e64, tol, allowance)
     if allowance is not None:
-        allowance = np.abs(np.asarray(allowance, dtype=np.float64))
-        allowed = allowed + allowance
-        row.max_allowance = float(allowance.max()) if allowance.size else 0.0
+        row.max_allowance = float(np.max(np.abs(allowance))) if np.size(allowance) else 0.0
     if err.size:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.where(err == 0, 0.0, err / np.abs(e64))
-            ratio = np.where(err == 0, 0.0, err / allowed)
         worst = np.unravel_index(int(np.argmax(ratio)), err.shape)
         row.max_abs, row.max_rel = float(err.max()), float(rel.max())
         row.worst_index = tuple(int(i) for i in worst)

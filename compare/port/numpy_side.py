@@ -17,19 +17,13 @@ import copy
 import numpy as np
 
 from .capture import book_layer_capture, layer_items, param_owners
-from .targets import PortSetupError
+from .targets import PortSetupError, call_side
 
 SIDE = "numpy side"
 
 
 def _call(what, fn, *args):
-    try:
-        return fn(*args)
-    except PortSetupError:
-        raise
-    except Exception as exc:
-        shapes = ", ".join(f"{type(a).__name__}{tuple(getattr(a, 'shape', ()))}" for a in args)
-        raise PortSetupError(f"{SIDE}: {what}({shapes}) raised {type(exc).__name__}: {exc}") from exc
+    return call_side(SIDE, what, fn, *args)
 
 
 def _float_array(value, name):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..parity import elementwise_errors
+
 PHASES = ("parameters", "forward", "loss", "backward", "training")
 
 
@@ -85,13 +87,10 @@ def compare_arrays(phase, where, torch_name, expected, actual, tol, *, allowance
             row.problem = f"{'NaN' if np.isnan(arr[bad]).any() else 'infinity'} on the {side} side at {_first(bad)}"
             return row
     e, a = expected.astype(np.float64), actual.astype(np.float64)
-    err = np.abs(a - e)
-    allowed = tol.atol + tol.rtol * np.abs(e)
+    err, rel, ratio, allowed = elementwise_errors(a, e, tol, allowance)
     if allowance is not None:
-        allowance = np.abs(np.asarray(allowance, dtype=np.float64))
-        allowed = allowed + allowance
         row.allowance = allowance_name
-        row.max_allowance = float(allowance.max()) if allowance.size else 0.0
+        row.max_allowance = float(np.max(np.abs(allowance))) if np.size(allowance) else 0.0
     if shift is not None and np.size(shift):
         row.allowance = f"+{shift_name}"
         row.max_allowance = float(np.max(np.abs(shift)))
@@ -100,9 +99,6 @@ def compare_arrays(phase, where, torch_name, expected, actual, tol, *, allowance
         row.max_rel = row.mean_rel = row.median_rel = row.worst_ratio = 0.0
         row.passed = True
         return row
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(err == 0, 0.0, err / np.abs(e))
-        ratio = np.where(err == 0, 0.0, err / allowed)
     row.max_abs, row.mean_abs, row.median_abs = float(err.max()), float(err.mean()), float(np.median(err))
     row.max_rel, row.mean_rel, row.median_rel = float(rel.max()), float(rel.mean()), float(np.median(rel))
     worst = np.unravel_index(int(np.argmax(ratio)), err.shape)

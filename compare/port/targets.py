@@ -100,3 +100,15 @@ def _is_model(obj):
     """An instance that is already a model (an nn.Module or something with ``params``)."""
     return not inspect.isclass(obj) and not inspect.isfunction(obj) and (
         hasattr(obj, "params") or hasattr(obj, "parameters"))
+
+
+def call_side(side, what, fn, *args):
+    """``fn(*args)``; any exception a user's model raises becomes a ``PortSetupError``
+    naming the side, the call and the shapes it was given."""
+    try:
+        return fn(*args)
+    except PortSetupError:
+        raise
+    except Exception as exc:
+        shapes = ", ".join(f"{type(a).__name__}{tuple(getattr(a, 'shape', ()))}" for a in args)
+        raise PortSetupError(f"{side}: {what}({shapes}) raised {type(exc).__name__}: {exc}") from exc

@@ -21,7 +21,7 @@ import copy
 import numpy as np
 
 from .capture import book_layer_capture, layer_items, module_capture, param_owners
-from .targets import PortSetupError
+from .targets import PortSetupError, call_side
 
 SIDE = "torch side"
 LOSSES = ("cross_entropy", "book", "model")
@@ -34,13 +34,7 @@ def _torch():
 
 
 def _call(what, fn, *args):
-    try:
-        return fn(*args)
-    except PortSetupError:
-        raise
-    except Exception as exc:
-        shapes = ", ".join(f"{tuple(getattr(a, 'shape', ()))}" for a in args)
-        raise PortSetupError(f"{SIDE}: {what}({shapes}) raised {type(exc).__name__}: {exc}") from exc
+    return call_side(SIDE, what, fn, *args)
 
 
 def to_numpy(tensor):
