@@ -216,3 +216,18 @@ def test_nan_in_the_ports_output_is_refused_naming_the_side(batch):
             return super().forward(x) * float("nan")
     with pytest.raises(PortSetupError, match="torch side"):
         check_port(zoo.layer_net(), NaNOut(), *batch)
+
+
+def test_the_chapter_4_pair_through_the_general_checker(batch):
+    """The project's own two sides are the checker's first users: the book's net
+    against its literal port and against the idiomatic module, as any user's port."""
+    import torch_impl
+    module = torch_impl.TwoLayerNetModule(784, 50, 10, seed=7)
+    report = check_port(zoo.book_net(), module, *batch)
+    assert report.passed, report.to_text()
+    assert [(p.torch, p.transposed) for p in report.pairing] == [
+        ("linear1.weight", True), ("linear1.bias", False), ("linear2.weight", True),
+        ("linear2.bias", False)]
+    # the book's loss keeps the 1e-7, the module's F.cross_entropy does not: named, allowed
+    assert [k["code"] for k in report.known] == ["log_eps"]
+    assert check_port(zoo.book_net(), module, *batch, loss="book").passed
