@@ -137,3 +137,14 @@ def test_the_real_process_exits_as_documented(tmp_path):
     assert broken.returncode == 1 and "[dtype]" in broken.stdout
     bad = proc("missing.py:net", TORCH)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("targets", [(NUMPY, TORCH), ("examples/functions/numpy_functions.py",
+                                                       "examples/functions/torch_functions.py")],
+                         ids=["models", "twins"])
+def test_a_device_this_machine_lacks_exits_2_before_any_work(targets, capsys):
+    import torch
+    device = "cuda:99" if torch.cuda.is_available() else "cuda"
+    code = cli.main(["port", *targets, "--device", device])
+    err = capsys.readouterr().err
+    assert code == 2 and "--device" in err and len(err.strip().splitlines()) == 1

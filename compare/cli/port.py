@@ -251,7 +251,16 @@ def _refusing(command):
 
 
 def _prepare(args):
-    """Options are checked as the targets load, inside the command (see ``_refusing``)."""
+    """The device before anything loads (a CUDA this machine lacks is a request it cannot
+    serve, not a failing port); the other options are checked as the targets load,
+    inside the command (see ``_refusing``)."""
+    device = getattr(args, "device", None)
+    if device is not None:
+        from torch_impl.validation import check_device
+        try:
+            check_device(device, "--device")
+        except (ValueError, TypeError) as exc:
+            raise CannotRun(exc) from exc
 
 
 COMMANDS = {"port": _refusing(cmd_port), "record": _refusing(cmd_record)}
