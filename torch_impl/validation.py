@@ -2,12 +2,17 @@
 
 Every error names the argument it is about, so a user who passes the wrong
 thing learns which thing and what to do. This module mirrors
-``numpy_impl.validation`` check for check.
+``numpy_impl.validation`` check for check where arrays become tensors; the
+checks of plain Python values (numbers, seeds, functions) are the NumPy
+side's own, imported, so both sides refuse them in the same words.
 """
 import math
-import numbers
 
 import torch
+
+from numpy_impl.validation import (  # noqa: F401  (re-exported: this side's names)
+    _given, check_callable, check_learning_rate, check_nonnegative, check_positive_int,
+    check_positive_real, check_real, check_seed)
 
 # Label rows must sum to 1 within ROW_SUM_EPS_FACTOR * n * eps (see check_distributions).
 ROW_SUM_EPS_FACTOR = 100
@@ -21,46 +26,6 @@ def _is_ndarray(value):
 
 def _dtype_name(dtype):
     return str(dtype).replace("torch.", "")
-
-
-def _given(value):
-    """What was given, for a message: its repr (cut short, on one line) and its type."""
-    text = " ".join(repr(value).split())
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
-
-
-def check_callable(f, name="f"):
-    if not callable(f):
-        raise TypeError(f"{name} must be a function, got {_given(f)}")
-    return f
-
-
-def check_real(value, name):
-    """A real number (Python or NumPy scalar, not a bool), as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_given(value)}")
-    return float(value)
-
-
-def check_nonnegative(value, name):
-    """A finite real number >= 0, such as a standard deviation or a tolerance."""
-    value = check_real(value, name)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and non-negative, got {value!r}")
-    return value
-
-
-def check_seed(seed, name="seed"):
-    """None, or an integer ``numpy.random.RandomState`` accepts: [0, 2**32)."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{name} must be an integer or None, got {_given(seed)}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
-    return int(seed)
 
 
 def check_device(device, name="device"):
@@ -162,27 +127,6 @@ def check_step(h, dtype, name="h"):
             f"({eps:.3g}): x + h rounds back to x and the difference is 0 "
             f"(the book's warning about h = 1e-50); use h=1e-4")
     return h
-
-
-def check_positive_int(value, name, minimum=1):
-    """An integer (not a bool) of at least ``minimum``, as an int."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {_given(value)}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def check_positive_real(value, name):
-    """A finite real number > 0, as a float."""
-    value = check_real(value, name)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and positive, got {value!r}")
-    return value
-
-
-def check_learning_rate(lr, name="learning_rate"):
-    return check_positive_real(lr, name)
 
 
 def check_inputs(x, input_size, dtype, *, x_name="x", device=None):
