@@ -48,6 +48,17 @@ def check_nonnegative(value, name):
     return value
 
 
+def check_train_hooks(start_iter, history, callback, progress):
+    """``train``'s resume and reporting arguments, which hold no arrays."""
+    check_positive_int(start_iter, "start_iter", minimum=0)
+    if history is not None and not isinstance(history, dict):
+        raise TypeError(f"history must be a dict (a history train returned), got "
+                        f"{type(history).__name__}")
+    for name, hook in (("callback", callback), ("progress", progress)):
+        if hook is not None:
+            check_callable(hook, name)
+
+
 def check_seed(seed, name="seed"):
     """None, or an integer ``numpy.random.RandomState`` accepts: [0, 2**32)."""
     if seed is None:

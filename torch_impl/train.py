@@ -9,8 +9,8 @@ from .module import TwoLayerNetModule
 from .random_stream import BookRandomStream
 from .sampler import book_loader
 from .two_layer_net import PARAM_NAMES, TwoLayerNet
-from .validation import (as_float_tensor, check_batch, check_callable, check_learning_rate,
-                         check_positive_int)
+from .validation import (as_float_tensor, check_batch, check_learning_rate,
+                         check_positive_int, check_train_hooks)
 
 GRADIENTS = ("backprop", "numerical")
 
@@ -47,16 +47,6 @@ def _check_net(net):
     if not all(hasattr(net, name) for name in ("sizes", "dtype", "device", "_loss", "_accuracy")):
         raise TypeError(f"net must be a torch_impl.TwoLayerNet or TwoLayerNetModule, got "
                         f"{type(net).__module__}.{type(net).__qualname__}")
-
-
-def _check_hooks(start_iter, history, callback, progress):
-    check_positive_int(start_iter, "start_iter", minimum=0)
-    if history is not None and not isinstance(history, dict):
-        raise TypeError(f"history must be a dict (a history train returned), got "
-                        f"{type(history).__name__}")
-    for name, hook in (("callback", callback), ("progress", progress)):
-        if hook is not None:
-            check_callable(hook, name)
 
 
 def _finite(net, loss):
@@ -100,7 +90,7 @@ def train(net, x_train, t_train, x_test, t_test, iters_num=10000, batch_size=100
                                    x_name="x_train", t_name="t_train", device=net.device)
     x_test, t_test = check_batch(x_test, t_test, input_size, output_size, net.dtype,
                                  x_name="x_test", t_name="t_test", device=net.device)
-    _check_hooks(start_iter, history, callback, progress)
+    check_train_hooks(start_iter, history, callback, progress)
     iters_num = check_positive_int(iters_num, "iters_num")
     batch_size = check_positive_int(batch_size, "batch_size")
     learning_rate = check_learning_rate(learning_rate)

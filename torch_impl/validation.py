@@ -12,7 +12,7 @@ import torch
 
 from numpy_impl.validation import (  # noqa: F401  (re-exported: this side's names)
     _given, check_callable, check_learning_rate, check_nonnegative, check_positive_int,
-    check_positive_real, check_real, check_seed)
+    check_positive_real, check_real, check_seed, check_train_hooks)
 
 # Label rows must sum to 1 within ROW_SUM_EPS_FACTOR * n * eps (see check_distributions).
 ROW_SUM_EPS_FACTOR = 100

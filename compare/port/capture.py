@@ -38,9 +38,6 @@ class LayerRecord:
 class Capture:
     records: list = field(default_factory=list)
 
-    def by_key(self):
-        return {r.key: r for r in self.records}
-
 
 def _to_numpy(value):
     if value is None:

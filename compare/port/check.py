@@ -80,12 +80,29 @@ def _kind_of(value, ce, book, tol):
     return "cross_entropy" if near_ce else "book" if near_book else None
 
 
+def loss_kinds(np_loss, out, loss_name, dtype):
+    """``(numpy kind, torch kind, shift)`` of the two losses on one batch: which has the
+    book's 1e-7, and what to add to the NumPy loss to make it of the torch one's kind
+    (``None`` when nothing is to be added). ``out`` is ``TorchSide.outputs``'s."""
+    losses = out["losses"]
+    if losses is None:
+        return None, None, None
+    tol = port_tolerance(np.array(np_loss), dtype)
+    ce, book = losses["cross_entropy"], losses["book"]
+    np_kind = _kind_of(np_loss, ce, book, tol)
+    t_kind = loss_name if loss_name in ("cross_entropy", "book") else _kind_of(out["loss"], ce, book, tol)
+    return np_kind, t_kind, _shift(np_kind, t_kind, np.array(book - ce))
+
+
 def _grad_kind(grads, ce, book, dtype):
     """The same, for a gradient dict against the two reference gradients."""
+    def close(g, r):
+        tol = port_tolerance(r, dtype)
+        return np.all(np.abs(g - r) <= tol.atol + tol.rtol * np.abs(r))
+
     def fits(ref):
-        return all(g is not None and r is not None and g.shape == r.shape and np.all(
-            np.abs(g - r) <= port_tolerance(r, dtype).atol + port_tolerance(r, dtype).rtol * np.abs(r))
-            for g, r in ((grads[k], ref[k]) for k in grads))
+        return all(g is not None and r is not None and g.shape == r.shape and close(g, r)
+                   for g, r in ((grads[k], ref[k]) for k in grads))
     if ce is None or book is None:
         return None
     a, b = fits(ce), fits(book)
@@ -206,16 +223,10 @@ class _Run:
     def loss(self):
         losses = self.out["losses"]
         tol = port_tolerance(np.array(self.np_loss), self.dtype)
-        self.np_loss_kind = self.t_loss_kind = None
-        shift = None
-        if losses is not None:
-            ce, book = losses["cross_entropy"], losses["book"]
-            self.np_loss_kind = _kind_of(self.np_loss, ce, book, tol)
-            self.t_loss_kind = {"cross_entropy": "cross_entropy", "book": "book"}.get(
-                self.torch.loss_name) or _kind_of(self.out["loss"], ce, book, tol)
-            shift = _shift(self.np_loss_kind, self.t_loss_kind, np.array(book - ce))
-            if shift is not None:
-                self.known("loss", self.np_loss_kind, self.t_loss_kind, float(book - ce))
+        self.np_loss_kind, self.t_loss_kind, shift = loss_kinds(
+            self.np_loss, self.out, self.torch.loss_name, self.dtype)
+        if shift is not None:
+            self.known("loss", self.np_loss_kind, self.t_loss_kind, float(shift))
         self.add(compare_arrays("loss", "loss", self.torch.loss_name, np.array(self.np_loss),
                                 np.array(self.out["loss"]), tol, shift=shift, shift_name=GAP),
                  expected=np.array(self.np_loss), actual=np.array(self.out["loss"]),

@@ -78,12 +78,3 @@ def first_batch(x, t, *, batch=100, seed=0):
         raise PortSetupError(f"--batch must be a positive integer, got {batch!r}")
     idx = BookRandomStream(seed).batch_indices(x.shape[0], batch)
     return x[idx], t[idx]
-
-
-def make_batch(params, *, data="mnist", batch=100, seed=0, labels="one-hot", input_shape=None,
-               classes=None, dtype="float64"):
-    """``(x, t)``: the first batch of ``make_dataset``'s data, as NumPy arrays."""
-    x, t = make_dataset(params, data=data, seed=seed, labels=labels, input_shape=input_shape,
-                        classes=classes, dtype=dtype, rows=max(RANDOM_ROWS, batch))
-    x, t = first_batch(x, t, batch=batch, seed=seed)
-    return x.astype(dtype), t

@@ -252,7 +252,6 @@ class GoldenSide:
         self.owners = {name: rec.key for rec in golden.records for name in rec.param_names}
         self.has_gradient = golden.meta["gradient"] == "backprop"
         self.has_predict = golden.meta["has_predict"]
-        self.has_layers = bool(golden.records)
 
     def _same_batch(self, x, t):
         if x.shape != self.golden.x.shape or not np.array_equal(x, self.golden.x) \

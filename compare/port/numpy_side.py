@@ -71,10 +71,6 @@ class NumpySide:
     def has_predict(self):
         return callable(getattr(self.model, "predict", None))
 
-    @property
-    def has_layers(self):
-        return bool(self.items)
-
     def loss(self, x, t):
         value = _call("loss", self.model.loss, x, t)
         try:
@@ -107,10 +103,6 @@ class NumpySide:
                 grads = None
                 self.loss(x, t)
         return capture, self.loss(x, t), grads
-
-    def snapshot(self):
-        """The parameters' bytes: the check proves it leaves them as they were."""
-        return {k: v.tobytes() for k, v in self.params.items()}
 
 
 def reference_side(model, dtype=None):

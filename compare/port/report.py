@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..parity import elementwise_errors
+from ..parity import _first, elementwise_errors
 
 PHASES = ("parameters", "forward", "loss", "backward", "training")
 
@@ -60,10 +60,6 @@ def _clean(value):
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
     return value
-
-
-def _first(mask):
-    return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
 
 
 def compare_arrays(phase, where, torch_name, expected, actual, tol, *, allowance=None,

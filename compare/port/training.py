@@ -25,13 +25,13 @@ import numpy as np
 
 from numpy_impl.random_stream import BookRandomStream
 
-from .check import _kind_of, check_port
+from .check import check_port, loss_kinds
 from .diagnosis import diagnose
 from .pairing import pair_parameters
 from .report import compare_arrays
 from .targets import PortSetupError
 from ..parity import Tolerance
-from .tolerance import port_tolerance, training_tolerance
+from .tolerance import training_tolerance
 from .torch_side import TorchSide
 
 GAP = "1e-7 gap"
@@ -154,25 +154,9 @@ def _batch(x_train, t_train, idx, dtype):
     return x, (t.astype(np.int64) if t.ndim == 1 else t.astype(dtype))
 
 
-def _loss_shift(np_loss, out, loss):
-    """The 1e-7 between the two losses, when one side has it and the other has not."""
-    losses = out["losses"]
-    if losses is None:
-        return None
-    tol = port_tolerance(np.array(np_loss), "float64")
-    np_kind = _kind_of(np_loss, losses["cross_entropy"], losses["book"], tol)
-    t_kind = loss if loss in ("cross_entropy", "book") else _kind_of(
-        out["loss"], losses["cross_entropy"], losses["book"], tol)
-    if np_kind and t_kind and "either" not in (np_kind, t_kind) and np_kind != t_kind:
-        gap = losses["book"] - losses["cross_entropy"]
-        return np.array(gap if t_kind == "book" else -gap)
-    return None
-
-
 def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
     """Compare two step summaries: max |value| and samples as elements, the sum
     (n elements) and the norm (sqrt n) with bounds scaled accordingly."""
-    from .golden import SAMPLES  # noqa: F401  (the layout summary() writes)
     size = int(round(expected[2] ** 2 / max(expected[0], 1e-300) ** 2)) if expected[0] else 1
     atol = training_tolerance(np.array(expected[0]), dtype, updates).atol
     n = max(size, 1)
@@ -246,7 +230,8 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         out = trainer.step(t_side.tensor(x), t_side.tensor(t))
         step_rows = [compare_arrays("training", "loss", loss, np.array(np_loss), np.array(out["loss"]),
                                     training_tolerance(np.array(np_loss), dtype, k + 1),
-                                    shift=_loss_shift(np_loss, out, loss), shift_name=GAP, step=k)]
+                                    shift=loss_kinds(np_loss, out, loss, dtype)[2], shift_name=GAP,
+                                    step=k)]
         t_values = t_side.values(pairing)
         rel = {}
         for pair in pairing:
