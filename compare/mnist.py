@@ -37,10 +37,15 @@ def _user_cache_home():
 
 
 def default_root():
-    """``$MNIST_ROOT``, else a per-user cache folder."""
+    """``$MNIST_ROOT``, else a per-user cache folder, as an absolute path.
+
+    A relative ``$MNIST_ROOT`` (the README's ``../shared/mnist``) means the
+    folder as seen from where it is read; made absolute here, it keeps naming
+    that folder in a link made from it, in error messages and after a chdir.
+    """
     env = os.environ.get("MNIST_ROOT")
     if env:
-        return Path(env).expanduser()
+        return Path(env).expanduser().resolve()
     return _user_cache_home() / "mnist"
 
 

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("MNIST_ROOT", str(ROOT.parent / "shared" / "mnist"))
+# Absolute from here on: tests link the raw files into temporary folders and
+# start processes in other folders, where a relative root (the README's
+# ``../shared/mnist``) would name nothing. xdist's workers inherit it.
+os.environ["MNIST_ROOT"] = str(
+    Path(os.environ.get("MNIST_ROOT") or ROOT.parent / "shared" / "mnist").expanduser().resolve())
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The loader keeps its arrays in the per-user cache when the data folder is
 # read-only; the tests' go to one temporary folder, made by the first process

@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 
 from compare import load_mnist
-from compare.mnist import RAW_FILES
+from compare.mnist import RAW_FILES, default_root
 
-REAL_RAW = Path(os.environ["MNIST_ROOT"]) / "MNIST" / "raw"
+PROJECT = Path(__file__).resolve().parents[1]
+# absolute: the links made from it into temporary folders must point back here
+REAL_ROOT = Path(os.environ["MNIST_ROOT"]).expanduser().resolve()
+REAL_RAW = REAL_ROOT / "MNIST" / "raw"
 IMAGES, LABELS = "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
 
 
@@ -47,6 +50,24 @@ def test_missing_file_names_the_folder_and_mnist_root(tmp_path, name):
         load_mnist(tmp_path, download=False)
     message = str(exc.value)
     assert str(raw) in message and "MNIST_ROOT" in message and name in message
+
+
+def test_a_relative_mnist_root_keeps_naming_its_folder(tmp_path, monkeypatch):
+    # As the README sets it: relative to the project folder the commands start in.
+    monkeypatch.chdir(PROJECT)
+    monkeypatch.setenv("MNIST_ROOT", os.path.relpath(REAL_ROOT, PROJECT))
+    root = default_root()
+    assert root.is_absolute() and root == REAL_ROOT
+    # Links made from it elsewhere reach the real files, and they load.
+    monkeypatch.chdir(tmp_path)
+    copy = tmp_path / "copy"
+    (copy / "MNIST" / "raw").mkdir(parents=True)
+    for name in RAW_FILES:
+        os.symlink(root / "MNIST" / "raw" / name, copy / "MNIST" / "raw" / name)
+    (x_train, t_train), (x_test, _) = load_mnist(copy, normalize=False, download=False)
+    assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
+    assert np.array_equal(t_train[:100], np.frombuffer(real("train-labels-idx1-ubyte")[8:108],
+                                                       dtype=np.uint8))
 
 
 def test_empty_folder_through_mnist_root(tmp_path, monkeypatch):
