@@ -34,6 +34,13 @@ TESTS = ROOT / "tests"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PLUGIN = ("-p", "compare_parity")
 
+# The inner sessions' tests and the direct calls they are checked against compute the
+# same float64 figures only if they sum in the same order: torch's intra-op thread count
+# decides how MKL's products and torch's reductions split their sums (an xdist worker
+# starts with one thread per core, this process with conftest's count), and a max abs
+# error of round-off then moves by an ulp (7.77e-16 against 8.88e-16). One thread on
+# both sides, in every process, makes them the same arithmetic on the same inputs, so the
+# figures still compare exactly (the NumPy side runs under one environment in all of them).
 HEADER = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
@@ -41,6 +48,8 @@ import numpy as np
 import torch
 import numpy_impl, torch_impl
 import port_zoo as zoo
+
+torch.set_num_threads(1)
 
 rng = np.random.RandomState(0)
 X = rng.rand(20, 784)
@@ -60,6 +69,16 @@ def test_softmax(parity):
     out = parity.op(numpy_impl.softmax, torch_impl.softmax, [(4, 10)])
     assert out["backward"] is not None
 """
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The direct calls of this process at HEADER's one thread; the count it had comes
+    back after the test (an in-process session's HEADER pins this process too)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def batch():
