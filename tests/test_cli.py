@@ -24,6 +24,15 @@ def assert_drawn(path, min_size=300):
     assert 0.01 < ink < 0.9 and rgb.std() > 0.05, (path, ink)
 
 
+def last_line_verdict(out):
+    """The verdict: printed once, as the last line, with the time."""
+    lines = out.strip().splitlines()
+    timed = re.fullmatch(r"(.+) \[\d+\.\d s\]", lines[-1])
+    assert timed, lines[-1]
+    assert [line for line in lines if timed.group(1) in line] == [lines[-1]]
+    return lines[-1]
+
+
 @pytest.fixture(scope="module")
 def data(mnist):
     """The session's MNIST in the form the CLI loads it (one-hot labels, as the book)."""
@@ -46,7 +55,7 @@ def run(data, monkeypatch, capsys):
 def test_gradcheck_passes_and_writes_json(run, tmp_path):
     code, out = run("gradcheck", "--out", str(tmp_path))
     assert code == 0, out
-    assert out.strip().splitlines()[-1].startswith("PASS: all 11 gradient pairs agree")
+    assert last_line_verdict(out).startswith("PASS: all 11 gradient pairs agree")
     report = json.loads((tmp_path / "gradcheck.json").read_text())
     assert report["passed"] is True and len(report["pairs"]) == 11
     assert report["settings"]["dtype"] == "float64" and report["settings"]["h"] == 1e-4
@@ -77,7 +86,7 @@ def test_gradcheck_exits_nonzero_and_names_a_broken_port(run, tmp_path, monkeypa
     monkeypatch.setattr(torch_impl, "TwoLayerNet", Broken)
     code, out = run("gradcheck", "--brief", "--batch-size", "20", "--out", str(tmp_path))
     assert code == 1
-    verdict = out.strip().splitlines()[-1]
+    verdict = last_line_verdict(out)
     assert verdict.startswith("FAIL") and "torch backprop vs numpy backprop [b2]" in verdict
     assert json.loads((tmp_path / "gradcheck.json").read_text())["passed"] is False
 
@@ -86,7 +95,7 @@ def test_gradcheck_exits_nonzero_and_names_a_broken_port(run, tmp_path, monkeypa
 def test_curves_600_iterations_pass_and_write_json(run, tmp_path):
     code, out = run("curves", "--iters", "600", "--out", str(tmp_path))
     assert code == 0, out
-    assert out.strip().splitlines()[-1].startswith("PASS: 600 iterations, float64")
+    assert last_line_verdict(out).startswith("PASS: 600 iterations, float64")
     report = json.loads((tmp_path / "curves.json").read_text())
     assert report["passed"] and report["acc_equal"]
     assert len(report["numpy"]["train_loss"]) == len(report["torch"]["train_loss"]) == 600

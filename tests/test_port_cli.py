@@ -1,6 +1,7 @@
 """``python -m compare port`` and ``record``: exit status 0 / 1 / 2, the JSON of the contract,
 one clear line and no traceback when the check cannot run."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,21 @@ def test_a_right_port_exits_0_and_writes_the_contracts_json(tmp_path, capsys):
     assert report["pairing"][0] == {"numpy": "W1", "torch": "fc1.weight", "transposed": True}
     phases = {c["phase"] for c in report["checks"]}
     assert phases == {"parameters", "forward", "loss", "backward"}
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([NUMPY, TORCH, "--data", "random"], 0),
+    ([NUMPY, f"{ZOO}:SkipsRelu", "--data", "random"], 1),
+    (["numpy_impl.functions", "torch_impl.functions"], 0),  # twins by name
+])
+def test_the_verdict_is_printed_once_as_the_last_line_with_the_time(argv, expected, capsys):
+    code = cli.main(["port", *argv, "--no-progress"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == expected
+    timed = re.fullmatch(r"((PASS|FAIL): .+) \[\d+\.\d s\]", lines[-1])
+    assert timed, lines[-1]
+    assert timed.group(2) == ("PASS" if expected == 0 else "FAIL")
+    assert [line for line in lines if timed.group(1) in line] == [lines[-1]]
 
 
 def test_a_broken_port_exits_1_and_says_where(tmp_path, capsys):

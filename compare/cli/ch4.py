@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .output import jsonable, write_json
+from .output import jsonable, print_report, write_json
 from .status import CannotRun
 
 
@@ -151,7 +151,7 @@ def run_gradcheck(args):
 
 def cmd_gradcheck(args):
     result = run_gradcheck(args)
-    print(result.to_text(full=not args.brief))
+    print_report(result.to_text(full=not args.brief), result.verdict())
     path = write_json(args.out / "gradcheck.json", result.to_dict())
     print(f"wrote {path}")
     return result.passed, result.verdict()
@@ -222,7 +222,7 @@ def run_curves(args):
 
 def cmd_curves(args):
     result = run_curves(args)
-    print(result.to_text())
+    print_report(result.to_text(), result.verdict())
     path = write_json(args.out / "curves.json", result.to_dict())
     print(f"wrote {path}")
     return result.passed, result.verdict()

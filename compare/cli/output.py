@@ -27,3 +27,12 @@ def write_json(path, obj):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(jsonable(obj), indent=1, allow_nan=False))
     return path
+
+
+def print_report(text, verdict):
+    """A report's text without its closing verdict line: ``compare.cli.main`` prints the
+    verdict once, as the last line, with the time."""
+    lines = text.splitlines()
+    if lines and lines[-1] == verdict:
+        lines.pop()
+    print("\n".join(lines))

@@ -10,7 +10,7 @@ Exit status: 0 parity holds, 1 it does not, 2 the check cannot run.
 from pathlib import Path
 
 from ..port.targets import PortSetupError
-from .output import write_json
+from .output import print_report, write_json
 from .status import CannotRun
 
 
@@ -123,7 +123,7 @@ def cmd_twins(args):
             raise PortSetupError(f"--{key.replace('_', '-')} applies to models, not to twins by name")
     report = check_twins(args.numpy, args.torch, dtype=args.dtype or "float64",
                          seed=0 if args.seed is None else args.seed, device=args.device)
-    print(report.to_text())
+    print_report(report.to_text(), report.verdict())
     if args.json is not None:
         print(f"wrote {write_json(args.json, report.to_dict())}")
     if report.nothing_checked:
@@ -172,7 +172,7 @@ def cmd_port(args):
                                 progress=not args.no_progress, **options)
     report.settings.update({"numpy": args.numpy, "torch": args.torch, "data": args.data,
                             "seed": args.seed, "labels": args.labels})
-    print(report.to_text())
+    print_report(report.to_text(), report.verdict())
     if args.json is not None:
         print(f"wrote {write_json(args.json, report.to_dict())}")
     if args.report is not None:
