@@ -15,11 +15,10 @@ command cannot run (a bad argument, no CUDA, no data), with one line on
 stderr and no traceback.
 """
 import argparse
-import sys
 import time
 
 from . import ch4, port
-from .status import CANNOT_RUN, FAILED, OK, CannotRun, one_line
+from .status import FAILED, OK, CannotRun, refuse
 
 
 def build_parser():
@@ -45,7 +44,6 @@ def main(argv=None):
         # checked (a target that raises, NaN in an output): CannotRun too.
         ok, verdict = COMMANDS[args.command](args)
     except CannotRun as exc:
-        print(f"ERROR: {args.command} cannot run: {one_line(exc)}", file=sys.stderr)
-        return CANNOT_RUN
+        return refuse(args.command, exc)
     print(f"{verdict} [{time.perf_counter() - start:.1f} s]")
     return OK if ok else FAILED

@@ -6,6 +6,8 @@ bad option, a device this machine lacks, missing data), said in one line on
 stderr, before any work starts. Anything else that goes wrong is a bug and
 keeps its traceback.
 """
+import sys
+
 OK, FAILED, CANNOT_RUN = 0, 1, 2
 
 
@@ -16,3 +18,9 @@ class CannotRun(Exception):
 def one_line(exc):
     """An exception's message on one line (a loader's message may span several)."""
     return " ".join(str(exc).split())
+
+
+def refuse(name, exc):
+    """Say on stderr, in one line, why ``name`` cannot run; the exit status for it."""
+    print(f"ERROR: {name} cannot run: {one_line(exc)}", file=sys.stderr)
+    return CANNOT_RUN
