@@ -473,7 +473,7 @@ def _spec_text(module):
 def wants_twins(numpy_spec, torch_spec):
     """Whether a ``port`` command compares two modules twin by twin (neither names an object);
     ``PortSetupError`` when one side names an object and the other does not."""
-    from .golden import is_golden_path
+    from .reference import is_golden_path
     if is_golden_path(numpy_spec):
         return False
     np_name, t_name = split_spec(numpy_spec)[1], split_spec(torch_spec)[1]
