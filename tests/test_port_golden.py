@@ -9,8 +9,9 @@ import pytest
 
 import port_zoo as zoo
 from compare import PortSetupError, check_port
-from compare.port import golden as golden_mod
-from compare.port.golden import FORMAT, GoldenFile, record, save
+from compare.port import recording
+from compare.port.recording import record, save
+from compare.port.reference.golden import FORMAT, GoldenFile
 from compare.port.training import check_training
 
 sys.path.insert(0, str(zoo.EXAMPLES))
@@ -93,7 +94,7 @@ def test_a_recorded_training_replays(tmp_path, data):
 
 
 def test_a_large_training_is_kept_as_a_summary_and_still_checked(tmp_path, data, monkeypatch):
-    monkeypatch.setattr(golden_mod, "MAX_TRAINING_BYTES", 1000)
+    monkeypatch.setattr(recording, "MAX_TRAINING_BYTES", 1000)
     training = {"x": data[0], "t": data[1], "steps": 6, "batch_size": 100, "lr": 0.1, "seed": 0,
                 "optimizer": None}
     path = save(record(zoo.layer_net(), *_first(data), options=OPTIONS, training=training),

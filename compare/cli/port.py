@@ -137,8 +137,7 @@ def cmd_port(args):
         return cmd_twins(args)
     from ..port import check_port
     from ..port.data import first_batch
-    from ..port.golden import GoldenFile, is_golden_path
-    from ..port.numpy_side import reference_side
+    from ..port.reference import GoldenFile, is_golden_path, reference_side
     from ..port.targets import load_attribute, load_target
 
     golden = GoldenFile(args.numpy) if is_golden_path(args.numpy) else None
@@ -203,8 +202,8 @@ def add_record_parser(sub):
 
 def cmd_record(args):
     from ..port.data import first_batch
-    from ..port.golden import record, save
-    from ..port.numpy_side import NumpySide
+    from ..port.recording import record, save
+    from ..port.reference import NumpySide
     from ..port.targets import PortSetupError, load_attribute, load_target
 
     if not str(args.out).endswith(".npz"):

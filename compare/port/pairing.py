@@ -130,3 +130,13 @@ def _pair_by_map(np_shapes, torch_shapes, mapping):
                                  f"{t_name}{'.T' if transposed else ''} {tuple(t_shape)}")
         pairs.append(Pair(n_name, t_name, transposed))
     return pairs
+
+
+def numpy_layout(pairing, torch_values):
+    """Values keyed by the torch names, as NumPy names in the NumPy layout (a transposed
+    twin transposed back); None stays None."""
+    out = {}
+    for pair in pairing:
+        value = torch_values[pair.torch]
+        out[pair.numpy] = None if value is None else (value.T if pair.transposed else value)
+    return out

@@ -18,111 +18,21 @@ updates. At the first step out of tolerance the two updates themselves
 (``params after - params before`` on each side) go to the diagnosis: a
 learning rate off by a factor shows as ``scale``.
 """
-import copy
-import inspect
-
 import numpy as np
 
 from numpy_impl.random_stream import BookRandomStream
 
-from .check import check_port, loss_kinds
-from .diagnosis import diagnose
-from .pairing import pair_parameters
-from .report import compare_arrays
-from .targets import PortSetupError
+from . import known
 from ..parity import Tolerance
+from .check import check_port
+from .diagnosis import diagnose
+from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of  # noqa: F401  (SGD and numpy_optimizer_of importable from here, as before)
+from .pairing import pair_parameters
+from .reference import reference_side
+from .report import PortReport, compare_arrays
+from .targets import PortSetupError
 from .tolerance import training_tolerance
 from .torch_side import TorchSide
-
-GAP = "1e-7 gap"
-
-
-class SGD:
-    """The book's ``common/optimizer.py`` SGD."""
-
-    def __init__(self, lr=0.01):
-        self.lr = lr
-
-    def update(self, params, grads):
-        for key in params.keys():
-            params[key] -= self.lr * grads[key]
-
-
-def _with_lr(factory, lr, *args):
-    """Call a class or factory with ``lr=`` when it takes one (the CLI's ``--lr``)."""
-    try:
-        takes_lr = "lr" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        takes_lr = False
-    return factory(*args, lr=lr) if takes_lr else factory(*args)
-
-
-def numpy_optimizer_of(spec, lr):
-    if spec is None:
-        return SGD(lr)
-    if inspect.isclass(spec) or (callable(spec) and not hasattr(spec, "update")):
-        try:
-            spec = _with_lr(spec, lr)
-        except Exception as exc:
-            raise PortSetupError(f"numpy optimizer: building it raised {type(exc).__name__}: {exc}") from exc
-    if not callable(getattr(spec, "update", None)):
-        raise PortSetupError(f"numpy optimizer: {type(spec).__name__} has no update(params, grads)")
-    return copy.deepcopy(spec)  # its state (momentum, AdaGrad's h) is the user's
-
-
-def torch_optimizer_of(spec, params, lr):
-    import torch
-    if spec is None:
-        return torch.optim.SGD(params, lr=lr), None
-    try:
-        made = _with_lr(spec, lr, params)
-    except Exception as exc:
-        raise PortSetupError(f"torch optimizer: calling it on the port's parameters raised "
-                             f"{type(exc).__name__}: {exc}") from exc
-    optimizer, scheduler = made if isinstance(made, tuple) else (made, None)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise PortSetupError(f"torch optimizer: expected a torch.optim.Optimizer (or a tuple of "
-                             f"one and a scheduler), got {type(optimizer).__name__}")
-    return optimizer, scheduler
-
-
-class LiveReference:
-    """The NumPy model trained step by step with the book's ``update(params, grads)``."""
-
-    storage = "full"
-
-    def __init__(self, side, numpy_optimizer, lr):
-        if not side.has_gradient:
-            raise PortSetupError("numpy side: training side by side needs the NumPy model's "
-                                 "gradient(x, t) (backprop): one numerical gradient per step "
-                                 "costs two loss evaluations per parameter element")
-        self.side = side
-        self.optimizer = numpy_optimizer_of(numpy_optimizer, lr)
-        self.name = type(self.optimizer).__name__
-
-    def step(self, k, x, t):
-        """The loss on the batch, then the parameters after the update."""
-        loss = self.side.loss(x, t)
-        self.optimizer.update(self.side.params, self.side.gradient(x, t))
-        return loss, {n: v.copy() for n, v in self.side.params.items()}
-
-
-class GoldenReference:
-    """The recorded training of a golden file, replayed step by step."""
-
-    def __init__(self, golden, digest):
-        tr = golden.meta["training"]
-        if digest != tr["batches_sha256"]:
-            raise PortSetupError(f"{golden.path}: the batches drawn now differ from those it was "
-                                 f"recorded on (other data, or other MNIST files); record it again")
-        self.golden, self.storage = golden, tr["storage"]
-        self.name = f"{tr['optimizer']} (recorded)"
-        self.index = {n: golden.arrays.get(f"train/sample_index/{n}") for n in golden.meta["params"]}
-
-    def step(self, k, x, t):
-        a = self.golden.arrays
-        key = "train/param/{}" if self.storage == "full" else "train/summary/{}"
-        return float(a["train/loss"][k]), {n: a[key.format(n)][k] for n in self.golden.meta["params"]}
 
 
 class TorchTrainer:
@@ -179,8 +89,6 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     parameter and one for the loss, each at its first step out of tolerance (else its
     worst step), and ``report.training`` holds the curves.
     """
-    from .golden import GoldenFile, batches_digest, summary
-    from .numpy_side import reference_side
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise PortSetupError(f"{name} must be a positive integer, got {value!r}")
@@ -192,17 +100,14 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                              f"got {x_train.shape} and {t_train.shape}")
     stream = BookRandomStream(seed)
     batches = [stream.batch_indices(x_train.shape[0], batch_size) for _ in range(steps)]
-    golden = numpy_model if isinstance(numpy_model, GoldenFile) else None
-    if golden is not None and "training" not in golden.meta:
-        raise PortSetupError(f"{golden.path} holds no training: record it with --steps N")
+    np_side = reference_side(numpy_model, dtype)
+    np_side.check_training()
     common = dict(dtype=dtype, loss=loss, param_map=param_map, device=device)
     if first_batch_check:
-        x0, t0 = (None, None) if golden is not None else (x_train[batches[0]], t_train[batches[0]])
+        x0, t0 = (None, None) if np_side.batch is not None else (x_train[batches[0]], t_train[batches[0]])
         report = check_port(numpy_model, torch_model, x0, t0, **common, seed=seed, **port_options)
     else:
-        from .report import PortReport
         report = PortReport()
-    np_side = reference_side(numpy_model, dtype)
     dtype = np_side.dtype.name
     t_side = TorchSide(torch_model, dtype, device, loss)
     pairing = pair_parameters({k: v.shape for k, v in np_side.params.items()},
@@ -210,28 +115,22 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                               param_map=param_map, linear_weights=t_side.linear_weights)
     report.pairing = pairing
     t_side.load(pairing, np_side.params)
-    data = [_batch(x_train, t_train, idx, dtype) for idx in batches] if golden is not None else None
-    if golden is not None:
-        if numpy_optimizer is not None:
-            raise PortSetupError(f"{golden.path} already holds the NumPy side's training; "
-                                 f"--numpy-optimizer has nothing to do")
-        reference = GoldenReference(golden, batches_digest(data))
-    else:
-        reference = LiveReference(np_side, numpy_optimizer, lr)
+    reference = np_side.training_reference(
+        numpy_optimizer, lr, lambda k: _batch(x_train, t_train, batches[k], dtype), steps)
     trainer = TorchTrainer(t_side, torch_optimizer, lr)
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "tolerance": [], "worst_param": []}
     rows, first_fail = {}, None
     previous = ({k: v.copy() for k, v in np_side.params.items()}, t_side.values(pairing))
     bar = _bar(steps, progress)
-    for k, idx in enumerate(batches):
-        x, t = data[k] if data is not None else _batch(x_train, t_train, idx, dtype)
+    for k in range(steps):
+        x, t = reference.batch(k)
         np_loss, np_values = reference.step(k, x, t)
         out = trainer.step(t_side.tensor(x), t_side.tensor(t))
+        shift, shift_name = known.at_loss(np_loss, out, loss, dtype).shift("loss")
         step_rows = [compare_arrays("training", "loss", loss, np.array(np_loss), np.array(out["loss"]),
                                     training_tolerance(np.array(np_loss), dtype, k + 1),
-                                    shift=loss_kinds(np_loss, out, loss, dtype)[2], shift_name=GAP,
-                                    step=k)]
+                                    shift=shift, shift_name=shift_name, step=k)]
         t_values = t_side.values(pairing)
         rel = {}
         for pair in pairing:
@@ -242,7 +141,7 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                                                 training_tolerance(e, dtype, k + 1), step=k))
                 rel[pair.numpy] = _normwise(e, a)
             else:
-                a = summary(a, reference.index[pair.numpy])
+                a = reference.summary(pair.numpy, a)
                 step_rows.append(_summary_row(pair.numpy, torch_name, e, a, dtype, k + 1, k))
                 rel[pair.numpy] = _normwise(e[3:], a[3:]) if e.size > 3 else 0.0
         worst = max(rel, key=rel.get)

@@ -91,7 +91,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..jsonable import jsonable
 from ..parity import default_h, dtype_name, tolerance
+from .op import _as_outputs, _make_inputs, compare_op
 from .targets import PortSetupError, load_module, split_spec
 
 DEFAULT_SHAPE = (4, 10)
@@ -243,7 +245,6 @@ def _is_numeric(value):
 
 def _numpy_outputs(out):
     """The NumPy side's outputs as arrays (a Python float or bool as a 0-d array)."""
-    from ..testing import _as_outputs
     values = _as_outputs(out)
     return [np.asarray(v) if _is_numeric(v) else v for v in values]
 
@@ -258,8 +259,6 @@ def _kind(value, torch):
 
 def _check_pair(name, np_fn, t_fn, options, *, dtype, seed, device):
     import torch
-
-    from ..testing import _as_outputs, _make_inputs, compare_op
 
     inputs, kwargs = options["inputs"], options.get("kwargs") or {}
     np_in = _make_inputs(inputs, dtype, seed)
@@ -414,7 +413,6 @@ class TwinsReport:
     __str__ = to_text
 
     def to_dict(self):
-        from ..cli.output import jsonable
         return jsonable({
             "passed": self.passed,
             "pairs": [r.to_dict() for r in self.rows],
@@ -475,7 +473,7 @@ def _spec_text(module):
 def wants_twins(numpy_spec, torch_spec):
     """Whether a ``port`` command compares two modules twin by twin (neither names an object);
     ``PortSetupError`` when one side names an object and the other does not."""
-    from .golden import is_golden_path
+    from .reference import is_golden_path
     if is_golden_path(numpy_spec):
         return False
     np_name, t_name = split_spec(numpy_spec)[1], split_spec(torch_spec)[1]

@@ -1,5 +1,9 @@
 """Golden files: the NumPy side recorded once, checked later without NumPy code.
 
+This module reads them and serves one as the reference side of a check
+(``GoldenSide``) and of a training (``GoldenReference``); ``compare.port.recording``
+writes them.
+
 ``python -m compare record NUMPY --out ref.npz`` runs the NumPy model once and
 stores what a check needs; ``python -m compare port ref.npz TORCH`` checks a
 port against it with the same report as against live code.
@@ -38,14 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .capture import Capture, LayerRecord
-from .targets import PortSetupError
+from ..capture import Capture, LayerRecord
+from ..targets import PortSetupError
 
 FORMAT = "dlfs-port-golden/1"
-MAX_TRAINING_BYTES = 32 * 2**20
-SAMPLES = 64
-OPTIONS = ("data", "batch", "seed", "dtype", "labels", "input_shape", "steps", "lr",
-           "numpy_optimizer")
 
 
 def batches_digest(batches):
@@ -61,112 +61,6 @@ def summary(value, index):
     flat = value.reshape(-1).astype(np.float64)
     return np.concatenate([[np.max(np.abs(flat)) if flat.size else 0.0, flat.sum(),
                             np.sqrt(np.sum(flat * flat))], flat[index]])
-
-
-def sample_index(size, seed=0):
-    rng = np.random.RandomState(seed)
-    return np.sort(rng.choice(size, min(size, SAMPLES), replace=False)).astype(np.int64)
-
-
-# --- writing -------------------------------------------------------------------------------
-
-def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
-    """The arrays of a golden file for ``numpy_model`` on ``(x, t)``.
-
-    ``training``: ``None``, or ``{"x": x_train, "t": t_train, "steps", "batch_size",
-    "lr", "seed", "optimizer"}`` to record a training run as well.
-    """
-    from .numpy_side import NumpySide
-    side = NumpySide(numpy_model, options.get("dtype"))
-    dtype = side.dtype.name
-    x = np.asarray(x).astype(dtype)
-    t = np.asarray(t)
-    t = t.astype(np.int64) if t.ndim == 1 else t.astype(dtype)
-    arrays = {"x": x, "t": t}
-    for name, value in side.params.items():
-        arrays[f"param/{name}"] = value.copy()
-    capture, loss, grads = side.run(x, t)
-    gradient = "backprop"
-    if grads is None or numpy_gradient == "numerical":
-        from .numerical import numerical_gradient_of
-        grads = numerical_gradient_of(lambda: side.model.loss(x, t), side.params)
-        for name, bound in grads.error.items():
-            arrays[f"grad_error/{name}"] = np.asarray(bound, dtype=np.float64)
-        gradient = "numerical"
-    layers = []
-    for i, rec in enumerate(capture.records):
-        layers.append({"key": rec.key, "kind": rec.kind, "params": list(rec.param_names),
-                       "grad_output": rec.grad_output is not None, "input": rec.input is not None})
-        arrays[f"layer/{i}/output"] = rec.output
-        if rec.input is not None:
-            arrays[f"layer/{i}/input"] = rec.input
-        if rec.grad_output is not None:
-            arrays[f"layer/{i}/grad_output"] = rec.grad_output
-    arrays["loss"] = np.array(loss)
-    if side.has_predict:
-        arrays["predict"] = side.predict(x)
-    for name, g in grads.items():
-        arrays[f"grad/{name}"] = np.asarray(g, dtype=dtype)
-    meta = {"options": {k: options.get(k) for k in OPTIONS}, "params": list(side.params),
-            "layers": layers, "gradient": gradient, "has_predict": side.has_predict,
-            "model": type(numpy_model).__name__, "dtype": dtype}
-    if training is not None:
-        meta["training"] = _record_training(side, training, arrays, dtype)
-    arrays["meta"] = np.array(json.dumps(meta))
-    arrays["format"] = np.array(FORMAT)
-    return arrays
-
-
-def _record_training(side, training, arrays, dtype):
-    from numpy_impl.random_stream import BookRandomStream
-
-    from .training import numpy_optimizer_of
-    if not side.has_gradient:
-        raise PortSetupError("numpy side: recording training needs the model's gradient(x, t)")
-    optimizer = numpy_optimizer_of(training.get("optimizer"), training["lr"])
-    steps, batch = training["steps"], training["batch_size"]
-    x_train, t_train = training["x"], training["t"]
-    stream = BookRandomStream(training["seed"])
-    size = sum(v.size * v.itemsize for v in side.params.values())
-    full = steps * size <= MAX_TRAINING_BYTES
-    names = list(side.params)
-    track = {n: [] for n in names}
-    index = {n: sample_index(side.params[n].size, k) for k, n in enumerate(names)}
-    losses, batches = [], []
-    for _ in range(steps):
-        idx = stream.batch_indices(x_train.shape[0], batch)
-        x = x_train[idx].astype(dtype)
-        t = t_train[idx]
-        t = t.astype(np.int64) if t.ndim == 1 else t.astype(dtype)
-        batches.append((x, t))
-        losses.append(side.loss(x, t))
-        optimizer.update(side.params, side.gradient(x, t))
-        for n in names:
-            value = side.params[n]
-            track[n].append(value.copy() if full else summary(value, index[n]))
-    arrays["train/loss"] = np.array(losses)
-    for n in names:
-        arrays[(f"train/param/{n}" if full else f"train/summary/{n}")] = np.stack(track[n])
-        if not full:
-            arrays[f"train/sample_index/{n}"] = index[n]
-    return {"steps": steps, "batch_size": batch, "lr": training["lr"], "seed": training["seed"],
-            "optimizer": type(optimizer).__name__, "storage": "full" if full else "summary",
-            "storage_text": ("the parameters after every step" if full else
-                             f"per step and parameter: max |value|, sum, norm and {SAMPLES} "
-                             f"sampled elements (the full parameters would take "
-                             f"{steps * size / 2**20:.0f} MiB)"),
-            "batches_sha256": batches_digest(batches)}
-
-
-def save(arrays, path):
-    """Write atomically: a damaged half-file never takes the name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    tmp.replace(path)
-    return path
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -238,7 +132,8 @@ class GoldenFile:
 
 
 class GoldenSide:
-    """The recorded NumPy side, with ``NumpySide``'s interface."""
+    """The recorded NumPy side, with ``NumpySide``'s interface: no live model (``model`` is
+    None, no layers to rerun), its own batch, and its gradient as recorded."""
 
     model = None
     items = ()
@@ -252,6 +147,8 @@ class GoldenSide:
         self.owners = {name: rec.key for rec in golden.records for name in rec.param_names}
         self.has_gradient = golden.meta["gradient"] == "backprop"
         self.has_predict = golden.meta["has_predict"]
+        self.batch = (golden.x, golden.t)
+        self.description = f"golden file {golden.path} ({golden.meta['model']})"
 
     def _same_batch(self, x, t):
         if x.shape != self.golden.x.shape or not np.array_equal(x, self.golden.x) \
@@ -277,6 +174,46 @@ class GoldenSide:
     def gradient(self, x, t):
         self._same_batch(x, t)
         return {k: v.copy() for k, v in self.golden.grads.items()}
+
+    def recorded_difference(self, name):
+        """The recorded central difference of the loss for ``name`` and its error bound."""
+        return self.golden.grads[name], self.golden.arrays[f"grad_error/{name}"]
+
+    def check_training(self):
+        if "training" not in self.golden.meta:
+            raise PortSetupError(f"{self.golden.path} holds no training: record it with --steps N")
+
+    def training_reference(self, numpy_optimizer, lr, draw, steps):
+        if numpy_optimizer is not None:
+            raise PortSetupError(f"{self.golden.path} already holds the NumPy side's training; "
+                                 f"--numpy-optimizer has nothing to do")
+        return GoldenReference(self.golden, [draw(k) for k in range(steps)])
+
+
+class GoldenReference:
+    """The recorded training of a golden file, replayed step by step on the batches drawn
+    again (checked against the digest of those it was recorded on)."""
+
+    def __init__(self, golden, data):
+        tr = golden.meta["training"]
+        if batches_digest(data) != tr["batches_sha256"]:
+            raise PortSetupError(f"{golden.path}: the batches drawn now differ from those it was "
+                                 f"recorded on (other data, or other MNIST files); record it again")
+        self.golden, self.storage, self.data = golden, tr["storage"], data
+        self.name = f"{tr['optimizer']} (recorded)"
+        self.index = {n: golden.arrays.get(f"train/sample_index/{n}") for n in golden.meta["params"]}
+
+    def batch(self, k):
+        return self.data[k]
+
+    def step(self, k, x, t):
+        a = self.golden.arrays
+        key = "train/param/{}" if self.storage == "full" else "train/summary/{}"
+        return float(a["train/loss"][k]), {n: a[key.format(n)][k] for n in self.golden.meta["params"]}
+
+    def summary(self, name, value):
+        """The torch side's ``value`` of ``name`` in the form the file keeps it."""
+        return summary(value, self.index[name])
 
 
 def is_golden_path(spec):

@@ -16,8 +16,9 @@ import copy
 
 import numpy as np
 
-from .capture import book_layer_capture, layer_items, param_owners
-from .targets import PortSetupError, call_side
+from ..capture import book_layer_capture, layer_items, param_owners
+from ..optimizers import numpy_optimizer_of
+from ..targets import PortSetupError, call_side
 
 SIDE = "numpy side"
 
@@ -62,6 +63,9 @@ class NumpySide:
         self.params = self.model.params
         self.items = layer_items(getattr(self.model, "layers", None))
         self.owners = param_owners(self.items, self.params)
+        self.description = type(model).__name__
+
+    batch = None  # a live model is checked on the batch it is given
 
     @property
     def has_gradient(self):
@@ -105,9 +109,33 @@ class NumpySide:
         return capture, self.loss(x, t), grads
 
 
-def reference_side(model, dtype=None):
-    """The NumPy side of a check: a live model, or a golden file's recording."""
-    from .golden import GoldenFile, GoldenSide
-    if isinstance(model, GoldenFile):
-        return GoldenSide(model, dtype)
-    return NumpySide(model, dtype)
+    def check_training(self):
+        """Nothing to refuse before the first batch: the gradient is asked for by the
+        training itself."""
+
+    def training_reference(self, numpy_optimizer, lr, draw, steps):
+        return LiveReference(self, numpy_optimizer, lr, draw)
+
+
+class LiveReference:
+    """The NumPy model trained step by step with the book's ``update(params, grads)``."""
+
+    storage = "full"
+
+    def __init__(self, side, numpy_optimizer, lr, draw):
+        if not side.has_gradient:
+            raise PortSetupError("numpy side: training side by side needs the NumPy model's "
+                                 "gradient(x, t) (backprop): one numerical gradient per step "
+                                 "costs two loss evaluations per parameter element")
+        self.side, self.draw = side, draw
+        self.optimizer = numpy_optimizer_of(numpy_optimizer, lr)
+        self.name = type(self.optimizer).__name__
+
+    def batch(self, k):
+        return self.draw(k)
+
+    def step(self, k, x, t):
+        """The loss on the batch, then the parameters after the update."""
+        loss = self.side.loss(x, t)
+        self.optimizer.update(self.side.params, self.side.gradient(x, t))
+        return loss, {n: v.copy() for n, v in self.side.params.items()}

@@ -1,0 +1,57 @@
+"""``check_port``: a NumPy model and its torch port, compared phase by phase.
+
+Each phase is a module, reading and adding to one ``state.RunState``:
+
+1. ``parameters``: paired (``compare.port.pairing``), the NumPy values copied
+   into the port, read back equal bit for bit;
+2. ``forward``: each layer's output, paired in order of execution
+   (``compare.port.align``), then the scores;
+3. ``loss``: the two losses;
+4. ``backward``: each parameter's gradient, and the gradient flowing into each
+   paired layer, nearest the loss first: against the NumPy ``gradient``
+   (backprop) when it has one, else central differences of the NumPy ``loss``
+   along random directions (``compare.port.numerical``);
+5. ``diagnosis``: the first comparison out of tolerance is the *first
+   mismatch*, and the usual porting bugs are tested against it.
+
+Known differences between two right implementations (the book's ``1e-7``)
+are no failures: ``compare.port.known`` finds them, sized through the port,
+and the loss and backward phases add them to the expected value and name them.
+"""
+from ..reference import open_reference
+from .backward import check_backward
+from .diagnosis import verdict
+from .forward import check_forward
+from .loss import check_loss
+from .parameters import check_parameters
+from .state import RunState
+
+PHASES = (check_parameters, check_forward, check_loss, check_backward)
+
+
+def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cross_entropy", param_map=None,
+               device="cpu", numpy_gradient="auto", directions=4, locate="failing", seed=0):
+    """Compare a NumPy model and its torch port on one batch; returns a ``PortReport``.
+
+    ``numpy_model``: ``params`` (dict of arrays) and ``loss(x, t)``; optionally
+    ``predict``, ``gradient`` and ``layers``; or a golden file (its path, or a
+    ``GoldenFile``), whose own batch is used when ``x`` and ``t`` are None. ``torch_model``: an ``nn.Module``
+    returning scores, or a literal port (``params`` dict of tensors, ``loss``,
+    optionally ``predict`` and ``gradient``). ``x``, ``t``: NumPy arrays (``t``
+    class indices or one-hot rows). ``dtype``: the run's, default the NumPy
+    parameters'. ``loss``: the torch side's, ``"cross_entropy"``, ``"book"`` or
+    ``"model"``. ``param_map``: ``{"W1": "fc1.weight", ...}`` or the CLI's
+    ``"W1=fc1.weight.T,..."``. ``numpy_gradient``: ``"auto"`` (backprop when the
+    model has it, else numerical), ``"backprop"`` or ``"numerical"``;
+    ``directions``, ``locate`` and ``seed`` steer the numerical check.
+
+    Neither model is changed: both sides work on deep copies. Problems with
+    the request (a model without ``params``, a batch the model cannot take,
+    NaN in an output) raise ``PortSetupError`` (a ``ValueError``).
+    """
+    run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype, loss=loss,
+                   param_map=param_map, device=device, numpy_gradient=numpy_gradient,
+                   directions=directions, locate=locate, seed=seed)
+    for phase in PHASES:
+        phase(run)
+    return verdict(run)

@@ -1,0 +1,155 @@
+"""Phase 4, backward: each parameter's gradient, and the gradient flowing into each paired
+layer, nearest the loss first.
+
+The NumPy gradient is its ``gradient`` (backprop) when it has one
+(``analytic``); else the torch gradient is checked against central
+differences of the NumPy ``loss`` along random directions (``numerical``),
+or against a golden file's recorded element-wise differences. The known
+differences between the two gradients are added to the NumPy side (in the
+numerical check, allowed for as the NumPy loss's share).
+"""
+import numpy as np
+
+from .. import known
+from ..numerical import check_gradient_directions
+from ..pairing import numpy_layout
+from ..report import Check, compare_arrays
+from ..targets import PortSetupError
+from ..tolerance import port_tolerance
+
+
+def check_backward(run):
+    t_grads = numpy_layout(run.pairing, run.t_grads)
+    unused = [p for p in run.pairing if t_grads[p.numpy] is None]
+    for p in unused:
+        t_grads[p.numpy] = np.zeros_like(run.np.params[p.numpy])
+    run.unused_torch = {p.numpy for p in unused}
+    numerical = run.numpy_gradient == "numerical" or (
+        run.numpy_gradient == "auto" and not run.np.has_gradient)
+    found = known.at_backward(run, t_grads, numerical)
+    if run.numpy_gradient == "backprop" and not run.np.has_gradient:
+        raise PortSetupError("numpy side: numpy_gradient='backprop' but the model has no gradient(x, t)")
+    run.apply_known(found)
+    if numerical:
+        _numerical(run, t_grads, found)
+    else:
+        _analytic(run, t_grads, found)
+
+
+def _order(run):
+    """Backward order: for each paired layer from the last, its output's gradient then
+    its parameters; parameters of no paired layer last, from the last."""
+    np_recs = run.np_capture.records
+    t_recs = run.t_capture.records
+    seen, order = set(), []
+    for i, j in reversed(run.layer_pairs):
+        order.append(("layer", i, j))
+        owned = list(np_recs[i].param_names)
+        torch_owned = set(t_recs[j].param_names)
+        owned += [p.numpy for p in run.pairing if p.torch in torch_owned and p.numpy not in owned]
+        for name in owned:
+            if name not in seen:
+                seen.add(name)
+                order.append(("param", name))
+    order += [("param", p.numpy) for p in reversed(run.pairing) if p.numpy not in seen]
+    return order
+
+
+def _param_order(run):
+    return [item[1] for item in _order(run) if item[0] == "param"]
+
+
+def _analytic(run, t_grads, found):
+    np_recs, t_recs = run.np_capture.records, run.t_capture.records
+    for item in _order(run):
+        if item[0] == "layer":
+            _, i, j = item
+            a, b = np_recs[i], t_recs[j]
+            if a.grad_output is None or b.grad_output is None:
+                continue
+            shift, shift_name = found.shift(("layer", j))
+            run.add(compare_arrays("backward", f"{a.key} (output)", f"{b.key} (output)",
+                                   a.grad_output, b.grad_output,
+                                   port_tolerance(a.grad_output, run.dtype), shift=shift,
+                                   shift_name=shift_name),
+                    expected=a.grad_output, actual=b.grad_output, known=found.hint(("layer", j)))
+        else:
+            name = item[1]
+            shift, shift_name = found.shift(("param", name))
+            run.add(compare_arrays("backward", name, run.torch_name(name),
+                                   run.np_grads[name], t_grads[name],
+                                   port_tolerance(run.np_grads[name], run.dtype), shift=shift,
+                                   shift_name=shift_name),
+                    expected=run.np_grads[name], actual=t_grads[name], param=name,
+                    known=found.hint(("param", name)))
+    run.report.settings["gradients"] = f"NumPy backprop vs torch {run.t_source}"
+
+
+def _allowance(run, found):
+    """The known differences as the NumPy loss's gradient minus the torch one's, per
+    parameter (the numerical checks allow for it): ``(arrays or None, name)``."""
+    shifts = {p.numpy: found.shift(("param", p.numpy)) for p in run.pairing}
+    names = [name for _, name in shifts.values() if name]
+    if not names:
+        return None, None
+    return ({k: (np.zeros_like(run.np.params[k]) if s is None else -s) for k, (s, _) in shifts.items()},
+            names[0])
+
+
+def _numerical(run, t_grads, found):
+    """The torch gradient against central differences of the NumPy loss, along random
+    directions; elements located where a direction fails."""
+    allowance, allowance_name = _allowance(run, found)
+    if run.np.model is None:
+        return _recorded(run, t_grads, allowance, allowance_name)
+    x, t, model = run.x, run.t, run.np.model
+    result = check_gradient_directions(lambda: model.loss(x, t), run.np.params, t_grads,
+                                       directions=run.directions, seed=run.seed,
+                                       locate=run.locate, allowance=allowance,
+                                       allowance_name=allowance_name)
+    run.report.numerical = result.to_dict()
+    by_name = {r.name: r for r in result.rows}
+    for name in _param_order(run):
+        r = by_name[name]
+        worst = r.worst
+        # statistics of directional differences, not of elements: no mean or median
+        row = Check("backward", name, run.torch_name(name),
+                    tuple(run.np.params[name].shape), max_abs=r.max_abs, max_rel=r.max_rel,
+                    mean_abs=None, median_abs=None, mean_rel=None, median_rel=None,
+                    worst_expected=None, worst_actual=None,
+                    rtol=0.0, atol=worst.tolerance if worst else 0.0,
+                    why=f"central differences of the NumPy loss along {run.directions} random "
+                        f"directions: round-off + Richardson truncation + the claim's round-off",
+                    worst_ratio=worst.ratio if worst else 0.0, passed=r.passed,
+                    problem=r.problem, note=r.note,
+                    allowance=allowance_name if allowance else None,
+                    max_allowance=worst.allowance if worst else 0.0)
+        element = r.worst_element
+        expected = None
+        if element is not None:
+            row.worst_index = tuple(int(i) for i in element.index)
+            row.worst_expected, row.worst_actual = element.numerical, element.claimed
+        if r.located == "elements" and len(r.elements) == int(np.prod(r.shape)):
+            expected = np.zeros(r.shape)
+            for e in r.elements:
+                expected[tuple(e.index)] = e.numerical
+        # no hints for the diagnosis here: the expected values are differences, located
+        run.add(row, expected=expected, actual=t_grads[name], param=name)
+    run.report.settings["gradients"] = (f"central differences of the NumPy loss along "
+                                        f"{run.directions} random directions vs torch "
+                                        f"{run.t_source}")
+
+
+def _recorded(run, t_grads, allowance, allowance_name):
+    """A golden file's element-wise central differences, with their error bounds."""
+    for name in _param_order(run):
+        grad, bound = run.np.recorded_difference(name)
+        if allowance is not None:
+            bound = np.abs(bound) + np.abs(allowance[name])
+        run.add(compare_arrays("backward", name, run.torch_name(name), grad, t_grads[name],
+                               port_tolerance(grad, run.dtype), allowance=bound,
+                               allowance_name="difference error" + (
+                                   f" + {allowance_name}" if allowance else "")),
+                expected=grad, actual=t_grads[name], param=name)
+    run.report.settings["gradients"] = ("recorded central differences of the NumPy loss vs "
+                                        f"torch {run.t_source}")

@@ -1,0 +1,60 @@
+"""The two sides' optimizers: the book's ``update(params, grads)`` and torch's ``Optimizer``.
+
+A NumPy optimizer is an object with the book's interface (default: the
+book's plain SGD), or a class or factory making one; a torch optimizer is a
+function of the port's parameters returning a ``torch.optim.Optimizer``, or
+``(optimizer, scheduler)``. Either is called with ``lr=`` when it takes one.
+"""
+import copy
+import inspect
+
+from .targets import PortSetupError
+
+
+class SGD:
+    """The book's ``common/optimizer.py`` SGD."""
+
+    def __init__(self, lr=0.01):
+        self.lr = lr
+
+    def update(self, params, grads):
+        for key in params.keys():
+            params[key] -= self.lr * grads[key]
+
+
+def _with_lr(factory, lr, *args):
+    """Call a class or factory with ``lr=`` when it takes one (the CLI's ``--lr``)."""
+    try:
+        takes_lr = "lr" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_lr = False
+    return factory(*args, lr=lr) if takes_lr else factory(*args)
+
+
+def numpy_optimizer_of(spec, lr):
+    if spec is None:
+        return SGD(lr)
+    if inspect.isclass(spec) or (callable(spec) and not hasattr(spec, "update")):
+        try:
+            spec = _with_lr(spec, lr)
+        except Exception as exc:
+            raise PortSetupError(f"numpy optimizer: building it raised {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(spec, "update", None)):
+        raise PortSetupError(f"numpy optimizer: {type(spec).__name__} has no update(params, grads)")
+    return copy.deepcopy(spec)  # its state (momentum, AdaGrad's h) is the user's
+
+
+def torch_optimizer_of(spec, params, lr):
+    import torch
+    if spec is None:
+        return torch.optim.SGD(params, lr=lr), None
+    try:
+        made = _with_lr(spec, lr, params)
+    except Exception as exc:
+        raise PortSetupError(f"torch optimizer: calling it on the port's parameters raised "
+                             f"{type(exc).__name__}: {exc}") from exc
+    optimizer, scheduler = made if isinstance(made, tuple) else (made, None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise PortSetupError(f"torch optimizer: expected a torch.optim.Optimizer (or a tuple of "
+                             f"one and a scheduler), got {type(optimizer).__name__}")
+    return optimizer, scheduler

@@ -1,0 +1,122 @@
+"""Writing golden files: the NumPy side run once, and what a check needs stored.
+
+``python -m compare record NUMPY --out ref.npz``; the format (keys, how a long
+training is summarised) is described in ``compare.port.reference.golden``,
+which reads the files back.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from numpy_impl.random_stream import BookRandomStream
+
+from .numerical import numerical_gradient_of
+from .optimizers import numpy_optimizer_of
+from .reference.golden import FORMAT, batches_digest, summary
+from .reference.live import NumpySide
+from .targets import PortSetupError
+
+MAX_TRAINING_BYTES = 32 * 2**20
+SAMPLES = 64
+OPTIONS = ("data", "batch", "seed", "dtype", "labels", "input_shape", "steps", "lr",
+           "numpy_optimizer")
+
+
+def sample_index(size, seed=0):
+    rng = np.random.RandomState(seed)
+    return np.sort(rng.choice(size, min(size, SAMPLES), replace=False)).astype(np.int64)
+
+
+def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
+    """The arrays of a golden file for ``numpy_model`` on ``(x, t)``.
+
+    ``training``: ``None``, or ``{"x": x_train, "t": t_train, "steps", "batch_size",
+    "lr", "seed", "optimizer"}`` to record a training run as well.
+    """
+    side = NumpySide(numpy_model, options.get("dtype"))
+    dtype = side.dtype.name
+    x = np.asarray(x).astype(dtype)
+    t = np.asarray(t)
+    t = t.astype(np.int64) if t.ndim == 1 else t.astype(dtype)
+    arrays = {"x": x, "t": t}
+    for name, value in side.params.items():
+        arrays[f"param/{name}"] = value.copy()
+    capture, loss, grads = side.run(x, t)
+    gradient = "backprop"
+    if grads is None or numpy_gradient == "numerical":
+        grads = numerical_gradient_of(lambda: side.model.loss(x, t), side.params)
+        for name, bound in grads.error.items():
+            arrays[f"grad_error/{name}"] = np.asarray(bound, dtype=np.float64)
+        gradient = "numerical"
+    layers = []
+    for i, rec in enumerate(capture.records):
+        layers.append({"key": rec.key, "kind": rec.kind, "params": list(rec.param_names),
+                       "grad_output": rec.grad_output is not None, "input": rec.input is not None})
+        arrays[f"layer/{i}/output"] = rec.output
+        if rec.input is not None:
+            arrays[f"layer/{i}/input"] = rec.input
+        if rec.grad_output is not None:
+            arrays[f"layer/{i}/grad_output"] = rec.grad_output
+    arrays["loss"] = np.array(loss)
+    if side.has_predict:
+        arrays["predict"] = side.predict(x)
+    for name, g in grads.items():
+        arrays[f"grad/{name}"] = np.asarray(g, dtype=dtype)
+    meta = {"options": {k: options.get(k) for k in OPTIONS}, "params": list(side.params),
+            "layers": layers, "gradient": gradient, "has_predict": side.has_predict,
+            "model": type(numpy_model).__name__, "dtype": dtype}
+    if training is not None:
+        meta["training"] = _record_training(side, training, arrays, dtype)
+    arrays["meta"] = np.array(json.dumps(meta))
+    arrays["format"] = np.array(FORMAT)
+    return arrays
+
+
+def _record_training(side, training, arrays, dtype):
+    if not side.has_gradient:
+        raise PortSetupError("numpy side: recording training needs the model's gradient(x, t)")
+    optimizer = numpy_optimizer_of(training.get("optimizer"), training["lr"])
+    steps, batch = training["steps"], training["batch_size"]
+    x_train, t_train = training["x"], training["t"]
+    stream = BookRandomStream(training["seed"])
+    size = sum(v.size * v.itemsize for v in side.params.values())
+    full = steps * size <= MAX_TRAINING_BYTES
+    names = list(side.params)
+    track = {n: [] for n in names}
+    index = {n: sample_index(side.params[n].size, k) for k, n in enumerate(names)}
+    losses, batches = [], []
+    for _ in range(steps):
+        idx = stream.batch_indices(x_train.shape[0], batch)
+        x = x_train[idx].astype(dtype)
+        t = t_train[idx]
+        t = t.astype(np.int64) if t.ndim == 1 else t.astype(dtype)
+        batches.append((x, t))
+        losses.append(side.loss(x, t))
+        optimizer.update(side.params, side.gradient(x, t))
+        for n in names:
+            value = side.params[n]
+            track[n].append(value.copy() if full else summary(value, index[n]))
+    arrays["train/loss"] = np.array(losses)
+    for n in names:
+        arrays[(f"train/param/{n}" if full else f"train/summary/{n}")] = np.stack(track[n])
+        if not full:
+            arrays[f"train/sample_index/{n}"] = index[n]
+    return {"steps": steps, "batch_size": batch, "lr": training["lr"], "seed": training["seed"],
+            "optimizer": type(optimizer).__name__, "storage": "full" if full else "summary",
+            "storage_text": ("the parameters after every step" if full else
+                             f"per step and parameter: max |value|, sum, norm and {SAMPLES} "
+                             f"sampled elements (the full parameters would take "
+                             f"{steps * size / 2**20:.0f} MiB)"),
+            "batches_sha256": batches_digest(batches)}
+
+
+def save(arrays, path):
+    """Write atomically: a damaged half-file never takes the name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    tmp.replace(path)
+    return path
