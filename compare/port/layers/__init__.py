@@ -1,0 +1,46 @@
+"""Layer kinds, one file each: all that is known of one kind of layer in one place.
+
+=================  ===========================================================
+file               kind
+=================  ===========================================================
+``affine.py``      the book's ``Affine`` / ``nn.Linear``, ``F.linear``, ``x @ W + b``;
+                   the flatten before it (``flatten_order``)
+``convolution.py`` im2col ``Convolution`` / ``nn.Conv2d``, ``F.conv2d``
+``pooling.py``     ``Pooling`` / ``nn.MaxPool2d``, ``nn.AvgPool2d``
+``batch_norm.py``  ``BatchNormalization`` / ``nn.BatchNorm1d``, ``nn.BatchNorm2d``
+                   (``bn_eps``, ``bn_momentum``, ``bn_per_channel``, ``bn_unbiased_var``)
+``dropout.py``     ``Dropout`` / ``nn.Dropout``, ``F.dropout`` (``inverted_dropout``)
+``activations.py`` ``Relu``, ``Sigmoid``, ``Tanh``
+``softmax_loss.py`` ``SoftmaxWithLoss`` / ``F.cross_entropy``
+=================  ===========================================================
+
+``base.py`` says what a kind holds. Adding a kind is adding a file here, its
+``KIND`` to ``KINDS`` below, and its tests.
+"""
+from . import activations, affine, batch_norm, convolution, dropout, pooling, softmax_loss
+from .base import LayerKind, Site, norm_name
+
+KINDS = (affine.KIND, convolution.KIND, pooling.KIND, batch_norm.KIND, dropout.KIND,
+         *activations.KINDS, softmax_loss.KIND)
+
+
+def numpy_kind(class_name):
+    """The kind of a NumPy layer, by its class name (``None`` when none fits)."""
+    return next((k for k in KINDS if k.is_numpy(class_name)), None)
+
+
+def torch_kind(class_name):
+    return next((k for k in KINDS if k.is_torch(class_name)), None)
+
+
+def kinds_are_twins(numpy_class, torch_class):
+    a = numpy_kind(numpy_class)
+    return a is not None and a is torch_kind(torch_class)
+
+
+def kind_of_record(record, side):
+    return numpy_kind(record.kind) if side == "numpy" else torch_kind(record.kind)
+
+
+__all__ = ["KINDS", "LayerKind", "Site", "numpy_kind", "torch_kind", "kinds_are_twins",
+           "kind_of_record", "norm_name"]

@@ -1,0 +1,139 @@
+"""What a layer kind is: how each side writes it, and what can go wrong in a port of it.
+
+A ``LayerKind`` says, for one kind of layer:
+
+* how it is recognised: the NumPy class names (the book's ``Affine``,
+  ``BatchNormalization``; any class whose name starts so), the torch
+  modules (``nn.Linear``) and the functional calls (``F.linear``);
+* its buffers: ``(numpy attribute, torch buffer)`` pairs, state that is not
+  a parameter but that the forward pass updates (batch norm's running
+  statistics);
+* whether it has modes (training and evaluation compute different things);
+* its settings (``settings``): the hyper-parameters both sides hold, read off
+  the two objects, so a difference is named with both values;
+* its traps (``traps``): the usual porting bugs of this kind, each a
+  hypothesis tested on the recorded layer (``Site``) where the comparison
+  first parts, returned as ``{"code", "text", ...}`` like the general
+  diagnosis's;
+* its known differences (``known``): what two right ports of it compute
+  differently by convention, sized from the recorded pass.
+
+The phases of the check know no kind by name: they ask the registry
+(``compare.port.layers``) for the kind of a record and call these.
+"""
+import copy
+import inspect
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def norm_name(name):
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+@dataclass
+class Site:
+    """One paired layer where the comparison parts: both records, both objects, the mode."""
+    numpy_record: object
+    torch_record: object
+    numpy_layer: object = None
+    torch_module: object = None
+    mode: str = "train"
+    dtype: str = "float64"
+    rtol: float = 1e-10
+    atol: float = 0.0
+    what: str = "output"  # "output", or a buffer name
+    # at a buffer after one training pass: its value before, the batch statistic behind
+    # it (from the NumPy layer's recorded input), N / (N - 1), N, and the known
+    # difference carried from earlier steps
+    before: object = None
+    batch_stat: object = None
+    unbiased: float = 1.0
+    batch_size: int = None
+    carried: object = 0.0
+
+    @property
+    def expected(self):
+        return self.numpy_record.output
+
+    @property
+    def actual(self):
+        return self.torch_record.output
+
+    def close(self, a, b):
+        """Equal within the comparison's tolerance, scaled to the arrays as the diagnosis does."""
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if a.shape != b.shape:
+            return False
+        size = np.maximum(np.abs(a), np.abs(b))
+        atol = max(self.atol, self.rtol * float(size.max()) if size.size else 0.0)
+        return bool(np.all(np.abs(a - b) <= atol + self.rtol * size))
+
+    def rerun(self, x, **kwargs):
+        """The NumPy layer's forward on ``x``, on a copy (its caches and running statistics
+        stay as they are); ``None`` when it cannot be rerun so."""
+        if self.numpy_layer is None or x is None:
+            return None
+        layer = copy.deepcopy(self.numpy_layer)
+        forward = layer.forward
+        try:
+            accepted = inspect.signature(forward).parameters
+            kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+            return np.asarray(forward(np.array(x, copy=True), **kwargs), dtype=np.float64)
+        except Exception:
+            return None
+
+
+@dataclass
+class LayerKind:
+    name: str
+    numpy_names: tuple
+    torch_modules: tuple = ()
+    torch_functions: tuple = ()
+    buffers: tuple = ()
+    has_modes: bool = False
+    draws: bool = False
+    notes: tuple = field(default_factory=tuple)
+
+    def is_numpy(self, class_name):
+        n = norm_name(class_name)
+        return any(n.startswith(norm_name(k)) for k in self.numpy_names)
+
+    def is_torch(self, class_name):
+        n = norm_name(class_name)
+        return any(n == norm_name(k) for k in self.torch_modules)
+
+    # the three a kind file overrides ------------------------------------------------------
+
+    def settings(self, numpy_layer, torch_module):
+        """``[(setting, numpy value, torch value)]`` of the settings that differ."""
+        return []
+
+    def traps(self, site):
+        return []
+
+    def known(self, site):
+        return []
+
+
+def attribute(obj, *names, default=None):
+    for name in names:
+        if obj is not None and hasattr(obj, name):
+            return getattr(obj, name)
+    return default
+
+
+def other_mode_trap(site, name):
+    """The port computes this layer as the other mode does: a module left in ``eval()``
+    during training (or in ``train()`` for evaluation), or a ``training=`` flag hard-wired."""
+    other = "eval" if site.mode == "train" else "train"
+    rerun = site.rerun(site.numpy_record.input, train_flg=other == "train")
+    if rerun is None or not site.close(rerun, site.actual) or site.close(site.expected, site.actual):
+        return []
+    return [{"code": "mode", "mode": site.mode,
+             "text": f"{site.torch_record.key} computes {site.numpy_record.key} as the NumPy "
+                     f"{name} does in {other} mode, while the check runs in {site.mode} mode: the "
+                     f"port is left in the wrong mode ({'model.train()' if site.mode == 'train' else 'model.eval()'} "
+                     f"not reaching it, or a training= flag fixed in its forward)"}]

@@ -1,0 +1,184 @@
+"""Batch normalisation: the book's ``BatchNormalization`` and ``nn.BatchNorm1d`` / ``2d``.
+
+=================  ===================================  ===================================
+                   the book                             torch
+=================  ===================================  ===================================
+eps                ``10e-7`` (= 1e-6), in the code      ``eps=1e-5``
+momentum           ``0.9``, the weight of the OLD       ``0.1``, the weight of the NEW
+                   running value                        batch statistic
+running variance   the biased batch variance            the unbiased one (``N / (N - 1)``)
+running init       zeros (mean and variance), at the    mean 0, variance 1, at construction
+                   first forward pass
+4-D input          per activation: ``(N, C*H*W)``       ``BatchNorm2d``: per channel
+parameters         ``gamma``, ``beta``                  ``weight``, ``bias``
+buffers            ``running_mean``, ``running_var``    the same names
+=================  ===================================  ===================================
+
+So a right port is ``BatchNorm1d(D, eps=1e-6, momentum=0.1)``; the check
+copies the NumPy running statistics in before it compares (so the two start
+from the same state, whatever each initialises to), and then:
+
+* ``bn_unbiased_var`` (known difference): after a training pass the torch
+  running variance exceeds the book's by ``(1 - m) var_B / (N - 1)``
+  (``m`` the book's momentum, ``var_B`` the biased batch variance of the
+  layer's recorded input): derived from the pass, added before comparing;
+* trap ``bn_eps``: the torch output is the batch norm of the NumPy input
+  with torch's eps (both values named);
+* trap ``bn_momentum``: the torch running statistics follow
+  ``(1 - m_t) old + m_t batch`` with the book's 0.9 copied across;
+* trap ``bn_per_channel``: ``BatchNorm2d`` against the book's
+  per-activation norm of a 4-D input (``gamma`` of ``C*H*W`` against
+  ``weight`` of ``C``);
+* trap ``mode``: the port computes the other mode's output.
+"""
+import numpy as np
+
+from .base import LayerKind, attribute, other_mode_trap
+
+BOOK_EPS = 10e-7
+
+
+def _flat(a):
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(a.shape[0], -1) if a.ndim > 2 else a
+
+
+def normalise(x, gamma, beta, eps, mean=None, var=None):
+    """Per activation of ``(N, D)`` (the book's; a 4-D input flattened): batch statistics
+    unless ``mean`` and ``var`` (the running ones) are given."""
+    x = _flat(x)
+    mu = x.mean(axis=0) if mean is None else np.asarray(mean, np.float64).reshape(-1)
+    v = x.var(axis=0) if var is None else np.asarray(var, np.float64).reshape(-1)
+    return np.asarray(gamma, np.float64).reshape(-1) * (x - mu) / np.sqrt(v + eps) \
+        + np.asarray(beta, np.float64).reshape(-1)
+
+
+def per_channel(x, weight, bias, eps):
+    """``BatchNorm2d``'s training output: statistics over (N, H, W) for each channel."""
+    x = np.asarray(x, np.float64)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mu, v = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    return np.asarray(weight, np.float64).reshape(shape) * (x - mu) / np.sqrt(v + eps) \
+        + np.asarray(bias, np.float64).reshape(shape)
+
+
+def numpy_eps(record, gamma, beta):
+    """The eps the NumPy layer used, read back from its training-mode output."""
+    if record.input is None or record.output is None or gamma is None or beta is None:
+        return None
+    x, y = _flat(record.input), _flat(record.output)
+    g, b = np.asarray(gamma, np.float64).reshape(-1), np.asarray(beta, np.float64).reshape(-1)
+    if x.shape != y.shape or g.size != x.shape[1]:
+        return None
+    xc = x - x.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xn = (y - b) / g
+        est = (xc / xn) ** 2 - x.var(axis=0)
+    est = est[np.isfinite(est) & (np.abs(xn) > 0.5)]
+    return float(np.median(est)) if est.size else None
+
+
+class BatchNorm(LayerKind):
+    def settings(self, numpy_layer, torch_module):
+        out = []
+        m_n, m_t = attribute(numpy_layer, "momentum"), attribute(torch_module, "momentum")
+        if m_n is not None and m_t is not None and not np.isclose(1 - float(m_n), float(m_t)):
+            out.append(("momentum (weight of the new value)", 1 - float(m_n), float(m_t)))
+        return out
+
+    def _gamma_beta(self, site):
+        layer = site.numpy_layer
+        return attribute(layer, "gamma"), attribute(layer, "beta")
+
+    def traps(self, site):
+        if site.what != "output":
+            return self._buffer_traps(site)
+        found = []
+        module = site.torch_module
+        x = site.numpy_record.input
+        gamma, beta = self._gamma_beta(site)
+        eps_t = attribute(module, "eps")
+        if x is not None and module is not None and "2d" in type(module).__name__ and np.ndim(x) == 4:
+            w, b = attribute(module, "weight"), attribute(module, "bias")
+            if w is not None and site.close(per_channel(x, _np(w), _np(b), float(eps_t)), site.actual):
+                found.append(per_channel_hypothesis(site.numpy_record.key, site.torch_record.key,
+                                                    x.shape))
+        if x is not None and eps_t is not None and gamma is not None:
+            eps_n = numpy_eps(site.numpy_record, gamma, beta) if site.mode == "train" else None
+            if site.mode == "train":
+                candidate = normalise(x, gamma, beta, float(eps_t))
+            else:
+                mean, var = attribute(site.numpy_layer, "running_mean"), attribute(site.numpy_layer, "running_var")
+                candidate = None if mean is None else normalise(x, gamma, beta, float(eps_t), mean, var)
+            if candidate is not None and site.close(candidate.reshape(site.actual.shape), site.actual):
+                shown = f"{eps_n:.3g}" if eps_n is not None else "another"
+                found.append({"code": "bn_eps", "torch_eps": float(eps_t), "numpy_eps": eps_n,
+                              "text": f"{site.torch_record.key} normalises with eps={float(eps_t):g} "
+                                      f"(torch's default), {site.numpy_record.key} with eps={shown} "
+                                      f"(the book's 10e-7 = 1e-6): give the port "
+                                      f"{type(module).__name__}(..., eps={eps_n or BOOK_EPS:g})"})
+        return found + other_mode_trap(site, "batch norm")
+
+    def _buffer_traps(self, site):
+        """At a running statistic after one training pass: ``site.extra`` holds the value
+        before the pass and the batch statistic."""
+        before, stat = site.before, site.batch_stat
+        m_t = attribute(site.torch_module, "momentum")
+        m_n = attribute(site.numpy_layer, "momentum")
+        if before is None or stat is None or m_t is None:
+            return []
+        m_t = float(m_t)
+        torch_rule = (1 - m_t) * before + m_t * stat
+        if site.close(torch_rule, site.actual) or (site.what == "running_var" and site.close(
+                (1 - m_t) * before + m_t * stat * site.unbiased, site.actual)):
+            book = f"{float(m_n):g}" if m_n is not None else "0.9"
+            return [{"code": "bn_momentum", "torch_momentum": m_t,
+                     "numpy_momentum": None if m_n is None else float(m_n),
+                     "text": f"{site.torch_record.key}.{site.what} follows torch's rule with "
+                             f"momentum={m_t:g}: torch's momentum weights the NEW batch statistic "
+                             f"((1 - momentum) * running + momentum * batch), the book's the OLD "
+                             f"running value (momentum * running + (1 - momentum) * batch); the "
+                             f"book's momentum={book} is torch's momentum="
+                             f"{1 - float(m_n) if m_n is not None else 0.1:g}"}]
+        return []
+
+    def known(self, site):
+        """``bn_unbiased_var`` at ``running_var`` after a training pass: the array to add to
+        the NumPy value, its size and text."""
+        if site.what != "running_var" or site.torch_module is None or site.batch_stat is None:
+            return []
+        m_t = attribute(site.torch_module, "momentum")
+        if m_t is None:
+            return []
+        n = site.batch_size
+        gap = float(m_t) * site.batch_stat * (site.unbiased - 1) + site.carried
+        return [{"code": "bn_unbiased_var", "shift": gap, "size": float(np.max(np.abs(gap))),
+                 "text": f"{site.numpy_record.key}.running_var: the book keeps the biased batch "
+                         f"variance, torch the unbiased one (x N/(N-1) = {n}/{n - 1}); with torch's "
+                         f"momentum {float(m_t):g} that adds up to {float(np.max(np.abs(gap))):.3g} "
+                         f"here, derived from the layer's recorded input and added before comparing"}]
+
+
+def per_channel_hypothesis(numpy_key, torch_key, shape):
+    c = shape[1]
+    rest = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return {"code": "bn_per_channel",
+            "text": f"{torch_key} is a BatchNorm2d: it normalises each of the {c} channels over "
+                    f"(N, H, W) and holds {c} weights; the NumPy {numpy_key} normalises each of the "
+                    f"{c * rest} activations (the book flattens a 4-D input to (N, C*H*W)) and holds "
+                    f"{c * rest} gammas: port it as nn.BatchNorm1d({c * rest}) on x.flatten(1) "
+                    f"(and reshape back), or change the NumPy side to per-channel statistics"}
+
+
+def _np(t):
+    if t is None:
+        return None
+    return t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+KIND = BatchNorm("batch_norm", numpy_names=("BatchNormalization", "BatchNorm", "Batchnorm"),
+                 torch_modules=("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"),
+                 torch_functions=("batch_norm",),
+                 buffers=(("running_mean", "running_mean"), ("running_var", "running_var")),
+                 has_modes=True)
