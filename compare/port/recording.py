@@ -45,7 +45,7 @@ def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
     capture, loss, grads = side.run(x, t)
     gradient = "backprop"
     if grads is None or numpy_gradient == "numerical":
-        grads = numerical_gradient_of(lambda: side.model.loss(x, t), side.params)
+        grads = numerical_gradient_of(side.loss_function(x, t), side.params)
         for name, bound in grads.error.items():
             arrays[f"grad_error/{name}"] = np.asarray(bound, dtype=np.float64)
         gradient = "numerical"

@@ -102,11 +102,23 @@ def _is_model(obj):
         hasattr(obj, "params") or hasattr(obj, "parameters"))
 
 
-def call_side(side, what, fn, *args):
-    """``fn(*args)``; any exception a user's model raises becomes a ``PortSetupError``
-    naming the side, the call and the shapes it was given."""
+MODE_KEYWORDS = ("train_flg", "training", "train")
+
+
+def mode_keyword(fn):
+    """The keyword by which a model's ``fn`` takes its mode (the book's ``train_flg``), or None."""
     try:
-        return fn(*args)
+        accepted = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return None
+    return next((k for k in MODE_KEYWORDS if k in accepted), None)
+
+
+def call_side(side, what, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; any exception a user's model raises becomes a
+    ``PortSetupError`` naming the side, the call and the shapes it was given."""
+    try:
+        return fn(*args, **kwargs)
     except PortSetupError:
         raise
     except Exception as exc:

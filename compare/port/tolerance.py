@@ -43,6 +43,18 @@ def port_tolerance(expected, dtype):
                      f"round-off in {name}: rtol {rtol:g}, atol rtol x max|expected|")
 
 
+def summed_tolerance(expected, dtype, terms):
+    """``port_tolerance`` for a gradient that sums ``terms`` of a known size (``terms``:
+    ``LayerKind.gradient_scale``): atol ``rtol x max(max|expected|, terms)``, so a sum that
+    cancels to round-off is judged by the round-off of what it sums."""
+    tol = port_tolerance(expected, dtype)
+    if terms is None or not np.isfinite(terms) or terms * tol.rtol <= tol.atol:
+        return tol
+    return Tolerance(tol.rtol, tol.rtol * float(terms),
+                     f"round-off in {dtype_name(dtype)}: rtol {tol.rtol:g}, atol rtol x the terms "
+                     f"it sums ({float(terms):.3g})")
+
+
 def training_tolerance(expected, dtype, updates):
     """After ``updates`` optimizer steps: ``max |actual - expected| <= updates * rtol * max |expected|``.
 

@@ -21,7 +21,8 @@ import copy
 import numpy as np
 
 from .capture import book_layer_capture, layer_items, module_capture, param_owners
-from .targets import PortSetupError, call_side
+from .draws import DrawTape
+from .targets import PortSetupError, call_side, mode_keyword
 
 SIDE = "torch side"
 LOSSES = ("cross_entropy", "book", "model")
@@ -49,6 +50,10 @@ class TorchSide:
         self.torch_dtype = {"float64": torch.float64, "float32": torch.float32}[np.dtype(dtype).name]
         self.device = torch.device(device)
         self.loss_name = loss
+        # "train" or "eval": module.train() / .eval(), or a literal port's train_flg; the
+        # tape answers the port's random draws with the NumPy side's (set by the check)
+        self.mode = "train"
+        self.tape = DrawTape()
         if isinstance(model, torch.nn.Module):
             self.kind = "module"
             self.model = self._copy(model, {})
@@ -115,6 +120,52 @@ class TorchSide:
                 value = value.T if pair.transposed else value
                 self.params[pair.torch].copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
+    def execution_order(self, x):
+        """The parameter names in the order their modules run (one pass in eval mode, so no
+        running statistic moves and nothing is drawn); registration order when it cannot run."""
+        if self.kind != "module":
+            return list(self.params)
+        torch = _torch()
+        was = self.model.training
+        try:
+            self.model.eval()
+            with torch.no_grad(), module_capture(self.model) as capture:
+                self.model(x)
+        except Exception:
+            return list(self.params)
+        finally:
+            self.model.train(was)
+        owner = {}
+        for name, module in self.model.named_modules():
+            for pname, _ in module.named_parameters(prefix=name, recurse=False):
+                owner[pname] = name
+        seen = []
+        for rec in capture.records:
+            if rec.key not in seen:
+                seen.append(rec.key)
+        names = list(self.params)
+        rank = {m: i for i, m in enumerate(seen)}
+        return sorted(names, key=lambda n: (rank.get(owner.get(n), len(rank)), names.index(n)))
+
+    # --- buffers (batch norm's running statistics) ----------------------------------
+
+    def buffers(self):
+        """``{name: tensor}`` of the module's floating buffers (not ``num_batches_tracked``)."""
+        if self.kind != "module":
+            return {}
+        return {n: b for n, b in self.model.named_buffers() if b.is_floating_point()}
+
+    def buffer_values(self):
+        return {n: to_numpy(b) for n, b in self.buffers().items()}
+
+    def load_buffers(self, values):
+        torch = _torch()
+        own = self.buffers()
+        with torch.no_grad():
+            for name, value in values.items():
+                if name in own and value is not None and tuple(own[name].shape) == np.shape(value):
+                    own[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
     def values(self, pairing):
         """Each paired parameter back in the NumPy layout."""
         out = {}
@@ -132,11 +183,19 @@ class TorchSide:
     def has_gradient(self):
         return self.kind == "literal" and callable(getattr(self.model, "gradient", None))
 
+    def _mode_kwargs(self, fn):
+        keyword = mode_keyword(fn)
+        return {} if keyword is None else {keyword: self.mode == "train"}
+
     def scores(self, x):
         fn = self.model if self.kind == "module" else getattr(self.model, "predict", None)
         if fn is None:
             return None
-        out = _call("forward" if self.kind == "module" else "predict", fn, x)
+        if self.kind == "module":
+            self.model.train(self.mode == "train")
+        with self.tape.torch_pass():
+            out = call_side(SIDE, "forward" if self.kind == "module" else "predict", fn, x,
+                            **({} if self.kind == "module" else self._mode_kwargs(fn)))
         if not isinstance(out, _torch().Tensor):
             raise PortSetupError(f"{SIDE}: {'forward' if self.kind == 'module' else 'predict'} "
                                  f"returned {type(out).__name__}, expected a tensor of scores")
@@ -166,7 +225,10 @@ class TorchSide:
         return {"cross_entropy": ce, "book": book, "probabilities": probabilities}
 
     def model_loss(self, x, t):
-        value = _call("loss", self.model.loss, x, t)
+        if self.kind == "module":
+            self.model.train(self.mode == "train")
+        with self.tape.torch_pass():
+            value = call_side(SIDE, "loss", self.model.loss, x, t, **self._mode_kwargs(self.model.loss))
         torch = _torch()
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:

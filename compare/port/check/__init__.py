@@ -20,7 +20,7 @@ and the loss and backward phases add them to the expected value and name them.
 """
 from ..reference import open_reference
 from .backward import check_backward
-from .diagnosis import verdict
+from .diagnosis import blocked_verdict, verdict
 from .forward import check_forward
 from .loss import check_loss
 from .parameters import check_parameters
@@ -52,6 +52,8 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype, loss=loss,
                    param_map=param_map, device=device, numpy_gradient=numpy_gradient,
                    directions=directions, locate=locate, seed=seed)
+    if run.blocked is not None:
+        return blocked_verdict(run)
     for phase in PHASES:
         phase(run)
     return verdict(run)

@@ -15,7 +15,8 @@ from ..numerical import check_gradient_directions
 from ..pairing import numpy_layout
 from ..report import Check, compare_arrays
 from ..targets import PortSetupError
-from ..tolerance import port_tolerance
+from ..layers import numpy_kind
+from ..tolerance import port_tolerance, summed_tolerance
 
 
 def check_backward(run):
@@ -78,11 +79,20 @@ def _analytic(run, t_grads, found):
             shift, shift_name = found.shift(("param", name))
             run.add(compare_arrays("backward", name, run.torch_name(name),
                                    run.np_grads[name], t_grads[name],
-                                   port_tolerance(run.np_grads[name], run.dtype), shift=shift,
-                                   shift_name=shift_name),
+                                   summed_tolerance(run.np_grads[name], run.dtype, _terms(run, name)),
+                                   shift=shift, shift_name=shift_name),
                     expected=run.np_grads[name], actual=t_grads[name], param=name,
                     known=found.hint(("param", name)))
     run.report.settings["gradients"] = f"NumPy backprop vs torch {run.t_source}"
+
+
+def _terms(run, name):
+    """The size of the terms the gradient of ``name`` sums, as its layer kind knows it."""
+    rec = next((r for r in reversed(run.np_capture.records) if name in r.param_names), None)
+    kind = None if rec is None else numpy_kind(rec.kind)
+    if kind is None:
+        return None
+    return kind.gradient_scale(rec, dict(run.np.items).get(rec.key), run.np.params[name])
 
 
 def _allowance(run, found):
@@ -102,8 +112,7 @@ def _numerical(run, t_grads, found):
     allowance, allowance_name = _allowance(run, found)
     if run.np.model is None:
         return _recorded(run, t_grads, allowance, allowance_name)
-    x, t, model = run.x, run.t, run.np.model
-    result = check_gradient_directions(lambda: model.loss(x, t), run.np.params, t_grads,
+    result = check_gradient_directions(run.np.loss_function(run.x, run.t), run.np.params, t_grads,
                                        directions=run.directions, seed=run.seed,
                                        locate=run.locate, allowance=allowance,
                                        allowance_name=allowance_name)

@@ -30,6 +30,19 @@ def verdict(run):
     return report
 
 
+def blocked_verdict(run):
+    """A check stopped at the pairing by a kind's trap: its row, its diagnosis."""
+    row, found, why = run.blocked
+    run.add(row)
+    report = run.report
+    report.passed = False
+    report.first_mismatch = {"phase": row.phase, "where": row.where, "torch": row.torch,
+                             "step": None, "max_abs": row.max_abs, "max_rel": row.max_rel,
+                             "detail": f"the parameters cannot pair ({why})"}
+    report.diagnosis = [{k: v for k, v in d.items() if k != "problem"} for d in found]
+    return report
+
+
 def _diagnose(run, row, ctx):
     found = []
     for name in sorted(run.unused_torch, key=list(run.twin).index):

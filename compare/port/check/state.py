@@ -11,6 +11,8 @@ differences (``known``), the unused torch parameters (``unused_torch``).
 import numpy as np
 
 from ..known import Known
+from ..layers import numpy_kind, torch_kind
+from ..report import Check
 from ..pairing import pair_parameters
 from ..reference import reference_side
 from ..report import PortReport
@@ -62,17 +64,17 @@ class RunState:
         self.dtype = self.np.dtype.name
         self.x, self.t = validate_batch(x, t, self.dtype)
         self.torch = TorchSide(torch_model, self.dtype, device, loss)
+        if getattr(self.np, "tape", None) is not None:
+            self.torch.tape = self.np.tape  # one draw for both sides
         self.report = PortReport()
         self.numpy_gradient = numpy_gradient
         self.directions, self.locate, self.seed = directions, locate, seed
-        np_shapes = {k: v.shape for k, v in self.np.params.items()}
-        t_shapes = {k: tuple(v.shape) for k, v in self.torch.params.items()}
-        self.pairing = pair_parameters(np_shapes, t_shapes, param_map=param_map,
-                                       linear_weights=self.torch.linear_weights)
+        self.blocked = None  # a row that stops the check before the passes (no pairing)
+        self.pairing = self._pair(param_map)
         self.report.pairing = self.pairing
         self.twin = {p.numpy: p.torch for p in self.pairing}
-        extra = [k for k in t_shapes if k not in set(self.twin.values())]
-        if extra:
+        extra = [k for k in self.torch.params if k not in set(self.twin.values())]
+        if extra and self.blocked is None:
             self.report.notes.append(f"torch parameters left unpaired (not checked): {extra}")
         self.report.settings = {
             "dtype": self.dtype, "loss": loss, "batch": int(self.x.shape[0]),
@@ -82,6 +84,27 @@ class RunState:
         self.known = Known()
         self.unused_torch = set()
         self.context = {}  # check id -> what the diagnosis needs
+
+    def _pair(self, param_map):
+        """Parameters paired in the order of the layers that own them: the book's dicts list
+        every weight first and batch norm's gamma and beta after them, torch's modules hold
+        their own in the order they run. A pairing that fails because a kind's layout differs
+        (``BatchNorm2d`` against a per-activation norm) is a mismatch of that kind, not a
+        setup error."""
+        np_shapes = {k: self.np.params[k].shape for k in layer_order(self.np.params, self.np.owners,
+                                                                     self.np.items)}
+        t_shapes = {k: tuple(self.torch.params[k].shape)
+                    for k in self.torch.execution_order(self.torch.tensor(self.x))}
+        try:
+            return pair_parameters(np_shapes, t_shapes, param_map=param_map,
+                                   linear_weights=self.torch.linear_weights)
+        except PortSetupError as error:
+            found = pairing_trap(self.np, self.torch)
+            if found is None:
+                raise
+            row, hypothesis = found
+            self.blocked = (row, [hypothesis], str(error))
+            return []
 
     def add(self, row, **context):
         self.report.checks.append(row)
@@ -97,3 +120,33 @@ class RunState:
         """The torch twin of the NumPy parameter ``name``, as the rows show it."""
         pair = next(p for p in self.pairing if p.numpy == name)
         return pair.torch + (".T" if pair.transposed else "")
+
+
+def layer_order(params, owners, items):
+    """The parameter names, those of each layer together in the order of the layers."""
+    order = [key for key, _ in items]
+    place = {name: order.index(key) for name, key in owners.items() if key in order}
+    if not place:
+        return list(params)
+    names = list(params)
+    return sorted(names, key=lambda n: (place.get(n, len(order)), names.index(n)))
+
+
+def pairing_trap(np_side, t_side):
+    """A kind whose parameters cannot pair because the port computes it another way:
+    ``(failed row, hypothesis)`` or None."""
+    if t_side.kind != "module":
+        return None
+    np_layers = [(key, layer, numpy_kind(type(layer).__name__)) for key, layer in np_side.items]
+    t_modules = [(name, m, torch_kind(type(m).__name__)) for name, m in t_side.model.named_modules()]
+    for kind in {k for _, _, k in np_layers if k is not None and hasattr(k, "pairing_trap")}:
+        mine = [(key, layer) for key, layer, k in np_layers if k is kind]
+        theirs = [(name, m) for name, m, k in t_modules if k is kind]
+        for (key, layer), (name, module) in zip(mine, theirs):
+            hypothesis = kind.pairing_trap(key, layer, np_side.params, np_side.owners, name, module)
+            if hypothesis is not None:
+                names = [n for n, k in np_side.owners.items() if k == key]
+                row = Check("parameters", names[0] if names else key, f"{name}.weight",
+                            problem=hypothesis["problem"], passed=False)
+                return row, hypothesis
+    return None

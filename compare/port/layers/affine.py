@@ -11,12 +11,24 @@ import itertools
 
 import numpy as np
 
-from .base import LayerKind
+from .base import LayerKind, summed_scale
 
 AXES = {3: "CHW", 4: "CHW", 5: "CDHW"}
 
 
 class Affine(LayerKind):
+    def gradient_scale(self, record, layer, value):
+        g, x = record.grad_output, record.input
+        if g is None or np.ndim(g) != 2:
+            return None
+        if np.ndim(value) == 1:  # db = sum over the batch of dout
+            return summed_scale(g, (0,))
+        if x is not None and np.ndim(value) == 2:  # dW = x.T @ dout
+            x2 = np.abs(np.asarray(x, np.float64).reshape(x.shape[0], -1))
+            ga = np.abs(np.asarray(g, np.float64))
+            return float(x.shape[0] * x2.max() * ga.max() + (x2.T @ ga).max())
+        return None
+
     def traps(self, site):
         x_np, x_t = site.numpy_record.input, site.torch_record.input
         if x_np is None or x_t is None or np.ndim(x_np) < 3 or np.ndim(x_t) != 2 \

@@ -86,7 +86,7 @@ class Site:
             return None
 
 
-@dataclass
+@dataclass(eq=False)
 class LayerKind:
     name: str
     numpy_names: tuple
@@ -116,6 +116,24 @@ class LayerKind:
 
     def known(self, site):
         return []
+
+    def gradient_scale(self, record, layer, value):
+        """The size of the terms a parameter's gradient sums (``None``: its own size will do).
+
+        A gradient that cancels, such as the bias in front of a batch norm (exactly 0, computed
+        as a sum of terms of 1e-2), keeps the round-off of those terms, which its own size
+        does not show: both sides' differences in the gradient flowing in (at most ``rtol``
+        times its largest entry each, as the layer's row allows) and the summation's."""
+        return None
+
+
+def summed_scale(g, axes, factor=None):
+    """``count x max|g x factor| + max of the sums of |g x factor|`` over ``axes``: the bound
+    of ``sum(g x factor)`` over ``axes`` when each ``g`` may err by ``rtol max|g|``."""
+    g = np.abs(np.asarray(g, dtype=np.float64))
+    f = 1.0 if factor is None else np.abs(np.asarray(factor, dtype=np.float64))
+    count = int(np.prod([g.shape[a] for a in axes])) if axes else 1
+    return float(count * g.max() * np.max(f) + np.max((g * f).sum(axis=axes)))
 
 
 def attribute(obj, *names, default=None):

@@ -33,7 +33,7 @@ from the same state, whatever each initialises to), and then:
 """
 import numpy as np
 
-from .base import LayerKind, attribute, other_mode_trap
+from .base import LayerKind, attribute, other_mode_trap, summed_scale
 
 BOOK_EPS = 10e-7
 
@@ -86,6 +86,32 @@ class BatchNorm(LayerKind):
         if m_n is not None and m_t is not None and not np.isclose(1 - float(m_n), float(m_t)):
             out.append(("momentum (weight of the new value)", 1 - float(m_n), float(m_t)))
         return out
+
+    def gradient_scale(self, record, layer, value):
+        g, x = record.grad_output, record.input
+        if g is None or x is None:
+            return None
+        g, x = _flat(g), _flat(x)
+        if value is attribute(layer, "beta"):
+            return summed_scale(g, (0,))
+        if value is attribute(layer, "gamma"):  # dgamma = sum over the batch of dout * xhat
+            xhat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + BOOK_EPS)
+            return summed_scale(g, (0,), xhat)
+        return None
+
+    def pairing_trap(self, key, layer, params, owners, module_name, module):
+        """``BatchNorm2d`` (C weights) against the book's per-activation norm (C*H*W gammas)."""
+        gamma = attribute(layer, "gamma")
+        weight = attribute(module, "weight")
+        if gamma is None or weight is None or "2d" not in type(module).__name__:
+            return None
+        c, d = int(weight.numel()), int(np.size(gamma))
+        if d == c or d % c:
+            return None
+        found = per_channel_hypothesis(key, module_name, (None, c, d // c))
+        found["problem"] = (f"shape {(c,)} (one per channel) cannot hold {key}'s gamma of shape "
+                            f"{np.shape(gamma)} (one per activation)")
+        return found
 
     def _gamma_beta(self, site):
         layer = site.numpy_layer

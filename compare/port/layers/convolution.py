@@ -4,7 +4,9 @@ without transposing; both compute a cross-correlation).
 
 Settings that differ (``stride``, ``padding``) are named with both values.
 """
-from .base import LayerKind, attribute
+import numpy as np
+
+from .base import LayerKind, attribute, summed_scale
 
 
 def _pair(value):
@@ -16,6 +18,17 @@ def _pair(value):
 
 
 class Convolution(LayerKind):
+    def gradient_scale(self, record, layer, value):
+        g, x = record.grad_output, record.input
+        if g is None or np.ndim(g) != 4:
+            return None
+        if np.ndim(value) == 1:  # db sums dout over (N, H, W)
+            return summed_scale(g, (0, 2, 3))
+        if x is not None:  # each dW element sums N * OH * OW products of x and dout
+            count = g.shape[0] * g.shape[2] * g.shape[3]
+            return float(2 * count * np.abs(g).max() * np.abs(x).max())
+        return None
+
     def settings(self, numpy_layer, torch_module):
         out = []
         for setting, np_names, t_name in (("stride", ("stride",), "stride"),

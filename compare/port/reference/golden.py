@@ -137,6 +137,14 @@ class GoldenSide:
 
     model = None
     items = ()
+    modal = False  # a recording is of one mode: the training pass it was made in
+    buffer_owners = ()
+
+    def buffers(self):
+        return {}
+
+    def restore_buffers(self, saved):
+        pass
 
     def __init__(self, golden, dtype=None):
         if dtype is not None and np.dtype(dtype).name != golden.meta["dtype"]:
@@ -163,11 +171,11 @@ class GoldenSide:
         grads = {k: v.copy() for k, v in self.golden.grads.items()} if self.has_gradient else None
         return capture, self.golden.loss, grads
 
-    def loss(self, x, t):
+    def loss(self, x, t, mode="train"):
         self._same_batch(x, t)
         return self.golden.loss
 
-    def predict(self, x):
+    def predict(self, x, mode="train"):
         self._same_batch(x, self.golden.t)
         return self.golden.arrays["predict"]
 

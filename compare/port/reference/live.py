@@ -17,8 +17,11 @@ import copy
 import numpy as np
 
 from ..capture import book_layer_capture, layer_items, param_owners
+from ..draws import DrawTape
+from ..layers import numpy_kind
+from ..layers.dropout import is_dropout_record
 from ..optimizers import numpy_optimizer_of
-from ..targets import PortSetupError, call_side
+from ..targets import PortSetupError, call_side, mode_keyword
 
 SIDE = "numpy side"
 
@@ -64,6 +67,50 @@ class NumpySide:
         self.items = layer_items(getattr(self.model, "layers", None))
         self.owners = param_owners(self.items, self.params)
         self.description = type(model).__name__
+        # the book's chapter-6 nets take their mode as loss(x, t, train_flg=...) and
+        # predict(x, train_flg=...); the check's gradients are training's
+        self.loss_mode = mode_keyword(self.model.loss)
+        self.predict_mode = mode_keyword(getattr(self.model, "predict", None))
+        self.tape = DrawTape()
+
+    @property
+    def modal(self):
+        """Training and evaluation compute different things (batch norm, dropout)."""
+        return bool(self.loss_mode or self.predict_mode) or any(
+            (k := numpy_kind(type(layer).__name__)) is not None and k.has_modes for _, layer in self.items)
+
+    @property
+    def buffer_owners(self):
+        """``[(layer key, layer, numpy attribute)]`` of the running statistics the layers keep."""
+        out = []
+        for key, layer in self.items:
+            kind = numpy_kind(type(layer).__name__)
+            for attr, _ in (kind.buffers if kind else ()):
+                out.append((key, layer, attr))
+        return out
+
+    def buffers(self):
+        """A copy of every buffer (``None`` where a layer has not made it yet)."""
+        return {(key, attr): None if getattr(layer, attr, None) is None else np.array(getattr(layer, attr))
+                for key, layer, attr in self.buffer_owners}
+
+    def restore_buffers(self, saved):
+        for key, layer, attr in self.buffer_owners:
+            value = saved.get((key, attr))
+            setattr(layer, attr, None if value is None else value.copy())
+
+    def _kwargs(self, keyword, mode):
+        return {} if keyword is None or mode is None else {keyword: mode == "train"}
+
+    def loss_function(self, x, t, mode="train"):
+        """The loss as a function of the parameters alone, on the recorded draw: what the
+        numerical check differentiates."""
+        kwargs = self._kwargs(self.loss_mode, mode)
+
+        def loss():
+            with self.tape.numpy_pass():
+                return self.model.loss(x, t, **kwargs)
+        return loss
 
     batch = None  # a live model is checked on the batch it is given
 
@@ -75,19 +122,23 @@ class NumpySide:
     def has_predict(self):
         return callable(getattr(self.model, "predict", None))
 
-    def loss(self, x, t):
-        value = _call("loss", self.model.loss, x, t)
+    def loss(self, x, t, mode="train"):
+        with self.tape.numpy_pass():
+            value = call_side(SIDE, "loss", self.model.loss, x, t, **self._kwargs(self.loss_mode, mode))
         try:
             return float(value)
         except (TypeError, ValueError):
             raise PortSetupError(f"{SIDE}: loss(x, t) returned {type(value).__name__}, "
                                  f"expected a number") from None
 
-    def predict(self, x):
-        return np.asarray(_call("predict", self.model.predict, x))
+    def predict(self, x, mode="train"):
+        with self.tape.numpy_pass():
+            return np.asarray(call_side(SIDE, "predict", self.model.predict, x,
+                                        **self._kwargs(self.predict_mode, mode)))
 
     def gradient(self, x, t):
-        grads = _call("gradient", self.model.gradient, x, t)
+        with self.tape.numpy_pass():
+            grads = _call("gradient", self.model.gradient, x, t)
         if not isinstance(grads, dict):
             raise PortSetupError(f"{SIDE}: gradient(x, t) returned {type(grads).__name__}, "
                                  f"expected a dict keyed like params")
@@ -99,14 +150,27 @@ class NumpySide:
 
     def run(self, x, t):
         """One pass recorded layer by layer (backprop when the model has it, else the
-        loss), then the loss alone. Returns ``(capture, loss, gradients or None)``."""
+        loss), then the loss alone, on the same draw, with the running statistics as one
+        pass leaves them. Returns ``(capture, loss, gradients or None)``."""
+        saved = self.buffers()
         with book_layer_capture(self.items, self.owners) as capture:
             if self.has_gradient:
                 grads = self.gradient(x, t)
             else:
                 grads = None
                 self.loss(x, t)
-        return capture, self.loss(x, t), grads
+        self.tape.keep_masks(capture.records, is_dropout_record)
+        after = self.buffers()
+        self.restore_buffers(saved)
+        loss = self.loss(x, t)
+        self.restore_buffers(after)
+        return capture, loss, grads
+
+    def recorded_predict(self, x, mode):
+        """``predict`` recorded layer by layer: ``(capture, scores)``."""
+        with book_layer_capture(self.items, self.owners) as capture:
+            scores = self.predict(x, mode)
+        return capture, scores
 
 
     def check_training(self):
@@ -135,7 +199,15 @@ class LiveReference:
         return self.draw(k)
 
     def step(self, k, x, t):
-        """The loss on the batch, then the parameters after the update."""
-        loss = self.side.loss(x, t)
-        self.optimizer.update(self.side.params, self.side.gradient(x, t))
-        return loss, {n: v.copy() for n, v in self.side.params.items()}
+        """The loss on the batch, then the parameters after the update: one draw for the
+        step, and the running statistics updated by one pass, as training updates them."""
+        side = self.side
+        side.tape.restart()
+        saved = side.buffers()
+        with book_layer_capture(side.items, side.owners) as capture:
+            loss = side.loss(x, t)
+        side.tape.keep_masks(capture.records, is_dropout_record)
+        side.restore_buffers(saved)
+        self.capture = capture
+        self.optimizer.update(side.params, side.gradient(x, t))
+        return loss, {n: v.copy() for n, v in side.params.items()}
