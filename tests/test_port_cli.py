@@ -131,7 +131,7 @@ def test_a_check_that_cannot_run_exits_2_with_one_line(numpy, torch, expected, c
     ("--input-shape", "28,x", "--input-shape must be positive integers"),
     ("--param-map", "W1", "--param-map entries are NUMPY=TORCH"),
     ("--param-map", "W9=fc1.weight", "no NumPy parameter ['W9']"),
-    ("--numpy-optimizer", "examples/layer_net/optimizers.py:AdaGrad", "need --steps"),
+    ("--numpy-optimizer", "examples/layer_net/optimizers.py:AdaGrad", "needs --steps"),
 ])
 def test_bad_options_exit_2_naming_the_option(option, value, expected, capsys):
     code, _, err = run(capsys, NUMPY, TORCH, option, value)

@@ -96,8 +96,9 @@ def check_options(args):
         raise PortSetupError(f"--steps must be at least 1, got {args.steps}")
     if not (args.lr > 0 and args.lr < float("inf")):
         raise PortSetupError(f"--lr must be a finite positive number, got {args.lr}")
-    if args.steps is None and (args.numpy_optimizer or args.torch_optimizer):
-        raise PortSetupError("--numpy-optimizer and --torch-optimizer need --steps N")
+    if args.steps is None and args.numpy_optimizer:
+        raise PortSetupError("--numpy-optimizer needs --steps N (one batch is checked without "
+                             "an update)")
 
 
 def dataset(args, params, dtype):
@@ -161,7 +162,7 @@ def cmd_port(args):
             x, t = dataset(args, reference.params, reference.dtype.name)
             xb, tb = first_batch(x, t, batch=args.batch, seed=args.seed)
         report = check_port(numpy_model, torch_model, xb.astype(reference.dtype), tb,
-                            seed=args.seed, **options)
+                            seed=args.seed, torch_optimizer=t_opt, lr=args.lr, **options)
     else:
         from ..port.training import check_training
         x, t = dataset(args, reference.params, reference.dtype.name)

@@ -28,6 +28,7 @@ class LayerRecord:
     output: np.ndarray = None
     grad_output: np.ndarray = None
     param_names: tuple = ()
+    mask: np.ndarray = None  # a boolean ``mask`` the layer kept (the book's Dropout, Relu)
 
     @property
     def shape(self):
@@ -93,6 +94,9 @@ def book_layer_capture(items, owners=None):
             out = _forward(*args, **kwargs)
             record = LayerRecord(_key, type(_layer).__name__, _to_numpy(args[0] if args else None),
                                  _to_numpy(out), param_names=tuple(owned.get(_key, ())))
+            mask = getattr(_layer, "mask", None)
+            if isinstance(mask, np.ndarray) and mask.dtype == bool and mask.shape == np.shape(out):
+                record.mask = mask.copy()
             capture.records.append(record)
             open_calls.setdefault(_key, []).append(record)
             return out

@@ -47,7 +47,8 @@ class DrawTape:
 
     def keep_masks(self, records, is_dropout):
         """Read the keep masks off the NumPy layers of the recorded pass that ``is_dropout``."""
-        self.masks = [_keep_mask(r) for r in records if is_dropout(r) and r.output is not None]
+        uniforms = [u for u in self.uniforms() if isinstance(u, np.ndarray)]
+        self.masks = [_keep_mask(r, uniforms) for r in records if is_dropout(r) and r.output is not None]
 
     @contextmanager
     def numpy_pass(self):
@@ -79,7 +80,8 @@ class DrawTape:
         finally:
             for name, draw in saved.items():
                 setattr(np.random, name, draw)
-            self.recording = False
+            if self.numpy:  # a pass that drew nothing (evaluation mode) leaves it recording
+                self.recording = False
 
     def uniforms(self):
         return [a for name, a in self.numpy if name in ("rand", "random", "random_sample", "uniform")]
@@ -95,12 +97,27 @@ class DrawTape:
             yield self
 
 
-def _keep_mask(record):
+def _keep_mask(record, uniforms=()):
+    """The layer's keep mask: the one it kept (the book's ``self.mask``); else read off its
+    output where its input is not 0, and completed from the uniforms it was drawn from (a
+    threshold on them, either way round, that fits every element seen); else where the
+    input is 0, taken as kept (the output is 0 either way; only the gradient could tell)."""
+    if record.mask is not None:
+        return record.mask.copy()
     out = np.asarray(record.output)
-    keep = out != 0
-    if record.input is not None and np.shape(record.input) == out.shape:
-        keep |= np.asarray(record.input) == 0  # a zero input says nothing: kept or not, it stays 0
-    return keep
+    seen = out != 0
+    if record.input is None or np.shape(record.input) != out.shape:
+        return seen
+    known = np.asarray(record.input) != 0
+    for u in uniforms:
+        if u.shape != out.shape or not known.any():
+            continue
+        kept, dropped = u[known & seen], u[known & ~seen]
+        if kept.size and (not dropped.size or dropped.max() < kept.min()):
+            return u > (dropped.max() if dropped.size else kept.min() - 1)  # keep = u > p
+        if kept.size and (not dropped.size or kept.max() < dropped.min()):
+            return u < (dropped.min() if dropped.size else kept.max() + 1)  # keep = u < p_keep
+    return seen | ~known
 
 
 def _requested_shape(name, args, kwargs):

@@ -248,6 +248,14 @@ class TorchSide:
             return module_capture(self.model)
         return book_layer_capture(self.items, param_owners(self.items, self.params))
 
+    def recorded_scores(self, x):
+        """The scores of one pass recorded layer by layer, without gradients: ``(capture,
+        scores as a NumPy array or None)``."""
+        torch = _torch()
+        with torch.no_grad(), self._capture() as capture:
+            scores = self.scores(x)
+        return capture, None if scores is None else to_numpy(scores)
+
     def _autograd(self, loss, params):
         torch = _torch()
         if not loss.requires_grad:

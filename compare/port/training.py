@@ -105,7 +105,8 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     common = dict(dtype=dtype, loss=loss, param_map=param_map, device=device)
     if first_batch_check:
         x0, t0 = (None, None) if np_side.batch is not None else (x_train[batches[0]], t_train[batches[0]])
-        report = check_port(numpy_model, torch_model, x0, t0, **common, seed=seed, **port_options)
+        report = check_port(numpy_model, torch_model, x0, t0, **common, seed=seed,
+                            torch_optimizer=torch_optimizer, lr=lr, **port_options)
     else:
         report = PortReport()
     dtype = np_side.dtype.name

@@ -23,14 +23,16 @@ from .backward import check_backward
 from .diagnosis import blocked_verdict, verdict
 from .forward import check_forward
 from .loss import check_loss
+from .modes import check_buffers, check_eval
 from .parameters import check_parameters
 from .state import RunState
 
-PHASES = (check_parameters, check_forward, check_loss, check_backward)
+PHASES = (check_parameters, check_buffers, check_forward, check_loss, check_backward, check_eval)
 
 
 def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cross_entropy", param_map=None,
-               device="cpu", numpy_gradient="auto", directions=4, locate="failing", seed=0):
+               device="cpu", numpy_gradient="auto", directions=4, locate="failing", seed=0,
+               torch_optimizer=None, lr=0.1):
     """Compare a NumPy model and its torch port on one batch; returns a ``PortReport``.
 
     ``numpy_model``: ``params`` (dict of arrays) and ``loss(x, t)``; optionally
@@ -44,6 +46,9 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     ``"W1=fc1.weight.T,..."``. ``numpy_gradient``: ``"auto"`` (backprop when the
     model has it, else numerical), ``"backprop"`` or ``"numerical"``;
     ``directions``, ``locate`` and ``seed`` steer the numerical check.
+    ``torch_optimizer``: the port's optimizer (a function of its parameters, as
+    training takes it, called with ``lr``): where it decays, the book's weight
+    decay in the NumPy loss is a known difference (``known/weight_decay.py``).
 
     Neither model is changed: both sides work on deep copies. Problems with
     the request (a model without ``params``, a batch the model cannot take,
@@ -51,7 +56,8 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     """
     run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype, loss=loss,
                    param_map=param_map, device=device, numpy_gradient=numpy_gradient,
-                   directions=directions, locate=locate, seed=seed)
+                   directions=directions, locate=locate, seed=seed,
+                   torch_optimizer=torch_optimizer, lr=lr)
     if run.blocked is not None:
         return blocked_verdict(run)
     for phase in PHASES:

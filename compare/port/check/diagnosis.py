@@ -10,7 +10,9 @@ before it, between modules.
 """
 import numpy as np
 
+from .. import known
 from ..diagnosis import diagnose
+from ..layers import Site, numpy_kind, torch_kind
 from ..tolerance import port_tolerance
 
 
@@ -24,10 +26,66 @@ def verdict(run):
                              "step": first.step, "max_abs": first.max_abs, "max_rel": first.max_rel}
     ctx = run.context.get(id(first), {})
     report.diagnosis = _diagnose(run, first, ctx)
-    detail = _locate_forward(run, first, ctx)
+    detail = "; ".join(filter(None, [_locate_forward(run, first, ctx), _settings(run, ctx)]))
     if detail:
         report.first_mismatch["detail"] = detail
     return report
+
+
+def _records(run, ctx):
+    """The two recorded layer calls of a forward row (either mode's pass)."""
+    if "np_record" in ctx:
+        return ctx["np_record"], ctx["t_record"]
+    if "np_index" not in ctx:
+        return None, None
+    return run.np_capture.records[ctx["np_index"]], run.t_capture.records[ctx["t_index"]]
+
+
+def _module(run, key):
+    if run.torch.kind != "module":
+        return dict(run.torch.items).get(key)
+    try:
+        return run.torch.model.get_submodule(key)
+    except (AttributeError, TypeError):
+        return None
+
+
+def site_of(run, ctx, row):
+    """The paired layer a row compares, for its kind's traps."""
+    a, b = _records(run, ctx)
+    if a is None:
+        return None, None
+    kind = numpy_kind(a.kind) or torch_kind(b.kind)
+    if kind is None:
+        return None, None
+    tol = port_tolerance(ctx.get("actual", b.output), run.dtype)
+    site = Site(a, b, dict(run.np.items).get(a.key), _module(run, b.key), mode=ctx.get("mode", "train"),
+                dtype=run.dtype, rtol=tol.rtol, atol=tol.atol, what=ctx.get("what", "output"))
+    for key, value in ctx.get("site", {}).items():
+        setattr(site, key, value)
+    return kind, site
+
+
+def _traps(run, row, ctx):
+    kind, site = site_of(run, ctx, row)
+    if kind is None:
+        return []
+    try:
+        return kind.traps(site)
+    except Exception:  # a trap that cannot be tested on these records says nothing
+        return []
+
+
+def _settings(run, ctx):
+    """The settings of the layer where the forward parts that differ between the sides."""
+    kind, site = site_of(run, ctx, None)
+    if kind is None or site.numpy_layer is None or site.torch_module is None:
+        return None
+    differ = kind.settings(site.numpy_layer, site.torch_module)
+    if not differ:
+        return None
+    return ", ".join(f"{site.numpy_record.key} has {name} {a}, {site.torch_record.key} {b}"
+                     for name, a, b in differ)
 
 
 def blocked_verdict(run):
@@ -51,9 +109,11 @@ def _diagnose(run, row, ctx):
             found.append({"code": "unused", "parameter": name,
                           "text": f"the torch loss does not reach {run.twin[name]} (autograd "
                                   f"gives it no gradient): the port never uses it"})
-    found += _counterfactuals(run, row, ctx)
+    traps = _traps(run, row, ctx) + known.traps(run, row, ctx)
+    found += traps + _counterfactuals(run, row, ctx)
     expected, actual = ctx.get("expected"), ctx.get("actual")
-    if expected is not None and actual is not None:
+    # a kind's trap names the bug; the general hypotheses would only restate its arithmetic
+    if expected is not None and actual is not None and not traps:
         for d in diagnose(np.asarray(expected), np.asarray(actual), dtype=run.dtype,
                           batch_size=int(run.x.shape[0]), inputs=ctx.get("inputs"),
                           known=ctx.get("known")):
@@ -72,9 +132,9 @@ def _counterfactuals(run, row, ctx):
     usual bug applied to one of its parameters (in place, restored bit for bit): a
     square weight transposed, a parameter left out (zeroed). A bug that reproduces the
     torch output is the port's."""
-    if row.phase != "forward" or "np_index" not in ctx:
+    rec, _ = _records(run, ctx)
+    if row.phase != "forward" or rec is None or ctx.get("what", "output") != "output":
         return []
-    rec = run.np_capture.records[ctx["np_index"]]
     layer = dict(run.np.items).get(rec.key)
     if layer is None or rec.input is None:
         return []
@@ -111,10 +171,9 @@ def _counterfactuals(run, row, ctx):
 def _locate_forward(run, row, ctx):
     """Where a forward mismatch starts: at the torch module itself, or before it,
     in a functional call between modules (a skipped or extra operation)."""
-    if row.phase != "forward" or "t_index" not in ctx:
+    a, b = _records(run, ctx)
+    if row.phase != "forward" or a is None or ctx.get("what", "output") != "output":
         return None
-    a = run.np_capture.records[ctx["np_index"]]
-    b = run.t_capture.records[ctx["t_index"]]
     if a.input is None or b.input is None or a.input.shape != b.input.shape:
         return None
     tol = port_tolerance(a.input, run.dtype)
@@ -123,7 +182,8 @@ def _locate_forward(run, row, ctx):
                 f"{b.key}")
     text = (f"{b.key}'s input already differs from {a.key}'s: the difference arises between "
             f"modules, in a functional call no hook sees")
-    earlier = run.np_capture.records[:ctx["np_index"]]
+    np_recs = ctx.get("np_records", run.np_capture.records)
+    earlier = np_recs[:next(k for k, r in enumerate(np_recs) if r is a)]
     for k in range(len(earlier) - 1, -1, -1):
         r = earlier[k]
         if r.output is not None and r.output.shape == b.input.shape and np.all(

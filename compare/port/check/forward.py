@@ -48,7 +48,12 @@ def _scores(run):
         run.np_capture.records[-1].output if run.np_capture.records else None)
     if np_scores is None:
         return
-    np_p, t_p = are_probabilities(np_scores), run.out["losses"]["probabilities"]
+    compare_scores(run, np_scores, t_scores)
+
+
+def compare_scores(run, np_scores, t_scores, suffix=""):
+    """The NumPy ``predict`` (or last layer) against the port's scores, in one mode."""
+    np_p, t_p = are_probabilities(np_scores), are_probabilities(t_scores)
     note = None
     # one side's logits against the other's probabilities: the same thing once the
     # logits go through softmax; outputs in [0, 1] are no logits (a softmax over the
@@ -60,9 +65,10 @@ def _scores(run):
     if not np.all(np.isfinite(t_scores)):
         raise PortSetupError("torch side: the scores hold NaN or infinity on this batch")
     name = "forward" if run.torch.kind == "module" else "predict"
-    run.add(compare_arrays("forward", "predict" if run.np.has_predict else "scores", name,
-                           np_scores, t_scores, port_tolerance(np_scores, run.dtype), note=note),
-            expected=np_scores, actual=t_scores)
+    run.add(compare_arrays("forward", ("predict" if run.np.has_predict else "scores") + suffix,
+                           name + suffix, np_scores, t_scores, port_tolerance(np_scores, run.dtype),
+                           note=note),
+            expected=np_scores, actual=t_scores, mode="eval" if suffix else "train")
 
 
 def _softmax(a):

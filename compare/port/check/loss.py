@@ -9,7 +9,8 @@ from ..tolerance import port_tolerance
 
 def check_loss(run):
     np_loss, t_loss = np.array(run.np_loss), np.array(run.out["loss"])
-    found = known.at_loss(run.np_loss, run.out, run.torch.loss_name, run.dtype)
+    found = known.at_loss(run.np_loss, run.out, run.torch.loss_name, run.dtype,
+                          {"params": run.np.params, "decays": run.decays})
     run.apply_known(found)
     shift, shift_name = found.shift("loss")
     run.add(compare_arrays("loss", "loss", run.torch.loss_name, np_loss, t_loss,

@@ -54,7 +54,7 @@ class RunState:
     """The state of one check, built up phase by phase."""
 
     def __init__(self, numpy_model, torch_model, x, t, *, dtype, loss, param_map, device,
-                 numpy_gradient, directions, locate, seed):
+                 numpy_gradient, directions, locate, seed, torch_optimizer=None, lr=0.1):
         if numpy_gradient not in NUMPY_GRADIENT:
             raise PortSetupError(f"numpy_gradient must be one of {NUMPY_GRADIENT}, got {numpy_gradient!r}")
         self.np = reference_side(numpy_model, dtype)
@@ -72,6 +72,9 @@ class RunState:
         self.blocked = None  # a row that stops the check before the passes (no pairing)
         self.pairing = self._pair(param_map)
         self.report.pairing = self.pairing
+        self.decays = self._decays(torch_optimizer, lr)
+        self.np_loss = None
+        self.t_grads = None
         self.twin = {p.numpy: p.torch for p in self.pairing}
         extra = [k for k in self.torch.params if k not in set(self.twin.values())]
         if extra and self.blocked is None:
@@ -105,6 +108,16 @@ class RunState:
             row, hypothesis = found
             self.blocked = (row, [hypothesis], str(error))
             return []
+
+    def _decays(self, torch_optimizer, lr):
+        """``{numpy name: lambda}``: what the port's optimizer would decay (built on the
+        check's copy, never stepped)."""
+        if torch_optimizer is None or not self.pairing:
+            return {}
+        from ..known.weight_decay import decays_of
+        from ..optimizers import torch_optimizer_of
+        optimizer, _ = torch_optimizer_of(torch_optimizer, list(self.torch.params.values()), lr)
+        return decays_of(optimizer, self.torch.params, self.pairing)
 
     def add(self, row, **context):
         self.report.checks.append(row)

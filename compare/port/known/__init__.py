@@ -6,18 +6,25 @@ phases of the check and training ask this module, never a source by name.
 Today's one source is the book's 1e-7 (``log_eps``); the next ones (batch
 norm's running variance, weight decay in the loss) are added to ``SOURCES``.
 """
-from . import log_eps
+from . import log_eps, weight_decay
 from .difference import Known, KnownDifference
 
-SOURCES = (log_eps,)
+# in order: each later source sees the NumPy loss with the earlier ones taken off (the
+# book's weight-decay penalty first, so the 1e-7 is classified on the loss without it)
+SOURCES = (weight_decay, log_eps)
 
 
-def at_loss(np_loss, out, loss_name, dtype):
+def at_loss(np_loss, out, loss_name, dtype, context=None):
     """The known differences between the two losses on one batch (``out``:
-    ``TorchSide.outputs``'s or ``training_pass``'s)."""
+    ``TorchSide.outputs``'s or ``training_pass``'s; ``context``: what a source needs
+    beyond them, ``{"params", "decays"}`` for weight decay)."""
     known = Known()
     for source in SOURCES:
-        known = known + source.at_loss(np_loss, out, loss_name, dtype)
+        found = source.at_loss(np_loss, out, loss_name, dtype, context)
+        shift, _ = found.shift("loss")
+        if shift is not None:
+            np_loss = float(np_loss) + float(shift)
+        known = known + found
     return known
 
 
@@ -27,8 +34,18 @@ def at_backward(run, t_grads, numerical):
     central differences of its loss (so it is of its loss's kind)."""
     known = Known()
     for source in SOURCES:
-        known = known + source.at_backward(run, t_grads, numerical)
+        known = known + source.at_backward(run, t_grads, numerical, earlier=known)
     return known
 
 
-__all__ = ["Known", "KnownDifference", "SOURCES", "at_loss", "at_backward"]
+def traps(run, row, ctx):
+    """The bugs a source knows the look of (a penalty the port lacks), at a failing row."""
+    found = []
+    for source in SOURCES:
+        trap_at = getattr(source, "trap_at", None)
+        if trap_at is not None:
+            found += trap_at(run, row, ctx)
+    return found
+
+
+__all__ = ["Known", "KnownDifference", "SOURCES", "at_loss", "at_backward", "traps"]

@@ -76,7 +76,7 @@ def _difference(what, np_kind, t_kind, rows, size):
     return KnownDifference(CODE, LABEL, what, rows, text, abs(size))
 
 
-def at_loss(np_loss, out, loss_name, dtype):
+def at_loss(np_loss, out, loss_name, dtype, context=None):
     np_kind, t_kind, shift = loss_kinds(np_loss, out, loss_name, dtype)
     losses = out["losses"]
     found = [] if shift is None else [_difference("loss", np_kind, t_kind, {"loss": shift}, float(shift))]
@@ -105,9 +105,26 @@ def references(run):
             "gap_layers": gap_layers}
 
 
-def at_backward(run, t_grads, numerical):
+def _without_earlier(run, earlier):
+    """The NumPy loss and gradients with the known differences of the sources before this
+    one (weight decay's) taken off, for the classification."""
+    others = Known([d for d in run.known.differences if d.code != CODE])
+    loss_shift, _ = others.shift("loss")
+    np_loss = run.np_loss + (0.0 if loss_shift is None else float(loss_shift))
+    grads = run.np_grads
+    if grads is not None and earlier is not None:
+        grads = dict(grads)
+        for name in list(grads):
+            shift, _ = earlier.shift(("param", name))
+            if shift is not None:
+                grads[name] = grads[name] + shift
+    return np_loss, grads
+
+
+def at_backward(run, t_grads, numerical, earlier=None):
     ref = references(run)
-    np_loss_kind, t_loss_kind, _ = loss_kinds(run.np_loss, run.out, run.torch.loss_name, run.dtype)
+    np_loss, np_grads = _without_earlier(run, earlier)
+    np_loss_kind, t_loss_kind, _ = loss_kinds(np_loss, run.out, run.torch.loss_name, run.dtype)
     t_kind = None
     if run.t_source.startswith("autograd"):
         t_kind = t_loss_kind
@@ -118,7 +135,7 @@ def at_backward(run, t_grads, numerical):
     if numerical:  # central differences of the NumPy loss are of its loss's kind
         np_kind = np_loss_kind
     else:
-        np_kind = _grad_kind(run.np_grads, ref["cross_entropy"], ref["book"], run.dtype)
+        np_kind = _grad_kind(np_grads, ref["cross_entropy"], ref["book"], run.dtype)
     gap, rows, hints = ref["gap"], {}, {}
     for j, layer_gap in enumerate(ref["gap_layers"]):
         if layer_gap is not None:

@@ -1,0 +1,137 @@
+"""Weight decay: the book puts it in the loss, torch in the optimizer.
+
+The book's ``MultiLayerNet(weight_decay_lambda=...)`` adds ``0.5 * lambda * sum(W**2)``
+over its weights to the loss, and so ``lambda * W`` to each weight's gradient (not
+the biases'). A torch port gives ``weight_decay=lambda`` to its optimizer, which adds
+``lambda * p`` to the gradient of each parameter it decays, at the step: its loss
+and its autograd gradients hold no penalty.
+
+So where the port's optimizer decays (the check is given it: ``torch_optimizer``),
+the penalty is a known difference of the single-batch phases, derived through the
+port: ``0.5 * sum(lambda_p * |p|**2)`` over the parameters the optimizer decays,
+each ``lambda_p`` read from its parameter group, taken off the NumPy loss, and
+``lambda_p * p`` off each of their gradients. Lambda is also fitted from the two
+losses (``2 * difference / sum(W**2)``) and must agree with the optimizer's, or
+nothing is applied and the comparison shows the difference. Training then compares
+the updates, where decay on a bias (torch's default when every parameter is given
+to one group) parts from the book. Without the optimizer, a loss that differs by a
+penalty is diagnosed (``trap``), with the fitted lambda.
+"""
+import numpy as np
+
+from ..tolerance import port_tolerance
+from .difference import Known, KnownDifference
+
+CODE = "weight_decay"
+LABEL = "weight decay"
+
+
+def decays_of(optimizer, params, pairing):
+    """``{numpy name: lambda}`` of the parameters the torch ``optimizer`` decays (``params``:
+    the port's ``{name: tensor}``)."""
+    by_id = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            by_id[id(p)] = float(group.get("weight_decay", 0.0) or 0.0)
+    out = {}
+    for pair in pairing:
+        lam = by_id.get(id(params[pair.torch]), 0.0)
+        if lam:
+            out[pair.numpy] = lam
+    return out
+
+
+def penalty(params, decays):
+    return float(sum(0.5 * lam * np.sum(np.asarray(params[n], np.float64) ** 2) for n, lam in decays.items()))
+
+
+def weights_of(params):
+    """The parameters the book decays: its weights, the arrays of two or more axes."""
+    return [n for n, v in params.items() if np.ndim(v) >= 2]
+
+
+def fitted_lambda(difference, params):
+    total = sum(float(np.sum(np.asarray(params[n], np.float64) ** 2)) for n in weights_of(params))
+    return None if total == 0 else 2 * difference / total
+
+
+def _slack(out, np_loss, dtype):
+    """What else may part the losses: round-off, and the book's 1e-7 (named by its own source)."""
+    tol = port_tolerance(np.array(np_loss), dtype)
+    losses = out.get("losses") or {}
+    gap = abs(losses.get("book", 0.0) - losses.get("cross_entropy", 0.0)) if losses else 0.0
+    return tol.atol + tol.rtol * abs(np_loss) + gap
+
+
+def at_loss(np_loss, out, loss_name, dtype, context=None):
+    context = context or {}
+    decays, params = context.get("decays") or {}, context.get("params")
+    if not decays or params is None:
+        return Known()
+    p = penalty(params, decays)
+    difference = float(np_loss) - float(out["loss"])
+    if abs(difference - p) > _slack(out, np_loss, dtype) + 1e-12 * abs(p):
+        return Known()
+    lam = fitted_lambda(difference, params)
+    given = sorted(set(decays.values()))
+    text = (f"loss: the NumPy loss holds the book's weight-decay penalty 0.5 * lambda * sum(W**2) "
+            f"(lambda fitted from the two losses: {lam:.6g}), the torch loss none: the port's "
+            f"optimizer decays {', '.join(decays)} with weight_decay={', '.join(f'{g:g}' for g in given)}; "
+            f"the penalty, {p:.6g} here, and lambda * W in those gradients are taken off the NumPy "
+            f"side before comparing")
+    return Known([KnownDifference(CODE, LABEL, "loss", {"loss": np.array(-p)}, text, p)])
+
+
+def at_backward(run, t_grads, numerical, earlier=None):
+    decays = getattr(run, "decays", None) or {}
+    if not decays or not any(d.code == CODE for d in run.known.differences):
+        return Known()
+    rows = {("param", n): -lam * np.asarray(run.np.params[n], np.float64) for n, lam in decays.items()}
+    size = max(float(np.max(np.abs(v))) for v in rows.values())
+    text = (f"gradient: lambda * W of the book's penalty in {', '.join(decays)} (at most {size:.3g}), "
+            f"which the port's optimizer adds at the step, taken off the NumPy gradients before comparing")
+    return Known([KnownDifference(CODE, LABEL, "gradient", rows, text, size)])
+
+
+def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", slack=0.0):
+    """A loss larger by a weight-decay penalty (and weight gradients larger by lambda * W):
+    ``{"code": "weight_decay", ...}`` or None. ``slack``: what else may part the two losses
+    (the 1e-7), so lambda is known to within ``2 slack / sum(W**2)``."""
+    difference = float(np_loss) - float(t_loss)
+    lam = fitted_lambda(difference, params)
+    if lam is None or lam <= 0:
+        return None
+    spread = abs(fitted_lambda(slack, params) or 0.0)
+    where = "loss"
+    if np_grads is not None and t_grads is not None:
+        for n in weights_of(params):
+            e = np.asarray(np_grads[n], np.float64) - lam * np.asarray(params[n], np.float64)
+            a = np.asarray(t_grads[n], np.float64)
+            tol = port_tolerance(np_grads[n], dtype)
+            bound = 10 * (tol.atol + tol.rtol * np.abs(a)) + spread * np.abs(np.asarray(params[n]))
+            if e.shape != a.shape or np.any(np.abs(e - a) > bound):
+                return None
+        where = "loss and in the weight gradients"
+    return {"code": CODE, "lambda": lam,
+            "text": f"the NumPy {where} exceed the port's by the book's weight decay: 0.5 * lambda * "
+                    f"sum(W**2) with lambda = {lam:.6g} (fitted from the two losses), lambda * W in each "
+                    f"weight's gradient; the port has no decay: give its optimizer "
+                    f"weight_decay={lam:.6g} for the weights alone (a parameter group with "
+                    f"weight_decay=0 for the biases) and check with --torch-optimizer, or add the "
+                    f"penalty to the port's loss"}
+
+
+def trap_at(run, row, ctx):
+    """At a failing loss row of a check: the difference a penalty the port lacks would make."""
+    if row.phase != "loss" or run.np_loss is None:
+        return []
+    t_grads = None
+    if run.t_grads is not None and all(v is not None for v in run.t_grads.values()):
+        from ..pairing import numpy_layout
+        t_grads = numpy_layout(run.pairing, run.t_grads)
+    others = Known([d for d in run.known.differences if d.code != CODE])
+    shift, _ = others.shift("loss")
+    t_loss = float(run.out["loss"]) - (0.0 if shift is None else float(shift))
+    found = trap(run.np_loss, t_loss, run.np.params, run.np_grads, t_grads, run.dtype,
+                 slack=_slack(run.out, run.np_loss, run.dtype))
+    return [] if found is None else [found]
