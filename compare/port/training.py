@@ -23,11 +23,14 @@ import numpy as np
 from numpy_impl.random_stream import BookRandomStream
 
 from . import known
+from .known import Known
 from ..parity import Tolerance
+from .capture import book_layer_capture
 from .check import check_port
+from .check.modes import buffer_pairs, compare_buffers, load_numpy_buffers
+from .check.state import pair_sides
 from .diagnosis import diagnose
 from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of  # noqa: F401  (SGD and numpy_optimizer_of importable from here, as before)
-from .pairing import pair_parameters
 from .reference import reference_side
 from .report import PortReport, compare_arrays
 from .targets import PortSetupError
@@ -111,14 +114,25 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         report = PortReport()
     dtype = np_side.dtype.name
     t_side = TorchSide(torch_model, dtype, device, loss)
-    pairing = pair_parameters({k: v.shape for k, v in np_side.params.items()},
-                              {k: tuple(v.shape) for k, v in t_side.params.items()},
-                              param_map=param_map, linear_weights=t_side.linear_weights)
+    if getattr(np_side, "tape", None) is not None:
+        t_side.tape = np_side.tape  # one draw per step for both sides
+    x_first = _batch(x_train, t_train, batches[0], dtype)[0]
+    pairing = pair_sides(np_side, t_side, x_first, param_map)
     report.pairing = pairing
     t_side.load(pairing, np_side.params)
+    twin = {p.numpy: p.torch for p in pairing}
+    buffers = buffer_pairs(np_side, t_side, twin)
+    if buffers:
+        load_numpy_buffers(np_side, t_side, buffers, x_first)
+    carried = {}
+    # each update adds at most lr x the gradient's own error bound (the first batch's backward
+    # rows: for a gradient that cancels, the size of the terms it sums, not its own)
+    grad_atol = {r.where: r.atol for r in report.checks if r.phase == "backward" and r.rtol}
     reference = np_side.training_reference(
         numpy_optimizer, lr, lambda k: _batch(x_train, t_train, batches[k], dtype), steps)
     trainer = TorchTrainer(t_side, torch_optimizer, lr)
+    from .known.weight_decay import decays_of
+    decays = decays_of(trainer.optimizer, t_side.params, pairing)
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "tolerance": [], "worst_param": []}
     rows, first_fail = {}, None
@@ -126,12 +140,25 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     bar = _bar(steps, progress)
     for k in range(steps):
         x, t = reference.batch(k)
+        np_before = np_side.buffers()
         np_loss, np_values = reference.step(k, x, t)
         out = trainer.step(t_side.tensor(x), t_side.tensor(t))
-        shift, shift_name = known.at_loss(np_loss, out, loss, dtype).shift("loss")
+        found = known.at_loss(np_loss, out, loss, dtype, {"params": previous[0], "decays": decays})
+        shift, shift_name = found.shift("loss")
         step_rows = [compare_arrays("training", "loss", loss, np.array(np_loss), np.array(out["loss"]),
                                     training_tolerance(np.array(np_loss), dtype, k + 1),
                                     shift=shift, shift_name=shift_name, step=k)]
+        if buffers and getattr(reference, "capture", None) is not None:
+            inputs = {r.key: r.input for r in reference.capture.records}
+            buffer_rows, carried = compare_buffers(np_side, t_side, buffers, inputs, np_before, dtype,
+                                                   carried=carried, step=k, phase="training",
+                                                   updates=k + 1)
+            for row, _, differences in buffer_rows:
+                step_rows.append(row)
+                if k == steps - 1:  # the running variance's gap as it stands at the end
+                    for d in differences:
+                        d.text = f"training, after {steps} step(s): " + d.text
+                    Known(differences).note(report)
         t_values = t_side.values(pairing)
         rel = {}
         for pair in pairing:
@@ -139,7 +166,8 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
             torch_name = pair.torch + (".T" if pair.transposed else "")
             if reference.storage == "full":
                 step_rows.append(compare_arrays("training", pair.numpy, torch_name, e, a,
-                                                training_tolerance(e, dtype, k + 1), step=k))
+                                                _param_tolerance(e, dtype, k + 1, lr, grad_atol.get(pair.numpy)),
+                                                step=k))
                 rel[pair.numpy] = _normwise(e, a)
             else:
                 a = reference.summary(pair.numpy, a)
@@ -163,7 +191,11 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         previous = current
         bar.update(1)
     bar.close()
-    report.checks.extend(rows[key] for key in ["loss"] + [p.numpy for p in pairing])
+    report.checks.extend(rows[key] for key in ["loss"] + [p.numpy for p in pairing]
+                         + [f"{b[0]}.{b[2]}" for b in buffers] if key in rows)
+    Known([d for d in found.differences if all(k["code"] != d.code for k in report.known)]).note(report)
+    if np_side.modal and np_side.has_predict and t_side.kind == "module":
+        report.checks.append(_eval_row(np_side, t_side, buffers, x, dtype, steps))
     report.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, **curves,
                        "numpy_optimizer": reference.name,
                        "torch_optimizer": type(trainer.optimizer).__name__,
@@ -178,7 +210,7 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         report.first_mismatch = {"phase": "training", "where": row.where, "torch": row.torch,
                                  "step": k, "max_abs": row.max_abs, "max_rel": row.max_rel}
         if reference.storage == "full":
-            report.diagnosis = _diagnose_update(row, before, after, dtype, batch_size)
+            report.diagnosis = _diagnose_update(row, before, after, dtype, batch_size, lr, decays)
         report.first_mismatch["detail"] = (
             f"the two sides part at step {k}" + (
                 ", after agreeing on the first batch's loss and gradients: the update rules "
@@ -193,13 +225,49 @@ def _normwise(expected, actual):
     return diff / scale if scale else diff
 
 
-def _diagnose_update(row, before, after, dtype, batch_size):
+def _param_tolerance(expected, dtype, updates, lr, grad_atol):
+    tol = training_tolerance(expected, dtype, updates)
+    if not grad_atol or updates * lr * grad_atol <= tol.atol:
+        return tol
+    return Tolerance(0.0, updates * lr * grad_atol,
+                     f"round-off over {updates} step(s): {updates} x lr x the gradient's bound "
+                     f"({grad_atol:.3g}, the size of the terms it sums)")
+
+
+def _eval_row(np_side, t_side, buffers, x, dtype, steps):
+    """After the last step: ``predict`` in evaluation mode against the port in ``eval()``,
+    the NumPy running statistics copied in (their own rows judged them step by step)."""
+    if buffers:
+        load_numpy_buffers(np_side, t_side, buffers, x)
+    expected = np.asarray(np_side.predict(x, "eval"))
+    t_side.mode = "eval"
+    try:
+        _, actual = t_side.recorded_scores(t_side.tensor(x))
+    finally:
+        t_side.mode = "train"
+    return compare_arrays("training", "predict [eval]", "forward [eval]", expected, actual,
+                          training_tolerance(expected, dtype, steps), step=steps - 1,
+                          note="evaluation mode after the last step")
+
+
+def _diagnose_update(row, before, after, dtype, batch_size, lr=None, decays=None):
     """The usual bugs, tested on the two updates of the first parameter that parts."""
-    if row.where == "loss":
+    if row.where == "loss" or row.where not in before[0]:
         return []
     (np_before, t_before), (np_after, t_after) = before, after
     expected = np_after[row.where] - np_before[row.where]
     actual = t_after[row.where] - t_before[row.where]
+    lam = (decays or {}).get(row.where)
+    if lam and lr and np.any(np_before[row.where]):
+        # the port's optimizer decays a parameter the book does not: actual = expected - lr lam p
+        predicted = expected - lr * lam * np.asarray(np_before[row.where], np.float64)
+        tol = training_tolerance(np_after[row.where], dtype, 1)
+        if np.all(np.abs(predicted - actual) <= 10 * tol.atol):
+            return [{"code": "weight_decay", "parameter": row.where, "lambda": lam,
+                     "text": f"the port's optimizer decays {row.where} (weight_decay={lam:g}: torch "
+                             f"applies it to every parameter of its group), the book decays the "
+                             f"weights alone: give {row.where} and the other biases a parameter group "
+                             f"with weight_decay=0"}]
     found = diagnose(expected, actual, dtype=dtype, batch_size=batch_size)
     for d in found:
         if d["code"] == "scale":  # a whole update off by a factor: the step size, not the formula

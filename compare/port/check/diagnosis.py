@@ -14,6 +14,7 @@ from .. import known
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..tolerance import port_tolerance
+from .state import settings_differences, settings_text
 
 
 def verdict(run):
@@ -60,7 +61,8 @@ def site_of(run, ctx, row):
         return None, None
     tol = port_tolerance(ctx.get("actual", b.output), run.dtype)
     site = Site(a, b, dict(run.np.items).get(a.key), _module(run, b.key), mode=ctx.get("mode", "train"),
-                dtype=run.dtype, rtol=tol.rtol, atol=tol.atol, what=ctx.get("what", "output"))
+                dtype=run.dtype, rtol=tol.rtol, atol=tol.atol, what=ctx.get("what", "output"),
+                tape=getattr(run.np, "tape", None))
     for key, value in ctx.get("site", {}).items():
         setattr(site, key, value)
     return kind, site
@@ -77,15 +79,9 @@ def _traps(run, row, ctx):
 
 
 def _settings(run, ctx):
-    """The settings of the layer where the forward parts that differ between the sides."""
-    kind, site = site_of(run, ctx, None)
-    if kind is None or site.numpy_layer is None or site.torch_module is None:
-        return None
-    differ = kind.settings(site.numpy_layer, site.torch_module)
-    if not differ:
-        return None
-    return ", ".join(f"{site.numpy_record.key} has {name} {a}, {site.torch_record.key} {b}"
-                     for name, a, b in differ)
+    """The settings both sides hold (stride, padding, eps, momentum, p) that differ."""
+    differ = settings_differences(run.np, run.torch)
+    return settings_text(differ) if differ else None
 
 
 def blocked_verdict(run):
@@ -113,7 +109,7 @@ def _diagnose(run, row, ctx):
     found += traps + _counterfactuals(run, row, ctx)
     expected, actual = ctx.get("expected"), ctx.get("actual")
     # a kind's trap names the bug; the general hypotheses would only restate its arithmetic
-    if expected is not None and actual is not None and not traps:
+    if expected is not None and actual is not None and not traps and ctx.get("what", "output") == "output":
         for d in diagnose(np.asarray(expected), np.asarray(actual), dtype=run.dtype,
                           batch_size=int(run.x.shape[0]), inputs=ctx.get("inputs"),
                           known=ctx.get("known")):

@@ -16,22 +16,22 @@ import numpy as np
 from ..align import align
 from ..capture import LayerRecord, book_layer_capture
 from ..known import Known, KnownDifference
-from ..layers import numpy_kind
+from ..layers import Site, numpy_kind
 from ..report import compare_arrays
-from ..tolerance import port_tolerance
+from ..tolerance import port_tolerance, training_tolerance
 from .forward import compare_scores
 
 
-def buffer_pairs(run):
+def buffer_pairs(np_side, t_side, twin):
     """``[(numpy key, layer, numpy attribute, torch module name, torch buffer, kind)]``: each
     layer's running statistics and the port's module that owns the twins of its parameters."""
-    if run.torch.kind != "module":
+    if t_side.kind != "module":
         return []
-    torch_buffers = run.torch.buffers()
+    torch_buffers = t_side.buffers()
     pairs, used = [], set()
-    for key, layer, attr in run.np.buffer_owners:
+    for key, layer, attr in np_side.buffer_owners:
         kind = numpy_kind(type(layer).__name__)
-        owned = [run.twin[n] for n, k in run.np.owners.items() if k == key and n in run.twin]
+        owned = [twin[n] for n, k in np_side.owners.items() if k == key and n in twin]
         modules = [name.rsplit(".", 1)[0] if "." in name else "" for name in owned]
         t_attr = dict(kind.buffers)[attr]
         name = next((m for m in modules if f"{m}.{t_attr}" in torch_buffers), None)
@@ -44,34 +44,24 @@ def buffer_pairs(run):
     return pairs
 
 
-def _numpy_values(run, pairs):
-    return {(key, attr): getattr(layer, attr, None) for key, layer, attr, *_ in pairs}
+def load_numpy_buffers(np_side, t_side, pairs, x):
+    """The NumPy running statistics copied into the port (made first where the NumPy layer
+    makes them at its first pass, as the book's does)."""
+    if any(getattr(layer, attr, None) is None for _, layer, attr, *_ in pairs):
+        np_side.predict(x, "eval")
+    t_side.load_buffers({f"{m}.{b}": None if getattr(layer, attr, None) is None
+                         else np.asarray(getattr(layer, attr))
+                         for key, layer, attr, m, b, _ in pairs})
 
 
-def _load(run, pairs):
-    values = _numpy_values(run, pairs)
-    run.torch.load_buffers({f"{m}.{b}": None if values[(key, attr)] is None else np.asarray(values[(key, attr)])
-                            for key, _, attr, m, b, _ in pairs})
-
-
-def check_buffers(run):
-    pairs = buffer_pairs(run)
-    run.buffer_pairs = pairs
-    if not pairs:
-        return
-    if any(v is None for v in _numpy_values(run, pairs).values()):
-        run.np.predict(run.x, "eval")  # the book makes its running statistics at the first pass
-    _load(run, pairs)
-    np_saved, t_saved = run.np.buffers(), run.torch.buffer_values()
-    with book_layer_capture(run.np.items, run.np.owners) as capture:
-        run.np.loss(run.x, run.t, "train")
-    run.torch.outputs(run.tx, run.tt)
-    inputs = {r.key: r.input for r in capture.records}
-    after = run.torch.buffer_values()
-    n = int(run.x.shape[0])
+def compare_buffers(np_side, t_side, pairs, inputs, before, dtype, *, carried=None, step=None,
+                    phase="forward", updates=1):
+    """One row per buffer after a training pass: ``[(row, context, known differences)]`` and
+    the known differences to carry to the next step (``{(key, attr): array}``)."""
+    after = t_side.buffer_values()
+    out, carry = [], {}
     for key, layer, attr, module, t_attr, kind in pairs:
         expected, actual = getattr(layer, attr, None), after.get(f"{module}.{t_attr}")
-        before = np_saved.get((key, attr))
         if expected is None or actual is None:
             continue
         x = inputs.get(key)
@@ -79,24 +69,48 @@ def check_buffers(run):
         if x is not None:
             flat = np.asarray(x, np.float64).reshape(x.shape[0], -1)
             stat = flat.mean(axis=0) if attr == "running_mean" else flat.var(axis=0)
-        site = {"before": before, "batch_stat": stat, "unbiased": n / (n - 1) if n > 1 else 1.0,
-                "batch_size": n}
+        n = None if x is None else int(x.shape[0])
+        module_obj = t_side.model.get_submodule(module)
+        m_t = float(getattr(module_obj, "momentum", 0.0) or 0.0)
+        previous = (carried or {}).get((key, attr), 0.0)
+        site = {"before": before.get((key, attr)), "batch_stat": stat, "batch_size": n,
+                "unbiased": n / (n - 1) if n and n > 1 else 1.0, "carried": (1 - m_t) * previous}
         np_record = LayerRecord(key, type(layer).__name__, x, np.asarray(expected))
-        t_record = LayerRecord(module, type(run.torch.model.get_submodule(module)).__name__, None,
-                               np.asarray(actual))
-        shift = shift_name = None
-        from ..layers import Site
-        for found in kind.known(Site(np_record, t_record, layer, run.torch.model.get_submodule(module),
-                                     what=attr, **site)):
-            shift, shift_name = found["shift"], "N/(N-1)"
-            run.apply_known(Known([KnownDifference(found["code"], shift_name, f"{key}.{attr}", {},
-                                                   found["text"], found["size"])]))
-        row = compare_arrays("forward", f"{key}.{attr}", f"{module}.{t_attr}", np.asarray(expected),
-                             np.asarray(actual), port_tolerance(expected, run.dtype), shift=shift,
-                             shift_name=shift_name, note="after one training pass")
-        run.add(row, expected=np.asarray(expected) if shift is None else np.asarray(expected) + shift,
-                actual=np.asarray(actual), np_record=np_record, t_record=t_record, what=attr,
-                mode="train", site=site)
+        t_record = LayerRecord(module, type(module_obj).__name__, None, np.asarray(actual))
+        found = kind.known(Site(np_record, t_record, layer, module_obj, what=attr, **site))
+        shift = None
+        differences = []
+        for d in found:
+            shift = d["shift"]
+            carry[(key, attr)] = shift
+            differences.append(KnownDifference(d["code"], "N/(N-1)", f"{key}.{attr}", {}, d["text"], d["size"]))
+        tol = port_tolerance(expected, dtype) if step is None else training_tolerance(expected, dtype, updates)
+        row = compare_arrays(phase, f"{key}.{attr}", f"{module}.{t_attr}", np.asarray(expected),
+                             np.asarray(actual), tol, shift=shift, shift_name="N/(N-1)" if found else None,
+                             step=step, note=None if step is not None else "after one training pass")
+        ctx = dict(expected=np.asarray(expected) if shift is None else np.asarray(expected) + shift,
+                   actual=np.asarray(actual), np_record=np_record, t_record=t_record, what=attr,
+                   mode="train", site=site)
+        out.append((row, ctx, differences))
+    return out, carry
+
+
+def check_buffers(run):
+    pairs = buffer_pairs(run.np, run.torch, run.twin)
+    run.buffer_pairs = pairs
+    if not pairs:
+        return
+    load_numpy_buffers(run.np, run.torch, pairs, run.x)
+    np_saved, t_saved = run.np.buffers(), run.torch.buffer_values()
+    with book_layer_capture(run.np.items, run.np.owners) as capture:
+        run.np.loss(run.x, run.t, "train")
+    run.torch.outputs(run.tx, run.tt)
+    inputs = {r.key: r.input for r in capture.records}
+    rows, _ = compare_buffers(run.np, run.torch, pairs, inputs, np_saved, run.dtype)
+    for row, ctx, differences in rows:
+        if differences:
+            run.apply_known(Known(differences))
+        run.add(row, **ctx)
     run.np.restore_buffers(np_saved)
     run.torch.load_buffers(t_saved)
 
@@ -105,7 +119,7 @@ def check_eval(run):
     if not run.np.modal or run.np.model is None:
         return
     if getattr(run, "buffer_pairs", None):
-        _load(run, run.buffer_pairs)
+        load_numpy_buffers(run.np, run.torch, run.buffer_pairs, run.x)
     run.torch.mode = "eval"
     try:
         np_capture, np_scores = run.np.recorded_predict(run.x, "eval") if run.np.has_predict else (None, None)

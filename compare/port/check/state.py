@@ -94,19 +94,21 @@ class RunState:
         their own in the order they run. A pairing that fails because a kind's layout differs
         (``BatchNorm2d`` against a per-activation norm) is a mismatch of that kind, not a
         setup error."""
-        np_shapes = {k: self.np.params[k].shape for k in layer_order(self.np.params, self.np.owners,
-                                                                     self.np.items)}
-        t_shapes = {k: tuple(self.torch.params[k].shape)
-                    for k in self.torch.execution_order(self.torch.tensor(self.x))}
         try:
-            return pair_parameters(np_shapes, t_shapes, param_map=param_map,
-                                   linear_weights=self.torch.linear_weights)
+            return pair_sides(self.np, self.torch, self.x, param_map)
         except PortSetupError as error:
             found = pairing_trap(self.np, self.torch)
-            if found is None:
+            if found is not None:
+                row, hypothesis = found
+                self.blocked = (row, [hypothesis], str(error))
+                return []
+            differ = settings_differences(self.np, self.torch)
+            if not differ:
                 raise
-            row, hypothesis = found
-            self.blocked = (row, [hypothesis], str(error))
+            key, name = differ[0][:2]
+            row = Check("parameters", key, name, passed=False,
+                        problem="the layers' settings differ, so the shapes after them do")
+            self.blocked = (row, [], f"{settings_text(differ)}; so {error}")
             return []
 
     def _decays(self, torch_optimizer, lr):
@@ -135,6 +137,15 @@ class RunState:
         return pair.torch + (".T" if pair.transposed else "")
 
 
+def pair_sides(np_side, t_side, x, param_map=None):
+    """The parameter pairing, each side's parameters in the order their layers run."""
+    np_shapes = {k: np_side.params[k].shape for k in layer_order(np_side.params, np_side.owners,
+                                                                 np_side.items)}
+    t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(t_side.tensor(x))}
+    return pair_parameters(np_shapes, t_shapes, param_map=param_map,
+                           linear_weights=t_side.linear_weights)
+
+
 def layer_order(params, owners, items):
     """The parameter names, those of each layer together in the order of the layers."""
     order = [key for key, _ in items]
@@ -143,6 +154,36 @@ def layer_order(params, owners, items):
         return list(params)
     names = list(params)
     return sorted(names, key=lambda n: (place.get(n, len(order)), names.index(n)))
+
+
+def structural_pairs(np_side, t_side):
+    """``[(numpy key, layer, torch name, module, kind)]``: the i-th layer of a kind on one
+    side with the i-th module of that kind on the other, before any pass (for settings)."""
+    if t_side.kind != "module":
+        return []
+    np_layers = [(key, layer, numpy_kind(type(layer).__name__)) for key, layer in np_side.items]
+    t_modules = [(name, m, torch_kind(type(m).__name__)) for name, m in t_side.model.named_modules() if name]
+    pairs = []
+    for kind in dict.fromkeys(k for _, _, k in np_layers if k is not None):
+        mine = [(key, layer) for key, layer, k in np_layers if k is kind]
+        theirs = [(name, m) for name, m, k in t_modules if k is kind]
+        pairs += [(key, layer, name, m, kind) for (key, layer), (name, m) in zip(mine, theirs)]
+    return pairs
+
+
+def settings_differences(np_side, t_side):
+    """``[(numpy key, torch name, setting, numpy value, torch value)]`` of the settings both
+    sides hold for a layer (stride, padding, eps, momentum, p) that differ."""
+    out = []
+    for key, layer, name, module, kind in structural_pairs(np_side, t_side):
+        out += [(key, name, setting, a, b) for setting, a, b in kind.settings(layer, module)]
+    return out
+
+
+def settings_text(differ):
+    def shown(v):
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{key} has {setting} {shown(a)}, {name} {shown(b)}" for key, name, setting, a, b in differ)
 
 
 def pairing_trap(np_side, t_side):

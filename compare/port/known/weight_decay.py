@@ -68,9 +68,17 @@ def at_loss(np_loss, out, loss_name, dtype, context=None):
     decays, params = context.get("decays") or {}, context.get("params")
     if not decays or params is None:
         return Known()
-    p = penalty(params, decays)
     difference = float(np_loss) - float(out["loss"])
-    if abs(difference - p) > _slack(out, np_loss, dtype) + 1e-12 * abs(p):
+    # the optimizer's decays, or those on the weights alone: the loss is taken before the
+    # step, on parameters both sides share, so a bias the optimizer also decays is left to
+    # the comparison of the updates, where it shows
+    weights = {n: lam for n, lam in decays.items() if np.ndim(params[n]) >= 2}
+    for candidate in (decays, weights):
+        p = penalty(params, candidate)
+        if candidate and abs(difference - p) <= _slack(out, np_loss, dtype) + 1e-12 * abs(p):
+            decays = candidate
+            break
+    else:
         return Known()
     lam = fitted_lambda(difference, params)
     given = sorted(set(decays.values()))
@@ -93,7 +101,8 @@ def at_backward(run, t_grads, numerical, earlier=None):
     return Known([KnownDifference(CODE, LABEL, "gradient", rows, text, size)])
 
 
-def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", slack=0.0):
+def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", slack=0.0,
+         decays=None):
     """A loss larger by a weight-decay penalty (and weight gradients larger by lambda * W):
     ``{"code": "weight_decay", ...}`` or None. ``slack``: what else may part the two losses
     (the 1e-7), so lambda is known to within ``2 slack / sum(W**2)``."""
@@ -112,10 +121,13 @@ def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", 
             if e.shape != a.shape or np.any(np.abs(e - a) > bound):
                 return None
         where = "loss and in the weight gradients"
+    given = sorted(set((decays or {}).values()))
+    has = (f"the port's optimizer decays with weight_decay={', '.join(f'{g:g}' for g in given)}"
+           if given else "the port has no decay")
     return {"code": CODE, "lambda": lam,
             "text": f"the NumPy {where} exceed the port's by the book's weight decay: 0.5 * lambda * "
                     f"sum(W**2) with lambda = {lam:.6g} (fitted from the two losses), lambda * W in each "
-                    f"weight's gradient; the port has no decay: give its optimizer "
+                    f"weight's gradient; {has}: give its optimizer "
                     f"weight_decay={lam:.6g} for the weights alone (a parameter group with "
                     f"weight_decay=0 for the biases) and check with --torch-optimizer, or add the "
                     f"penalty to the port's loss"}
@@ -133,5 +145,5 @@ def trap_at(run, row, ctx):
     shift, _ = others.shift("loss")
     t_loss = float(run.out["loss"]) - (0.0 if shift is None else float(shift))
     found = trap(run.np_loss, t_loss, run.np.params, run.np_grads, t_grads, run.dtype,
-                 slack=_slack(run.out, run.np_loss, run.dtype))
+                 slack=_slack(run.out, run.np_loss, run.dtype), decays=run.decays)
     return [] if found is None else [found]

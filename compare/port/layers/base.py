@@ -53,6 +53,7 @@ class Site:
     unbiased: float = 1.0
     batch_size: int = None
     carried: object = 0.0
+    tape: object = None  # the run's draws, so a layer rerun in training mode draws the same
 
     @property
     def expected(self):
@@ -81,7 +82,10 @@ class Site:
         try:
             accepted = inspect.signature(forward).parameters
             kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-            return np.asarray(forward(np.array(x, copy=True), **kwargs), dtype=np.float64)
+            if self.tape is None:
+                return np.asarray(forward(np.array(x, copy=True), **kwargs), dtype=np.float64)
+            with self.tape.numpy_pass():
+                return np.asarray(forward(np.array(x, copy=True), **kwargs), dtype=np.float64)
         except Exception:
             return None
 

@@ -150,6 +150,12 @@ class BatchNorm(LayerKind):
         """At a running statistic after one training pass: ``site.extra`` holds the value
         before the pass and the batch statistic."""
         before, stat = site.before, site.batch_stat
+        if before is not None and site.close(before, site.actual) and not site.close(before, site.expected):
+            return [{"code": "mode", "mode": "train",
+                     "text": f"{site.torch_record.key}.{site.what} did not move in a training pass, "
+                             f"{site.numpy_record.key}'s did: the port's batch norm runs in eval mode "
+                             f"during training (a train() that does not reach it, or "
+                             f"track_running_stats=False)"}]
         m_t = attribute(site.torch_module, "momentum")
         m_n = attribute(site.numpy_layer, "momentum")
         if before is None or stat is None or m_t is None:
