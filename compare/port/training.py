@@ -110,6 +110,9 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         report = PortReport()
     dtype = np_side.dtype.name
     t_side = TorchSide(torch_model, dtype, device, loss)
+    cast = None if first_batch_check else t_side.cast_note(asked=common["dtype"] is not None)
+    if cast:  # else check_port's report has it
+        report.notes.append(cast)
     pairing = pair_parameters({k: v.shape for k, v in np_side.params.items()},
                               {k: tuple(v.shape) for k, v in t_side.params.items()},
                               param_map=param_map, linear_weights=t_side.linear_weights)
