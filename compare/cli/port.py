@@ -9,6 +9,7 @@ Exit status: 0 parity holds, 1 it does not, 2 the check cannot run.
 """
 from pathlib import Path
 
+from ..port.data import BATCH_DEFAULTS
 from ..port.targets import PortSetupError
 from .output import print_report, write_json
 from .status import CannotRun
@@ -68,7 +69,7 @@ def add_port_parser(sub):
                    help="write a Markdown page and a figure of the error per layer")
 
 
-DEFAULTS = {"data": "mnist", "batch": 100, "seed": 0, "labels": "one-hot", "lr": 0.1}
+DEFAULTS = {**BATCH_DEFAULTS, "lr": 0.1}
 RECORDED = ("data", "batch", "seed", "dtype", "labels", "input_shape", "steps", "lr")
 
 
@@ -101,11 +102,13 @@ def check_options(args):
                              "an update)")
 
 
+def _batch_options(args):
+    return {k: getattr(args, k) for k in ("data", "batch", "seed", "labels", "input_shape")}
+
+
 def dataset(args, params, dtype):
-    from ..port.data import make_dataset, parse_shape
-    return make_dataset(params, data=args.data, seed=args.seed, labels=args.labels,
-                        input_shape=parse_shape(args.input_shape), dtype=dtype,
-                        rows=max(1000, args.batch))
+    from ..port.data import command_dataset
+    return command_dataset(params, dtype, **_batch_options(args))
 
 
 # what only a model check uses, with its parser default: given with twins, it is refused
@@ -137,7 +140,7 @@ def cmd_port(args):
     if wants_twins(args.numpy, args.torch):
         return cmd_twins(args)
     from ..port import check_port
-    from ..port.data import first_batch
+    from ..port.data import command_batch
     from ..port.reference import GoldenFile, is_golden_path, reference_side
     from ..port.targets import load_attribute, load_target
 
@@ -159,8 +162,7 @@ def cmd_port(args):
         if golden is not None:
             xb, tb = golden.x, golden.t
         else:
-            x, t = dataset(args, reference.params, reference.dtype.name)
-            xb, tb = first_batch(x, t, batch=args.batch, seed=args.seed)
+            xb, tb = command_batch(reference.params, reference.dtype.name, **_batch_options(args))
         report = check_port(numpy_model, torch_model, xb.astype(reference.dtype), tb,
                             seed=args.seed, torch_optimizer=t_opt, lr=args.lr, **options)
     else:

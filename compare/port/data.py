@@ -6,6 +6,9 @@ parameter is a convolution's 4-D weight or ``input_shape`` says otherwise.
 Random: 1000 seeded samples in the same ranges, inputs uniform in [0, 1),
 labels uniform over the classes. A check runs on the batch the book's
 stream draws first for ``seed``, which is also training's first batch.
+
+``command_batch`` is that batch as ``compare port`` draws it, the defaults
+included: ``check_port`` without ``x, t`` runs on the same one.
 """
 import numpy as np
 
@@ -15,12 +18,16 @@ from .targets import PortSetupError
 
 DATA = ("mnist", "random")
 LABELS = ("one-hot", "index")
+# what the command's batch is when no option says otherwise
+BATCH_DEFAULTS = {"data": "mnist", "batch": 100, "seed": 0, "labels": "one-hot"}
 
 
 def parse_shape(text):
     """``"784"`` or ``"1,28,28"`` -> a tuple of positive ints (one sample's shape)."""
     if text is None:
         return None
+    if isinstance(text, (tuple, list)):
+        text = ",".join(str(p) for p in text)
     try:
         shape = tuple(int(p) for p in str(text).split(","))
     except ValueError:
@@ -78,3 +85,21 @@ def first_batch(x, t, *, batch=100, seed=0):
         raise PortSetupError(f"--batch must be a positive integer, got {batch!r}")
     idx = BookRandomStream(seed).batch_indices(x.shape[0], batch)
     return x[idx], t[idx]
+
+
+def command_dataset(params, dtype, *, data="mnist", batch=100, seed=0, labels="one-hot",
+                    input_shape=None):
+    """The rows ``compare port`` draws its batches from (``--data``, ``--labels``,
+    ``--input-shape`` as given, the shape else from the first parameter)."""
+    return make_dataset(params, data=data, seed=seed, labels=labels,
+                        input_shape=parse_shape(input_shape), dtype=dtype,
+                        rows=max(RANDOM_ROWS, batch))
+
+
+def command_batch(params, dtype, **options):
+    """``(x, t)``: the batch ``compare port`` checks on, in ``dtype``; an option left out
+    or None takes the command's default (``BATCH_DEFAULTS``)."""
+    options = {**BATCH_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    x, t = command_dataset(params, dtype, **options)
+    x, t = first_batch(x, t, batch=options["batch"], seed=options["seed"])
+    return x.astype(dtype), t

@@ -49,6 +49,13 @@ def plot_training(report, path):
     """Loss on both sides per step, and the largest relative parameter difference per
     step (``max |torch - numpy| / max |numpy|`` over the parameters) against the
     tolerance, which grows linearly with the steps."""
+    path = Path(path)
+    training_figure(report).savefig(path, dpi=100)
+    return path
+
+
+def training_figure(report):
+    """``plot_training``'s figure, unsaved (a notebook embeds it)."""
     tr = report.training
     fig = Figure(figsize=(11, 4.5))
     FigureCanvasAgg(fig)
@@ -71,9 +78,7 @@ def plot_training(report, path):
     ax.set_title("torch vs NumPy parameters")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    return fig
 
 
 def write_report(report, out_dir):

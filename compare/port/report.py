@@ -3,7 +3,8 @@
 Each row carries Polygraphy's statistics of the difference (max, mean and
 median of the absolute and of the relative difference), the tolerance it
 was judged by and the worst element (index, both values). Text for the
-terminal, a dict for ``--json``, Markdown and a figure for ``--report``.
+terminal, a dict for ``--json``, Markdown and a figure for ``--report``, HTML
+for a notebook and a one-line ``repr`` (``notebook``).
 """
 import math
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..parity import _first, elementwise_errors
+from .notebook import port_html, port_repr
 
 PHASES = ("parameters", "forward", "loss", "backward", "training")
 
@@ -189,6 +191,13 @@ class PortReport:
         return "\n".join(lines)
 
     __str__ = to_text
+
+    def __repr__(self):
+        return port_repr(self)
+
+    def _repr_html_(self):
+        """The report in a notebook (``compare.port.notebook``)."""
+        return port_html(self)
 
     def to_markdown(self, figure=None):
         out = ["# Port check", "", f"**{self.verdict()}**", ""]

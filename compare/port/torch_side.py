@@ -56,6 +56,7 @@ class TorchSide:
         self.tape = DrawTape()
         if isinstance(model, torch.nn.Module):
             self.kind = "module"
+            self.given_dtypes = _dtype_names(model.named_parameters())
             self.model = self._copy(model, {})
             self.model.to(device=self.device, dtype=self.torch_dtype)
             self.params = dict(self.model.named_parameters())
@@ -77,6 +78,7 @@ class TorchSide:
                 raise PortSetupError(f"{SIDE}: the literal port ({type(model).__name__}) has "
                                      f"neither loss(x, t) nor predict(x)")
             self.kind = "literal"
+            self.given_dtypes = _dtype_names(params.items())
             memo = {id(v): v.detach().to(device=self.device, dtype=self.torch_dtype).clone()
                     for v in params.values()}
             self.model = self._copy(model, memo)
@@ -100,6 +102,29 @@ class TorchSide:
                 and loss != "model":
             raise PortSetupError(f"{SIDE}: the literal port has no predict(x) to take "
                                  f"{loss} of; use --loss model")
+
+    def cast_note(self, asked=False):
+        """A note when the port's own parameters are in another dtype than the run's (a
+        float32 ``nn.Module`` checked against a float64 NumPy model): what was checked is
+        the port cast, not the port as it runs. None when nothing was cast."""
+        run = str(self.torch_dtype).replace("torch.", "")
+        cast = {n: d for n, d in self.given_dtypes.items() if d != run}
+        if not cast:
+            return None
+        torch = _torch()
+        kinds = sorted(set(cast.values()))
+        every = len(cast) == len(self.given_dtypes)
+        if every:
+            what = f"the port's parameters are {' and '.join(kinds)}"
+        else:
+            what = (f"{len(cast)} of the port's {len(self.given_dtypes)} parameters are "
+                    f"{' and '.join(kinds)} ({', '.join(cast)})")
+        bits = torch.finfo(self.torch_dtype).bits
+        up = all(torch.finfo(getattr(torch, d)).bits < bits for d in kinds)
+        why = "as asked" if asked else "as the NumPy model is"
+        back = (f"; --dtype {kinds[0]} (dtype=\"{kinds[0]}\") checks it as it runs"
+                if every and kinds in (["float32"], ["float64"]) else "")
+        return f"{what}; checked in {run} {why} (cast {'up' if up else 'down'}){back}"
 
     @staticmethod
     def _copy(model, memo):
@@ -334,6 +359,10 @@ class TorchSide:
         return {"scores": None if scores is None else to_numpy(scores), "loss": float(loss),
                 "losses": None if losses is None else {
                     k: (v if k == "probabilities" else float(v)) for k, v in losses.items()}}
+
+
+def _dtype_names(named):
+    return {name: str(value.dtype).replace("torch.", "") for name, value in named}
 
 
 def are_probabilities(scores):

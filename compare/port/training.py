@@ -116,6 +116,9 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     t_side = TorchSide(torch_model, dtype, device, loss)
     if getattr(np_side, "tape", None) is not None:
         t_side.tape = np_side.tape  # one draw per step for both sides
+    cast = None if first_batch_check else t_side.cast_note(asked=common["dtype"] is not None)
+    if cast:  # else check_port's report has it
+        report.notes.append(cast)
     x_first = _batch(x_train, t_train, batches[0], dtype)[0]
     pairing = pair_sides(np_side, t_side, x_first, param_map)
     report.pairing = pairing

@@ -7,7 +7,8 @@
 ``check_twins(numpy_module, torch_module, *, dtype="float64", seed=0,
 inputs=None)`` (modules, or ``path/to/file.py`` / ``package.module``
 specs) returns a ``TwinsReport``: a row per pair, the names found on one
-side only, ``passed``, ``to_text()``, ``to_dict()``, ``raise_if_failed()``.
+side only, ``passed``, ``to_text()``, ``to_dict()``, ``raise_if_failed()``,
+``_repr_html_()`` for a notebook and a one-line ``repr``.
 
 Which functions
 ---------------
@@ -93,6 +94,7 @@ import numpy as np
 
 from ..jsonable import jsonable
 from ..parity import default_h, dtype_name, tolerance
+from .notebook import twins_html, twins_repr
 from .op import _as_outputs, _make_inputs, compare_op
 from .targets import PortSetupError, load_module, split_spec
 
@@ -411,6 +413,12 @@ class TwinsReport:
         return "\n".join(lines)
 
     __str__ = to_text
+
+    def __repr__(self):
+        return twins_repr(self)
+
+    def _repr_html_(self):
+        return twins_html(self)
 
     def to_dict(self):
         return jsonable({

@@ -10,6 +10,7 @@ differences (``known``), the unused torch parameters (``unused_torch``).
 """
 import numpy as np
 
+from ..data import BATCH_DEFAULTS, command_batch
 from ..known import Known
 from ..layers import numpy_kind, torch_kind
 from ..report import Check
@@ -58,15 +59,24 @@ class RunState:
         if numpy_gradient not in NUMPY_GRADIENT:
             raise PortSetupError(f"numpy_gradient must be one of {NUMPY_GRADIENT}, got {numpy_gradient!r}")
         self.np = reference_side(numpy_model, dtype)
+        self.dtype = self.np.dtype.name
+        drawn = None
         if self.np.batch is not None:  # a recording's own batch, unless another is given
             x = self.np.batch[0] if x is None else x
             t = self.np.batch[1] if t is None else t
-        self.dtype = self.np.dtype.name
+        elif x is None and t is None:  # the batch the command would check on
+            drawn = {**BATCH_DEFAULTS, "seed": seed}
+            x, t = command_batch(self.np.params, self.dtype, **drawn)
+        elif x is None or t is None:
+            raise PortSetupError("give both x and t, or neither (the command's default batch)")
         self.x, self.t = validate_batch(x, t, self.dtype)
         self.torch = TorchSide(torch_model, self.dtype, device, loss)
         if getattr(self.np, "tape", None) is not None:
             self.torch.tape = self.np.tape  # one draw for both sides
         self.report = PortReport()
+        cast = self.torch.cast_note(asked=dtype is not None)
+        if cast:
+            self.report.notes.append(cast)
         self.numpy_gradient = numpy_gradient
         self.directions, self.locate, self.seed = directions, locate, seed
         self.blocked = None  # a row that stops the check before the passes (no pairing)
@@ -83,6 +93,8 @@ class RunState:
             "dtype": self.dtype, "loss": loss, "batch": int(self.x.shape[0]),
             "torch model": f"{type(torch_model).__name__} ({self.torch.kind})",
             "numpy model": self.np.description}
+        if drawn is not None:  # as the command names its batch
+            self.report.settings.update({k: drawn[k] for k in ("data", "seed", "labels")})
         self.tx, self.tt = self.torch.tensor(self.x), self.torch.tensor(self.t)
         self.known = Known()
         self.unused_torch = set()
