@@ -25,6 +25,7 @@ from numpy_impl.random_stream import BookRandomStream
 from . import known
 from ..parity import Tolerance
 from .check import check_port
+from .check.state import validate_batch
 from .diagnosis import diagnose
 from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of  # noqa: F401  (SGD and numpy_optimizer_of importable from here, as before)
 from .pairing import pair_parameters
@@ -58,10 +59,9 @@ class TorchTrainer:
         return out
 
 
-def _batch(x_train, t_train, idx, dtype):
-    x = x_train[idx].astype(dtype)
-    t = t_train[idx]
-    return x, (t.astype(np.int64) if t.ndim == 1 else t.astype(dtype))
+def _batch(x_train, t_train, idx, dtype, loss="cross_entropy"):
+    """The ``idx`` rows, cast as the first batch's check casts them."""
+    return validate_batch(x_train[idx], t_train[idx], dtype, loss)
 
 
 def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
@@ -110,13 +110,14 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         report = PortReport()
     dtype = np_side.dtype.name
     t_side = TorchSide(torch_model, dtype, device, loss)
+    loss = t_side.loss_name
     pairing = pair_parameters({k: v.shape for k, v in np_side.params.items()},
                               {k: tuple(v.shape) for k, v in t_side.params.items()},
                               param_map=param_map, linear_weights=t_side.linear_weights)
     report.pairing = pairing
     t_side.load(pairing, np_side.params)
     reference = np_side.training_reference(
-        numpy_optimizer, lr, lambda k: _batch(x_train, t_train, batches[k], dtype), steps)
+        numpy_optimizer, lr, lambda k: _batch(x_train, t_train, batches[k], dtype, loss), steps)
     trainer = TorchTrainer(t_side, torch_optimizer, lr)
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "tolerance": [], "worst_param": []}
