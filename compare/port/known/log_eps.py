@@ -25,6 +25,12 @@ LABEL = "1e-7 gap"
 _KIND = {"book": "the book's -log(y + 1e-7)", "cross_entropy": "the cross-entropy without the 1e-7"}
 
 
+def has_references(out):
+    """The port's two reference losses were taken: the loss is a classification one and
+    ``t`` class labels (``compare.port.losses``); for any other nothing is said of the 1e-7."""
+    return out["losses"] is not None and "book" in out["losses"]
+
+
 def _kind_of(value, ce, book, tol):
     """'cross_entropy' or 'book' (which loss ``value`` is), 'either' when the 1e-7 is below
     the tolerance, None when it is neither."""
@@ -78,12 +84,6 @@ def _difference(what, np_kind, t_kind, rows, size):
             f"the 1e-7 accounts for {abs(size):.3g} here, derived through the port "
             f"(autograd of book - cross_entropy of its scores) and added before comparing")
     return KnownDifference(CODE, LABEL, what, rows, text, abs(size))
-
-
-def has_references(out):
-    """The port's two reference losses were taken: the loss is a classification one and
-    ``t`` class labels (``compare.port.losses``); for any other nothing is said of the 1e-7."""
-    return out["losses"] is not None and "book" in out["losses"]
 
 
 def at_loss(np_loss, out, loss_name, dtype):
