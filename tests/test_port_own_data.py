@@ -489,3 +489,14 @@ def test_a_loss_that_cannot_be_applied_exits_2_with_one_line(argv, expected, tmp
                         *argv)
     assert code == 2 and expected in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_input_shape_reshapes_a_file_s_samples_and_refuses_what_cannot_hold_them(tmp_path, capsys):
+    rng = np.random.RandomState(9)
+    np.savez(tmp_path / "flat.npz", x=rng.randn(60, 6), t=rng.randint(0, 3, 60))
+    common = [f"{HERE}:Classifier", f"{HERE}:classifier_port", "--data", str(tmp_path / "flat.npz"),
+              "--batch", "20"]
+    code, out, _ = port(capsys, *common, "--input-shape", "2,3")
+    assert code == 0, out
+    code, _, err = port(capsys, *common, "--input-shape", "4,2")
+    assert code == 2 and "which --input-shape (4, 2) cannot hold" in err

@@ -70,8 +70,8 @@ def _class_labels(x, t, dtype, loss):
         return t.astype(np.int64)
     t = t.astype(dtype)
     if (t < 0).any():
-        raise PortSetupError(f"one-hot t must be non-negative, got {t.min()} (the loss is "
-                             f"{loss}){real}")
+        raise PortSetupError(f"t holds negative values ({t.min():.4g}), and the loss {loss} "
+                             f"takes class indices or one-hot rows{real}")
     return t
 
 
