@@ -30,17 +30,25 @@ def add_port_parser(sub):
                         ":name (file.py or package.module) compares its functions with the "
                         "torch module's, twin by twin")
     p.add_argument("torch", metavar="TORCH", help="the torch port, in the same form")
-    p.add_argument("--data", choices=("mnist", "random"), default=None,
-                   help="the batch: MNIST (the book's stream) or seeded noise (default mnist)")
+    p.add_argument("--data", default=None, metavar="mnist|random|FILE.npz",
+                   help="the batches, drawn by the book's stream: MNIST (default), seeded noise, "
+                        "or your own arrays x (N, ...) and t (class indices, one-hot rows or "
+                        "real targets) in a .npz file")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 100)")
     p.add_argument("--seed", type=int, default=None, help="seed of the batches and the directions (default 0)")
     p.add_argument("--dtype", choices=("float64", "float32"), default=None,
                    help="the run's dtype (default: the NumPy parameters')")
-    p.add_argument("--loss", choices=("cross_entropy", "book", "model"), default="cross_entropy",
+    p.add_argument("--loss", default="cross_entropy",
+                   metavar="cross_entropy|book|model|NAME|FILE.py:fn",
                    help="the torch side's loss: F.cross_entropy of the scores (default), the "
-                        "book's -log(softmax + 1e-7), or the port's own loss(x, t)")
+                        "book's -log(softmax + 1e-7), the port's own loss(x, t), a "
+                        "torch.nn.functional loss by name (mse_loss, l1_loss, nll_loss, "
+                        "binary_cross_entropy, binary_cross_entropy_with_logits, kl_div, ...) "
+                        "of the scores and t, or a function fn(output, t); t is converted to "
+                        "the targets the loss takes")
     p.add_argument("--labels", choices=("one-hot", "index"), default=None,
-                   help="labels handed to both sides (default one-hot, as the book's scripts)")
+                   help="class labels handed to both sides (default one-hot, as the book's "
+                        "scripts; with --data FILE.npz, t as stored)")
     p.add_argument("--param-map", default=None, metavar="W1=fc1.weight,...",
                    help="pair parameters by hand; a torch name may end in .T")
     p.add_argument("--input-shape", default=None, metavar="784 | 1,28,28",
@@ -79,8 +87,10 @@ def resolve_options(args, golden=None):
     given = {k: getattr(args, k) for k in RECORDED}
     if golden is not None:
         given = golden.agree(given)
+    from ..port.data import is_data_file
     for key, value in DEFAULTS.items():
-        if given.get(key) is None:
+        # a file's labels are handed on as stored unless --labels converts them
+        if given.get(key) is None and not (key == "labels" and is_data_file(given.get("data"))):
             given[key] = value
     for key, value in given.items():
         setattr(args, key, value)
@@ -88,7 +98,10 @@ def resolve_options(args, golden=None):
 
 
 def check_options(args):
+    from ..port.losses import resolve_loss
     from ..port.targets import PortSetupError
+    if getattr(args, "loss", None) is not None:
+        resolve_loss(args.loss)  # a bad --loss is refused before the data loads
     if args.directions < 1:
         raise PortSetupError(f"--directions must be at least 1, got {args.directions}")
     if args.batch < 1:
@@ -190,7 +203,8 @@ def add_record_parser(sub):
                                    "a plain .npz")
     p.add_argument("numpy", metavar="NUMPY", help="path/to/file.py:name or package.module:name")
     p.add_argument("--out", type=Path, required=True, metavar="FILE.npz")
-    p.add_argument("--data", choices=("mnist", "random"), default=None)
+    p.add_argument("--data", default=None, metavar="mnist|random|FILE.npz",
+                   help="the batches: MNIST (default), seeded noise, or arrays x and t in a .npz")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 100)")
     p.add_argument("--seed", type=int, default=None, help="seed of the batches (default 0)")
     p.add_argument("--dtype", choices=("float64", "float32"), default=None)

@@ -1,15 +1,23 @@
-"""The batch a command-line check runs on: MNIST as the book loads it, or seeded noise.
+"""The batch a command-line check runs on: MNIST as the book loads it, seeded noise, or
+the user's own arrays.
 
 MNIST: the training images in [0, 1] (float), the book's one-hot labels
 (or class indices); flattened to (N, 784) unless the model's first
 parameter is a convolution's 4-D weight or ``input_shape`` says otherwise.
 Random: 1000 seeded samples in the same ranges, inputs uniform in [0, 1),
-labels uniform over the classes. A check runs on the batch the book's
-stream draws first for ``seed``, which is also training's first batch.
+labels uniform over the classes. ``FILE.npz``: its arrays ``x`` (N, ...)
+and ``t`` (N, ...), taken as they are (``x`` reshaped only to a given
+``input_shape``): class indices, one-hot rows or real targets; ``labels``
+given converts class labels between indices and one-hot rows, and leaves
+them as stored when not. A check runs on the batch the book's stream draws
+first for ``seed``, which is also training's first batch.
 
 ``command_batch`` is that batch as ``compare port`` draws it, the defaults
 included: ``check_port`` without ``x, t`` runs on the same one.
 """
+import zipfile
+from pathlib import Path
+
 import numpy as np
 
 from numpy_impl.random_stream import BookRandomStream
@@ -54,11 +62,14 @@ RANDOM_ROWS = 1000
 
 def make_dataset(params, *, data="mnist", seed=0, labels="one-hot", input_shape=None,
                  classes=None, dtype="float64", rows=RANDOM_ROWS):
-    """``(x, t)``: MNIST's training set, or ``rows`` seeded random samples."""
-    if data not in DATA:
-        raise PortSetupError(f"--data must be one of {DATA}, got {data!r}")
-    if labels not in LABELS:
+    """``(x, t)``: MNIST's training set, ``rows`` seeded random samples, or a file's arrays."""
+    if labels is not None and labels not in LABELS:
         raise PortSetupError(f"--labels must be one of {LABELS}, got {labels!r}")
+    if is_data_file(data):
+        return load_npz(data, labels=labels, input_shape=input_shape, params=params)
+    if data not in DATA:
+        raise PortSetupError(f"--data must be one of {DATA} or FILE.npz, got {data!r}")
+    labels = labels or "one-hot"
     shape = input_shape or infer_input_shape(params, data)
     if data == "mnist":
         if int(np.prod(shape)) != 784:
@@ -77,6 +88,82 @@ def make_dataset(params, *, data="mnist", seed=0, labels="one-hot", input_shape=
     if labels == "one-hot":
         t = np.eye(classes, dtype=dtype)[t]
     return x, t
+
+
+def is_data_file(data):
+    """``data`` names a file of arrays rather than ``mnist`` or ``random``."""
+    return isinstance(data, (str, Path)) and str(data) not in DATA
+
+
+def load_npz(path, *, labels=None, input_shape=None, params=None):
+    """``(x, t)`` from ``path``'s arrays ``x`` and ``t``: one row per sample in each,
+    numbers, finite. ``labels`` converts class labels (indices <-> one-hot rows, as many
+    classes as the model's last parameter has columns, or as the labels need)."""
+    path = Path(path).expanduser()
+    if not str(path).endswith(".npz"):
+        raise PortSetupError(f"--data must be mnist, random or a .npz file holding arrays x and "
+                             f"t, got {str(path)!r}")
+    if not path.is_file():
+        raise PortSetupError(f"--data: no such file {str(path)!r}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.files)
+            arrays = {k: npz[k] for k in ("x", "t") if k in names}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise PortSetupError(f"--data {path} is not a readable .npz file ({type(exc).__name__}: "
+                             f"{exc}); write one with numpy.savez(path, x=x, t=t)") from None
+    except AttributeError:  # a .npy file loads as one array
+        raise PortSetupError(f"--data {path} holds one array, not an .npz archive; write one "
+                             f"with numpy.savez(path, x=x, t=t)") from None
+    missing = [k for k in ("x", "t") if k not in arrays]
+    if missing:
+        raise PortSetupError(f"--data {path} has no array {' or '.join(map(repr, missing))} (it "
+                             f"has: {', '.join(names) or 'nothing'}); write it with "
+                             f"numpy.savez(path, x=x, t=t)")
+    x, t = arrays["x"], arrays["t"]
+    for name, a in (("x", x), ("t", t)):
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or \
+                np.issubdtype(a.dtype, np.complexfloating):
+            raise PortSetupError(f"--data {path}: {name} must hold real numbers, got dtype {a.dtype}")
+        if a.ndim < 1 or a.shape[0] < 1:
+            raise PortSetupError(f"--data {path}: {name} must have one row per sample, got shape "
+                                 f"{a.shape}")
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            bad = int(np.sum(~np.isfinite(a)))
+            raise PortSetupError(f"--data {path}: {name} holds NaN or infinity ({bad} of "
+                                 f"{a.size} values)")
+    if x.shape[0] != t.shape[0]:
+        raise PortSetupError(f"--data {path}: x has {x.shape[0]} rows and t {t.shape[0]}; they "
+                             f"must have one row per sample each")
+    if x.ndim < 2:
+        raise PortSetupError(f"--data {path}: x has shape {x.shape}; one feature per sample "
+                             f"is x of shape (N, 1)")
+    if input_shape is not None:
+        if int(np.prod(input_shape)) != int(np.prod(x.shape[1:])):
+            raise PortSetupError(f"--data {path}: x's samples have shape {x.shape[1:]}, which "
+                                 f"--input-shape {tuple(input_shape)} cannot hold")
+        x = x.reshape((x.shape[0],) + tuple(input_shape))
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+        x = x.astype(np.float64)
+    return x, _labels_as(t, labels, params, path)
+
+
+def _labels_as(t, labels, params, path):
+    if labels is None:
+        return t
+    whole = np.issubdtype(t.dtype, np.integer) or (
+        np.issubdtype(t.dtype, np.floating) and np.all(t == np.round(t)))
+    if t.ndim == 1 and whole and t.min() >= 0:
+        if labels == "index":
+            return t.astype(np.int64)
+        width = int(list(params.values())[-1].shape[-1]) if params else 0
+        classes = max(width, int(t.max()) + 1)
+        return np.eye(classes)[t.astype(np.int64)]
+    if t.ndim == 2 and whole and t.min() >= 0 and np.all(t.sum(axis=1) == 1):
+        return t.argmax(axis=1).astype(np.int64) if labels == "index" else t
+    raise PortSetupError(f"--labels {labels} converts class labels, and {path}'s t (shape "
+                         f"{t.shape}, {t.dtype}) holds other targets: leave --labels out to hand "
+                         f"them on as they are")
 
 
 def first_batch(x, t, *, batch=100, seed=0):

@@ -35,8 +35,10 @@ measures. A hypothesis needs the arrays to differ under the same criterion
 
 ``scale``: ``c = <a, e> / <e, e>``, the best factor; it fits when
 ``a ~ c e``. ``c = -1`` is reported as ``sign`` alone. ``c`` within 1e-3
-of ``batch_size`` (or of its inverse) is named as a missing (or extra)
-``/ batch_size``. For a single number any factor "fits", so there only
+of one of the caller's named ``scales`` (``compare.port.losses.loss_scales``:
+the book's ``0.5 * sum`` against a mean is ``N * k / 2``) is explained by
+its text; else ``c`` within 1e-3 of ``batch_size`` (or of its inverse) is
+named as a missing (or extra) ``/ batch_size``. For a single number any factor "fits", so there only
 ``sign`` and a factor of ``batch_size`` are reported, and ``offset`` never.
 
 ``dtype``: strong evidence is an array of dtype float32 in a float64 run, or
@@ -150,7 +152,7 @@ def _resid(x, y):
     return float(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).max())
 
 
-def _sign_scale(e, a, tol, batch_size):
+def _sign_scale(e, a, tol, batch_size, scales=None):
     denom = float(np.vdot(e, e))
     if denom == 0:
         return []
@@ -164,6 +166,14 @@ def _sign_scale(e, a, tol, batch_size):
     if r > 1:
         return []
     named = None
+    explained = [s for s in scales or () if abs(c / s["factor"] - 1) <= NAMING]
+    if explained:  # the likeliest explanations of the factor, when several give it
+        best = min(s.get("likely", 0) for s in explained)
+        explained = [s for s in explained if s.get("likely", 0) == best]
+        shown = f"{_fmt(c)} x expected" if abs(c) >= 1 else f"expected / {_fmt(1 / c)}"
+        return [_hyp("scale", f"actual = {shown}: " + "; or ".join(s["text"] for s in explained),
+                     r, factor=c, batch_size=False, expression=explained[0]["expression"],
+                     residual=_resid(a, c * e))]
     if batch_size:
         n = float(batch_size)
         for target, kind in ((n, "missing"), (-n, "missing"), (1 / n, "extra"), (-1 / n, "extra")):
@@ -326,7 +336,7 @@ def _float32_numbers(x):
 # --- the entry point --------------------------------------------------------------------
 
 def diagnose(expected, actual, *, dtype="float64", batch_size=None, inputs=None, known=None,
-             tolerance=None):
+             tolerance=None, scales=None):
     """The usual porting bugs that explain ``actual`` (torch side) against ``expected`` (NumPy).
 
     ``dtype``: the run's dtype. ``batch_size``: names a factor of N as
@@ -336,7 +346,9 @@ def diagnose(expected, actual, *, dtype="float64", batch_size=None, inputs=None,
     (``compare.ch4.gap.book_gap`` for the two-layer net). ``tolerance``:
     ``(rtol, atol)`` of the comparison that failed; default
     ``compare.parity``'s analytic tolerance for ``dtype``, scaled to the
-    arrays. Returns a list of ``{"code", "text", ...}``, best first, empty
+    arrays. ``scales``: named factors ``[{"factor", "expression", "text"}]``
+    (``compare.port.losses.loss_scales``) that explain a ``scale`` fit of that
+    factor. Returns a list of ``{"code", "text", ...}``, best first, empty
     when nothing fits (or the arrays hold NaN or infinity).
     """
     run = dtype_name(dtype)
@@ -364,7 +376,7 @@ def diagnose(expected, actual, *, dtype="float64", batch_size=None, inputs=None,
     if unused:
         return _ranked(unused) + _ranked(_dtype_of_arrays(e_raw, a_raw, run))
     if not tol.fits(a, e):
-        found += _transpose(e, a, tol) + _sign_scale(e, a, tol, batch_size) + _offset(e, a, tol)
+        found += _transpose(e, a, tol) + _sign_scale(e, a, tol, batch_size, scales) + _offset(e, a, tol)
         found += _log_eps(e, a, tol, known) + _axis(e, a, tol, x)
     strong, weak = _dtype(e_raw, a_raw, e, a, run, tol)
     return _ranked(found) + _ranked(strong) + ([] if found or strong else _ranked(weak))

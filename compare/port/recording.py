@@ -37,8 +37,7 @@ def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
     side = NumpySide(numpy_model, options.get("dtype"))
     dtype = side.dtype.name
     x = np.asarray(x).astype(dtype)
-    t = np.asarray(t)
-    t = t.astype(np.int64) if t.ndim == 1 else t.astype(dtype)
+    t = _targets(t, dtype)
     arrays = {"x": x, "t": t}
     for name, value in side.params.items():
         arrays[f"param/{name}"] = value.copy()
@@ -73,6 +72,14 @@ def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
     return arrays
 
 
+def _targets(t, dtype):
+    """Class indices (whole numbers, one per row) as int64, as a check hands them; any other
+    targets (one-hot rows, real values) in the run's dtype."""
+    t = np.asarray(t)
+    whole = t.ndim == 1 and (np.issubdtype(t.dtype, np.integer) or np.all(t == np.round(t)))
+    return t.astype(np.int64) if whole else t.astype(dtype)
+
+
 def _record_training(side, training, arrays, dtype):
     if not side.has_gradient:
         raise PortSetupError("numpy side: recording training needs the model's gradient(x, t)")
@@ -89,8 +96,7 @@ def _record_training(side, training, arrays, dtype):
     for _ in range(steps):
         idx = stream.batch_indices(x_train.shape[0], batch)
         x = x_train[idx].astype(dtype)
-        t = t_train[idx]
-        t = t.astype(np.int64) if t.ndim == 1 else t.astype(dtype)
+        t = _targets(t_train[idx], dtype)
         batches.append((x, t))
         losses.append(side.loss(x, t))
         optimizer.update(side.params, side.gradient(x, t))

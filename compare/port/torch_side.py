@@ -7,7 +7,10 @@ Its loss, by ``loss=``:
 * ``"cross_entropy"``: ``F.cross_entropy`` of the scores, what PyTorch users
   write (the cross-entropy without the book's ``1e-7``);
 * ``"book"``: the book's ``-log(softmax(scores) + 1e-7)``;
-* ``"model"``: the port's own ``loss(x, t)``.
+* ``"model"``: the port's own ``loss(x, t)``;
+* a ``torch.nn.functional`` loss by name (``"mse_loss"``, ``"nll_loss"``,
+  ...) or ``"FILE.py:fn"`` / a function ``fn(output, t)``, applied to the
+  scores with ``t`` converted to the targets it takes (``losses``).
 
 A literal port's ``predict`` may return probabilities (the book's chapter-4
 ``predict`` ends in softmax): rows that are non-negative and sum to 1 are
@@ -20,6 +23,7 @@ import copy
 
 import numpy as np
 
+from . import losses as named_losses
 from .capture import book_layer_capture, layer_items, module_capture, param_owners
 from .draws import DrawTape
 from .targets import PortSetupError, call_side, mode_keyword
@@ -45,8 +49,8 @@ def to_numpy(tensor):
 class TorchSide:
     def __init__(self, model, dtype, device="cpu", loss="cross_entropy"):
         torch = _torch()
-        if loss not in LOSSES:
-            raise PortSetupError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        self.loss = named_losses.resolve_loss(loss)
+        loss = self.loss.name  # "mse_loss" for "F.mse_loss", a function's name for it
         self.torch_dtype = {"float64": torch.float64, "float32": torch.float32}[np.dtype(dtype).name]
         self.device = torch.device(device)
         self.loss_name = loss
@@ -227,10 +231,25 @@ class TorchSide:
         return out
 
     def losses_of(self, scores, t):
-        """``{"cross_entropy": .., "book": ..}`` of the scores (tensors, differentiable)."""
+        """``{"cross_entropy": .., "book": .., "probabilities": bool}`` of the scores (tensors,
+        differentiable), the two references of the book's 1e-7, where ``t`` are class labels
+        the loss takes as such; and the chosen loss under its name when it is neither."""
+        probabilities = are_probabilities(to_numpy(scores))
+        spec, out = self.loss, {}
+        if spec.fn is not None:
+            out[self.loss_name] = named_losses.apply(spec, scores, t)
+        if spec.classification or (spec.kind == "any" and named_losses.labels_fit(t, scores)):
+            if spec.fn is None:
+                t = named_losses.targets_for(spec, scores, t)
+            elif t.dim() == 1 and t.is_floating_point():
+                t = t.long()  # labels_fit: whole numbers
+            out.update(self._references(scores, t, probabilities))
+        out["probabilities"] = probabilities
+        return out
+
+    def _references(self, scores, t, probabilities):
         torch = _torch()
         import torch.nn.functional as F
-        probabilities = are_probabilities(to_numpy(scores))
         if probabilities:
             y = scores
             log_y = torch.log(scores)
@@ -247,7 +266,7 @@ class TorchSide:
             # the book's cross_entropy_error takes argmax of one-hot targets
             book = -torch.log(y[torch.arange(n, device=scores.device), t.argmax(dim=1)]
                               + BOOK_EPSILON).sum() / n
-        return {"cross_entropy": ce, "book": book, "probabilities": probabilities}
+        return {"cross_entropy": ce, "book": book}
 
     def model_loss(self, x, t):
         if self.kind == "module":

@@ -28,7 +28,7 @@ from ..parity import Tolerance
 from .capture import book_layer_capture
 from .check import check_port
 from .check.modes import buffer_pairs, compare_buffers, load_numpy_buffers
-from .check.state import pair_sides
+from .check.state import pair_sides, validate_batch
 from .diagnosis import diagnose
 from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of  # noqa: F401  (SGD and numpy_optimizer_of importable from here, as before)
 from .reference import reference_side
@@ -61,10 +61,9 @@ class TorchTrainer:
         return out
 
 
-def _batch(x_train, t_train, idx, dtype):
-    x = x_train[idx].astype(dtype)
-    t = t_train[idx]
-    return x, (t.astype(np.int64) if t.ndim == 1 else t.astype(dtype))
+def _batch(x_train, t_train, idx, dtype, loss="cross_entropy"):
+    """The ``idx`` rows, cast as the first batch's check casts them."""
+    return validate_batch(x_train[idx], t_train[idx], dtype, loss)
 
 
 def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
@@ -121,6 +120,7 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         report.notes.append(cast)
     x_first = _batch(x_train, t_train, batches[0], dtype)[0]
     pairing = pair_sides(np_side, t_side, x_first, param_map)
+    loss = t_side.loss_name
     report.pairing = pairing
     t_side.load(pairing, np_side.params)
     twin = {p.numpy: p.torch for p in pairing}
@@ -132,7 +132,7 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     # rows: for a gradient that cancels, the size of the terms it sums, not its own)
     grad_atol = {r.where: r.atol for r in report.checks if r.phase == "backward" and r.rtol}
     reference = np_side.training_reference(
-        numpy_optimizer, lr, lambda k: _batch(x_train, t_train, batches[k], dtype), steps)
+        numpy_optimizer, lr, lambda k: _batch(x_train, t_train, batches[k], dtype, loss), steps)
     trainer = TorchTrainer(t_side, torch_optimizer, lr)
     from .known.weight_decay import decays_of
     decays = decays_of(trainer.optimizer, t_side.params, pairing)

@@ -39,15 +39,18 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     ``predict``, ``gradient`` and ``layers``; or a golden file (its path, or a
     ``GoldenFile``), whose own batch is used when ``x`` and ``t`` are None. ``torch_model``: an ``nn.Module``
     returning scores, or a literal port (``params`` dict of tensors, ``loss``,
-    optionally ``predict`` and ``gradient``). ``x``, ``t``: NumPy arrays (``t``
-    class indices or one-hot rows); both None (the default): the batch
+    optionally ``predict`` and ``gradient``). ``x``, ``t``: NumPy arrays (``x``
+    of any shape ``(N, ...)``; ``t`` class indices, one-hot rows, or real
+    targets where the loss takes them); both None (the default): the batch
     ``python -m compare port`` checks on by default (``compare.port.data.command_batch``:
     MNIST's training images, flattened unless the first parameter is a
     convolution's, the book's stream's first batch of 100 for ``seed``, one-hot
     labels), or a golden file's own. ``dtype``: the run's, default the NumPy
     parameters'; a port whose parameters are in another dtype is checked cast
-    to it, and the report's notes say so. ``loss``: the torch side's, ``"cross_entropy"``, ``"book"`` or
-    ``"model"``. ``param_map``: ``{"W1": "fc1.weight", ...}`` or the CLI's
+    to it, and the report's notes say so. ``loss``: the torch side's, ``"cross_entropy"``, ``"book"``,
+    ``"model"``, a ``torch.nn.functional`` loss by name (``"mse_loss"``, ...),
+    ``"FILE.py:fn"`` or a function ``fn(output, t)``; ``t`` is converted to the
+    targets it takes (``compare.port.losses``). ``param_map``: ``{"W1": "fc1.weight", ...}`` or the CLI's
     ``"W1=fc1.weight.T,..."``. ``numpy_gradient``: ``"auto"`` (backprop when the
     model has it, else numerical), ``"backprop"`` or ``"numerical"``;
     ``directions``, ``locate`` and ``seed`` steer the numerical check.

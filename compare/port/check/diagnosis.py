@@ -112,7 +112,8 @@ def _diagnose(run, row, ctx):
     if expected is not None and actual is not None and not traps and ctx.get("what", "output") == "output":
         for d in diagnose(np.asarray(expected), np.asarray(actual), dtype=run.dtype,
                           batch_size=int(run.x.shape[0]), inputs=ctx.get("inputs"),
-                          known=ctx.get("known")):
+                          known=ctx.get("known"),
+                          scales=run.loss_scales if row.phase in ("loss", "backward") else None):
             found.append(d)
     unique = []
     for d in found:  # one entry per bug: the general test adds nothing to a named parameter's

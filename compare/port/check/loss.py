@@ -1,8 +1,12 @@
 """Phase 3, loss: the two losses on the batch, with the known differences between them
-(``compare.port.known``) added to the NumPy one before comparing."""
+(``compare.port.known``) added to the NumPy one before comparing. The factors two
+reductions of the same losses would make (``losses.loss_scales``) go to the diagnosis
+of this row and the gradients'."""
 import numpy as np
 
 from .. import known
+from ..known.log_eps import has_references
+from ..losses import loss_scales
 from ..report import compare_arrays
 from ..tolerance import port_tolerance
 
@@ -13,6 +17,9 @@ def check_loss(run):
                           {"params": run.np.params, "decays": run.decays})
     run.apply_known(found)
     shift, shift_name = found.shift("loss")
+    scores = run.out["scores"]
+    run.loss_scales = loss_scales(run.torch.loss, None if scores is None else scores.shape,
+                                  labels=has_references(run.out))
     run.add(compare_arrays("loss", "loss", run.torch.loss_name, np_loss, t_loss,
                            port_tolerance(np_loss, run.dtype), shift=shift, shift_name=shift_name),
             expected=np_loss, actual=t_loss, known=found.hint("loss"))

@@ -19,36 +19,63 @@ from ..reference import reference_side
 from ..report import PortReport
 from ..targets import PortSetupError
 from ..torch_side import TorchSide
+from ..losses import CLASS_KINDS, target_kind
 
 NUMPY_GRADIENT = ("auto", "backprop", "numerical")
 
 
-def validate_batch(x, t, dtype):
+def validate_batch(x, t, dtype, loss="cross_entropy"):
+    """``(x, t)`` checked and cast: ``x`` to ``dtype``; ``t`` as the loss takes it
+    (``compare.port.losses.target_kind``): class indices (int64) or one-hot rows for a
+    classification loss, real targets of any shape ``(N, ...)`` for the others, whole
+    numbers ``(N,)`` as indices where the loss may take them as such."""
     if not isinstance(x, np.ndarray):
         raise PortSetupError(f"x must be a NumPy array (the NumPy model's input), got {type(x).__name__}")
     if not isinstance(t, np.ndarray):
-        raise PortSetupError(f"t must be a NumPy array of labels, got {type(t).__name__}")
+        raise PortSetupError(f"t must be a NumPy array of labels or targets, got {type(t).__name__}")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise PortSetupError(f"x must hold real numbers, got dtype {x.dtype}")
     if x.ndim < 2 or x.shape[0] < 1:
         raise PortSetupError(f"x must be a batch (N, ...) with N >= 1, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise PortSetupError("x holds NaN or infinity")
+    kind = target_kind(loss)
+    if kind in CLASS_KINDS:
+        return x.astype(dtype), _class_labels(x, t, dtype, loss)
+    if t.shape[:1] != x.shape[:1]:
+        raise PortSetupError(f"t must have one row per row of x ({x.shape[0]}), got shape {t.shape}")
+    if not (np.issubdtype(t.dtype, np.number) or t.dtype == bool) or \
+            np.issubdtype(t.dtype, np.complexfloating):
+        raise PortSetupError(f"t must hold real numbers, got dtype {t.dtype}")
+    if not np.all(np.isfinite(t)):
+        raise PortSetupError("t holds NaN or infinity")
+    whole = t.ndim == 1 and (not np.issubdtype(t.dtype, np.floating) or (
+        kind == "any" and np.all(t == np.round(t))))
+    return x.astype(dtype), (t.astype(np.int64) if whole else t.astype(dtype))
+
+
+def _class_labels(x, t, dtype, loss):
+    real = ": real targets need a regression loss such as mse_loss"
     if t.shape[:1] != x.shape[:1] or t.ndim not in (1, 2):
         raise PortSetupError(f"t must be (N,) class indices or (N, C) one-hot rows for the "
                              f"{x.shape[0]} rows of x, got shape {t.shape}")
+    if not np.issubdtype(t.dtype, np.number) or np.issubdtype(t.dtype, np.complexfloating):
+        raise PortSetupError(f"t must hold class labels, got dtype {t.dtype}")
+    if not np.all(np.isfinite(t)):
+        raise PortSetupError("t holds NaN or infinity")
     if t.ndim == 1:
         if not np.issubdtype(t.dtype, np.integer):
             if not (np.issubdtype(t.dtype, np.floating) and np.all(t == np.round(t))):
-                raise PortSetupError(f"class indices t must be integers, got dtype {t.dtype}")
-        if t.min() < 0:
+                raise PortSetupError(f"class indices t must be integers, got dtype {t.dtype} "
+                                     f"(the loss is {loss}){real}")
+        if t.size and t.min() < 0:
             raise PortSetupError(f"class indices t must be >= 0, got {t.min()}")
-        t = t.astype(np.int64)
-    else:
-        t = t.astype(dtype)
-        if not np.all(np.isfinite(t)) or (t < 0).any():
-            raise PortSetupError("one-hot t must be finite and non-negative")
-    return x.astype(dtype), t
+        return t.astype(np.int64)
+    t = t.astype(dtype)
+    if (t < 0).any():
+        raise PortSetupError(f"t holds negative values ({t.min():.4g}), and the loss {loss} "
+                             f"takes class indices or one-hot rows{real}")
+    return t
 
 
 class RunState:
@@ -69,7 +96,7 @@ class RunState:
             x, t = command_batch(self.np.params, self.dtype, **drawn)
         elif x is None or t is None:
             raise PortSetupError("give both x and t, or neither (the command's default batch)")
-        self.x, self.t = validate_batch(x, t, self.dtype)
+        self.x, self.t = validate_batch(x, t, self.dtype, loss)
         self.torch = TorchSide(torch_model, self.dtype, device, loss)
         if getattr(self.np, "tape", None) is not None:
             self.torch.tape = self.np.tape  # one draw for both sides
@@ -90,13 +117,14 @@ class RunState:
         if extra and self.blocked is None:
             self.report.notes.append(f"torch parameters left unpaired (not checked): {extra}")
         self.report.settings = {
-            "dtype": self.dtype, "loss": loss, "batch": int(self.x.shape[0]),
+            "dtype": self.dtype, "loss": self.torch.loss_name, "batch": int(self.x.shape[0]),
             "torch model": f"{type(torch_model).__name__} ({self.torch.kind})",
             "numpy model": self.np.description}
         if drawn is not None:  # as the command names its batch
             self.report.settings.update({k: drawn[k] for k in ("data", "seed", "labels")})
         self.tx, self.tt = self.torch.tensor(self.x), self.torch.tensor(self.t)
         self.known = Known()
+        self.loss_scales = []  # the loss phase's named factors between reductions
         self.unused_torch = set()
         self.context = {}  # check id -> what the diagnosis needs
 

@@ -8,6 +8,10 @@ kinds, the difference, derived through the port (the loss's, and by
 autograd the gradients' of ``book - cross_entropy``), is added to the
 NumPy value before comparing. The diagnosis is handed the same gap at every
 row, applied or not (``hints``), so a mismatch equal to it is named.
+
+Only a classification loss on class labels has the two references
+(``has_references``): against a regression or binary loss this source finds
+nothing and hints nothing.
 """
 import numpy as np
 
@@ -19,6 +23,12 @@ from .difference import Known, KnownDifference
 CODE = "log_eps"
 LABEL = "1e-7 gap"
 _KIND = {"book": "the book's -log(y + 1e-7)", "cross_entropy": "the cross-entropy without the 1e-7"}
+
+
+def has_references(out):
+    """The port's two reference losses were taken: the loss is a classification one and
+    ``t`` class labels (``compare.port.losses``); for any other nothing is said of the 1e-7."""
+    return out["losses"] is not None and "book" in out["losses"]
 
 
 def _kind_of(value, ce, book, tol):
@@ -36,7 +46,7 @@ def loss_kinds(np_loss, out, loss_name, dtype):
     book's 1e-7, and what to add to the NumPy loss to make it of the torch one's kind
     (``None`` when nothing is to be added). ``out`` is ``TorchSide.outputs``'s."""
     losses = out["losses"]
-    if losses is None:
+    if not has_references(out):
         return None, None, None
     tol = port_tolerance(np.array(np_loss), dtype)
     ce, book = losses["cross_entropy"], losses["book"]
@@ -80,7 +90,7 @@ def at_loss(np_loss, out, loss_name, dtype, context=None):
     np_kind, t_kind, shift = loss_kinds(np_loss, out, loss_name, dtype)
     losses = out["losses"]
     found = [] if shift is None else [_difference("loss", np_kind, t_kind, {"loss": shift}, float(shift))]
-    hints = {} if losses is None else {"loss": {CODE: np.array(losses["book"] - losses["cross_entropy"])}}
+    hints = {} if not has_references(out) else {"loss": {CODE: np.array(losses["book"] - losses["cross_entropy"])}}
     return Known(found, hints)
 
 
@@ -88,7 +98,7 @@ def references(run):
     """The port's own gradients of both reference losses, when autograd reaches them:
     ``{"cross_entropy", "book", "gap"}`` in the NumPy layout, and ``"gap_layers"``, the gap
     in the gradient flowing into each recorded torch layer; None when it cannot."""
-    if run.out["scores"] is None:
+    if run.out["scores"] is None or not has_references(run.out):
         return None
     try:
         ce_cap, ce, _ = run.torch.recorded_pass(run.tx, run.tt, "cross_entropy")
