@@ -68,7 +68,8 @@ class RunState:
         np_shapes = {k: v.shape for k, v in self.np.params.items()}
         t_shapes = {k: tuple(v.shape) for k, v in self.torch.params.items()}
         self.pairing = pair_parameters(np_shapes, t_shapes, param_map=param_map,
-                                       linear_weights=self.torch.linear_weights)
+                                       linear_weights=self.torch.linear_weights
+                                       | self.torch.functional_linear_weights(self.x))
         self.report.pairing = self.pairing
         self.twin = {p.numpy: p.torch for p in self.pairing}
         extra = [k for k in t_shapes if k not in set(self.twin.values())]
