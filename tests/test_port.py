@@ -47,15 +47,16 @@ def test_module_ports_of_the_layer_net_pass(port, batch):
     assert report.passed, report.to_text()
     assert [p.transposed for p in report.pairing] == [True, False, True, False]  # nn.Linear's W.T
     forward = [c for c in report.checks if c.phase == "forward"]
-    assert [c.where for c in forward][:2] == ["Affine1", "Relu1" if port is zoo.sequential else "Affine2"]
+    assert [c.where for c in forward][:3] == ["Affine1", "Relu1", "Affine2"]  # F.relu traced too
     backward = [c.where for c in report.checks if c.phase == "backward"]
     assert backward[0] == "Affine2 (output)" and backward[1:3] == ["W2", "b2"]  # nearest the loss first
 
 
-def test_functional_relu_is_reported_unpaired_not_failed(batch):
+def test_functional_relu_pairs_with_relu(batch):
     report = check_port(zoo.layer_net(), zoo.functional_relu(), *batch)
-    assert report.unpaired == {"numpy": ["Relu1"], "torch": []}
-    assert "F.relu" in report.to_text()
+    assert report.unpaired == {"numpy": [], "torch": []}
+    relu = next(c for c in report.checks if c.phase == "forward" and c.where == "Relu1")
+    assert relu.torch == "F.relu#1" and relu.passed
 
 
 def test_literal_port_with_its_own_gradient_passes(batch):

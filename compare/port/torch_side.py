@@ -27,6 +27,7 @@ from . import losses as named_losses
 from .capture import book_layer_capture, layer_items, module_capture, param_owners
 from .draws import DrawTape
 from .targets import PortSetupError, call_side, mode_keyword
+from .trace import OUT_IN, traced_capture, weight_layouts
 
 SIDE = "torch side"
 LOSSES = ("cross_entropy", "book", "model")
@@ -148,6 +149,19 @@ class TorchSide:
                 value = np_params[pair.numpy]
                 value = value.T if pair.transposed else value
                 self.params[pair.torch].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+    def functional_linear_weights(self, x):
+        """The square weights the forward pass on ``x`` uses as ``F.linear`` takes them,
+        ``(out, in)``: stored as ``nn.Linear`` stores its weight, so paired transposed (the
+        shapes cannot tell). A weight used in both layouts is left to the shapes."""
+        if self.kind != "module":
+            return set()
+        square = {n for n, p in self.params.items()
+                  if p.dim() == 2 and p.shape[0] == p.shape[1] and n not in self.linear_weights}
+        if not square:
+            return set()
+        layouts = weight_layouts(self.model, self.tensor(x))
+        return {n for n in square if layouts.get(n) == OUT_IN}
 
     def execution_order(self, x):
         """The parameter names in the order their modules run (one pass in eval mode, so no
@@ -289,7 +303,7 @@ class TorchSide:
 
     def _capture(self):
         if self.kind == "module":
-            return module_capture(self.model)
+            return traced_capture(self.model)  # leaf modules and the functional calls between
         return book_layer_capture(self.items, param_owners(self.items, self.params))
 
     def recorded_scores(self, x):

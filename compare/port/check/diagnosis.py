@@ -14,6 +14,7 @@ from .. import known
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..tolerance import port_tolerance
+from ..trace import layout_text
 from .state import settings_differences, settings_text
 
 
@@ -142,9 +143,11 @@ def _counterfactuals(run, row, ctx):
         value = run.np.params[name]
         trials = []
         if value.ndim == 2 and value.shape[0] == value.shape[1]:
+            how = _layout_hint(run, ctx, name)
             trials.append(("transpose", value.T.copy(),
                            f"{row.torch} computes {rec.key} with {name} transposed: a square "
-                           f"weight used without its transpose (torch {run.twin[name]})"))
+                           f"weight used without its transpose (torch {run.twin[name]})"
+                           + (f"; {how}" if how else "")))
         if np.any(value != 0):
             trials.append(("unused", np.zeros_like(value),
                            f"{row.torch} computes {rec.key} as if {name} were zero: the port "
@@ -191,3 +194,15 @@ def _locate_forward(run, row, ctx):
                          f"{', '.join(skipped)}")
             break
     return text
+
+
+def _layout_hint(run, ctx, name):
+    """How a functional call of the port uses the twin of weight ``name``, when that is
+    not how the twin holds it: the line of the port to change."""
+    traced = ctx.get("t_record")
+    if traced is None and "t_index" in ctx:
+        traced = run.t_capture.records[ctx["t_index"]]
+    pair = next((p for p in run.pairing if p.numpy == name), None)
+    if traced is None or pair is None:
+        return None
+    return layout_text(traced, pair.torch, name, pair.transposed)

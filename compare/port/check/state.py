@@ -183,7 +183,7 @@ def pair_sides(np_side, t_side, x, param_map=None):
                                                                  np_side.items)}
     t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(t_side.tensor(x))}
     return pair_parameters(np_shapes, t_shapes, param_map=param_map,
-                           linear_weights=t_side.linear_weights)
+                           linear_weights=t_side.linear_weights | t_side.functional_linear_weights(x))
 
 
 def layer_order(params, owners, items):
