@@ -108,5 +108,5 @@ def test_the_mask_of_a_layer_that_keeps_none_is_completed_from_its_uniforms():
         with tape.numpy_pass():
             u = np.random.rand(*x.shape)
             out = x * keep_rule(u)
-        tape.keep_masks([LayerRecord("Dropout1", "Dropout", x, out)], lambda r: True)
+        tape.keep_masks([LayerRecord("Dropout1", "Dropout", x, out)], lambda r: True, lambda r: 0.3)
         np.testing.assert_array_equal(tape.masks[0], keep_rule(u))

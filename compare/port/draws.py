@@ -45,10 +45,12 @@ class DrawTape:
         """A new batch: the next NumPy pass records afresh."""
         self.recording, self.numpy, self.masks = True, [], []
 
-    def keep_masks(self, records, is_dropout):
-        """Read the keep masks off the NumPy layers of the recorded pass that ``is_dropout``."""
+    def keep_masks(self, records, is_dropout, probability=None):
+        """Read the keep masks off the NumPy layers of the recorded pass that ``is_dropout``;
+        ``probability(record)``: the layer's drop probability where it is known."""
         uniforms = [u for u in self.uniforms() if isinstance(u, np.ndarray)]
-        self.masks = [_keep_mask(r, uniforms) for r in records if is_dropout(r) and r.output is not None]
+        self.masks = [_keep_mask(r, uniforms, probability(r) if probability else None)
+                      for r in records if is_dropout(r) and r.output is not None]
 
     @contextmanager
     def numpy_pass(self):
@@ -97,11 +99,13 @@ class DrawTape:
             yield self
 
 
-def _keep_mask(record, uniforms=()):
+def _keep_mask(record, uniforms=(), p=None):
     """The layer's keep mask: the one it kept (the book's ``self.mask``); else read off its
-    output where its input is not 0, and completed from the uniforms it was drawn from (a
-    threshold on them, either way round, that fits every element seen); else where the
-    input is 0, taken as kept (the output is 0 either way; only the gradient could tell)."""
+    output where its input is not 0, and completed from the uniforms it was drawn from: the
+    rule ``u > p`` (the book's) or ``u < 1 - p`` (a keep probability's), ``p`` the layer's
+    drop probability, whichever fits every element seen, or else a threshold that does;
+    else where the input is 0, taken as kept (the output is 0 either way; only the
+    gradient could tell)."""
     if record.mask is not None:
         return record.mask.copy()
     out = np.asarray(record.output)
@@ -112,6 +116,10 @@ def _keep_mask(record, uniforms=()):
     for u in uniforms:
         if u.shape != out.shape or not known.any():
             continue
+        if p is not None:
+            for rule in (u > p, u < 1 - p, u < p, u > 1 - p):
+                if np.array_equal(rule[known], seen[known]):
+                    return rule
         kept, dropped = u[known & seen], u[known & ~seen]
         if kept.size and (not dropped.size or dropped.max() < kept.min()):
             return u > (dropped.max() if dropped.size else kept.min() - 1)  # keep = u > p

@@ -19,7 +19,7 @@ import numpy as np
 from ..capture import book_layer_capture, layer_items, param_owners
 from ..draws import DrawTape
 from ..layers import numpy_kind
-from ..layers.dropout import is_dropout_record
+from ..layers.dropout import drop_probability, is_dropout_record
 from ..optimizers import numpy_optimizer_of
 from ..targets import PortSetupError, call_side, mode_keyword
 
@@ -72,6 +72,9 @@ class NumpySide:
         self.loss_mode = mode_keyword(self.model.loss)
         self.predict_mode = mode_keyword(getattr(self.model, "predict", None))
         self.tape = DrawTape()
+
+    def drop_probability(self, record):
+        return drop_probability(dict(self.items).get(record.key), None)
 
     @property
     def modal(self):
@@ -159,7 +162,7 @@ class NumpySide:
             else:
                 grads = None
                 self.loss(x, t)
-        self.tape.keep_masks(capture.records, is_dropout_record)
+        self.tape.keep_masks(capture.records, is_dropout_record, self.drop_probability)
         after = self.buffers()
         self.restore_buffers(saved)
         loss = self.loss(x, t)
@@ -206,7 +209,7 @@ class LiveReference:
         saved = side.buffers()
         with book_layer_capture(side.items, side.owners) as capture:
             loss = side.loss(x, t)
-        side.tape.keep_masks(capture.records, is_dropout_record)
+        side.tape.keep_masks(capture.records, is_dropout_record, side.drop_probability)
         side.restore_buffers(saved)
         self.capture = capture
         self.optimizer.update(side.params, side.gradient(x, t))
