@@ -33,7 +33,7 @@ class Affine:
 
 class Relu:
     """``at_zero`` is the slope backward uses at an input of exactly 0: the book's
-    mask ``x <= 0`` gives 0 (as torch's relu does), ``clamp(min=0)`` gives 1."""
+    mask ``x <= 0`` gives 0 (as torch's relu and clamp do), ``x * (x >= 0)`` gives 1."""
 
     def __init__(self, at_zero=0.0):
         self.at_zero = at_zero
@@ -164,7 +164,7 @@ def test_the_hand_slopes_are_the_losss():
 @pytest.mark.parametrize("at_zero", [0.0, 1.0])
 def test_a_right_gradient_passes_with_the_kinks_counted(at_zero):
     """relu'(0) = 0 (the book's ``x <= 0`` mask, torch's relu) claims the left slope of each
-    bias element at a kink, relu'(0) = 1 (``clamp(min=0)``) the right one: each unit at a
+    bias element at a kink, relu'(0) = 1 (``x * (x >= 0)``) the right one: each unit at a
     kink reaches the loss through smooth layers only. Both lie in the interval."""
     x, t = data()
     net = two_layer(at_zero)

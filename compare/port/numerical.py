@@ -142,7 +142,7 @@ generalised derivatives at a kink form the interval between ``L`` and
 right inside it or at an end. With ``e_R = R(s) - c`` and ``e_L = L(s) -
 c`` (the claim taken along the steps actually made), it lies outside when
 both exceed their tolerances (bracket, claim's round-off, allowance) with
-one sign. relu'(0) = 0 gives ``L`` exactly; relu'(0) = 1 (``clamp(min=0)``)
+one sign. relu'(0) = 0 gives ``L`` exactly; relu'(0) = 1 (``x * (x >= 0)``)
 gives ``R`` where each unit at a kink reaches the loss through smooth layers
 only (one hidden layer), but behind another kink at the point (a second
 ReLU at 0 fed by the first, a max-pool tie among zeros) its choice is
