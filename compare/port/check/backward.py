@@ -128,7 +128,8 @@ def _numerical(run, t_grads, found):
                     worst_expected=None, worst_actual=None,
                     rtol=0.0, atol=worst.tolerance if worst else 0.0,
                     why=f"central differences of the NumPy loss along {run.directions} random "
-                        f"directions: round-off + Richardson truncation + the claim's round-off",
+                        f"directions: round-off + Richardson truncation + the claim's round-off; "
+                        f"where the loss has no derivative, the claim between the one-sided slopes",
                     worst_ratio=worst.ratio if worst else 0.0, passed=r.passed,
                     problem=r.problem, note=r.note,
                     allowance=allowance_name if allowance else None,
@@ -137,11 +138,24 @@ def _numerical(run, t_grads, found):
         expected = None
         if element is not None:
             row.worst_index = tuple(int(i) for i in element.index)
-            row.worst_expected, row.worst_actual = element.numerical, element.claimed
+            # at a kink the expected value is an interval: the slope nearer the claim
+            nearest = element.numerical if not element.nondifferentiable else min(
+                (element.left, element.right), key=lambda v: abs(v - element.claimed))
+            row.worst_expected, row.worst_actual = nearest, element.claimed
+        kinked = r.nondifferentiable
+        if kinked:
+            run.report.notes.append(
+                f"{name}: {len(kinked)} of {int(np.prod(r.shape))} elements not differentiable at this "
+                f"point (one-sided slopes that differ at every step: a ReLU input or a max-pool tie "
+                f"at exactly 0); each judged by whether its claim lies between them"
+                + (f", {len(r.outside)} outside" if r.outside else "")
+                + (f", {len(r.unjudged_elements)} that no step could judge" if r.unjudged_elements else "")
+                + "; the rest judged along the directions without them")
         if r.located == "elements" and len(r.elements) == int(np.prod(r.shape)):
             expected = np.zeros(r.shape)
             for e in r.elements:
-                expected[tuple(e.index)] = e.numerical
+                expected[tuple(e.index)] = e.numerical if not e.nondifferentiable else min(
+                    (e.left, e.right), key=lambda v: abs(v - e.claimed))
         # no hints for the diagnosis here: the expected values are differences, located
         run.add(row, expected=expected, actual=t_grads[name], param=name)
     run.report.settings["gradients"] = (f"central differences of the NumPy loss along "
