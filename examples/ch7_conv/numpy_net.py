@@ -85,14 +85,25 @@ class Pooling:
         N, C, H, W = x.shape
         out_h = conv_output_size(H, self.pool_h, self.stride, self.pad)
         out_w = conv_output_size(W, self.pool_w, self.stride, self.pad)
-        # each channel's windows as rows of their own
-        col = im2col(x, self.pool_h, self.pool_w, self.stride, self.pad)
-        col = col.reshape(-1, self.pool_h * self.pool_w)
-        self.x, self.arg_max = x, np.argmax(col, axis=1)
-        out = np.max(col, axis=1)
-        return out.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)
+        self.x = x
+        if self.pad == 0 and self.stride == self.pool_h == self.pool_w and H % self.stride == 0 \
+                and W % self.stride == 0:
+            # windows that tile the image: the largest of the strided slices, one per
+            # position in the window (the same maxima, without copying each window)
+            out = x[:, :, ::self.stride, ::self.stride]
+            for dy in range(self.pool_h):
+                for dx in range(self.pool_w):
+                    out = np.maximum(out, x[:, :, dy::self.stride, dx::self.stride])
+            return out
+        return self._windows().max(axis=1).reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)
+
+    def _windows(self):
+        """Each channel's windows as rows of their own, in (N, out_h, out_w, C) order."""
+        col = im2col(self.x, self.pool_h, self.pool_w, self.stride, self.pad)
+        return col.reshape(-1, self.pool_h * self.pool_w)
 
     def backward(self, dout):
+        self.arg_max = np.argmax(self._windows(), axis=1)  # the first maximum of each window
         dout = dout.transpose(0, 2, 3, 1)
         pool_size = self.pool_h * self.pool_w
         dmax = np.zeros((dout.size, pool_size), dtype=dout.dtype)
