@@ -146,9 +146,9 @@ class TorchSide:
         torch = _torch()
         with torch.no_grad():
             for pair in pairing:
-                value = np_params[pair.numpy]
-                value = value.T if pair.transposed else value
-                self.params[pair.torch].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+                target = self.params[pair.torch]
+                value = pair.to_torch(np_params[pair.numpy], tuple(target.shape))
+                target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
     def functional_linear_weights(self, x):
         """The square weights the forward pass on ``x`` uses as ``F.linear`` takes them,
@@ -213,8 +213,7 @@ class TorchSide:
         """Each paired parameter back in the NumPy layout."""
         out = {}
         for pair in pairing:
-            value = to_numpy(self.params[pair.torch])
-            out[pair.numpy] = value.T if pair.transposed else value
+            out[pair.numpy] = pair.to_numpy(to_numpy(self.params[pair.torch]))
         return out
 
     # --- forward and loss -----------------------------------------------------------

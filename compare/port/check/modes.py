@@ -17,6 +17,7 @@ from ..align import align
 from ..capture import LayerRecord, book_layer_capture
 from ..known import Known, KnownDifference
 from ..layers import Site, numpy_kind
+from ..layers.dropout import is_dropout_record
 from ..report import compare_arrays
 from ..tolerance import port_tolerance, training_tolerance
 from .forward import compare_scores
@@ -102,8 +103,10 @@ def check_buffers(run):
         return
     load_numpy_buffers(run.np, run.torch, pairs, run.x)
     np_saved, t_saved = run.np.buffers(), run.torch.buffer_values()
-    with book_layer_capture(run.np.items, run.np.owners) as capture:
+    with _np_capture(run.np) as capture:
         run.np.loss(run.x, run.t, "train")
+    if getattr(run.np, "tape", None) is not None:  # the port's dropout draws the same masks
+        run.np.tape.keep_masks(capture.records, is_dropout_record)
     run.torch.outputs(run.tx, run.tt)
     inputs = {r.key: r.input for r in capture.records}
     rows, _ = compare_buffers(run.np, run.torch, pairs, inputs, np_saved, run.dtype)
@@ -113,6 +116,11 @@ def check_buffers(run):
         run.add(row, **ctx)
     run.np.restore_buffers(np_saved)
     run.torch.load_buffers(t_saved)
+
+
+def _np_capture(side):
+    capture = getattr(side, "capture", None)
+    return capture() if capture is not None else book_layer_capture(side.items, side.owners)
 
 
 def check_eval(run):
