@@ -82,3 +82,31 @@ def test_eval_mode_dropout_draws_nothing():
         y = F.dropout(torch.from_numpy(x), 0.5, training=False)
     np.testing.assert_array_equal(y.numpy(), x)
     assert tape.misses == 0
+
+
+def test_a_pass_that_draws_nothing_leaves_the_tape_recording():
+    """An evaluation pass first (no draw), then the training pass: that one is recorded."""
+    x = np.random.default_rng(6).standard_normal((5, 5))
+    tape = DrawTape()
+    with tape.numpy_pass():
+        pass  # predict(x, train_flg=False): dropout draws nothing
+    with tape.numpy_pass():
+        first = book_dropout(x, 0.5)
+    with tape.numpy_pass():
+        again = book_dropout(x, 0.5)
+    np.testing.assert_array_equal(again, first)
+
+
+def test_the_mask_of_a_layer_that_keeps_none_is_completed_from_its_uniforms():
+    """Where the input is 0 the output cannot tell kept from dropped; the recorded uniforms
+    can, whichever way round the layer compares them (the book's u > p, cs231n's u < keep)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((8, 6))
+    x[x < 0] = 0  # a ReLU's output: about half zeros
+    for keep_rule in (lambda u: u > 0.3, lambda u: u < 0.7):
+        tape = DrawTape()
+        with tape.numpy_pass():
+            u = np.random.rand(*x.shape)
+            out = x * keep_rule(u)
+        tape.keep_masks([LayerRecord("Dropout1", "Dropout", x, out)], lambda r: True)
+        np.testing.assert_array_equal(tape.masks[0], keep_rule(u))

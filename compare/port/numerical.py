@@ -80,7 +80,7 @@ never folded into the tolerance.
 Cost and location
 =================
 ``4 x directions`` loss evaluations per parameter, plus one in all (the loss
-at the given point, for ``S``). Where a direction fails, the bad elements
+at the given point, for ``S`` and the one-sided slopes). Where a direction fails, the bad elements
 are located by group testing: a block of elements (a contiguous range of
 the flattened parameter) is tested like a direction restricted to it, a
 failing block is halved and both halves tested, the worse half first
@@ -88,7 +88,9 @@ failing block is halved and both halves tested, the worse half first
 levels). A block of one element is the book's element-wise difference
 (``v = 1``), with the same tolerance. Finding ``k`` bad elements among ``n``
 costs about ``8 k log2(n)`` evaluations (120 for one element of W1's 39,200,
-against the book's 78,400); when everything is wrong the search stops after
+against the book's 78,400); where both halves of a block fail, halves of up
+to 16 elements are swept instead (``_locate_blocks``); when everything is
+wrong the search stops after
 ``max_locate`` evaluations per parameter (default 2,000) and reports the
 worst elements reached. A block whose errors happen to cancel can hide a bad
 element from this search: it locates, the directions decide.
@@ -97,6 +99,89 @@ element from this search: it locates, the directions decide.
 per element, the book's loop twice over) and fails a parameter on any bad
 element. ``numerical_gradient_of`` returns that element-wise gradient, with
 each element's error bound ``R + T``.
+
+Points where the loss has no derivative
+=======================================
+At a ReLU input of exactly 0, or a max-pool tie, the loss has a kink *at*
+the point: along ``v`` its one-sided derivatives ``R = lim (f(x+sv) - f(x))
+/ s`` and ``L = lim (f(x) - f(x-sv)) / s`` differ. The central difference
+tends to ``(R + L) / 2`` at every step, and the claim is whatever the
+implementation chose at the kink. Under the book's zero-initialised conv
+bias, MNIST's blank patches give pre-activations of exactly 0 (752,370 of
+the 1,728,000 conv outputs of ``SimpleConvNet`` on the first 100 images);
+only ``b1[c]`` moves them, all the same way, so their kinks all switch on on
+one side, and relu'(0) = 0 (the book's mask ``x <= 0``, torch's ``relu``)
+claims the slope of the other side: ``L``, off the central difference by
+``(R - L) / 2`` at every step. No ``h`` and no kink retry can meet it.
+
+Detection, from the values the differences take anyway:
+``R(s) = (f(x+) - f(x)) / s`` and ``L(s) = (f(x) - f(x-)) / s``, with
+``f(x)`` taken once, add no evaluation. Each is first-order,
+``R(s) = R + a s + b s**2``, and ``R(2s) - R(s)`` estimates its truncation:
+the bracket ``R(s) +- (r + T)``, ``T = 2 (|R(2s) - R(s)| + r)``, is derived
+in ``_one_sided``. The slopes are *apart* when the two brackets do not meet.
+A smooth loss has ``R = L`` and ``R(s) - L(s) = f''(v, v) s + O(s**3)``,
+while each slope moves by half of that from ``2s`` to ``s``
+(``R(2s) - R(s) = f'' s / 2``): ``T_R + T_L`` exceeds twice the gap and the
+brackets meet. The test reads no claim, so no claim can make a loss look
+kinked. A kink at a distance ``d`` under about ``s / 2`` makes the slopes
+apart too, so the kink must also be *settled*: each slope moved by under
+``SETTLED`` = 10% of the gap from ``2s`` to ``s``. A kink of size ``J`` at
+``d`` moves ``R(s)`` by ``J d / 2s`` against a gap ``J (1 - d / s)``, so
+only one nearer than ``s / 6`` passes for one at the point. (The many small
+kinks near MNIST's blank patches move the slopes of ``SimpleConvNet``'s
+conv bias by 0.8% to 60% of the gap at ``h``, median 5%: the elements above
+10% are taken again at ``h / 10``.) A direction's retries stop where two
+steps a decade apart show the same kink (``_same_kink``: a kink nearer
+than ``s / 90`` would pass), and it is taken for one with a kink at the
+point where the smallest step tried shows one.
+
+Judgement, one element at a time. Along one element the loss's
+generalised derivatives at a kink form the interval between ``L`` and
+``R`` (its Clarke subdifferential in one dimension): the claim ``c`` is
+right inside it or at an end. With ``e_R = R(s) - c`` and ``e_L = L(s) -
+c`` (the claim taken along the steps actually made), it lies outside when
+both exceed their tolerances (bracket, claim's round-off, allowance) with
+one sign. relu'(0) = 0 gives ``L`` exactly; relu'(0) = 1 (``clamp(min=0)``)
+gives ``R`` where each unit at a kink reaches the loss through smooth layers
+only (one hidden layer), but behind another kink at the point (a second
+ReLU at 0 fed by the first, a max-pool tie among zeros) its choice is
+multiplied by the other's and can leave the interval; relu'(0) = 1/2
+(``torch.maximum``'s split) meets the central difference itself. Kinks
+*near* the point blur the slopes as they blur the central difference (on
+MNIST the conv pre-activations crowd 0: hundreds within 1e-4 of it per
+channel, one at 2.3e-8), and the kink retry sorts them the same way: a
+claim outside at a step is retried at ``h / 10**k``; the same distance
+outside at two steps (``SAME``, within round-off) is the claim's own, a bad
+element; inside at a smaller step with the distance ``SHRINKS`` times
+smaller is right; outside at every step by distances that kept changing is
+left unjudged, counted, never a failure.
+
+The rest. An element at a kink fails the central difference, so the block
+search reaches it like a bad one (4 evaluations where its claim lies
+between slopes apart at ``h``, since a smaller step cannot change a kink at
+the point; 8 or more where near kinks blur them). The same directions are
+then taken again with those elements' entries set to 0 and judged as
+before (``4 x directions`` evaluations more). A failing direction whose
+slopes are still apart and settled (its kink in elements that each passed
+within their own tolerance, or not searched within ``max_locate``) is not
+judged: counted, never a failure. With ``locate="none"`` no element is
+searched, and every failing direction with a kink at the point is not
+judged. Not judged either: how the claims of kinked elements combine. A
+port that hands a max's gradient to every tied input claims each element's
+right slope, each inside its interval, and passes here (at ties among the
+zeros of a ReLU it makes no difference: relu'(0) = 0 stops it).
+
+Measured on the book's ``SimpleConvNet`` (``examples/ch7_conv``, 30 filters
+5x5, seeds 0 and 1) on three batches of 100 MNIST images, with the exact
+gradient of its loss: all pass, where before ``b1`` failed with 29 "bad
+elements". 28 to 30 of ``b1``'s 30 elements are found at a kink (every
+channel has exact zeros; a channel whose kink lies within its own
+tolerance at ``h`` passes on its own, and a direction through it is then
+not judged). ``b1`` costs 270 to 320 loss evaluations (directions and
+their retries about 70, 4 to 20 per element, median 8, as near kinks need
+smaller steps), the whole check 430 to 500 (921 before, 764 of them for
+``b1``); the other parameters cost what they did.
 
 Measured on the 784-50-10 net
 =============================
@@ -126,6 +211,7 @@ measures. Located: one doubled element of W1 in 120 more evaluations; a
 factor 100 on W1 stops at the 2,000 cap with a few hundred bad elements
 found.
 """
+import functools
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -159,6 +245,9 @@ class Difference:
     analytic: float
     allowance: float = 0.0
     kink_h: float = None  # the smaller step at which a kink-crossing difference converged
+    unresolved: bool = False  # at a kink: outside the slopes by distances that kept changing
+    one_sided: "OneSided" = None  # the one-sided slopes at this difference's own step
+    at_point: "OneSided" = None  # where the loss has no derivative along v: the smallest step's
 
     @property
     def error(self):
@@ -179,10 +268,86 @@ class Difference:
     def passed(self):
         return self.error <= self.tolerance
 
+    @property
+    def not_judged(self):
+        """Failed where the loss has no derivative along ``v``: no step can judge it."""
+        return not self.passed and self.at_point is not None
+
+    def to_dict(self):
+        out = {k: _clean(v) for k, v in self.__dict__.items() if k not in ("one_sided", "at_point")}
+        out.update(error=_clean(self.error), tolerance=_clean(self.tolerance),
+                   ratio=_clean(self.ratio), passed=self.passed,
+                   at_point=self.at_point.to_dict() if self.at_point else None,
+                   not_judged=self.not_judged)
+        return out
+
+
+@dataclass
+class OneSided:
+    """The one-sided slopes of ``loss`` along ``v`` at step ``s``, and the claim among them.
+
+    ``right = (f(x+) - f(x)) / s`` and ``left = (f(x) - f(x-)) / s``, in the
+    units of ``Difference`` (per ``s`` of the step); each is within its
+    ``*_bound`` (round-off and first-order truncation) of its limit as
+    ``s -> 0``. ``claimed_*`` is the claim along the step actually taken on
+    that side, ``tol_*`` the bound plus the claim's round-off and the
+    allowance. ``up`` and ``down`` are the steps actually taken when one
+    element moves (``x+ - x``, ``x - x-``), for slopes per unit.
+    """
+    step: float
+    left: float
+    right: float
+    left_bound: float
+    right_bound: float
+    claimed_left: float
+    claimed_right: float
+    tol_left: float
+    tol_right: float
+    left_change: float = 0.0  # L(2s) - L(s)
+    right_change: float = 0.0  # R(2s) - R(s)
+    roundoff: float = 0.0  # of one slope
+    analytic: float = 0.0  # the claim's round-off, the larger side's
+    up: float = None
+    down: float = None
+
+    @property
+    def apart(self):
+        """The two slopes' brackets do not meet: their limits differ."""
+        return abs(self.right - self.left) > self.left_bound + self.right_bound
+
+    @property
+    def settled(self):
+        """Each slope changed from ``2s`` to ``s`` by under ``SETTLED`` of their gap."""
+        return (abs(self.left_change) + abs(self.right_change)
+                <= SETTLED * abs(self.right - self.left))
+
+    @property
+    def kink(self):
+        """Apart and settled: the loss has no derivative along ``v`` at the point."""
+        return self.apart and self.settled
+
+    @property
+    def excess(self):
+        """How far the claim lies outside ``[left, right]``, in tolerances; 0 inside (or at) it."""
+        e_right, e_left = self.right - self.claimed_right, self.left - self.claimed_left
+        if e_right * e_left <= 0:
+            return 0.0  # one slope on each side of the claim (or one equal to it)
+        return min(abs(e_right) / self.tol_right if self.tol_right else math.inf,
+                   abs(e_left) / self.tol_left if self.tol_left else math.inf)
+
+    @property
+    def outside(self):
+        return self.excess > 1
+
+    @property
+    def distance(self):
+        """The claim's distance from the nearer slope when both lie on one side of it, else 0."""
+        e_right, e_left = self.right - self.claimed_right, self.left - self.claimed_left
+        return 0.0 if e_right * e_left <= 0 else min(abs(e_right), abs(e_left))
+
     def to_dict(self):
         out = {k: _clean(v) for k, v in self.__dict__.items()}
-        out.update(error=_clean(self.error), tolerance=_clean(self.tolerance),
-                   ratio=_clean(self.ratio), passed=self.passed)
+        out.update(kink=self.kink, outside=self.outside)
         return out
 
 
@@ -205,6 +370,13 @@ class _Probe:
             raise TypeError(f"loss must be a zero-argument callable, got {type(loss).__name__}")
         self.loss, self.dtype, self.scale_floor = loss, dtype, float(value_scale)
         self.evaluations = 0
+        self.f0 = None  # the loss at the given parameters: the one-sided slopes start from it
+
+    def start(self):
+        """The loss at the given parameters, once; it raises the floor of ``S`` to ``|f|``."""
+        self.f0 = self.value("at the given parameters")
+        self.scale_floor = max(self.scale_floor, abs(self.f0))
+        return self.f0
 
     def value(self, where):
         self.evaluations += 1
@@ -222,12 +394,13 @@ class _Probe:
 
 
 def _moves(probe, p, saved, ix, v, steps, where):
-    """``(f(x+), f(x-), x+ - x-)`` for each step ``s``, with ``x+- = fl(p[ix] +- s v)``.
+    """``(f(x+), f(x-), x+ - x-, x+ - x, x - x-)`` for each step ``s``, ``x+- = fl(p[ix] +- s v)``.
 
     Writes into ``p`` in place (layers may hold references to it) and puts
     the saved values back after each pair, also when ``loss`` raises.
     """
     base = saved[ix]
+    x0 = np.array(base, dtype=np.float64)
     out = []
     try:
         for s in steps:
@@ -238,7 +411,7 @@ def _moves(probe, p, saved, ix, v, steps, where):
             x_minus = np.array(p[ix], dtype=np.float64)
             f_minus = probe.value(f"with {where} moved by -{s:g} along v")
             p[ix] = base
-            out.append((f_plus, f_minus, x_plus - x_minus))
+            out.append((f_plus, f_minus, x_plus - x_minus, x_plus - x0, x0 - x_minus))
     finally:
         p[ix] = base
     return out
@@ -247,9 +420,11 @@ def _moves(probe, p, saved, ix, v, steps, where):
 KINK_RETREATS = 4  # steps tried below h: h / 10 ... h / 10**4
 SHRINKS = 4  # a kink's error must fall at least this much before the difference is trusted
 SAME = 1e-3  # a retried error this close to the first (relative) is the gradient's own
+SETTLED = 0.1  # one-sided slopes that change less than this share of their gap have converged
 
 
-def _converged(probe, p, saved, ix, v, claimed, allowance, h, rtol, atol, where):
+def _converged(probe, p, saved, ix, v, claimed, allowance, h, rtol, atol, where,
+               interval=False):
     """``_difference`` at ``h``; where it fails, again at smaller steps, for a kink.
 
     A piecewise-linear loss (ReLU, max pooling) whose kink lies within ``h`` of
@@ -269,64 +444,185 @@ def _converged(probe, p, saved, ix, v, claimed, allowance, h, rtol, atol, where)
     to the first within both round-offs and ``SAME`` of itself stops the
     retries at once (one retry, 4 evaluations); a kink's rarely stays that
     close (one of 16 MNIST directions kept 4%, and fell 1e5-fold two steps on).
+
+    A kink *at* the point is neither: its error stays at every step. The
+    returned difference's ``at_point`` holds the one-sided slopes of the
+    smallest step tried where the loss has no derivative along ``v`` there
+    (apart and settled: see the module docstring); the same kink at two
+    steps a decade apart ends the retries (``_same_kink``).
+
+    With ``interval`` (one element moved) the claim is judged against the
+    one-sided slopes at the first step where they are apart: between them (or
+    at one), it is right. Outside them, the kinks *near* the point blur the
+    slopes as they blur the central difference, and the same retry sorts
+    them: the claim's distance outside is the claim's own if it is the same
+    at two steps (``SAME``, within round-off), and an inside found at a
+    smaller step is accepted only with the distance ``SHRINKS`` times
+    smaller. Outside at every step by distances that kept changing, the
+    element is left unjudged (``unresolved``).
     """
-    first = _difference(probe, p, saved, ix, v, claimed, allowance, h, rtol, atol, where)
-    d0 = first[0]
-    if d0.passed:
+    def at(step):
+        return _difference(probe, p, saved, ix, v, claimed, allowance, step, rtol, atol, where)
+
+    first = at(h)
+    d0, a0 = first[0], first[0].one_sided
+    kinked = interval and a0.kink
+    if kinked and not a0.outside or d0.passed and not kinked:
+        d0.at_point = a0 if a0.kink else None
         return first
+    tried = [d0]
+    outside = [a0] if kinked else []  # steps where the claim lay outside slopes apart
+    ref = None if kinked else d0  # the central difference later ones are compared with
     for k in range(1, KINK_RETREATS + 1):
+        if not interval and len(tried) >= 2 and _same_kink(tried[-2].one_sided,
+                                                             tried[-1].one_sided):
+            break  # a kink at the point: no smaller step changes its error
         small = h / 10 ** k
-        if roundoff(probe.dtype, small, probe.scale_floor) * 10 > d0.error:
+        if roundoff(probe.dtype, small, probe.scale_floor) * 10 > \
+                (outside[0].distance if outside else d0.error):
             break
-        again = _difference(probe, p, saved, ix, v, claimed, allowance, small, rtol, atol, where)
-        d = again[0]
-        if abs(d.error - d0.error) <= SAME * d0.error + d0.roundoff + d.roundoff + d0.analytic + d.analytic:
+        again = at(small)
+        d, a = again[0], again[0].one_sided
+        tried.append(d)
+        if interval and a.kink:
+            if not a.outside and (not outside or a.distance * SHRINKS <= outside[0].distance):
+                d0.at_point = a  # the near kinks left the step: between the slopes
+                return first
+            if a.outside:
+                if outside and _same_distance(outside[-1], a):
+                    d0.at_point = a  # outside by the same distance at two steps: the claim's own
+                    return first
+                outside.append(a)
+            continue
+        if ref is not None and abs(d.error - ref.error) <= \
+                SAME * ref.error + ref.roundoff + d.roundoff + ref.analytic + d.analytic:
             break  # the same error at another step: the gradient's own
         if d.passed and d.error * SHRINKS <= d0.error:
             d.kink_h = small
             return again
+        ref = ref or d  # where the slopes were apart before: the central difference from here
+    if interval and tried[-1].one_sided.kink and outside:
+        d0.at_point, d0.unresolved = outside[-1], True
+        return first
+    last = tried[-1].one_sided
+    d0.at_point = last if last.kink else None
     return first
+
+
+def _same_kink(a, b):
+    """The same kink at the point at two steps a decade apart: each settled, and the slopes
+    of the one within ``SETTLED`` of the gap of the other. A kink at ``d`` from the point
+    moves a slope by ``J (1 - d / s)`` between the steps ``s`` and ``s / 10`` when
+    ``s / 10 < d < s``, and by ``9 J d / s`` when ``d < s / 10``: only one nearer than
+    ``s / 90`` passes."""
+    return a.kink and b.kink and (abs(a.left - b.left) + abs(a.right - b.right)
+                                  <= SETTLED * abs(a.right - a.left))
+
+
+def _same_distance(a, b):
+    """The claim's distance outside the slopes equal at two steps, within round-off."""
+    return abs(a.distance - b.distance) <= SAME * max(a.distance, b.distance) + \
+        a.roundoff + b.roundoff + a.analytic + b.analytic
+
+
+def _analytic(claimed, step, h, rtol, atol):
+    """The claim's round-off along ``step / h``: Hoeffding's bound, or the worst case if smaller."""
+    bound = (rtol * np.abs(claimed) + atol) * np.abs(step) / h
+    return min(float(bound.sum()), HOEFFDING_SIGMAS * float(np.sqrt(np.sum(bound ** 2))))
+
+
+def _along(values, step, h):
+    return math.fsum((values * step).ravel()) / h  # fsum: the sum adds no round-off worth counting
 
 
 def _difference(probe, p, saved, ix, v, claimed, allowance, h, rtol, atol, where):
     """Test ``claimed`` (the claimed gradient at ``ix``) along ``v``: 4 evaluations."""
-    (fp1, fm1, step1), (fp2, fm2, step2) = _moves(probe, p, saved, ix, v, (h, 2 * h), where)
+    (fp1, fm1, step1, up1, down1), (fp2, fm2, step2, _, _) = _moves(probe, p, saved, ix, v,
+                                                                   (h, 2 * h), where)
     claimed = np.asarray(claimed, dtype=np.float64)
+    allowance = None if allowance is None else np.asarray(allowance, np.float64)
     num1, num2 = (fp1 - fm1) / (2 * h), (fp2 - fm2) / (4 * h)
-    # fsum: the sum itself adds no round-off worth counting
-    cl1 = math.fsum((claimed * step1).ravel()) / (2 * h)
-    cl2 = math.fsum((claimed * step2).ravel()) / (4 * h)
+    cl1, cl2 = _along(claimed, step1, 2 * h), _along(claimed, step2, 4 * h)
     scale = max(probe.scale_floor, abs(fp1), abs(fm1), abs(fp2), abs(fm2))
     r = roundoff(probe.dtype, h, scale)
     truncation = float(richardson_truncation(num1 - cl1, num2 - cl2, r))
-    bound = (rtol * np.abs(claimed) + atol) * np.abs(step1) / (2 * h)
-    analytic = min(float(bound.sum()), HOEFFDING_SIGMAS * float(np.sqrt(np.sum(bound ** 2))))
-    allowed = 0.0
+    analytic = _analytic(claimed, step1, 2 * h, rtol, atol)
+    allowed = 0.0 if allowance is None else abs(_along(allowance, step1, 2 * h))
+    d = Difference(where, int(np.size(v)), num1, num2, cl1, r, truncation, analytic, allowed)
+    d.one_sided = _one_sided(probe.f0, h, r, (fp1, fm1, fp2, fm2), up1, down1, claimed,
+                             allowance, rtol, atol)
+    return d, step1
+
+
+def _one_sided(f0, h, r, values, up, down, claimed, allowance, rtol, atol):
+    """The one-sided slopes at ``h`` from the four values ``_difference`` took and ``f0``.
+
+    ``R(s) = R + a s + b s**2``: ``R(2s) - R(s) = a s + 3 b s**2`` estimates the
+    truncation ``a s + b s**2`` of ``R(s)``. One loss value errs by at most
+    ``r s / 2`` (``r = 4 eps S / s``), so ``R(s)`` by ``r`` and the estimate,
+    ``e2 / 2s - e1 / s + e0 / 2s``, by ``r`` too; ``T = 2 (|R(2s) - R(s)| + r)``
+    covers that noise (a truncation ``t`` above ``r`` gives an estimate of at
+    least ``t - r``, and ``2 (t - r + r) >= t``; below ``r``, ``2 r`` covers it)
+    and the ``s**2`` term while ``5 |b| s <= |a|``. The slope's bracket is
+    ``R(s) +- (r + T)``.
+    """
+    fp1, fm1, fp2, fm2 = values
+    right, left = (fp1 - f0) / h, (f0 - fm1) / h
+    right2, left2 = (fp2 - f0) / (2 * h), (f0 - fm2) / (2 * h)
+    right_bound = r + 2 * (abs(right2 - right) + r)
+    left_bound = r + 2 * (abs(left2 - left) + r)
+    a_right, a_left = _analytic(claimed, up, h, rtol, atol), _analytic(claimed, down, h, rtol, atol)
+    tol_right, tol_left = right_bound + a_right, left_bound + a_left
     if allowance is not None:
-        allowed = abs(math.fsum((np.asarray(allowance, np.float64) * step1).ravel())) / (2 * h)
-    return Difference(where, int(np.size(v)), num1, num2, cl1, r, truncation, analytic,
-                      allowed), step1
+        tol_right += abs(_along(allowance, up, h))
+        tol_left += abs(_along(allowance, down, h))
+    single = np.size(up) == 1
+    return OneSided(h, left, right, left_bound, right_bound, _along(claimed, down, h),
+                    _along(claimed, up, h), tol_left, tol_right, left2 - left, right2 - right,
+                    r, max(a_right, a_left), float(np.sum(up)) if single else None,
+                    float(np.sum(down)) if single else None)
 
 
 # --- one parameter ----------------------------------------------------------------------
 
 @dataclass
 class Element:
-    """One element's central difference: ``numerical`` is ``(f(x+) - f(x-)) / (x+ - x-)``."""
+    """One element's central difference: ``numerical`` is ``(f(x+) - f(x-)) / (x+ - x-)``.
+
+    Where the loss has no derivative at the element (``left`` and ``right``,
+    its one-sided slopes per unit, are given), ``error`` and ``tolerance`` are
+    the claim's distance outside ``[left, right]`` (0 inside or at it) and the
+    tolerance on that side; ``unjudged`` where kinks near the point kept
+    moving the slopes at every step tried (never ``bad``).
+    """
     index: tuple
     claimed: float
     numerical: float
     error: float
     tolerance: float
     bad: bool
+    left: float = None
+    right: float = None
+    unjudged: bool = False  # outside the slopes by distances that changed at every step tried
+
+    @property
+    def nondifferentiable(self):
+        return self.left is not None
 
     def to_dict(self):
-        return {k: _clean(v) for k, v in self.__dict__.items()}
+        out = {k: _clean(v) for k, v in self.__dict__.items()}
+        out["nondifferentiable"] = self.nondifferentiable
+        return out
 
 
 @dataclass
 class ParamDirections:
-    """One parameter's row: its directions, and what the locating step found."""
+    """One parameter's row: its directions, and what the locating step found.
+
+    Where elements are found at which the loss has no derivative, ``directions``
+    are the first ones with those elements' entries set to 0 (the rest judged
+    as before), and ``set_aside`` the first ones as they were.
+    """
     name: str
     shape: tuple
     dtype: str
@@ -338,24 +634,50 @@ class ParamDirections:
     evaluations: int = 0
     locate_evaluations: int = 0
     note: str = None
+    set_aside: list = field(default_factory=list)  # of Difference, through kinked elements
+    rejudge_evaluations: int = 0
+
+    @property
+    def judged(self):
+        """The directions that judge the claim: not those failing where the loss has no
+        derivative along them."""
+        return [d for d in self.directions if not d.not_judged]
+
+    @property
+    def not_judged(self):
+        return [d for d in self.directions if d.not_judged]
 
     @property
     def worst(self):
-        return max(self.directions, key=lambda d: d.ratio) if self.directions else None
+        return max(self.judged, key=lambda d: d.ratio) if self.judged else None
 
     @property
     def max_abs(self):
-        return max((d.error for d in self.directions), default=0.0)
+        return max((d.error for d in self.judged), default=0.0)
 
     @property
     def max_rel(self):
         rel = [d.error / abs(d.claimed) if d.claimed else (math.inf if d.error else 0.0)
-               for d in self.directions]
+               for d in self.judged]
         return max(rel, default=0.0)
 
     @property
     def bad_elements(self):
         return [e for e in self.elements if e.bad]
+
+    @property
+    def nondifferentiable(self):
+        """The elements found where the loss has no derivative (the claim inside or not)."""
+        return [e for e in self.elements if e.nondifferentiable]
+
+    @property
+    def outside(self):
+        """Non-differentiable elements whose claim lies outside their one-sided slopes."""
+        return [e for e in self.nondifferentiable if e.bad]
+
+    @property
+    def unjudged_elements(self):
+        return [e for e in self.nondifferentiable if e.unjudged]
 
     @property
     def worst_element(self):
@@ -365,21 +687,32 @@ class ParamDirections:
 
     @property
     def passed(self):
-        return all(d.passed for d in self.directions) and not self.bad_elements
+        return all(d.passed for d in self.judged) and not self.bad_elements
 
     @property
     def problem(self):
-        failing = [d for d in self.directions if not d.passed]
+        failing = [d for d in self.judged if not d.passed]
         parts = []
         if failing:
-            parts.append(f"{len(failing)} of {len(self.directions)} directions out of tolerance")
+            without = (f" (without the {len(self.nondifferentiable)} elements where the loss has "
+                       f"no derivative)" if self.set_aside else "")
+            parts.append(f"{len(failing)} of {len(self.directions)} directions out of "
+                         f"tolerance{without}")
         if self.located:
             bad = len(self.bad_elements)
             found = f"{bad} bad element{'s' if bad != 1 else ''} found"
             if bad:
                 w = self.worst_element
-                found += (f", worst at {w.index}: claimed {w.claimed:.6g}, "
-                          f"numerical {w.numerical:.6g}")
+                if w.nondifferentiable:
+                    found += (f", worst at {w.index}: claimed {w.claimed:.6g}, outside the "
+                              f"one-sided slopes {w.left:.6g} and {w.right:.6g}")
+                else:
+                    found += (f", worst at {w.index}: claimed {w.claimed:.6g}, "
+                              f"numerical {w.numerical:.6g}")
+            outside = len(self.outside)
+            if outside and not (bad == 1 and self.worst_element.nondifferentiable):
+                found += (f"; {outside} of them where the loss has no derivative, the claim "
+                          f"outside the one-sided slopes")
             if self.unresolved:
                 found += f" ({self.unresolved} elements left unsearched after max_locate)"
             if bad or failing:
@@ -390,6 +723,7 @@ class ParamDirections:
         worst = self.worst
         elements = sorted(self.elements, key=lambda e: -(e.error / e.tolerance
                                                          if e.tolerance else math.inf))
+        nondiff = self.nondifferentiable
         return {
             "name": self.name, "shape": list(self.shape), "dtype": self.dtype, "h": self.h,
             "directions": len(self.directions), "max_abs": _clean(self.max_abs),
@@ -408,6 +742,13 @@ class ParamDirections:
             "elements_computed": len(self.elements),
             "elements": [e.to_dict() for e in elements[:max_elements]],
             "per_direction": [d.to_dict() for d in self.directions],
+            "nondifferentiable": len(nondiff),
+            "nondifferentiable_outside": len(self.outside),
+            "nondifferentiable_unjudged": len(self.unjudged_elements),
+            "nondifferentiable_elements": [e.to_dict() for e in nondiff[:max_elements]],
+            "not_judged": len(self.not_judged),
+            "set_aside": [d.to_dict() for d in self.set_aside],
+            "rejudge_evaluations": self.rejudge_evaluations,
         }
 
 
@@ -422,7 +763,7 @@ class _Param:
 
     def __init__(self, probe, name, p, claimed, allowance, h, rtol, atol, rng, kinks=True):
         self.probe, self.name, self.p, self.h, self.rng = probe, name, p, h, rng
-        self.differ = _converged if kinks else _difference  # no claim to converge to: plain
+        self.kinks = kinks  # without a claim to converge to, plain differences
         self.saved = p.copy()
         self.claimed = np.asarray(claimed, dtype=np.float64)
         self.allowance = None if allowance is None else np.asarray(allowance, dtype=np.float64)
@@ -433,7 +774,7 @@ class _Param:
 
     def test(self, ix, v, where, kinks=True):
         allowance = None if self.allowance is None else self.allowance[ix]
-        differ = self.differ if kinks else _difference
+        differ = _converged if kinks and self.kinks else _difference
         return differ(self.probe, self.p, self.saved, ix, v, self.claimed[ix], allowance,
                       self.h, self.rtol, self.atol, f"{self.name}{where}")[0]
 
@@ -442,14 +783,32 @@ class _Param:
         index = tuple(int(i) for i in np.unravel_index(flat, self.p.shape))
         ix = index if index else Ellipsis
         allowance = None if self.allowance is None else self.allowance[ix]
-        d, step = self.differ(self.probe, self.p, self.saved, ix, np.float64(1.0),
-                              self.claimed[ix], allowance, self.h, self.rtol, self.atol,
-                              f"{self.name}[{', '.join(map(str, index))}]")
+        differ = functools.partial(_converged, interval=True) if self.kinks else _difference
+        d, step = differ(self.probe, self.p, self.saved, ix, np.float64(1.0), self.claimed[ix],
+                         allowance, self.h, self.rtol, self.atol, _label(self.name, index))
         step = float(step)
         h = d.kink_h or self.h
         numerical = d.numerical * 2 * h / step if step else d.numerical
-        return Element(index, float(self.claimed[ix]), numerical, d.error, d.tolerance,
-                       not d.passed), d
+        claimed = float(self.claimed[ix])
+        a = d.at_point
+        if a is None or not (a.up and a.down):
+            return Element(index, claimed, numerical, d.error, d.tolerance, not d.passed), d
+        # no derivative here: the claim is judged against the one-sided slopes, per unit step
+        per_up, per_down = a.step / a.up, a.step / a.down
+        left, right = a.left * per_down, a.right * per_up
+        e_left, e_right = abs(left - claimed), abs(right - claimed)
+        t_left, t_right = a.tol_left * per_down, a.tol_right * per_up
+        if not a.outside:
+            error, tol = 0.0, max(t_left, t_right)
+        elif e_left / t_left <= e_right / t_right:
+            error, tol = e_left, t_left
+        else:
+            error, tol = e_right, t_right
+        return Element(index, claimed, numerical, error, tol, a.outside and not d.unresolved,
+                       left, right, d.unresolved), d
+
+
+DENSE_SWEEP = 16  # a dense failing block at most this large is swept, not halved
 
 
 def _locate_blocks(param, budget):
@@ -458,23 +817,30 @@ def _locate_blocks(param, budget):
     Blocks are tested at ``h`` alone (a kink that fails a block sends the search
     down a branch whose elements then pass); single elements get the kink retry
     of ``_converged``, so a bad one costs up to 8 evaluations, and ``budget``
-    counts the evaluations actually made."""
+    counts the evaluations actually made. Where both halves of a failing block
+    fail, bad elements are dense there (a bias whose units all sit at a kink):
+    halving a block of ``m`` elements that are all bad tests ``2m - 2`` blocks
+    and elements, sweeping it ``m``, so halves of at most ``DENSE_SWEEP``
+    elements are swept. A lone bad element never makes both halves fail and is
+    halved down to as before (``8 log2 n``); two bad elements in the two halves
+    of a block of 32 cost 128 evaluations swept against 64 halved, the worst
+    case of the rule."""
     n = param.p.size
     elements = []
-    stack = [(0, n)]
+    stack = [(0, n, False)]
     start = param.probe.evaluations
     worst_test = 2 * EVALS_PER_TEST  # a failing element and its retry
     while stack:
-        spent = param.probe.evaluations - start
-        lo, hi = stack.pop()
-        if hi - lo == 1:  # a one-element parameter: its block is its element
-            if spent + worst_test > budget:
-                stack.append((lo, hi))
-                break
-            elements.append(param.element(lo)[0])
+        lo, hi, sweep = stack.pop()
+        if sweep or hi - lo == 1:  # a one-element parameter: its block is its element
+            for i in range(lo, hi):
+                if param.probe.evaluations - start + worst_test > budget:
+                    stack.append((i, hi, True))
+                    return elements, sum(b - a for a, b, _ in stack)
+                elements.append(param.element(i)[0])
             continue
-        if spent + 2 * worst_test > budget:
-            stack.append((lo, hi))
+        if param.probe.evaluations - start + 2 * worst_test > budget:
+            stack.append((lo, hi, False))
             break
         mid = (lo + hi) // 2
         failing = []
@@ -486,8 +852,10 @@ def _locate_blocks(param, budget):
                                f" elements [{a}, {b})", kinks=False)
                 if not d.passed:
                     failing.append((d.ratio, a, b))
-        stack.extend((a, b) for _, a, b in sorted(failing))  # the worst on top
-    return elements, sum(b - a for a, b in stack)
+        dense = len(failing) == 2
+        stack.extend((a, b, dense and b - a <= DENSE_SWEEP)
+                     for _, a, b in sorted(failing))  # the worst on top
+    return elements, sum(b - a for a, b, _ in stack)
 
 
 def _sweep(param, budget=math.inf):
@@ -537,6 +905,9 @@ class DirectionalReport:
                 "truncation", "analytic"]
         if self.allowance_name:
             cols.append(f"allowed {self.allowance_name}")
+        nondiff = any(r.nondifferentiable for r in self.rows)
+        if nondiff:
+            cols.append("no derivative")  # elements where the loss has none, judged on their own
         cols += ["evals", "verdict"]
         lines = []
         for r in self.rows:
@@ -547,6 +918,8 @@ class DirectionalReport:
                       for k in ("tolerance", "roundoff", "truncation", "analytic")]
             if self.allowance_name:
                 cells.append(_fmt(w.allowance) if w else "-")
+            if nondiff:
+                cells.append(str(len(r.nondifferentiable)))
             cells += [str(r.evaluations), "ok" if r.passed else f"FAIL: {r.problem}"]
             lines.append(cells)
         widths = [max(len(c), *(len(line[k]) for line in lines)) if lines else len(c)
@@ -567,6 +940,8 @@ class DirectionalReport:
                 "loss_value": _clean(self.loss_value), "value_scale": self.value_scale,
                 "allowance": self.allowance_name, "evaluations": self.evaluations,
                 "passed": self.passed, "failed": self.failed,
+                "nondifferentiable": {r.name: len(r.nondifferentiable) for r in self.rows
+                                      if r.nondifferentiable},
                 "params": [r.to_dict(max_elements) for r in self.rows]}
 
     def raise_if_failed(self):
@@ -660,8 +1035,7 @@ def check_gradient_directions(loss, params, claimed, *, directions=4, h=None, se
         max_locate = DEFAULT_MAX_LOCATE if locate == "failing" else math.inf
     tol = tolerance("analytic", name)
     probe = _Probe(loss, name, value_scale)
-    f0 = probe.value("at the given parameters")
-    probe.scale_floor = max(probe.scale_floor, abs(f0))
+    f0 = probe.start()
     report = DirectionalReport(name, h, f0, float(value_scale), evaluations=0,
                                allowance_name=allowance_name if allowance else None)
     for pname, p in params.items():
@@ -671,9 +1045,9 @@ def check_gradient_directions(loss, params, claimed, *, directions=4, h=None, se
                        tol.atol, rng)
         row = ParamDirections(pname, tuple(p.shape), p.dtype.name, h)
         try:
-            for k in range(directions):
-                row.directions.append(param.test(Ellipsis, param.direction(p.shape),
-                                                 f" (direction {k})"))
+            drawn = [param.direction(p.shape) for _ in range(directions)]
+            for k, v in enumerate(drawn):
+                row.directions.append(param.test(Ellipsis, v, f" (direction {k})"))
             start = probe.evaluations
             if locate == "all":
                 row.elements, _, row.unresolved = _sweep(param, max_locate)
@@ -682,24 +1056,84 @@ def check_gradient_directions(loss, params, claimed, *, directions=4, h=None, se
                 row.elements, row.unresolved = _locate_blocks(param, max_locate)
                 row.located = "blocks"
             row.locate_evaluations = probe.evaluations - start
+            if row.nondifferentiable:
+                start = probe.evaluations
+                _rejudge(param, row, drawn)
+                row.rejudge_evaluations = probe.evaluations - start
         finally:
             p[...] = param.saved  # bit for bit, whatever happened
         row.evaluations = probe.evaluations - before
         kinks = [d for d in row.directions if d.kink_h]
-        row.note = "; ".join(filter(None, [_weak_note(row), (
-            f"{len(kinks)} of {len(row.directions)} directions crossed a kink at h={h:g} and "
-            f"converged at h={min(d.kink_h for d in kinks):g}") if kinks else None]))
+        row.note = "; ".join(filter(None, [
+            _nondifferentiable_note(row), _not_judged_note(row), _weak_note(row),
+            (f"{len(kinks)} of {len(row.directions)} directions crossed a kink at h={h:g} and "
+             f"converged at h={min(d.kink_h for d in kinks):g}") if kinks else None]))
         report.rows.append(row)
     report.evaluations = probe.evaluations
     return report
 
 
+def _rejudge(param, row, drawn):
+    """The same directions again with the non-differentiable elements' entries set to 0.
+
+    They judge every other element as strongly as before (the same draws, the
+    same tolerance); the first directions, which crossed the elements' kinks,
+    are kept in ``set_aside``."""
+    keep = np.ones(param.p.shape)
+    for e in row.nondifferentiable:
+        keep[e.index] = 0.0
+    row.set_aside, row.directions = row.directions, []
+    if not keep.any():
+        return  # every element was judged on its own
+    m = len(row.nondifferentiable)
+    for k, v in enumerate(drawn):
+        row.directions.append(param.test(
+            Ellipsis, v * keep, f" (direction {k} without the {m} non-differentiable elements)"))
+
+
+def _label(name, index):
+    return f"{name}[{', '.join(map(str, index))}]"
+
+
+def _nondifferentiable_note(row):
+    nondiff = row.nondifferentiable
+    if not nondiff:
+        return None
+    k = len(nondiff)
+    e = nondiff[0]
+    outside, unjudged = len(row.outside), len(row.unjudged_elements)
+    claims = (f"{outside} claimed outside them" if outside else
+              "the claimed values lie between them, or at one")
+    if unjudged:
+        claims += (f"; {unjudged} not judged (the claim outside slopes that kinks near the "
+                   f"point moved at every step tried)")
+    rest = (f"judged the rest along {len(row.directions)} directions without them"
+            if row.directions else "no element left to judge along directions")
+    return (f"{k} element{'s' if k != 1 else ''} not differentiable at this point (one-sided "
+            f"slopes differ at every step tried, e.g. {_label(row.name, e.index)}: "
+            f"{e.left:.4g} and {e.right:.4g}); {claims}; {rest}")
+
+
+def _not_judged_note(row):
+    skipped = row.not_judged
+    if not skipped:
+        return None
+    a = skipped[0].at_point
+    why = ("the elements it moves passed, alone or in blocks, within their own tolerance"
+           if row.located and not row.unresolved else
+           "the elements were not all searched (max_locate)" if row.located else
+           "locate='failing' finds the elements and judges the rest")
+    return (f"{len(skipped)} of {len(row.directions)} directions not judged: the loss has no "
+            f"derivative along them at this point (one-sided slopes {a.left:.4g} and "
+            f"{a.right:.4g} at h={a.step:g}); {why}")
+
+
 def _weak_note(row):
     """Say so when the tolerance is a large part of what is measured: such a check sees little."""
     worst, share, size = None, 0.0, 0.0
-    if not all(d.passed for d in row.directions):
+    if not all(d.passed for d in row.judged):
         return None  # a failure says more than this note would
-    for d in row.directions:
+    for d in row.judged:
         here = max(abs(d.numerical), abs(d.claimed))
         if here and d.tolerance / here > share:
             worst, share, size = d, d.tolerance / here, here
@@ -715,11 +1149,23 @@ def _weak_note(row):
 
 
 class NumericalGradient(dict):
-    """Name -> element-wise central difference ``D(h)``; ``.error`` holds each element's bound."""
+    """Name -> element-wise central difference ``D(h)``; ``.error`` holds each element's bound.
 
-    def __init__(self, grads, error, h, evaluations):
+    ``.nondifferentiable``: name -> boolean array, the elements where the loss
+    has no derivative (their one-sided slopes differ beyond their bounds, see
+    the module docstring); there ``D(h)`` is the mean of the two one-sided
+    slopes, ``.left`` and ``.right`` (name -> array, NaN elsewhere), each
+    within ``.slope_error`` of its limit, and a claim is right anywhere
+    between them.
+    """
+
+    def __init__(self, grads, error, h, evaluations, nondifferentiable=None, left=None,
+                 right=None, slope_error=None):
         super().__init__(grads)
         self.error, self.h, self.evaluations = error, h, evaluations
+        self.nondifferentiable = nondifferentiable or {}
+        self.left, self.right = left or {}, right or {}
+        self.slope_error = slope_error or {}
 
 
 def numerical_gradient_of(loss, params, h=None, *, value_scale=1.0, dtype=None):
@@ -728,15 +1174,16 @@ def numerical_gradient_of(loss, params, h=None, *, value_scale=1.0, dtype=None):
     Returns a ``NumericalGradient``: a dict name -> array (``(f(x+) - f(x-)) /
     (x+ - x-)`` at step ``h``), with ``.error`` the dict of per-element
     bounds ``R + T`` (round-off and Richardson-estimated truncation, as in
-    the module docstring) and ``.evaluations``. ``params`` are perturbed in
-    place and restored bit for bit.
+    the module docstring), ``.nondifferentiable`` (with ``.left`` and
+    ``.right``) and ``.evaluations``. ``params`` are perturbed in place and
+    restored bit for bit.
     """
     _check_params(params)
     name = _run_dtype(params, dtype)
     h = default_h(name) if h is None else float(h)
     probe = _Probe(loss, name, value_scale)
-    probe.scale_floor = max(probe.scale_floor, abs(probe.value("at the given parameters")))
-    grads, errors = {}, {}
+    probe.start()
+    grads, errors, nondiff, lefts, rights, slope_errors = {}, {}, {}, {}, {}, {}
     for pname, p in params.items():
         param = _Param(probe, pname, p, np.zeros(p.shape), None, h, 0.0, 0.0, None, kinks=False)
         try:
@@ -745,8 +1192,19 @@ def numerical_gradient_of(loss, params, h=None, *, value_scale=1.0, dtype=None):
             p[...] = param.saved
         grads[pname] = np.array([e.numerical for e in elements]).reshape(p.shape)
         errors[pname] = np.array([d.roundoff + d.truncation for d in diffs]).reshape(p.shape)
-    return NumericalGradient(grads, errors, h, probe.evaluations)
+        sides = [d.one_sided for d in diffs]
+        kink = [a.kink and bool(a.up and a.down) for a in sides]
+        nondiff[pname] = np.array(kink, dtype=bool).reshape(p.shape)
+        lefts[pname] = np.array([a.left * a.step / a.down if k else np.nan
+                                 for a, k in zip(sides, kink)]).reshape(p.shape)
+        rights[pname] = np.array([a.right * a.step / a.up if k else np.nan
+                                  for a, k in zip(sides, kink)]).reshape(p.shape)
+        slope_errors[pname] = np.array([max(a.left_bound * a.step / a.down,
+                                            a.right_bound * a.step / a.up) if k else np.nan
+                                        for a, k in zip(sides, kink)]).reshape(p.shape)
+    return NumericalGradient(grads, errors, h, probe.evaluations, nondiff, lefts, rights,
+                             slope_errors)
 
 
 __all__ = ["check_gradient_directions", "numerical_gradient_of", "DirectionalReport",
-           "ParamDirections", "Difference", "Element", "NumericalGradient"]
+           "ParamDirections", "Difference", "OneSided", "Element", "NumericalGradient"]

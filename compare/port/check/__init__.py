@@ -23,11 +23,12 @@ from .backward import check_backward
 from .diagnosis import blocked_verdict, verdict
 from .forward import check_forward
 from .loss import check_loss
-from .modes import check_buffers, check_eval
+from .modes import add_buffer_rows, check_buffers, check_eval
 from .parameters import check_parameters
 from .state import RunState
 
-PHASES = (check_parameters, check_buffers, check_forward, check_loss, check_backward, check_eval)
+PHASES = (check_parameters, check_buffers, check_forward, add_buffer_rows, check_loss, check_backward,
+          check_eval)
 
 
 def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cross_entropy", param_map=None,

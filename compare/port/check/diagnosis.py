@@ -64,7 +64,8 @@ def site_of(run, ctx, row):
     tol = port_tolerance(ctx.get("actual", b.output), run.dtype)
     site = Site(a, b, np_layer(run.np, a.key), _module(run, b.key), mode=ctx.get("mode", "train"),
                 dtype=run.dtype, rtol=tol.rtol, atol=tol.atol, what=ctx.get("what", "output"),
-                tape=getattr(run.np, "tape", None))
+                tape=getattr(run.np, "tape", None),
+                torch_buffers=getattr(run, "torch_buffers_at_forward", None))
     for key, value in ctx.get("site", {}).items():
         setattr(site, key, value)
     return kind, site

@@ -5,7 +5,8 @@ training pass, and its evaluation-mode outputs.
 copied into the port, so both start from one state whatever each initialises to (the
 book: zeros at the first pass; torch: mean 0, variance 1); one training pass on each
 side; each buffer compared, with the known differences its kind derives from the
-pass (``bn_unbiased_var``); then both put back as they were.
+pass (``bn_unbiased_var``); then both put back as they were. ``add_buffer_rows``
+reports them after the forward rows.
 
 ``check_eval`` (after them): the NumPy buffers copied in again, then ``predict`` in
 evaluation mode (the book's ``train_flg=False``) against the port in ``eval()``,
@@ -109,13 +110,19 @@ def check_buffers(run):
         run.np.tape.keep_masks(capture.records, is_dropout_record)
     run.torch.outputs(run.tx, run.tt)
     inputs = {r.key: r.input for r in capture.records}
-    rows, _ = compare_buffers(run.np, run.torch, pairs, inputs, np_saved, run.dtype)
-    for row, ctx, differences in rows:
+    run.buffer_rows, _ = compare_buffers(run.np, run.torch, pairs, inputs, np_saved, run.dtype)
+    run.np.restore_buffers(np_saved)
+    run.torch.load_buffers(t_saved)
+    run.torch_buffers_at_forward = t_saved
+
+
+def add_buffer_rows(run):
+    """The buffers' rows, after the layers' outputs: a difference that starts in a layer
+    shows at its output first, and in the running statistics of the layers after it."""
+    for row, ctx, differences in getattr(run, "buffer_rows", ()):
         if differences:
             run.apply_known(Known(differences))
         run.add(row, **ctx)
-    run.np.restore_buffers(np_saved)
-    run.torch.load_buffers(t_saved)
 
 
 def _np_capture(side):

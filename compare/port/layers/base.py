@@ -54,6 +54,7 @@ class Site:
     batch_size: int = None
     carried: object = 0.0
     tape: object = None  # the run's draws, so a layer rerun in training mode draws the same
+    torch_buffers: dict = None  # the port's buffers as the training-mode passes found them
 
     @property
     def expected(self):

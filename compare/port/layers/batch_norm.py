@@ -144,6 +144,22 @@ class BatchNorm(LayerKind):
                                       f"(torch's default), {site.numpy_record.key} with eps={shown} "
                                       f"(the book's 10e-7 = 1e-6): give the port "
                                       f"{type(module).__name__}(..., eps={eps_n or BOOK_EPS:g})"})
+        if site.mode == "train" and x is not None and gamma is not None and module is not None:
+            # evaluation mode in a training pass: the module's own running statistics
+            mean, var = attribute(module, "running_mean"), attribute(module, "running_var")
+            held = site.torch_buffers or {}  # as they were in the pass that parted
+            mean = held.get(f"{site.torch_record.key}.running_mean", mean)
+            var = held.get(f"{site.torch_record.key}.running_var", var)
+            if mean is not None and var is not None:
+                for eps in {float(eps_t or BOOK_EPS), BOOK_EPS}:
+                    candidate = normalise(x, gamma, beta, eps, _np(mean), _np(var))
+                    if site.close(candidate.reshape(site.actual.shape), site.actual):
+                        return found + [{"code": "mode", "mode": "train",
+                                         "text": f"{site.torch_record.key} normalises with its running "
+                                                 f"statistics during a training pass, as in eval mode: "
+                                                 f"the port's batch norm is left in eval (a train() "
+                                                 f"that does not reach it); the book's training pass "
+                                                 f"uses the batch's statistics"}]
         return found + other_mode_trap(site, "batch norm")
 
     def _buffer_traps(self, site):
