@@ -183,12 +183,19 @@ def function_capture(model, params, features_first=False, layers=None):
             return out
         return wrapped
 
-    def backward_wrapper(fn):
+    ratios = []  # dW / (the dW of dout as the gradient), at each affine layer
+
+    def backward_wrapper(fn, stem):
+        affine = getattr(_kind(stem), "name", None) == "affine"
+
         def wrapped(dout, cache, *args, **kwargs):
             found = caches.get(id(cache))
             if found is not None and found[0] is cache and found[1].grad_output is None:
                 found[1].grad_output = _t(_to_numpy(dout), features_first)
-            return fn(dout, cache, *args, **kwargs)
+            out = fn(dout, cache, *args, **kwargs)
+            if affine:
+                ratios.append(_dw_ratio(dout, cache, out, features_first))
+            return out
         return wrapped
 
     for space in model_namespaces(model):
@@ -197,9 +204,43 @@ def function_capture(model, params, features_first=False, layers=None):
             space[name] = forward_wrapper(space[name], stem, composite)
             if backward is not None and not composite:
                 saved.append((space, backward, space[backward]))
-                space[backward] = backward_wrapper(space[backward])
+                space[backward] = backward_wrapper(space[backward], stem)
     try:
         yield capture
     finally:
         for space, name, fn in reversed(saved):
             space[name] = fn
+    _summed_cost(capture, ratios)
+
+
+def _dw_ratio(dout, cache, out, features_first):
+    """``dW`` as returned over ``dW`` as ``dout`` makes it (``A.T @ dout``; features first
+    ``dout @ A.T``): 1 where ``dout`` is the gradient of the loss, ``1/m`` where it is that of
+    the summed cost (the deeplearning.ai course's ``dZ``, its ``1/m`` kept for ``dW``)."""
+    try:
+        a, w = cache[0], cache[1]
+        dw = out[1]
+        a2 = a if features_first else a.reshape(a.shape[0], -1)
+        e = np.asarray(dout) @ a2.T if features_first else a2.T @ np.asarray(dout)
+        if e.shape != np.shape(dw) or np.shape(dw) != np.shape(w):
+            return None
+        ee = float(np.sum(e * e))
+        return None if ee == 0 else float(np.sum(np.asarray(dw) * e)) / ee
+    except Exception:
+        return None
+
+
+def _summed_cost(capture, ratios):
+    """Where every affine layer's ``dW`` is ``1/m`` of what its ``dout`` makes, the ``dout``s
+    are gradients of the summed cost: the records hold them divided by ``m``, the gradient
+    of the loss (the port's autograd), and ``capture.note`` says so."""
+    m = next((r.output.shape[0] for r in capture.records if r.output is not None and r.output.ndim), None)
+    if not ratios or m is None or m == 1 or any(r is None for r in ratios):
+        return
+    if all(abs(r * m - 1) <= 1e-6 for r in ratios):
+        for r in capture.records:
+            if r.grad_output is not None:
+                r.grad_output = r.grad_output / m
+        capture.note = (f"the NumPy model's dout (dZ, dA) are gradients of the summed cost, its "
+                        f"1/m applied in dW and db (as the deeplearning.ai course writes them): "
+                        f"the layers' gradients are compared divided by m = {m}")

@@ -172,23 +172,20 @@ class TorchSide:
         was = self.model.training
         try:
             self.model.eval()
-            with torch.no_grad(), module_capture(self.model) as capture:
+            # the functional calls too: an nn.Linear called as F.linear(h, fc2.weight, ...)
+            # runs where that call is, not where it was registered
+            with torch.no_grad(), traced_capture(self.model) as capture:
                 self.model(x)
         except Exception:
             return list(self.params)
         finally:
             self.model.train(was)
-        owner = {}
-        for name, module in self.model.named_modules():
-            for pname, _ in module.named_parameters(prefix=name, recurse=False):
-                owner[pname] = name
-        seen = []
+        rank = {}
         for rec in capture.records:
-            if rec.key not in seen:
-                seen.append(rec.key)
+            for pname in rec.param_names:
+                rank.setdefault(pname, len(rank))
         names = list(self.params)
-        rank = {m: i for i, m in enumerate(seen)}
-        return sorted(names, key=lambda n: (rank.get(owner.get(n), len(rank)), names.index(n)))
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
 
     # --- buffers (batch norm's running statistics) ----------------------------------
 

@@ -15,7 +15,7 @@ from ..capture import forward_output
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..tolerance import port_tolerance
-from ..trace import layout_text
+from ..trace import OUT_IN, layout_text
 from .state import np_layer, settings_differences, settings_text
 
 
@@ -207,4 +207,12 @@ def _layout_hint(run, ctx, name):
     pair = next((p for p in run.pairing if p.numpy == name), None)
     if traced is None or pair is None:
         return None
+    if getattr(run.np, "layout", None) == "features-first" and not pair.transposed:
+        # the NumPy W is (out, in) itself: held as it is, it is held as nn.Linear holds one
+        used = getattr(traced, "layouts", {}).get(pair.torch)
+        if used is None or used == OUT_IN:
+            return None
+        return (f"{traced.key} uses {pair.torch} as an {used} matrix, but it holds {name} as it "
+                f"is, {OUT_IN} (features first, Z = W A + b): write x @ {pair.torch}.T, or "
+                f"F.linear(x, {pair.torch}, bias)")
     return layout_text(traced, pair.torch, name, pair.transposed)

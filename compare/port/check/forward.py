@@ -17,6 +17,9 @@ from ..torch_side import are_probabilities
 def check_forward(run):
     x, t = run.x, run.t
     run.np_capture, run.np_loss, run.np_grads = run.np.run(x, t)
+    note = getattr(run.np_capture, "note", None)
+    if note and note not in run.report.notes:
+        run.report.notes.append(note)
     if not np.isfinite(run.np_loss):
         raise PortSetupError(f"numpy side: loss(x, t) is {run.np_loss}: the NumPy model "
                              f"cannot be the reference on this batch")
