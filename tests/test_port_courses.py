@@ -259,3 +259,15 @@ def test_the_adapter_command_passes(capsys, monkeypatch):
                      "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0 and "PASS" in out
+
+
+def test_a_files_real_targets_reach_the_command_as_stored(capsys, monkeypatch, tmp_path):
+    """--data FILE.npz without --labels: t handed on as stored (the default one-hot labels
+    apply to MNIST and noise, not to a file's own targets)."""
+    from courses import regression
+    path = regression.write_npz(tmp_path / "reg.npz")
+    monkeypatch.chdir(ROOT)
+    code = cli.main(["port", "tests/courses/regression.py:make_net",
+                     "tests/courses/torch_ports.py:RegressionPort", "--data", str(path),
+                     "--loss", "mse_loss", "--no-progress"])
+    assert code == 0, capsys.readouterr()
