@@ -53,6 +53,13 @@ def add_port_parser(sub):
                    help="pair parameters by hand; a torch name may end in .T")
     p.add_argument("--input-shape", default=None, metavar="784 | 1,28,28",
                    help="one sample's shape (default: from the first parameter)")
+    p.add_argument("--numpy-kwargs", default=None, metavar="KEY=VALUE,...",
+                   help="keywords for every call of the NumPy loss, values as Python literals "
+                        "(cs231n's reg=0.05); a keyword the loss does not take is refused")
+    p.add_argument("--numpy-layout", choices=("batch-first", "features-first"), default=None,
+                   help="the NumPy model's layout: inputs (examples, features) and W (in, out), "
+                        "or (features, examples) and W (out, in) as the deeplearning.ai course "
+                        "(default: detected from the parameters, b1 (n_h, 1))")
     p.add_argument("--numpy-gradient", choices=("auto", "backprop", "numerical"), default="auto",
                    help="the NumPy gradient: its gradient() when it has one (auto), or central "
                         "differences of its loss")
@@ -128,7 +135,7 @@ def dataset(args, params, dtype):
 MODEL_ONLY = {"data": None, "batch": None, "loss": "cross_entropy", "labels": None,
               "param_map": None, "input_shape": None, "numpy_gradient": "auto", "directions": 4,
               "locate": "failing", "steps": None, "lr": None, "numpy_optimizer": None,
-              "torch_optimizer": None, "report": None}
+              "torch_optimizer": None, "report": None, "numpy_kwargs": None, "numpy_layout": None}
 
 
 def cmd_twins(args):
@@ -167,20 +174,22 @@ def cmd_port(args):
         np_opt = load_attribute(args.numpy_optimizer, "numpy optimizer", "optimizer")
     if args.torch_optimizer:
         t_opt = load_attribute(args.torch_optimizer, "torch optimizer", "optimizer")
-    reference = reference_side(numpy_model, args.dtype)
+    reference = reference_side(numpy_model, args.dtype, args.numpy_kwargs, args.numpy_layout)
     options = dict(dtype=args.dtype, loss=args.loss, param_map=args.param_map, device=args.device,
                    numpy_gradient=args.numpy_gradient, directions=args.directions,
-                   locate=args.locate)
+                   locate=args.locate, numpy_kwargs=args.numpy_kwargs,
+                   numpy_layout=args.numpy_layout)
+    shape_params = getattr(reference, "batch_params", reference.params)
     if args.steps is None:
         if golden is not None:
             xb, tb = golden.x, golden.t
         else:
-            xb, tb = command_batch(reference.params, reference.dtype.name, **_batch_options(args))
+            xb, tb = command_batch(shape_params, reference.dtype.name, **_batch_options(args))
         report = check_port(numpy_model, torch_model, xb.astype(reference.dtype), tb,
                             seed=args.seed, torch_optimizer=t_opt, lr=args.lr, **options)
     else:
         from ..port.training import check_training
-        x, t = dataset(args, reference.params, reference.dtype.name)
+        x, t = dataset(args, shape_params, reference.dtype.name)
         report = check_training(numpy_model, torch_model, x, t, steps=args.steps,
                                 batch_size=args.batch, lr=args.lr, seed=args.seed,
                                 numpy_optimizer=np_opt, torch_optimizer=t_opt,

@@ -56,6 +56,12 @@ def _to_numpy(value):
     return arr if np.issubdtype(arr.dtype, np.number) else None
 
 
+def forward_output(layer, x, **kwargs):
+    """``layer.forward(x)``: what it returns, or the ``.output`` it sets."""
+    out = layer.forward(x, **kwargs)
+    return getattr(layer, "output", None) if out is None else out
+
+
 def layer_items(layers):
     """``[(key, layer)]`` from an ordered dict, a dict or a list of layer objects."""
     if layers is None:
@@ -91,7 +97,10 @@ def book_layer_capture(items, owners=None):
         backward = getattr(layer, "backward", None)
 
         def wrapped_forward(*args, _key=key, _layer=layer, _forward=forward, **kwargs):
-            out = _forward(*args, **kwargs)
+            returned = _forward(*args, **kwargs)
+            # a layer may keep its output rather than return it (Neural Networks from
+            # Scratch's forward sets self.output)
+            out = getattr(_layer, "output", None) if returned is None else returned
             record = LayerRecord(_key, type(_layer).__name__, _to_numpy(args[0] if args else None),
                                  _to_numpy(out), param_names=tuple(owned.get(_key, ())))
             mask = getattr(_layer, "mask", None)
@@ -99,7 +108,7 @@ def book_layer_capture(items, owners=None):
                 record.mask = mask.copy()
             capture.records.append(record)
             open_calls.setdefault(_key, []).append(record)
-            return out
+            return returned
 
         def wrapped_backward(dout, *args, _key=key, _backward=backward, **kwargs):
             pending = open_calls.get(_key)

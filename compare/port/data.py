@@ -186,7 +186,10 @@ def command_dataset(params, dtype, *, data="mnist", batch=100, seed=0, labels="o
 def command_batch(params, dtype, **options):
     """``(x, t)``: the batch ``compare port`` checks on, in ``dtype``; an option left out
     or None takes the command's default (``BATCH_DEFAULTS``)."""
-    options = {**BATCH_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    given = {k: v for k, v in options.items() if v is not None}
+    options = {**BATCH_DEFAULTS, **given}
+    if is_data_file(options["data"]) and "labels" not in given:
+        options["labels"] = None  # a file's labels handed on as stored
     x, t = command_dataset(params, dtype, **options)
     x, t = first_batch(x, t, batch=options["batch"], seed=options["seed"])
     return x.astype(dtype), t

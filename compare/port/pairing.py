@@ -11,9 +11,17 @@ In this order:
    transposed; ``nn.Linear`` stores ``W.T``, so its (square) weight is
    transposed even when the shapes cannot tell.
 
+A bias held as a column or a row (the course's ``b1`` ``(n_h, 1)``, Neural
+Networks from Scratch's ``biases`` ``(1, n)``) pairs with a torch bias ``(n,)``
+reshaped (``Pair.reshape``: the NumPy shape). In a features-first model
+(``W`` ``(out, in)``), ``nn.Linear.weight`` is ``W`` as it is: no weight is
+taken as transposed unless the shapes say so.
+
 What cannot be paired is refused with both sides listed.
 """
 from dataclasses import dataclass
+
+import numpy as np
 
 from .targets import PortSetupError
 
@@ -23,12 +31,28 @@ class Pair:
     numpy: str
     torch: str
     transposed: bool = False
+    reshape: tuple = None  # the NumPy shape, where the torch tensor holds it in another
 
     def to_dict(self):
-        return {"numpy": self.numpy, "torch": self.torch, "transposed": self.transposed}
+        out = {"numpy": self.numpy, "torch": self.torch, "transposed": self.transposed}
+        if self.reshape is not None:
+            out["reshaped"] = list(self.reshape)
+        return out
+
+    def to_torch(self, value, torch_shape):
+        """A NumPy value in the torch tensor's layout."""
+        value = value.T if self.transposed else value
+        return value.reshape(torch_shape) if self.reshape is not None else value
+
+    def to_numpy(self, value):
+        """A torch value (as an array) in the NumPy layout."""
+        if self.reshape is not None:
+            return value.reshape(self.reshape)
+        return value.T if self.transposed else value
 
     def __str__(self):
-        return f"{self.numpy} <-> {self.torch}{'.T' if self.transposed else ''}"
+        shown = f" reshaped to {tuple(self.reshape)}" if self.reshape is not None else ""
+        return f"{self.numpy} <-> {self.torch}{'.T' if self.transposed else ''}{shown}"
 
 
 def _listing(np_shapes, torch_shapes):
@@ -64,6 +88,15 @@ def _fits(np_shape, torch_shape, transposed):
     return tuple(np_shape) == tuple(torch_shape)
 
 
+def _reshapes(np_shape, torch_shape):
+    """A column or row ``(n, 1)``/``(1, n)`` against ``(n,)``, either way round."""
+    a, b = tuple(np_shape), tuple(torch_shape)
+    if a == b or {len(a), len(b)} != {1, 2}:
+        return False
+    return tuple(d for d in a if d != 1) == tuple(d for d in b if d != 1) and \
+        int(np.prod(a)) == int(np.prod(b))
+
+
 def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=()):
     """A list of ``Pair``; ``np_shapes`` and ``torch_shapes`` are ordered ``{name: shape}``."""
     mapping = parse_param_map(param_map)
@@ -72,9 +105,11 @@ def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(
     if set(np_shapes) == set(torch_shapes):
         pairs = [Pair(k, k, False) for k in np_shapes]
         bad = [p for p in pairs if not _fits(np_shapes[p.numpy], torch_shapes[p.torch], False)]
+        bad_r = [p for p in bad if _reshapes(np_shapes[p.numpy], torch_shapes[p.torch])]
         bad_t = [p for p in bad if _fits(np_shapes[p.numpy], torch_shapes[p.torch], True)]
-        if bad and len(bad_t) == len(bad):
-            pairs = [Pair(p.numpy, p.torch, p in bad) for p in pairs]
+        if bad and len(bad_t) + len(bad_r) == len(bad):
+            pairs = [Pair(p.numpy, p.torch, p in bad_t,
+                          tuple(np_shapes[p.numpy]) if p in bad_r else None) for p in pairs]
         elif bad:
             p = bad[0]
             raise PortSetupError(f"cannot pair parameters: {p.numpy} has shape "
@@ -95,6 +130,8 @@ def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(
             pairs.append(Pair(n_name, t_name, False))
         elif _fits(n_shape, t_shape, True):
             pairs.append(Pair(n_name, t_name, True))
+        elif _reshapes(n_shape, t_shape):
+            pairs.append(Pair(n_name, t_name, False, tuple(n_shape)))
         else:
             raise PortSetupError(
                 f"cannot pair parameters by order: NumPy {n_name} {tuple(n_shape)} against torch "
@@ -125,6 +162,9 @@ def _pair_by_map(np_shapes, torch_shapes, mapping):
         n_shape, t_shape = np_shapes[n_name], torch_shapes[t_name]
         if not transposed and not _fits(n_shape, t_shape, False) and _fits(n_shape, t_shape, True):
             transposed = True
+        if not transposed and _reshapes(n_shape, t_shape):
+            pairs.append(Pair(n_name, t_name, False, tuple(n_shape)))
+            continue
         if not _fits(n_shape, t_shape, transposed):
             raise PortSetupError(f"--param-map: {n_name} {tuple(n_shape)} cannot hold torch "
                                  f"{t_name}{'.T' if transposed else ''} {tuple(t_shape)}")
@@ -138,5 +178,5 @@ def numpy_layout(pairing, torch_values):
     out = {}
     for pair in pairing:
         value = torch_values[pair.torch]
-        out[pair.numpy] = None if value is None else (value.T if pair.transposed else value)
+        out[pair.numpy] = None if value is None else pair.to_numpy(value)
     return out

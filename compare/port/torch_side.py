@@ -146,9 +146,9 @@ class TorchSide:
         torch = _torch()
         with torch.no_grad():
             for pair in pairing:
-                value = np_params[pair.numpy]
-                value = value.T if pair.transposed else value
-                self.params[pair.torch].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+                target = self.params[pair.torch]
+                value = pair.to_torch(np_params[pair.numpy], tuple(target.shape))
+                target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
     def functional_linear_weights(self, x):
         """The square weights the forward pass on ``x`` uses as ``F.linear`` takes them,
@@ -172,23 +172,20 @@ class TorchSide:
         was = self.model.training
         try:
             self.model.eval()
-            with torch.no_grad(), module_capture(self.model) as capture:
+            # the functional calls too: an nn.Linear called as F.linear(h, fc2.weight, ...)
+            # runs where that call is, not where it was registered
+            with torch.no_grad(), traced_capture(self.model) as capture:
                 self.model(x)
         except Exception:
             return list(self.params)
         finally:
             self.model.train(was)
-        owner = {}
-        for name, module in self.model.named_modules():
-            for pname, _ in module.named_parameters(prefix=name, recurse=False):
-                owner[pname] = name
-        seen = []
+        rank = {}
         for rec in capture.records:
-            if rec.key not in seen:
-                seen.append(rec.key)
+            for pname in rec.param_names:
+                rank.setdefault(pname, len(rank))
         names = list(self.params)
-        rank = {m: i for i, m in enumerate(seen)}
-        return sorted(names, key=lambda n: (rank.get(owner.get(n), len(rank)), names.index(n)))
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
 
     # --- buffers (batch norm's running statistics) ----------------------------------
 
@@ -213,8 +210,7 @@ class TorchSide:
         """Each paired parameter back in the NumPy layout."""
         out = {}
         for pair in pairing:
-            value = to_numpy(self.params[pair.torch])
-            out[pair.numpy] = value.T if pair.transposed else value
+            out[pair.numpy] = pair.to_numpy(to_numpy(self.params[pair.torch]))
         return out
 
     # --- forward and loss -----------------------------------------------------------

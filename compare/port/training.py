@@ -82,7 +82,7 @@ def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
 def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_size=100, lr=0.1,
                    seed=0, numpy_optimizer=None, torch_optimizer=None, dtype=None,
                    loss="cross_entropy", param_map=None, device="cpu", first_batch_check=True,
-                   progress=False, **port_options):
+                   progress=False, numpy_kwargs=None, numpy_layout=None, **port_options):
     """Train both sides ``steps`` steps side by side; returns a ``PortReport``.
 
     ``numpy_model`` may be a ``GoldenFile`` with a recorded training. With
@@ -102,13 +102,14 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                              f"got {x_train.shape} and {t_train.shape}")
     stream = BookRandomStream(seed)
     batches = [stream.batch_indices(x_train.shape[0], batch_size) for _ in range(steps)]
-    np_side = reference_side(numpy_model, dtype)
+    np_side = reference_side(numpy_model, dtype, numpy_kwargs, numpy_layout)
     np_side.check_training()
     common = dict(dtype=dtype, loss=loss, param_map=param_map, device=device)
     if first_batch_check:
         x0, t0 = (None, None) if np_side.batch is not None else (x_train[batches[0]], t_train[batches[0]])
         report = check_port(numpy_model, torch_model, x0, t0, **common, seed=seed,
-                            torch_optimizer=torch_optimizer, lr=lr, **port_options)
+                            torch_optimizer=torch_optimizer, lr=lr, numpy_kwargs=numpy_kwargs,
+                            numpy_layout=numpy_layout, **port_options)
     else:
         report = PortReport()
     dtype = np_side.dtype.name

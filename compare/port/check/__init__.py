@@ -33,7 +33,7 @@ PHASES = (check_parameters, check_buffers, check_forward, add_buffer_rows, check
 
 def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cross_entropy", param_map=None,
                device="cpu", numpy_gradient="auto", directions=4, locate="failing", seed=0,
-               torch_optimizer=None, lr=0.1):
+               torch_optimizer=None, lr=0.1, numpy_kwargs=None, numpy_layout=None):
     """Compare a NumPy model and its torch port on one batch; returns a ``PortReport``.
 
     ``numpy_model``: ``params`` (dict of arrays) and ``loss(x, t)``; optionally
@@ -58,6 +58,11 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     ``torch_optimizer``: the port's optimizer (a function of its parameters, as
     training takes it, called with ``lr``): where it decays, the book's weight
     decay in the NumPy loss is a known difference (``known/weight_decay.py``).
+    ``numpy_kwargs``: keywords for every call of the NumPy ``loss`` (cs231n's
+    ``{"reg": 0.05}``, or the CLI's ``"reg=0.05"``), refused when ``loss`` takes
+    none such. ``numpy_layout``: ``"batch-first"`` or ``"features-first"`` (inputs
+    ``(features, examples)``, ``W`` ``(out, in)``, ``b`` ``(out, 1)``), detected from
+    the parameters when None; ``x`` and ``t`` are given batch first either way.
 
     Neither model is changed: both sides work on deep copies. Problems with
     the request (a model without ``params``, a batch the model cannot take,
@@ -66,7 +71,8 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype, loss=loss,
                    param_map=param_map, device=device, numpy_gradient=numpy_gradient,
                    directions=directions, locate=locate, seed=seed,
-                   torch_optimizer=torch_optimizer, lr=lr)
+                   torch_optimizer=torch_optimizer, lr=lr, numpy_kwargs=numpy_kwargs,
+                   numpy_layout=numpy_layout)
     if run.blocked is not None:
         return blocked_verdict(run)
     for phase in PHASES:

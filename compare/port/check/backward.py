@@ -17,6 +17,7 @@ from ..report import Check, compare_arrays
 from ..targets import PortSetupError
 from ..layers import numpy_kind
 from ..tolerance import port_tolerance, summed_tolerance
+from .state import np_layer
 
 
 def check_backward(run):
@@ -92,7 +93,7 @@ def _terms(run, name):
     kind = None if rec is None else numpy_kind(rec.kind)
     if kind is None:
         return None
-    return kind.gradient_scale(rec, dict(run.np.items).get(rec.key), run.np.params[name])
+    return kind.gradient_scale(rec, np_layer(run.np, rec.key), run.np.params[name])
 
 
 def _allowance(run, found):

@@ -11,11 +11,12 @@ before it, between modules.
 import numpy as np
 
 from .. import known
+from ..capture import forward_output
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..tolerance import port_tolerance
-from ..trace import layout_text
-from .state import settings_differences, settings_text
+from ..trace import OUT_IN, layout_text
+from .state import np_layer, settings_differences, settings_text
 
 
 def verdict(run):
@@ -61,7 +62,7 @@ def site_of(run, ctx, row):
     if kind is None:
         return None, None
     tol = port_tolerance(ctx.get("actual", b.output), run.dtype)
-    site = Site(a, b, dict(run.np.items).get(a.key), _module(run, b.key), mode=ctx.get("mode", "train"),
+    site = Site(a, b, np_layer(run.np, a.key), _module(run, b.key), mode=ctx.get("mode", "train"),
                 dtype=run.dtype, rtol=tol.rtol, atol=tol.atol, what=ctx.get("what", "output"),
                 tape=getattr(run.np, "tape", None),
                 torch_buffers=getattr(run, "torch_buffers_at_forward", None))
@@ -134,7 +135,7 @@ def _counterfactuals(run, row, ctx):
     rec, _ = _records(run, ctx)
     if row.phase != "forward" or rec is None or ctx.get("what", "output") != "output":
         return []
-    layer = dict(run.np.items).get(rec.key)
+    layer = np_layer(run.np, rec.key)
     if layer is None or rec.input is None:
         return []
     actual = np.asarray(ctx["actual"], dtype=np.float64)
@@ -157,7 +158,7 @@ def _counterfactuals(run, row, ctx):
             saved = value.copy()
             try:
                 value[...] = replacement
-                out = layer.forward(rec.input.copy())
+                out = forward_output(layer, rec.input.copy())
             except Exception:
                 continue
             finally:
@@ -206,4 +207,12 @@ def _layout_hint(run, ctx, name):
     pair = next((p for p in run.pairing if p.numpy == name), None)
     if traced is None or pair is None:
         return None
+    if getattr(run.np, "layout", None) == "features-first" and not pair.transposed:
+        # the NumPy W is (out, in) itself: held as it is, it is held as nn.Linear holds one
+        used = getattr(traced, "layouts", {}).get(pair.torch)
+        if used is None or used == OUT_IN:
+            return None
+        return (f"{traced.key} uses {pair.torch} as an {used} matrix, but it holds {name} as it "
+                f"is, {OUT_IN} (features first, Z = W A + b): write x @ {pair.torch}.T, or "
+                f"F.linear(x, {pair.torch}, bias)")
     return layout_text(traced, pair.torch, name, pair.transposed)

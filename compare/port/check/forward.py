@@ -17,6 +17,9 @@ from ..torch_side import are_probabilities
 def check_forward(run):
     x, t = run.x, run.t
     run.np_capture, run.np_loss, run.np_grads = run.np.run(x, t)
+    note = getattr(run.np_capture, "note", None)
+    if note and note not in run.report.notes:
+        run.report.notes.append(note)
     if not np.isfinite(run.np_loss):
         raise PortSetupError(f"numpy side: loss(x, t) is {run.np_loss}: the NumPy model "
                              f"cannot be the reference on this batch")
@@ -44,7 +47,10 @@ def _scores(run):
     t_scores = run.out["scores"]
     if t_scores is None:
         return
-    np_scores = run.np.predict(run.x) if run.np.has_predict else (
+    # a model whose train-mode scores only its loss computes (cs231n's with modes): its
+    # last layer's record
+    predicts = run.np.has_predict and getattr(run.np, "predicts_train", True)
+    np_scores = run.np.predict(run.x) if predicts else (
         run.np_capture.records[-1].output if run.np_capture.records else None)
     if np_scores is None:
         return
@@ -65,7 +71,8 @@ def compare_scores(run, np_scores, t_scores, suffix=""):
     if not np.all(np.isfinite(t_scores)):
         raise PortSetupError("torch side: the scores hold NaN or infinity on this batch")
     name = "forward" if run.torch.kind == "module" else "predict"
-    run.add(compare_arrays("forward", ("predict" if run.np.has_predict else "scores") + suffix,
+    predicts = run.np.has_predict and (suffix or getattr(run.np, "predicts_train", True))
+    run.add(compare_arrays("forward", ("predict" if predicts else "scores") + suffix,
                            name + suffix, np_scores, t_scores, port_tolerance(np_scores, run.dtype),
                            note=note),
             expected=np_scores, actual=t_scores, mode="eval" if suffix else "train")

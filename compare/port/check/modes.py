@@ -18,6 +18,7 @@ from ..align import align
 from ..capture import LayerRecord, book_layer_capture
 from ..known import Known, KnownDifference
 from ..layers import Site, numpy_kind
+from ..layers.dropout import is_dropout_record
 from ..report import compare_arrays
 from ..tolerance import port_tolerance, training_tolerance
 from .forward import compare_scores
@@ -39,10 +40,26 @@ def buffer_pairs(np_side, t_side, twin):
         if name is None:  # a norm without parameters: the next unused one of its kind, in order
             name = next((b.rsplit(".", 1)[0] for b in torch_buffers
                          if b.endswith("." + t_attr) and b.rsplit(".", 1)[0] not in used), None)
-        if name is not None:
-            used.add(name)
-            pairs.append((key, layer, attr, name, t_attr, kind))
+        if name is None:  # a functional batch norm's buffers, the port's own: running_mean1, ...
+            own = next((b for b in torch_buffers if "." not in b and b.startswith(t_attr)
+                        and b not in used), None)
+            if own is not None:
+                used.add(own)
+                pairs.append((key, layer, attr, "", own, kind))
+            continue
+        used.add(name)
+        pairs.append((key, layer, attr, name, t_attr, kind))
     return pairs
+
+
+def buffer_name(module, attr):
+    return f"{module}.{attr}" if module else attr
+
+
+def judged(t_side, pair):
+    """A buffer's update can be judged where its module says its momentum; a functional
+    ``F.batch_norm`` takes it as an argument the check does not read."""
+    return hasattr(t_side.model.get_submodule(pair[3]), "momentum")
 
 
 def load_numpy_buffers(np_side, t_side, pairs, x):
@@ -50,7 +67,7 @@ def load_numpy_buffers(np_side, t_side, pairs, x):
     makes them at its first pass, as the book's does)."""
     if any(getattr(layer, attr, None) is None for _, layer, attr, *_ in pairs):
         np_side.predict(x, "eval")
-    t_side.load_buffers({f"{m}.{b}": None if getattr(layer, attr, None) is None
+    t_side.load_buffers({buffer_name(m, b): None if getattr(layer, attr, None) is None
                          else np.asarray(getattr(layer, attr))
                          for key, layer, attr, m, b, _ in pairs})
 
@@ -62,7 +79,9 @@ def compare_buffers(np_side, t_side, pairs, inputs, before, dtype, *, carried=No
     after = t_side.buffer_values()
     out, carry = [], {}
     for key, layer, attr, module, t_attr, kind in pairs:
-        expected, actual = getattr(layer, attr, None), after.get(f"{module}.{t_attr}")
+        if not judged(t_side, (key, layer, attr, module, t_attr, kind)):
+            continue
+        expected, actual = getattr(layer, attr, None), after.get(buffer_name(module, t_attr))
         if expected is None or actual is None:
             continue
         x = inputs.get(key)
@@ -86,7 +105,7 @@ def compare_buffers(np_side, t_side, pairs, inputs, before, dtype, *, carried=No
             carry[(key, attr)] = shift
             differences.append(KnownDifference(d["code"], "N/(N-1)", f"{key}.{attr}", {}, d["text"], d["size"]))
         tol = port_tolerance(expected, dtype) if step is None else training_tolerance(expected, dtype, updates)
-        row = compare_arrays(phase, f"{key}.{attr}", f"{module}.{t_attr}", np.asarray(expected),
+        row = compare_arrays(phase, f"{key}.{attr}", buffer_name(module, t_attr), np.asarray(expected),
                              np.asarray(actual), tol, shift=shift, shift_name="N/(N-1)" if found else None,
                              step=step, note=None if step is not None else "after one training pass")
         ctx = dict(expected=np.asarray(expected) if shift is None else np.asarray(expected) + shift,
@@ -101,10 +120,18 @@ def check_buffers(run):
     run.buffer_pairs = pairs
     if not pairs:
         return
+    unjudged = [buffer_name(p[3], p[4]) for p in pairs if not judged(run.torch, p)]
+    if unjudged:
+        run.report.notes.append(
+            f"{len(unjudged)} running statistics of a functional batch norm ({', '.join(unjudged)}) "
+            f"are copied in for the evaluation rows but not compared after a training pass: "
+            f"F.batch_norm takes its momentum as an argument, which the check cannot read")
     load_numpy_buffers(run.np, run.torch, pairs, run.x)
     np_saved, t_saved = run.np.buffers(), run.torch.buffer_values()
-    with book_layer_capture(run.np.items, run.np.owners) as capture:
+    with _np_capture(run.np) as capture:
         run.np.loss(run.x, run.t, "train")
+    if getattr(run.np, "tape", None) is not None:  # the port's dropout draws the same masks
+        run.np.tape.keep_masks(capture.records, is_dropout_record)
     run.torch.outputs(run.tx, run.tt)
     inputs = {r.key: r.input for r in capture.records}
     run.buffer_rows, _ = compare_buffers(run.np, run.torch, pairs, inputs, np_saved, run.dtype)
@@ -120,6 +147,11 @@ def add_buffer_rows(run):
         if differences:
             run.apply_known(Known(differences))
         run.add(row, **ctx)
+
+
+def _np_capture(side):
+    capture = getattr(side, "capture", None)
+    return capture() if capture is not None else book_layer_capture(side.items, side.owners)
 
 
 def check_eval(run):

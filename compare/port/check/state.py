@@ -82,10 +82,11 @@ class RunState:
     """The state of one check, built up phase by phase."""
 
     def __init__(self, numpy_model, torch_model, x, t, *, dtype, loss, param_map, device,
-                 numpy_gradient, directions, locate, seed, torch_optimizer=None, lr=0.1):
+                 numpy_gradient, directions, locate, seed, torch_optimizer=None, lr=0.1,
+                 numpy_kwargs=None, numpy_layout=None):
         if numpy_gradient not in NUMPY_GRADIENT:
             raise PortSetupError(f"numpy_gradient must be one of {NUMPY_GRADIENT}, got {numpy_gradient!r}")
-        self.np = reference_side(numpy_model, dtype)
+        self.np = reference_side(numpy_model, dtype, numpy_kwargs, numpy_layout)
         self.dtype = self.np.dtype.name
         drawn = None
         if self.np.batch is not None:  # a recording's own batch, unless another is given
@@ -93,7 +94,7 @@ class RunState:
             t = self.np.batch[1] if t is None else t
         elif x is None and t is None:  # the batch the command would check on
             drawn = {**BATCH_DEFAULTS, "seed": seed}
-            x, t = command_batch(self.np.params, self.dtype, **drawn)
+            x, t = command_batch(getattr(self.np, "batch_params", self.np.params), self.dtype, **drawn)
         elif x is None or t is None:
             raise PortSetupError("give both x and t, or neither (the command's default batch)")
         self.x, self.t = validate_batch(x, t, self.dtype, loss)
@@ -182,8 +183,16 @@ def pair_sides(np_side, t_side, x, param_map=None):
     np_shapes = {k: np_side.params[k].shape for k in layer_order(np_side.params, np_side.owners,
                                                                  np_side.items)}
     t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(t_side.tensor(x))}
-    return pair_parameters(np_shapes, t_shapes, param_map=param_map,
-                           linear_weights=t_side.linear_weights | t_side.functional_linear_weights(x))
+    # features first, W is (out, in) as nn.Linear holds it: the shapes alone decide
+    linear = set() if getattr(np_side, "layout", None) == "features-first" else (
+        t_side.linear_weights | t_side.functional_linear_weights(x))
+    return pair_parameters(np_shapes, t_shapes, param_map=param_map, linear_weights=linear)
+
+
+def np_layer(side, key):
+    """The NumPy layer object behind a record's key (a layer function's stand-in too)."""
+    layer_of = getattr(side, "layer_of", None)
+    return layer_of(key) if layer_of is not None else dict(side.items).get(key)
 
 
 def layer_order(params, owners, items):

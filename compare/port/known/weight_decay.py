@@ -102,7 +102,7 @@ def at_backward(run, t_grads, numerical, earlier=None):
 
 
 def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", slack=0.0,
-         decays=None):
+         decays=None, cs231n=False, kwargs=None):
     """A loss larger by a weight-decay penalty (and weight gradients larger by lambda * W):
     ``{"code": "weight_decay", ...}`` or None. ``slack``: what else may part the two losses
     (the 1e-7), so lambda is known to within ``2 slack / sum(W**2)``."""
@@ -124,10 +124,17 @@ def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", 
     given = sorted(set((decays or {}).values()))
     has = (f"the port's optimizer decays with weight_decay={', '.join(f'{g:g}' for g in given)}"
            if given else "the port has no decay")
+    course = ""
+    if cs231n:  # cs231n writes reg * sum(W**2) (assignment 1) or 0.5 * reg * sum(W**2) (assignment 2)
+        given_reg = (kwargs or {}).get("reg")
+        course = (f" (in cs231n's terms: reg * sum(W**2) with reg = lambda / 2 = {lam / 2:.6g}, as "
+                  f"assignment 1 writes it, or 0.5 * reg * sum(W**2) with reg = {lam:.6g}, as "
+                  f"assignment 2 does" + (f"; the NumPy loss was called with reg={given_reg!r}"
+                                          if given_reg is not None else "") + ")")
     return {"code": CODE, "lambda": lam,
-            "text": f"the NumPy {where} exceed the port's by the book's weight decay: 0.5 * lambda * "
-                    f"sum(W**2) with lambda = {lam:.6g} (fitted from the two losses), lambda * W in each "
-                    f"weight's gradient; {has}: give its optimizer "
+            "text": f"the NumPy {where} exceed the port's by a weight-decay penalty: lambda/2 * "
+                    f"sum(W**2) with lambda = {lam:.6g} (fitted from the two losses){course}, lambda * W "
+                    f"in each weight's gradient; {has}: give its optimizer "
                     f"weight_decay={lam:.6g} for the weights alone (a parameter group with "
                     f"weight_decay=0 for the biases) and check with --torch-optimizer, or add the "
                     f"penalty to the port's loss"}
@@ -145,5 +152,6 @@ def trap_at(run, row, ctx):
     shift, _ = others.shift("loss")
     t_loss = float(run.out["loss"]) - (0.0 if shift is None else float(shift))
     found = trap(run.np_loss, t_loss, run.np.params, run.np_grads, t_grads, run.dtype,
-                 slack=_slack(run.out, run.np_loss, run.dtype), decays=run.decays)
+                 slack=_slack(run.out, run.np_loss, run.dtype), decays=run.decays,
+                 cs231n=getattr(run.np, "cs231n", False), kwargs=getattr(run.np, "kwargs", None))
     return [] if found is None else [found]

@@ -80,13 +80,17 @@ class Site:
             return None
         layer = copy.deepcopy(self.numpy_layer)
         forward = layer.forward
+
+        def output(x, **kwargs):  # returned, or kept as .output
+            out = forward(x, **kwargs)
+            return getattr(layer, "output", None) if out is None else out
         try:
             accepted = inspect.signature(forward).parameters
             kwargs = {k: v for k, v in kwargs.items() if k in accepted}
             if self.tape is None:
-                return np.asarray(forward(np.array(x, copy=True), **kwargs), dtype=np.float64)
+                return np.asarray(output(np.array(x, copy=True), **kwargs), dtype=np.float64)
             with self.tape.numpy_pass():
-                return np.asarray(forward(np.array(x, copy=True), **kwargs), dtype=np.float64)
+                return np.asarray(output(np.array(x, copy=True), **kwargs), dtype=np.float64)
         except Exception:
             return None
 

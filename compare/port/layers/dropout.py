@@ -17,6 +17,12 @@ layer's arithmetic, and:
 * trap ``inverted_dropout``: the torch output is ``1 / (1 - p)`` times the
   book's, in training and in evaluation: ``nn.Dropout`` is inverted, the
   book's dropout is not;
+* trap ``dropout_keep_prob``: cs231n's dropout is inverted too, but its ``p`` is
+  the probability of *keeping* a unit (``x * mask / p``, ``mask = rand < p``);
+  a port that hands it to ``nn.Dropout(p=p)``, which takes the probability of
+  dropping, computes ``x * mask / (1 - p)`` on the shared mask: it fits when
+  torch's ``p`` equals the NumPy keep probability (a cs231n layer's
+  ``keep_prob``, its ``dropout_param['p']``);
 * trap ``mode``: the port computes the other mode's output.
 """
 import numpy as np
@@ -53,7 +59,25 @@ class Dropout(LayerKind):
                                       f"evaluation x * (1 - p)); port the book's dropout as a module "
                                       f"of its own (x * mask in training, x * (1 - p) in eval), or "
                                       f"make the NumPy side inverted"})
-        return found + other_mode_trap(site, "dropout")
+        return found + keep_prob_trap(site) + other_mode_trap(site, "dropout")
+
+
+def keep_prob_trap(site):
+    keep = attribute(site.numpy_layer, "keep_prob")
+    p = attribute(site.torch_module, "p")
+    if keep is None or p is None or not 0 < float(p) < 1 or site.expected is None:
+        return []
+    keep, p = float(keep), float(p)
+    if not np.isclose(keep, p) or not site.close(site.expected * keep / (1 - p), site.actual):
+        return []
+    return [{"code": "dropout_keep_prob", "keep": keep, "p": p, "mode": site.mode,
+             "text": f"{site.torch_record.key} is nn.Dropout(p={p:g}) where {site.numpy_record.key} "
+                     f"keeps units with probability {keep:g}: cs231n's dropout_param['p'] is the "
+                     f"probability of KEEPING a unit (x * mask / p), torch's p the probability of "
+                     f"DROPPING one (x * mask / (1 - p)); on the shared mask the port scales the "
+                     f"kept units by {1 / (1 - p):.6g} instead of {1 / keep:.6g}, and on its own "
+                     f"draw it would drop {p:g} of them instead of {1 - keep:g}: give the port "
+                     f"nn.Dropout(p={1 - keep:g}), p = 1 - keep"}]
 
 
 def is_dropout_record(record):

@@ -1,10 +1,22 @@
 """The NumPy model as the book writes one, seen through one narrow door.
 
-Required: ``params`` (a dict of float arrays) and ``loss(x, t)``. Optional:
-``predict(x)``, ``gradient(x, t)`` (backprop) and ``layers`` (an ordered dict
-of objects with ``forward``/``backward``). Nothing else is assumed: the last
-layer may be called anything or be absent, and layers may hold references to
-the arrays of ``params``.
+The door (what any NumPy model offers, or an adapter of a few lines gives it):
+
+* ``params``: a dict of float arrays, the parameters (required);
+* ``loss(x, t)``: the loss, a number, on a batch ``x`` ``(N, ...)`` and its labels
+  or targets ``t`` (required);
+* ``gradient(x, t)``: a dict keyed like ``params`` (backprop; else the check takes
+  central differences of ``loss``);
+* ``predict(x)``: the scores ``(N, C)`` (compared with the port's output);
+* ``layers``: an ordered dict (or list) of layer objects with ``forward(x)``
+  (returning the output, or setting ``.output``) and ``backward(dout)``, holding
+  references to the arrays of ``params``: the layer-by-layer rows.
+
+Nothing else is assumed: the last layer may be called anything or be absent.
+cs231n's ``loss(X, y=None, ...)`` and the features-first layout are recognised
+and seen through this door (``shapes``); a model with neither ``layers`` nor
+layer objects has its module-level layer functions recorded
+(``compare.port.layer_functions``).
 
 The check works on a deep copy, so the user's model is never changed: not its
 parameters, not the caches its layers keep. The copy's parameters can be cast
@@ -17,11 +29,13 @@ import copy
 import numpy as np
 
 from ..capture import book_layer_capture, layer_items, param_owners
+from ..layer_functions import function_capture, has_layer_functions
 from ..draws import DrawTape
 from ..layers import numpy_kind
 from ..layers.dropout import drop_probability, is_dropout_record
 from ..optimizers import numpy_optimizer_of
 from ..targets import PortSetupError, call_side, mode_keyword
+from .shapes import LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n, modal_cs231n, parse_kwargs
 
 SIDE = "numpy side"
 
@@ -40,7 +54,7 @@ def _float_array(value, name):
 
 
 class NumpySide:
-    def __init__(self, model, dtype=None):
+    def __init__(self, model, dtype=None, numpy_kwargs=None, numpy_layout=None):
         params = getattr(model, "params", None)
         if not isinstance(params, dict):
             raise PortSetupError(f"{SIDE}: the model ({type(model).__name__}) has no 'params' dict "
@@ -72,6 +86,54 @@ class NumpySide:
         self.loss_mode = mode_keyword(self.model.loss)
         self.predict_mode = mode_keyword(getattr(self.model, "predict", None))
         self.tape = DrawTape()
+        self._shape(numpy_kwargs, numpy_layout)
+
+    def _shape(self, numpy_kwargs, numpy_layout):
+        """cs231n's protocol, a features-first layout, keywords for the loss: the copy seen
+        through the book's door (``shapes.Shaped``); the book's own shape as it is."""
+        kwargs = parse_kwargs(numpy_kwargs)
+        check_kwargs(self.model, kwargs)
+        if numpy_layout is not None and numpy_layout not in LAYOUTS:
+            raise PortSetupError(f"--numpy-layout must be one of {LAYOUTS}, got {numpy_layout!r}")
+        self.layout = numpy_layout or detect_layout(self.params)
+        self.cs231n = is_cs231n(self.model)
+        self.kwargs = kwargs
+        self.function_layers = {}  # record key -> FunctionLayer, of the latest capture
+        self.predicts_train = True
+        inner = self.model
+        self.functions = not self.items and has_layer_functions(inner)
+        self.inner = inner
+        if self.cs231n or self.layout == "features-first" or kwargs:
+            self.model = Shaped(inner, cs231n=self.cs231n, layout=self.layout, kwargs=kwargs)
+            self.predicts_train = self.model.predicts_train
+            self.loss_mode = None if self.cs231n else mode_keyword(inner.loss)
+            self.predict_mode = "train_flg" if self.cs231n else mode_keyword(getattr(inner, "predict", None))
+            if self.cs231n:
+                self.description += " (cs231n's loss(X, y=None): scores or (loss, grads))"
+            if self.layout == "features-first":
+                self.description += " (features first: x.T, W (out, in))"
+        self._buffers, bn_owners = cs231n_buffers(inner, self.params) if self.functions else ([], {})
+        for name, key in bn_owners.items():
+            self.owners.setdefault(name, key)
+
+    @property
+    def batch_params(self):
+        """The parameters in the batch-first layout, from which a batch's shape is drawn."""
+        if self.layout != "features-first":
+            return self.params
+        return {k: v.T if v.ndim == 2 else v for k, v in self.params.items()}
+
+    def capture(self):
+        """The recording of one pass: the layer objects' calls, or the layer functions'."""
+        if self.functions:
+            self.function_layers = {}
+            return function_capture(self.inner, self.params, self.layout == "features-first",
+                                    self.function_layers)
+        return book_layer_capture(self.items, self.owners)
+
+    def layer_of(self, key):
+        """The layer object behind a record's key (a ``FunctionLayer`` for a function's call)."""
+        return dict(self.items).get(key) or self.function_layers.get(key)
 
     def drop_probability(self, record):
         return drop_probability(dict(self.items).get(record.key), None)
@@ -79,13 +141,15 @@ class NumpySide:
     @property
     def modal(self):
         """Training and evaluation compute different things (batch norm, dropout)."""
+        if self.cs231n:
+            return modal_cs231n(self.inner)
         return bool(self.loss_mode or self.predict_mode) or any(
             (k := numpy_kind(type(layer).__name__)) is not None and k.has_modes for _, layer in self.items)
 
     @property
     def buffer_owners(self):
         """``[(layer key, layer, numpy attribute)]`` of the running statistics the layers keep."""
-        out = []
+        out = list(self._buffers)
         for key, layer in self.items:
             kind = numpy_kind(type(layer).__name__)
             for attr, _ in (kind.buffers if kind else ()):
@@ -156,7 +220,7 @@ class NumpySide:
         loss), then the loss alone, on the same draw, with the running statistics as one
         pass leaves them. Returns ``(capture, loss, gradients or None)``."""
         saved = self.buffers()
-        with book_layer_capture(self.items, self.owners) as capture:
+        with self.capture() as capture:
             if self.has_gradient:
                 grads = self.gradient(x, t)
             else:
@@ -171,7 +235,7 @@ class NumpySide:
 
     def recorded_predict(self, x, mode):
         """``predict`` recorded layer by layer: ``(capture, scores)``."""
-        with book_layer_capture(self.items, self.owners) as capture:
+        with self.capture() as capture:
             scores = self.predict(x, mode)
         return capture, scores
 
@@ -207,7 +271,7 @@ class LiveReference:
         side = self.side
         side.tape.restart()
         saved = side.buffers()
-        with book_layer_capture(side.items, side.owners) as capture:
+        with side.capture() as capture:
             loss = side.loss(x, t)
         side.tape.keep_masks(capture.records, is_dropout_record, side.drop_probability)
         side.restore_buffers(saved)

@@ -1,0 +1,194 @@
+"""The shapes a NumPy model comes in, each seen through the book's door.
+
+* the book's: ``loss(x, t)`` a number, ``gradient(x, t)`` a dict, ``predict(x)``
+  scores, ``t`` one-hot rows or class indices as the batch holds them;
+* cs231n's (``loss(X, y=None, ...)``: its second parameter defaults to None):
+  ``loss(X)`` gives the scores (in test mode, where the model sets its
+  ``bn_param``/``dropout_param`` modes from ``y``), ``loss(X, y)`` gives
+  ``(loss, grads)`` in train mode; ``y`` are class indices, whatever the batch
+  holds; its ``predict`` gives labels and is never called;
+* features first (the deeplearning.ai course: ``W1`` ``(n_h, n_x)`` with ``b1``
+  ``(n_h, 1)``, inputs ``(features, examples)``): the batch handed over
+  transposed, ``x.T``, labels as ``(classes, m)`` or ``(1, m)``; what comes back
+  (scores) transposed to batch first.
+
+``Shaped`` is the model as the book's shape: ``params``, ``layers``, ``loss(x, t)``,
+``gradient(x, t)``, ``predict(x, train_flg=...)``. Keywords for the NumPy ``loss``
+(``numpy_kwargs``: cs231n's ``reg``) go to every call of it.
+"""
+import ast
+import inspect
+
+import numpy as np
+
+from ..targets import PortSetupError, mode_keyword
+
+LAYOUTS = ("batch-first", "features-first")
+
+
+def _signature(fn):
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_cs231n(model):
+    """``loss(X, y=None, ...)``: the label parameter may be left out."""
+    sig = _signature(getattr(model, "loss", None))
+    if sig is None:
+        return False
+    params = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(params) >= 2 and params[1].default is None
+
+
+def detect_layout(params):
+    """``features-first`` when the first weight is ``(out, in)`` with its bias ``(out, 1)``."""
+    names = list(params)
+    for name, next_name in zip(names, names[1:]):
+        w, b = np.shape(params[name]), np.shape(params[next_name])
+        if len(w) == 2:
+            return "features-first" if b == (w[0], 1) and w[0] != 1 and b != (1, w[1]) else "batch-first"
+    return "batch-first"
+
+
+def parse_kwargs(text):
+    """``"reg=0.05,mode='x'"`` -> ``{"reg": 0.05, "mode": "x"}`` (values as Python literals;
+    a bare word stays a string)."""
+    if text is None or isinstance(text, dict):
+        return dict(text or {})
+    out = {}
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.isidentifier():
+            raise PortSetupError(f"--numpy-kwargs entries are KEY=VALUE (a Python literal), got {part!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def check_kwargs(model, kwargs):
+    if not kwargs:
+        return
+    sig = _signature(model.loss)
+    if sig is None:
+        return
+    params = sig.parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in kwargs if k not in params and not takes_any]
+    if unknown:
+        raise PortSetupError(f"numpy side: --numpy-kwargs {', '.join(unknown)}: the NumPy loss takes "
+                             f"no such keyword; its signature is loss{sig}")
+
+
+class Shaped:
+    """The user's (copied) model as the book's shape."""
+
+    def __init__(self, model, *, cs231n=False, layout="batch-first", kwargs=None):
+        self.inner, self.cs231n, self.kwargs = model, cs231n, dict(kwargs or {})
+        self.features_first = layout == "features-first"
+        self.params = model.params
+        # cs231n's scores in train mode exist only inside loss(X, y): the check reads them off
+        # the last layer's record (a net without modes gives the same scores either way)
+        self.predicts_train = not (cs231n and modal_cs231n(model))
+        if self.cs231n or callable(getattr(model, "predict", None)):
+            self.predict = self._predict
+        if self.cs231n or callable(getattr(model, "gradient", None)):
+            self.gradient = self._gradient
+
+    @property
+    def layers(self):
+        return getattr(self.inner, "layers", None)
+
+    def _x(self, x):
+        return x.T if self.features_first and x.ndim == 2 else x
+
+    def _t(self, t):
+        if self.cs231n:
+            t = t.argmax(axis=1) if t.ndim == 2 else t.astype(np.int64)
+        if not self.features_first:
+            return t
+        if t.ndim == 2:
+            return t.T
+        classes = int(list(self.params.values())[-1].shape[0])
+        if classes > 1 and np.issubdtype(t.dtype, np.integer):
+            return np.eye(classes)[t].T
+        return t.reshape(1, -1)
+
+    def loss(self, x, t, **mode):
+        out = self.inner.loss(self._x(x), self._t(t), **mode, **self.kwargs)
+        if self.cs231n:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise PortSetupError(f"numpy side: loss(X, y) returned {type(out).__name__}, "
+                                     f"expected (loss, grads) as cs231n's models return")
+            return out[0]
+        return out
+
+    def _gradient(self, x, t):
+        if self.cs231n:
+            out = self.inner.loss(self._x(x), self._t(t), **self.kwargs)
+            return out[1] if isinstance(out, tuple) and len(out) == 2 else out
+        fn = self.inner.gradient
+        sig = _signature(fn)
+        extra = {k: v for k, v in self.kwargs.items() if sig is not None and k in sig.parameters}
+        return fn(self._x(x), self._t(t), **extra)
+
+    def _predict(self, x, train_flg=False):
+        if self.cs231n:
+            scores = self.inner.loss(self._x(x), **self.kwargs)  # y None: test mode, the scores
+        else:
+            keyword = mode_keyword(self.inner.predict)
+            mode = {} if keyword is None else {keyword: train_flg}
+            scores = self.inner.predict(self._x(x), **mode)
+        scores = np.asarray(scores)
+        return scores.T if self.features_first and scores.ndim == 2 else scores
+
+
+def modal_cs231n(model):
+    return bool(getattr(model, "bn_params", None)) or bool(
+        getattr(model, "use_dropout", False) or (getattr(model, "dropout_param", None) or {}).get("p", 1) != 1)
+
+
+class BatchNormParams:
+    """One ``bn_params[i]`` dict of cs231n's nets seen as a batch-norm layer: its running
+    statistics as attributes (``None`` while the dict has none; ``None`` set takes the
+    entry out, as before the first pass), its ``momentum`` (the old value's weight,
+    0.9 by default) and ``eps`` (1e-5)."""
+
+    def __init__(self, bn_param):
+        object.__setattr__(self, "bn_param", bn_param)
+
+    def __getattr__(self, name):
+        if name in ("running_mean", "running_var"):
+            return self.bn_param.get(name)
+        if name == "momentum":
+            return self.bn_param.get("momentum", 0.9)
+        if name == "eps":
+            return self.bn_param.get("eps", 1e-5)
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        if value is None:
+            self.bn_param.pop(name, None)
+        else:
+            self.bn_param[name] = value
+
+
+def cs231n_buffers(model, params):
+    """``([(key, layer, attribute)], {param name: key})`` for cs231n's ``bn_params``: the
+    i-th dict is the (i+1)-th batch-norm call's, with ``gamma{i+1}`` and ``beta{i+1}``."""
+    owners, out = {}, []
+    for i, bn_param in enumerate(getattr(model, "bn_params", None) or []):
+        if not isinstance(bn_param, dict):
+            continue
+        key = f"batchnorm{i + 1}"
+        layer = BatchNormParams(bn_param)
+        out += [(key, layer, "running_mean"), (key, layer, "running_var")]
+        for name in (f"gamma{i + 1}", f"beta{i + 1}"):
+            if name in params:
+                owners[name] = key
+    return out, owners
