@@ -215,3 +215,25 @@ def test_batch_norm_and_dropout_train_side_by_side_buffers_compared_each_step(tr
 def test_bn_momentum_parts_in_training_too(train_set):
     report = check_training(net("batchnorm"), zoo.bn_momentum(HIDDEN), *train_set, steps=2)
     assert not report.passed and "bn_momentum" in codes(report)
+
+
+def test_the_penalty_in_the_ports_own_loss_passes_with_the_1e7_named(flat):
+    """Both losses hold the penalty: what parts them is the book's 1e-7 alone."""
+    report = check_port(net("weight_decay"), zoo.weight_decay_loss_right(HIDDEN), *flat, loss="model")
+    assert report.passed, report.to_text()
+    assert "log_eps" in codes(report, "known")
+
+
+def test_decay_on_gamma_parts_at_step_0_and_the_single_batch_takes_off_the_weights_alone(train_set):
+    """gamma starts at 1, so a decay the book does not apply shows at the first update."""
+    report = check_training(net("full"), zoo.full_right(HIDDEN), *train_set, steps=2,
+                            torch_optimizer=zoo.weight_decay_all)
+    assert [c.where for c in report.checks if c.phase != "training" and not c.passed] == []
+    assert report.first_mismatch["step"] == 0 and report.first_mismatch["where"] == "gamma1"
+    assert report.diagnosis[0]["code"] == "weight_decay"
+
+
+def test_a_check_of_a_net_that_draws_gives_the_same_numbers_every_run(flat):
+    a = check_port(net("dropout"), zoo.mode_train_flg(HIDDEN), *flat)
+    b = check_port(net("dropout"), zoo.mode_train_flg(HIDDEN), *flat)
+    assert [(c.where, c.max_abs) for c in a.checks] == [(c.where, c.max_abs) for c in b.checks]

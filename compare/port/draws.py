@@ -99,6 +99,33 @@ class DrawTape:
             yield self
 
 
+@contextmanager
+def seeded(seed):
+    """Both random streams seeded for one check, and put back after it: a model that draws
+    from ``numpy.random`` (the book's dropout) draws the same on every run of the check,
+    and the user's own streams are left where they were."""
+    import torch
+    state = np.random.get_state()
+    np.random.seed(int(seed) % 2 ** 32)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            yield
+    finally:
+        np.random.set_state(state)
+
+
+def seeded_by_its_seed(fn):
+    """``fn`` (a check taking ``seed=``) run inside ``seeded(seed)``."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with seeded(kwargs.get("seed", 0)):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 def _keep_mask(record, uniforms=(), p=None):
     """The layer's keep mask: the one it kept (the book's ``self.mask``); else read off its
     output where its input is not 0, and completed from the uniforms it was drawn from: the

@@ -26,6 +26,7 @@ from . import known
 from .known import Known
 from ..parity import Tolerance
 from .capture import book_layer_capture
+from .draws import seeded_by_its_seed
 from .check import check_port
 from .check.modes import buffer_pairs, compare_buffers, load_numpy_buffers
 from .check.state import pair_sides, validate_batch
@@ -79,6 +80,7 @@ def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
                           allowance_name="per-entry bound", step=step)
 
 
+@seeded_by_its_seed
 def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_size=100, lr=0.1,
                    seed=0, numpy_optimizer=None, torch_optimizer=None, dtype=None,
                    loss="cross_entropy", param_map=None, device="cpu", first_batch_check=True,
@@ -270,7 +272,8 @@ def _diagnose_update(row, before, after, dtype, batch_size, lr=None, decays=None
             return [{"code": "weight_decay", "parameter": row.where, "lambda": lam,
                      "text": f"the port's optimizer decays {row.where} (weight_decay={lam:g}: torch "
                              f"applies it to every parameter of its group), the book decays the "
-                             f"weights alone: give {row.where} and the other biases a parameter group "
+                             f"weights alone: put {row.where} and the others the book does not decay "
+                             f"(biases, batch norm's gamma and beta) in a parameter group "
                              f"with weight_decay=0"}]
     found = diagnose(expected, actual, dtype=dtype, batch_size=batch_size)
     for d in found:

@@ -18,6 +18,7 @@ Known differences between two right implementations (the book's ``1e-7``)
 are no failures: ``compare.port.known`` finds them, sized through the port,
 and the loss and backward phases add them to the expected value and name them.
 """
+from ..draws import seeded
 from ..reference import open_reference
 from .backward import check_backward
 from .diagnosis import blocked_verdict, verdict
@@ -68,13 +69,14 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     the request (a model without ``params``, a batch the model cannot take,
     NaN in an output) raise ``PortSetupError`` (a ``ValueError``).
     """
-    run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype, loss=loss,
-                   param_map=param_map, device=device, numpy_gradient=numpy_gradient,
-                   directions=directions, locate=locate, seed=seed,
-                   torch_optimizer=torch_optimizer, lr=lr, numpy_kwargs=numpy_kwargs,
-                   numpy_layout=numpy_layout)
-    if run.blocked is not None:
-        return blocked_verdict(run)
-    for phase in PHASES:
-        phase(run)
+    with seeded(seed):
+        run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype, loss=loss,
+                       param_map=param_map, device=device, numpy_gradient=numpy_gradient,
+                       directions=directions, locate=locate, seed=seed,
+                       torch_optimizer=torch_optimizer, lr=lr, numpy_kwargs=numpy_kwargs,
+                       numpy_layout=numpy_layout)
+        if run.blocked is not None:
+            return blocked_verdict(run)
+        for phase in PHASES:
+            phase(run)
     return verdict(run)

@@ -87,13 +87,16 @@ def at_loss(np_loss, out, loss_name, dtype, context=None):
             f"optimizer decays {', '.join(decays)} with weight_decay={', '.join(f'{g:g}' for g in given)}; "
             f"the penalty, {p:.6g} here, and lambda * W in those gradients are taken off the NumPy "
             f"side before comparing")
-    return Known([KnownDifference(CODE, LABEL, "loss", {"loss": np.array(-p)}, text, p)])
+    found = KnownDifference(CODE, LABEL, "loss", {"loss": np.array(-p)}, text, p)
+    found.decays = decays  # the gradients take off what the loss did, no more
+    return Known([found])
 
 
 def at_backward(run, t_grads, numerical, earlier=None):
-    decays = getattr(run, "decays", None) or {}
-    if not decays or not any(d.code == CODE for d in run.known.differences):
+    at_loss_found = [d for d in run.known.differences if d.code == CODE and hasattr(d, "decays")]
+    if not at_loss_found:
         return Known()
+    decays = at_loss_found[0].decays
     rows = {("param", n): -lam * np.asarray(run.np.params[n], np.float64) for n, lam in decays.items()}
     size = max(float(np.max(np.abs(v))) for v in rows.values())
     text = (f"gradient: lambda * W of the book's penalty in {', '.join(decays)} (at most {size:.3g}), "
