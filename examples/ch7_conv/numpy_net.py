@@ -30,6 +30,20 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
     return windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * out_h * out_w, -1)
 
 
+def im2col_t(input_data, filter_h, filter_w, stride=1, pad=0):
+    """``im2col``'s transpose, ``(C * filter_h * filter_w, N * out_h * out_w)``, filled one
+    filter position at a time (the book's loop): each position is one strided slice."""
+    N, C, H, W = input_data.shape
+    out_h = conv_output_size(H, filter_h, stride, pad)
+    out_w = conv_output_size(W, filter_w, stride, pad)
+    img = np.pad(input_data, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.empty((C, filter_h, filter_w, N, out_h, out_w), dtype=input_data.dtype)
+    for y in range(filter_h):
+        for x in range(filter_w):
+            col[:, y, x] = img[:, :, y:y + stride * out_h:stride, x:x + stride * out_w:stride].transpose(1, 0, 2, 3)
+    return col.reshape(C * filter_h * filter_w, N * out_h * out_w)
+
+
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     """The adjoint of ``im2col``: every row's entries added back where they were read
     (overlapping fields add up), the padding cut off."""
@@ -58,11 +72,12 @@ class Convolution:
         N, _, H, W = x.shape
         out_h = conv_output_size(H, FH, self.stride, self.pad)
         out_w = conv_output_size(W, FW, self.stride, self.pad)
-        col = im2col(x, FH, FW, self.stride, self.pad)
+        col_t = im2col_t(x, FH, FW, self.stride, self.pad)
         col_W = self.W.reshape(FN, -1).T
-        out = np.dot(col, col_W) + self.b
-        self.x, self.col, self.col_W = x, col, col_W
-        return out.reshape(N, out_h, out_w, FN).transpose(0, 3, 1, 2)
+        # (FN, N*out_h*out_w): the output comes out channel by channel, as (N, FN, OH, OW) wants it
+        out = np.dot(col_W.T, col_t).reshape(FN, N, out_h, out_w).transpose(1, 0, 2, 3)
+        self.x, self.col, self.col_W = x, col_t.T, col_W
+        return out + self.b.reshape(1, FN, 1, 1)
 
     def backward(self, dout):
         FN, C, FH, FW = self.W.shape
