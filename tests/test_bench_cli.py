@@ -1,9 +1,11 @@
+import pytest
 """``python -m compare bench`` runs a benchmark end to end and writes its JSON."""
 import json
 
 from compare import cli
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_bench_numerical_training_writes_its_result(tmp_path, capsys):
     status = cli.main(["bench", "numerical-training", "--iters", "2", "--out", str(tmp_path)])
     assert status == 0
@@ -15,6 +17,7 @@ def test_bench_numerical_training_writes_its_result(tmp_path, capsys):
     assert "numerical-gradient training" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_training_benchmark_interleaves_rounds_of_runs_that_agree(mnist):
     from compare.ch4 import benchmark
 

@@ -294,6 +294,7 @@ def test_resume_across_sides_continues_from_the_same_numbers(small64, tmp_path):
 
 # -- one file format, both ways, bit for bit --------------------------------------
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_numpy_torch_numpy_round_trip_is_bit_for_bit(mnist64, tmp_path):
     first, second = tmp_path / "numpy.npz", tmp_path / "torch.npz"
     net = make_net("numpy", 0)

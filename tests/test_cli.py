@@ -102,6 +102,7 @@ def test_curves_600_iterations_pass_and_write_json(run, tmp_path):
     assert report["max_rel"] <= 1e-9
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_train_both_sides_prints_the_books_lines(run, tmp_path):
     code, out = run("train", "--side", "both", "--iters", "3", "--eval-every", "2",
                     "--impl", "module", "--out", str(tmp_path))
@@ -136,6 +137,7 @@ def test_module_entry_point_runs():
         assert command in proc.stdout
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_figures_book_only_writes_pngs_that_open(run, tmp_path):
     code, out = run("figures", "--book-only", "--out", str(tmp_path))
     assert code == 0

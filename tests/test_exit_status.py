@@ -207,6 +207,7 @@ def test_scripts_with_a_broken_mnist_file_cannot_run(script, tmp_path, monkeypat
     (["torch_impl.train_neuralnet", "--device", MISSING_CUDA], ["--device", MISSING_CUDA]),
     (["numpy_impl.train_neuralnet", "--iters", "0"], ["--iters"]),
 ], ids=["compare", "torch script", "numpy script"])
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_a_real_process_exits_2_with_one_line(argv, words, tmp_path):
     proc = subprocess.run([sys.executable, "-m", *argv, *(["--out", str(tmp_path)]
                                                           if argv[0] == "compare" else [])],

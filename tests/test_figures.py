@@ -30,6 +30,7 @@ def test_a_blank_canvas_does_not_count_as_drawn(tmp_path):
         assert_drawn(blank)
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_parity_figures(tmp_path, mnist):
     (x_train, t_train), (x_test, t_test) = mnist
     small = (x_train[:1000], t_train[:1000]), (x_test[:200], t_test[:200])

@@ -19,6 +19,7 @@ def test_default_form_is_the_books(mnist):
     assert counts.min() == 5421 and counts.max() == 6742
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_one_hot_and_unflattened_forms(mnist):
     (x_flat, t_idx), _ = mnist
     (x, t), (x_test, t_test) = load_mnist(one_hot_label=True, flatten=False, normalize=False,

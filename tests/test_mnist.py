@@ -231,6 +231,7 @@ def test_a_later_load_reads_the_cache_and_gives_torchvision_s_arrays(tmp_path, t
     assert torchvision_reads == [True, False]
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_the_numpy_script_on_a_warm_cache_never_imports_torch(tmp_path):
     raw_copy(tmp_path, symlink=True)
     load_mnist(tmp_path, download=False)

@@ -19,6 +19,7 @@ def test_backprop_matches_numerical_gradient_on_mnist(mnist_batch):
         np.testing.assert_allclose(numerical[key], analytic[key], rtol=0, atol=1e-7, err_msg=key)
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_fast_numerical_gradient_equals_the_books_loop(mnist_batch):
     # The same central differences, organised differently: they can differ only
     # by round-off in the loss, eps*|loss|/h ~ 2.2e-16*2.3/1e-4 ~ 5e-12.

@@ -11,6 +11,7 @@ def _run(mnist, iters, seed, **kw):
     return net, npi.train(net, x_train, t_train, x_test, t_test, iters_num=iters, seed=seed, **kw)
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_seeded_runs_are_bit_identical(mnist):
     _, a = _run(mnist, 120, seed=5, eval_every=60)
     _, b = _run(mnist, 120, seed=5, eval_every=60)
@@ -73,6 +74,7 @@ def test_full_book_run_reaches_the_books_accuracy(mnist):
     assert hist["eval_iters"][-1] == 9600 and len(hist["test_acc"]) == 17
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_numerical_gradient_training_follows_backprop(mnist):
     # Same start, same batches: numerical and backprop updates differ by the
     # ~1e-8 gradient gap, so a few steps keep the losses within ~1e-7.

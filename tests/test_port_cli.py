@@ -77,6 +77,7 @@ def test_diagnosis_codes_reach_the_json(tmp_path, capsys):
     assert "scale" in [d["code"] for d in report["diagnosis"]]
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_training_side_by_side_from_the_command_line(tmp_path, capsys):
     code, out, _ = run(capsys, NUMPY, TORCH, "--steps", "5",
                        "--numpy-optimizer", "examples/layer_net/optimizers.py:AdaGrad",
@@ -143,6 +144,7 @@ def test_a_batch_the_model_cannot_take_exits_2(capsys):
     assert code == 2 and "numpy side: gradient(ndarray(100, 783)" in err
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_the_real_process_exits_as_documented(tmp_path):
     """One subprocess each way: what a shell or CI sees."""
     def proc(*argv):

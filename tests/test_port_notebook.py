@@ -207,6 +207,7 @@ class SeenNet(zoo.numpy_net.TwoLayerNet):
         return super().loss(x, t)
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_without_x_t_the_check_runs_on_the_commands_default_batch(tmp_path, monkeypatch, capsys):
     SeenNet.seen.clear()
     report = check_port(SeenNet(784, 50, 10, seed=0), zoo.functional_relu())

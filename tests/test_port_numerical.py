@@ -192,6 +192,7 @@ def test_a_gradient_claimed_as_all_zeros_fails(net_case):
     json.dumps(report.to_dict(), allow_nan=False)
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_a_transposed_square_weight_is_caught(mnist_batch):
     x, t = mnist_batch
     net = N.TwoLayerNet(784, 10, 10, seed=0)
@@ -320,6 +321,7 @@ def test_numerical_gradient_of_the_net_matches_its_backprop_plus_gap(mnist_batch
 
 # --- kinks --------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_relu_kinks_crossed_by_a_step_are_not_taken_for_a_wrong_gradient(mnist_batch):
     """A ReLU net: along a direction of all 39,200 elements of W1, a step of 1e-4 moves
     some pre-activations across 0; the difference mixes two slopes. At a smaller step

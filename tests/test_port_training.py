@@ -35,6 +35,7 @@ def test_plain_sgd_stays_together_and_the_curves_are_kept(data):
     assert all(r < tol for r, tol in zip(tr["max_rel_param"], tr["tolerance"]))
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_books_momentum_agrees_with_torch_sgd_momentum_over_100_steps(data):
     # v = 0.9 v - lr g against b = 0.9 b + g, W -= lr b: the same while lr is fixed
     report = train(data, 100, opt.Momentum, opt.torch_momentum)
@@ -59,6 +60,7 @@ def test_adagrad_with_the_books_eps_agrees(data):
     assert report.passed, report.to_text()
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_a_schedule_shifted_by_one_step_is_caught_where_it_starts(data):
     numpy_decay = partial(opt.StepDecaySGD, step_size=20)
     right = train(data, 30, numpy_decay, partial(opt.torch_step_decay, step_size=20))

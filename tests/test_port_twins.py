@@ -371,6 +371,7 @@ def test_every_book_function_agrees_with_inputs_it_can_take():
     assert [r.name for r in rows(report)["sum_squared_error"].backward.rows] == ["d/dx1"]
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_numpy_impl_functions_in_a_subprocess(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "compare", "port", "numpy_impl.functions", "torch_impl.functions",

@@ -212,6 +212,7 @@ def test_fixture_asserts_and_the_session_ends_with_the_table_and_json(pytester, 
     result.stdout.fnmatch_lines([f"parity checks written to {path}"])
 
 
+@pytest.mark.slow  # a whole process or a long run: seconds
 def test_xdist_workers_send_their_checks_to_one_table(pytester, plugin_dist):
     pytest.importorskip("xdist", reason="pytest-xdist (in the dev extra) is not installed")
     expected = port_expectations()
