@@ -400,7 +400,9 @@ PLANTED_BUGS = [
     {"torch": f"{_PORTS}:FCRawWeight", "numpy": f"{_MODELS}/cs231n_fc_net.py:make_plain_net",
      "code": "transpose", "phase": "forward", "where": "W2", "options": []},
     {"torch": f"{_PORTS}:DlaiTransposedW2", "numpy": f"{_MODELS}/dlai_deep_net.py:make_net",
-     "code": "transpose", "phase": "forward", "where": "W2", "options": []},
+     "code": "transpose", "phase": "forward", "where": "W2",
+     # one sigmoid output: binary targets (N, 1) of the user's own, not MNIST's ten classes
+     "options": ["--data", "FILE.npz", "--loss", "binary_cross_entropy"]},
     {"torch": f"{_PORTS}:RegressionSumLoss", "numpy": f"{_MODELS}/regression.py:make_net",
      "code": "scale", "phase": "loss", "where": None,
      "options": ["--data", "FILE.npz", "--loss", "model"]},
