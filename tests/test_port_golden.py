@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 
 import port_zoo as zoo
 from compare import PortSetupError, check_port
@@ -140,3 +141,34 @@ def test_other_options_are_refused(layer_file):
         golden.agree({"batch": 50})
     with pytest.raises(PortSetupError, match="on its own batch"):
         check_port(golden, zoo.sequential(), np.zeros((100, 784)), golden.t)
+
+
+def test_a_recording_of_a_loss_with_no_derivative_at_the_point_judges_those_elements_by_their_slopes(tmp_path):
+    """The chapter-5 net from its loss alone, its zero hidden bias met by all-zero input rows:
+    the hidden pre-activations of those rows are exactly 0, where the central difference
+    of b1 is the mean of two one-sided slopes and autograd's claim (relu'(0) = 0) one of
+    them. Replayed from a golden file the check passes, as the live one does; a port whose
+    hidden bias enters ten times (zero, so the outputs agree) fails at b1 in both."""
+    rng = np.random.RandomState(0)
+    x, t = rng.rand(20, 30), np.eye(3)[rng.randint(0, 3, 20)]
+    x[:6] = 0.0  # six blank rows
+    numpy_net = zoo.LossOnly(zoo.layer_net(30, 8, 3))
+    path = save(record(numpy_net, x, t, options={"loss": "cross_entropy"}), tmp_path / "kinks.npz")
+    replayed = check_port(path, zoo.sequential(30, 8, 3))
+    assert replayed.passed, replayed.to_text()
+    assert any(n.startswith("b1: 8 of 8 recorded elements not differentiable") for n in replayed.notes)
+    live, wrong = check_port(numpy_net, TenfoldBias(), x, t), check_port(path, TenfoldBias())
+    assert not live.passed and not wrong.passed
+    assert wrong.first_mismatch["where"] == live.first_mismatch["where"] == "b1"
+
+
+class TenfoldBias(torch.nn.Module):
+    """30-8-3 with the hidden bias entering ten times: b1 = 0, so only its gradient is off."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(30, 8), torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.nn.functional.linear(x, self.fc1.weight, 10 * self.fc1.bias)
+        return self.fc2(torch.relu(h))

@@ -47,6 +47,13 @@ def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
         grads = numerical_gradient_of(side.loss_function(x, t), side.params)
         for name, bound in grads.error.items():
             arrays[f"grad_error/{name}"] = np.asarray(bound, dtype=np.float64)
+        # where the loss has no derivative a right claim is anywhere between the one-sided
+        # slopes: they are kept, so a replay judges those elements as a live check does
+        for name, kinked in grads.nondifferentiable.items():
+            if np.any(kinked):
+                arrays[f"grad_left/{name}"] = np.asarray(grads.left[name], dtype=np.float64)
+                arrays[f"grad_right/{name}"] = np.asarray(grads.right[name], dtype=np.float64)
+                arrays[f"grad_slope_error/{name}"] = np.asarray(grads.slope_error[name], dtype=np.float64)
         gradient = "numerical"
     layers = []
     for i, rec in enumerate(capture.records):

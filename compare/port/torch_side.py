@@ -185,7 +185,16 @@ class TorchSide:
             for pname in rec.param_names:
                 rank.setdefault(pname, len(rank))
         names = list(self.params)
-        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
+
+        def place(n):
+            # a parameter no record names (a bias entering as 10 * bias) goes with its own
+            # module's parameters that a record does name
+            if n in rank:
+                return rank[n]
+            owner = n.rsplit(".", 1)[0] if "." in n else ""
+            siblings = [rank[s] for s in rank if (s.rsplit(".", 1)[0] if "." in s else "") == owner]
+            return max(siblings) + 0.5 if siblings else len(rank)
+        return sorted(names, key=lambda n: (place(n), names.index(n)))
 
     # --- buffers (batch norm's running statistics) ----------------------------------
 

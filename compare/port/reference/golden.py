@@ -23,7 +23,10 @@ grad_output}``             execution (when the model has ``layers``)
 ``predict``, ``loss``      its outputs on the batch
 ``grad/NAME``              its gradient: backprop, or central differences of the
                            loss (``meta["gradient"]`` says which; then
-                           ``grad_error/NAME`` holds each element's error bound)
+                           ``grad_error/NAME`` holds each element's error bound;
+                           ``grad_left/NAME``, ``grad_right/NAME`` and
+                           ``grad_slope_error/NAME`` the one-sided slopes where the
+                           loss has no derivative, NaN elsewhere)
 ``train/loss``             the loss at each training step (``--steps``)
 ``train/param/NAME``       the parameters after each step, ``(steps, *shape)``, or,
 ``train/summary/NAME``     when that would pass ``MAX_TRAINING_BYTES``, a summary per
@@ -186,6 +189,14 @@ class GoldenSide:
     def recorded_difference(self, name):
         """The recorded central difference of the loss for ``name`` and its error bound."""
         return self.golden.grads[name], self.golden.arrays[f"grad_error/{name}"]
+
+    def recorded_kinks(self, name):
+        """``(left, right, slope error)`` of the elements of ``name`` where the loss has no
+        derivative (NaN elsewhere), or None: a recording without any."""
+        a = self.golden.arrays
+        if f"grad_left/{name}" not in a:
+            return None
+        return a[f"grad_left/{name}"], a[f"grad_right/{name}"], a[f"grad_slope_error/{name}"]
 
     def check_training(self):
         if "training" not in self.golden.meta:
