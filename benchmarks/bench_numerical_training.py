@@ -10,10 +10,7 @@ NAME = Path(__file__).name
 
 
 def parse_args(argv=None):
-    parser = runner.ArgumentParser(prog=NAME, description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default=None, help="also time this torch device, e.g. cuda")
-    parser.add_argument("--out", type=Path, default=Path("out/bench"),
-                        help="folder for the JSON result")
+    parser = runner.parser(NAME, __doc__.split("\n")[0])
     parser.add_argument("--iters", type=int, default=10000)
     parser.add_argument("--side", choices=("numpy", "torch"), default="numpy")
     return parser.parse_args(argv)

@@ -11,9 +11,7 @@ NAME = Path(__file__).name
 
 
 def parse_args(argv=None):
-    parser = runner.ArgumentParser(prog=NAME, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("out/bench"),
-                        help="folder for the JSON result")
+    parser = runner.parser(NAME, __doc__.split("\n\n")[0], device=False)
     parser.add_argument("--iters", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians reported")
     parser.add_argument("--seed", type=int, default=0)

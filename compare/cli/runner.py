@@ -8,6 +8,7 @@ parse. The runners time and report; they judge no parity (``python -m
 compare`` does), so a run that finished exits 0.
 """
 import argparse
+from pathlib import Path
 
 from numpy_impl.validation import check_positive_int, check_seed
 
@@ -20,6 +21,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise SystemExit(refuse(self.prog, message))
+
+
+def parser(name, doc, device=True):
+    """A runner's parser with the options every runner has: ``--out`` (and ``--device``)."""
+    p = ArgumentParser(prog=name, description=doc)
+    if device:
+        p.add_argument("--device", default=None, help="also time this torch device, e.g. cuda")
+    p.add_argument("--out", type=Path, default=Path("out/bench"), help="folder for the JSON result")
+    return p
 
 
 def check(args, counts=(), seeds=()):

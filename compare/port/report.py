@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..parity import _first, elementwise_errors
-from .notebook import port_html, port_repr
+from .notebook import num, port_html, port_repr
 
 PHASES = ("parameters", "forward", "loss", "backward", "training")
 
@@ -246,15 +246,7 @@ class PortReport:
         return "\n".join(out) + "\n"
 
 
-def _g(value, digits=3):
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return value
-    value = float(value)
-    if value == 0:
-        return "0"
-    return f"{value:.{digits}g}"
+_g = num  # one way to show a number, in the terminal, Markdown and the notebook
 
 
 def _table(phase, rows):

@@ -24,7 +24,7 @@ import copy
 import numpy as np
 
 from . import losses as named_losses
-from .capture import book_layer_capture, layer_items, module_capture, param_owners
+from .capture import book_layer_capture, layer_items, param_owners
 from .draws import DrawTape
 from .targets import PortSetupError, call_side, mode_keyword
 from .trace import OUT_IN, traced_capture, weight_layouts

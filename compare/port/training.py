@@ -25,7 +25,6 @@ from numpy_impl.random_stream import BookRandomStream
 from . import known
 from .known import Known
 from ..parity import Tolerance
-from .capture import book_layer_capture
 from .draws import seeded_by_its_seed
 from .check import check_port
 from .check.modes import buffer_pairs, compare_buffers, load_numpy_buffers

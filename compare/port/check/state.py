@@ -238,18 +238,13 @@ def settings_text(differ):
 def pairing_trap(np_side, t_side):
     """A kind whose parameters cannot pair because the port computes it another way:
     ``(failed row, hypothesis)`` or None."""
-    if t_side.kind != "module":
-        return None
-    np_layers = [(key, layer, numpy_kind(type(layer).__name__)) for key, layer in np_side.items]
-    t_modules = [(name, m, torch_kind(type(m).__name__)) for name, m in t_side.model.named_modules()]
-    for kind in {k for _, _, k in np_layers if k is not None and hasattr(k, "pairing_trap")}:
-        mine = [(key, layer) for key, layer, k in np_layers if k is kind]
-        theirs = [(name, m) for name, m, k in t_modules if k is kind]
-        for (key, layer), (name, module) in zip(mine, theirs):
-            hypothesis = kind.pairing_trap(key, layer, np_side.params, np_side.owners, name, module)
-            if hypothesis is not None:
-                names = [n for n, k in np_side.owners.items() if k == key]
-                row = Check("parameters", names[0] if names else key, f"{name}.weight",
-                            problem=hypothesis["problem"], passed=False)
-                return row, hypothesis
+    for key, layer, name, module, kind in structural_pairs(np_side, t_side):
+        if not hasattr(kind, "pairing_trap"):
+            continue
+        hypothesis = kind.pairing_trap(key, layer, np_side.params, np_side.owners, name, module)
+        if hypothesis is not None:
+            names = [n for n, k in np_side.owners.items() if k == key]
+            row = Check("parameters", names[0] if names else key, f"{name}.weight",
+                        problem=hypothesis["problem"], passed=False)
+            return row, hypothesis
     return None
