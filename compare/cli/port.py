@@ -38,9 +38,11 @@ def add_port_parser(sub):
     p.add_argument("--seed", type=int, default=None, help="seed of the batches and the directions (default 0)")
     p.add_argument("--dtype", choices=("float64", "float32"), default=None,
                    help="the run's dtype (default: the NumPy parameters')")
-    p.add_argument("--loss", default="cross_entropy",
+    p.add_argument("--loss", default=None,
                    metavar="cross_entropy|book|model|NAME|FILE.py:fn",
-                   help="the torch side's loss: F.cross_entropy of the scores (default), the "
+                   help="the torch side's loss: F.cross_entropy of the scores (default; for "
+                        "a port of one output against 0/1 targets, the binary loss that gives "
+                        "the NumPy loss, said in a note), the "
                         "book's -log(softmax + 1e-7), the port's own loss(x, t), a "
                         "torch.nn.functional loss by name (mse_loss, l1_loss, nll_loss, "
                         "binary_cross_entropy, binary_cross_entropy_with_logits, kl_div, ...) "
@@ -132,7 +134,7 @@ def dataset(args, params, dtype):
 
 
 # what only a model check uses, with its parser default: given with twins, it is refused
-MODEL_ONLY = {"data": None, "batch": None, "loss": "cross_entropy", "labels": None,
+MODEL_ONLY = {"data": None, "batch": None, "loss": None, "labels": None,
               "param_map": None, "input_shape": None, "numpy_gradient": "auto", "directions": 4,
               "locate": "failing", "steps": None, "lr": None, "numpy_optimizer": None,
               "torch_optimizer": None, "report": None, "numpy_kwargs": None, "numpy_layout": None}

@@ -42,6 +42,11 @@ of the scores) only where the loss is ``classes`` or ``indices``, or ``any``
 with class labels that fit the output; no other loss is ever said to have
 or lack it.
 
+Class indices at or above the output's number of columns are refused in one
+line; 0/1 targets against a one-output port name the binary losses to give.
+Where no loss was given, ``binary_loss_for`` picks, for such a port, the one of
+``BINARY_CHOICES`` that gives the NumPy loss on the batch (the check says which).
+
 ``loss_scales`` names the factors by which two reductions of the same
 per-element losses differ (the book's ``0.5 * sum`` against ``mse_loss``'s
 mean is ``N * k / 2``), for the diagnosis of a ``scale`` mismatch.
@@ -173,9 +178,9 @@ def targets_for(spec, output, t):
     integer = not t.is_floating_point()
     if kind == "indices":
         if integer and t.dim() == 1:
-            return t
+            return _below_columns(spec, output, t)
         if not integer and t.dim() == 1 and bool((t == t.round()).all()):
-            return t.long()
+            return _below_columns(spec, output, t.long())
         if t.dim() == 2 and _shape(t) == _shape(output) and _is_one_hot(t):
             return t.argmax(dim=1)
         raise PortSetupError(f"--loss {spec.name} takes class indices (N,) or one-hot rows; t "
@@ -183,9 +188,12 @@ def targets_for(spec, output, t):
                              f"as mse_loss")
     if kind == "classes":
         if t.dim() == 1 and (integer or bool((t == t.round()).all())):
-            return t.long()
+            return _below_columns(spec, output, t.long())
         if t.dim() == 2 and _shape(t) == _shape(output) and _probability_rows(t):
             return t
+        if binary_on_one_output(_shape(output), t.cpu().numpy()):
+            raise PortSetupError(f"--loss {spec.name} takes one column per class, and the port "
+                                 f"has one output against 0/1 targets: {BINARY_HINT}")
         raise PortSetupError(f"--loss {spec.name} takes class indices (N,) or one-hot (or "
                              f"probability) rows of the output's shape {_shape(output)}; t holds "
                              f"{_describe(t)}: real targets need a regression loss such as "
@@ -208,6 +216,75 @@ def targets_for(spec, output, t):
         raise PortSetupError(f"--loss {spec.name} takes probabilities as targets; t holds "
                              f"{float(t.min()):.4g}")
     return t
+
+
+BINARY_HINT = ("give --loss binary_cross_entropy_with_logits (the port returns a logit) or "
+               "binary_cross_entropy (it returns a probability)")
+
+
+def binary_on_one_output(output_shape, t):
+    """0/1 targets, one per example, against an output of one column: a binary net."""
+    n = output_shape[0] if output_shape else None
+    one = len(output_shape) == 1 or (len(output_shape) == 2 and output_shape[1] == 1)
+    return bool(one and t.ndim in (1, 2) and t.shape[0] == n and t.size == n and t.size
+                and np.isin(t, (0, 1)).all())
+
+
+def _below_columns(spec, output, t):
+    """Class indices each below the output's number of columns, as cross_entropy and
+    nll_loss index them (else torch stops with an IndexError)."""
+    if output.dim() != 2 or not t.numel() or int(t.max()) < output.shape[1]:
+        return t
+    columns = output.shape[1]
+    if binary_on_one_output(_shape(output), t.cpu().numpy()):
+        raise PortSetupError(f"--loss {spec.name} takes one column per class, and the port has "
+                             f"one output against 0/1 targets: {BINARY_HINT}")
+    raise PortSetupError(f"--loss {spec.name} takes class indices below the output's {columns} "
+                         f"columns; t holds indices up to {int(t.max())}")
+
+
+# the losses a one-output port on 0/1 targets is trained with, the likeliest first
+BINARY_CHOICES = ("binary_cross_entropy_with_logits", "binary_cross_entropy", "mse_loss")
+LOG_EPS = 1e-7  # the largest epsilon inside the log a right NumPy loss is taken to hold
+
+
+def binary_log_eps_gap(p, t, eps=LOG_EPS):
+    """How much ``eps`` inside both logs of a binary cross-entropy of probabilities ``p``
+    against targets ``t`` (NumPy arrays) changes it: a NumPy loss written with one is right."""
+    p, t = np.asarray(p, np.float64), np.asarray(t, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bare = -np.mean(t * np.log(p) + (1 - t) * np.log1p(-p))
+        held = -np.mean(t * np.log(p + eps) + (1 - t) * np.log(1 - p + eps))
+    gap = abs(float(held - bare))
+    return gap if np.isfinite(gap) else 0.0
+
+
+def binary_loss_for(np_loss, output, t, tolerance):
+    """The loss of ``BINARY_CHOICES`` that gives the NumPy loss ``np_loss`` on the port's
+    ``output`` (a tensor, one column) and 0/1 targets ``t`` (a tensor), within
+    ``tolerance`` (``(rtol, atol)``) and, for the cross-entropies, an epsilon in the log:
+    ``(name or None, {name: value})``."""
+    import torch
+    rtol, atol = tolerance
+    values = {}
+    with torch.no_grad():
+        for name in BINARY_CHOICES:
+            spec = resolve_loss(name)
+            try:
+                target = targets_for(spec, output, t)
+                value = float(spec.fn(output, target))
+            except (PortSetupError, RuntimeError, ValueError):
+                continue
+            if not np.isfinite(value):
+                continue
+            values[name] = value
+            slack = 0.0
+            if name.startswith("binary"):
+                p = output if name == "binary_cross_entropy" else torch.sigmoid(output)
+                slack = binary_log_eps_gap(p.cpu().numpy(), target.cpu().numpy())
+            if abs(value - np_loss) <= atol + rtol * abs(np_loss) + slack:
+                return name, values
+    return None, values
 
 
 def _probability_rows(t):

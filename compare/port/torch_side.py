@@ -14,7 +14,10 @@ Its loss, by ``loss=``:
 
 A literal port's ``predict`` may return probabilities (the book's chapter-4
 ``predict`` ends in softmax): rows that are non-negative and sum to 1 are
-taken as such, and the cross-entropy is then ``-log p`` of them.
+taken as such, and the cross-entropy is then ``-log p`` of them. An
+``nn.Module``'s output is always what its training feeds the loss: the loss
+judged is ``F.cross_entropy(port(x), t)`` even where the output is already
+probabilities (a double softmax, named by ``heads``).
 
 Its gradient: the port's own ``gradient`` when it has one, else autograd of
 its loss. The check works on a deep copy in the run's dtype, on ``device``.
@@ -107,6 +110,11 @@ class TorchSide:
                 and loss != "model":
             raise PortSetupError(f"{SIDE}: the literal port has no predict(x) to take "
                                  f"{loss} of; use --loss model")
+
+    def use_loss(self, loss):
+        """Another loss of the same kind of port (chosen by the check where none was given)."""
+        self.loss = named_losses.resolve_loss(loss)
+        self.loss_name = self.loss.name
 
     def cast_note(self, asked=False):
         """A note when the port's own parameters are in another dtype than the run's (a
@@ -253,7 +261,10 @@ class TorchSide:
         """``{"cross_entropy": .., "book": .., "probabilities": bool}`` of the scores (tensors,
         differentiable), the two references of the book's 1e-7, where ``t`` are class labels
         the loss takes as such; and the chosen loss under its name when it is neither."""
-        probabilities = are_probabilities(to_numpy(scores))
+        # a literal port's predict may end in softmax as the book's does, its loss -log p; an
+        # nn.Module's output is what training feeds the loss, probabilities or not (a double
+        # softmax is then judged as training computes it, and named: heads.py)
+        probabilities = self.kind == "literal" and are_probabilities(to_numpy(scores))
         spec, out = self.loss, {}
         if spec.fn is not None:
             out[self.loss_name] = named_losses.apply(spec, scores, t)

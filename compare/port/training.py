@@ -82,7 +82,7 @@ def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
 @seeded_by_its_seed
 def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_size=100, lr=0.1,
                    seed=0, numpy_optimizer=None, torch_optimizer=None, dtype=None,
-                   loss="cross_entropy", param_map=None, device="cpu", first_batch_check=True,
+                   loss=None, param_map=None, device="cpu", first_batch_check=True,
                    progress=False, numpy_kwargs=None, numpy_layout=None, **port_options):
     """Train both sides ``steps`` steps side by side; returns a ``PortReport``.
 
@@ -113,6 +113,8 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                             numpy_layout=numpy_layout, **port_options)
     else:
         report = PortReport()
+    if loss is None:  # the first batch's check chose it (check_port's default)
+        loss = report.settings.get("loss") or "cross_entropy"
     dtype = np_side.dtype.name
     t_side = TorchSide(torch_model, dtype, device, loss)
     if getattr(np_side, "tape", None) is not None:

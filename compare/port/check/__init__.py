@@ -32,7 +32,7 @@ PHASES = (check_parameters, check_buffers, check_forward, add_buffer_rows, check
           check_eval)
 
 
-def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cross_entropy", param_map=None,
+def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss=None, param_map=None,
                device="cpu", numpy_gradient="auto", directions=4, locate="failing", seed=0,
                torch_optimizer=None, lr=0.1, numpy_kwargs=None, numpy_layout=None):
     """Compare a NumPy model and its torch port on one batch; returns a ``PortReport``.
@@ -52,7 +52,9 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     to it, and the report's notes say so. ``loss``: the torch side's, ``"cross_entropy"``, ``"book"``,
     ``"model"``, a ``torch.nn.functional`` loss by name (``"mse_loss"``, ...),
     ``"FILE.py:fn"`` or a function ``fn(output, t)``; ``t`` is converted to the
-    targets it takes (``compare.port.losses``). ``param_map``: ``{"W1": "fc1.weight", ...}`` or the CLI's
+    targets it takes (``compare.port.losses``). None (the default): ``"cross_entropy"``,
+    except for a port of one output against 0/1 targets, where it is the binary loss
+    that gives the NumPy loss (the report's notes say which). ``param_map``: ``{"W1": "fc1.weight", ...}`` or the CLI's
     ``"W1=fc1.weight.T,..."``. ``numpy_gradient``: ``"auto"`` (backprop when the
     model has it, else numerical), ``"backprop"`` or ``"numerical"``;
     ``directions``, ``locate`` and ``seed`` steer the numerical check.
@@ -70,11 +72,13 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss="cr
     NaN in an output) raise ``PortSetupError`` (a ``ValueError``).
     """
     with seeded(seed):
-        run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype, loss=loss,
+        run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype,
+                       loss="cross_entropy" if loss is None else loss,
                        param_map=param_map, device=device, numpy_gradient=numpy_gradient,
                        directions=directions, locate=locate, seed=seed,
                        torch_optimizer=torch_optimizer, lr=lr, numpy_kwargs=numpy_kwargs,
                        numpy_layout=numpy_layout)
+        run.loss_auto = loss is None
         if run.blocked is not None:
             return blocked_verdict(run)
         for phase in PHASES:

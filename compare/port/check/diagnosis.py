@@ -10,7 +10,7 @@ before it, between modules.
 """
 import numpy as np
 
-from .. import known
+from .. import heads, known
 from ..capture import forward_output
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
@@ -108,7 +108,9 @@ def _diagnose(run, row, ctx):
             found.append({"code": "unused", "parameter": name,
                           "text": f"the torch loss does not reach {run.twin[name]} (autograd "
                                   f"gives it no gradient): the port never uses it"})
-    traps = _traps(run, row, ctx) + known.traps(run, row, ctx)
+    # a double softmax, where it fits, explains the loss and the gradient at the output: no
+    # other hypothesis is left anything to explain
+    traps = heads.trap(run, row, ctx) or (_traps(run, row, ctx) + known.traps(run, row, ctx))
     found += traps + _counterfactuals(run, row, ctx)
     expected, actual = ctx.get("expected"), ctx.get("actual")
     # a kind's trap names the bug; the general hypotheses would only restate its arithmetic

@@ -7,11 +7,12 @@ phase compares.
 """
 import numpy as np
 
+from .. import heads
 from ..align import align
+from ..losses import BINARY_HINT, binary_loss_for, binary_on_one_output
 from ..report import compare_arrays
 from ..targets import PortSetupError
 from ..tolerance import port_tolerance
-from ..torch_side import are_probabilities
 
 
 def check_forward(run):
@@ -23,6 +24,8 @@ def check_forward(run):
     if not np.isfinite(run.np_loss):
         raise PortSetupError(f"numpy side: loss(x, t) is {run.np_loss}: the NumPy model "
                              f"cannot be the reference on this batch")
+    if getattr(run, "loss_auto", False):
+        _choose_loss(run)
     run.out = run.torch.outputs(run.tx, run.tt)
     if not np.isfinite(run.out["loss"]):
         raise PortSetupError(f"torch side: the {run.torch.loss_name} loss is {run.out['loss']} "
@@ -43,6 +46,31 @@ def check_forward(run):
     _scores(run)
 
 
+def _choose_loss(run):
+    """No loss given, 0/1 targets and a port of one output: not the default cross_entropy
+    (one column per class) but the binary loss that gives the NumPy loss, said in a note;
+    when none does, the loss to give, in one line."""
+    import torch
+    with torch.no_grad():
+        output = run.torch.scores(run.tx)
+    if output is None or not binary_on_one_output(tuple(output.shape), run.t):
+        return
+    tol = port_tolerance(np.array(run.np_loss), run.dtype)
+    name, values = binary_loss_for(run.np_loss, output, run.tt, (tol.rtol, tol.atol))
+    if name is None:
+        tried = ", ".join(f"{k} {v:.6g}" for k, v in values.items())
+        raise PortSetupError(f"no --loss given, and the port has one output against 0/1 targets, "
+                             f"so cross_entropy (one column per class) cannot be the loss; none of "
+                             f"the binary losses gives the NumPy loss {run.np_loss:.6g} ({tried}): "
+                             f"{BINARY_HINT}, or another with --loss")
+    run.torch.use_loss(name)
+    run.report.settings["loss"] = name
+    run.report.notes.append(f"no --loss given: the port has one output against 0/1 targets, and "
+                            f"{name} is the binary loss that gives the NumPy loss "
+                            f"({run.np_loss:.6g}) on this batch, so it is the loss checked; "
+                            f"--loss chooses another")
+
+
 def _scores(run):
     t_scores = run.out["scores"]
     if t_scores is None:
@@ -58,16 +86,15 @@ def _scores(run):
 
 
 def compare_scores(run, np_scores, t_scores, suffix=""):
-    """The NumPy ``predict`` (or last layer) against the port's scores, in one mode."""
-    np_p, t_p = are_probabilities(np_scores), are_probabilities(t_scores)
-    note = None
-    # one side's logits against the other's probabilities: the same thing once the
-    # logits go through softmax; outputs in [0, 1] are no logits (a softmax over the
-    # wrong axis stays as it is, for the diagnosis to see)
-    if np_p and not t_p and (t_scores < 0).any():
-        t_scores, note = _softmax(t_scores), "NumPy predict gives probabilities: compared with softmax of the torch scores"
-    elif t_p and not np_p and (np_scores < 0).any():
-        np_scores, note = _softmax(np_scores), "torch gives probabilities: compared with softmax of the NumPy scores"
+    """The NumPy ``predict`` (or last layer) against the port's scores, in one mode; where
+    the two stop at different heads (scores, probabilities, log-probabilities), compared at
+    the later one (``heads.match``), and the note says so."""
+    np_scores, t_scores, note, found = heads.match(np_scores, t_scores, run.dtype)
+    if not suffix:
+        run.heads = found  # for the double softmax at the loss
+        said = heads.head_note(found["torch"], run.torch.loss_name, run.torch.kind == "module")
+        if said and said not in run.report.notes:
+            run.report.notes.append(said)
     if not np.all(np.isfinite(t_scores)):
         raise PortSetupError("torch side: the scores hold NaN or infinity on this batch")
     name = "forward" if run.torch.kind == "module" else "predict"
@@ -76,8 +103,3 @@ def compare_scores(run, np_scores, t_scores, suffix=""):
                            name + suffix, np_scores, t_scores, port_tolerance(np_scores, run.dtype),
                            note=note),
             expected=np_scores, actual=t_scores, mode="eval" if suffix else "train")
-
-
-def _softmax(a):
-    e = np.exp(a - a.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)

@@ -126,6 +126,7 @@ class RunState:
         self.tx, self.tt = self.torch.tensor(self.x), self.torch.tensor(self.t)
         self.known = Known()
         self.loss_scales = []  # the loss phase's named factors between reductions
+        self.heads = None  # the forward phase's output heads (compare.port.heads.match)
         self.unused_torch = set()
         self.context = {}  # check id -> what the diagnosis needs
 
