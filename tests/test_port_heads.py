@@ -215,6 +215,17 @@ def test_a_sigmoid_port_fed_to_bce_with_logits_fails_as_a_double_sigmoid():
     assert loss_row.worst_actual == pytest.approx(trained, rel=1e-12)
 
 
+@pytest.mark.parametrize("net, port, loss, batch_of", [
+    (TanhMLP, lambda: mlp_port(head=nn.Softmax(dim=1)), None, batch),
+    (LogisticRegression, lambda: nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()),
+     "binary_cross_entropy_with_logits", binary_batch),
+])
+def test_the_double_softmax_is_named_in_float32_too(net, port, loss, batch_of):
+    report = check_port(net(), port(), *batch_of(), loss=loss, dtype="float32")
+    assert not report.passed and report.first_mismatch["phase"] == "loss"
+    assert codes(report) == ["double_softmax"]
+
+
 def test_a_softmax_port_against_another_loss_is_not_called_a_double_softmax():
     """NumPy's loss is no cross-entropy (squared error and a penalty): the softmax port
     fails, and the extra softmax, which would not give the NumPy loss, is not named."""
