@@ -27,7 +27,7 @@ def plot_errors(report, path):
         ratios = [c.worst_ratio if isinstance(c.worst_ratio, float) and np.isfinite(c.worst_ratio)
                   else (1e12 if not c.passed else FLOOR) for c in rows]
         ratios = [max(r, FLOOR) for r in ratios]
-        colors = ["tab:green" if c.passed else "tab:red" for c in rows]
+        colors = ["tab:gray" if not c.judged else "tab:green" if c.passed else "tab:red" for c in rows]
         positions = np.arange(len(rows))
         ax.bar(positions, ratios, color=colors)
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="tolerance")

@@ -119,13 +119,14 @@ def port_repr(report):
     n = len(report.checks)
     failed = sum(1 for c in report.checks if not c.passed)
     trained = f"; {report.training['steps']} training steps" if report.training else ""
+    unjudged = f", {report.not_judged['rows']} not judged" if report.not_judged else ""
     if report.passed:
-        return one_line(f"<PortReport PASS: {n} checks{trained}>")
+        return one_line(f"<PortReport PASS: {n} checks{unjudged}{trained}>")
     fm = report.first_mismatch or {}
     at = f" at {fm.get('phase')} {fm.get('where')}{_at(fm)}" if fm else ""
     codes = ", ".join(d["code"] for d in report.diagnosis)
     why = f" ({codes})" if codes else ""
-    return one_line(f"<PortReport FAIL{at}{why}: {n} checks, {failed} failed{trained}>")
+    return one_line(f"<PortReport FAIL{at}{why}: {n} checks, {failed} failed{unjudged}{trained}>")
 
 
 def port_html(report):
@@ -134,6 +135,8 @@ def port_html(report):
     fm = report.first_mismatch
     if fm:
         parts.append(_box(WARN, _first_mismatch(fm, report.diagnosis)))
+    if report.not_judged:
+        parts.append(_box(WARN, esc(f"{report.not_judged['rows']} not judged: {report.not_judged['text']}")))
     if report.known:
         items = "".join(f"<li>{_code(k['code'])}{esc(k['text'])}</li>" for k in report.known)
         parts.append(_heading("Known differences (accounted for, not failures)")
@@ -199,7 +202,7 @@ def _phase_table(phase, rows, fm):
                   esc(num(r.worst_expected, 8)), esc(num(r.worst_actual, 8))]
         if allowed:
             cells.append(esc(f"{r.allowance} {num(r.max_allowance)}") if r.allowance else "")
-        verdict = "ok" if r.passed else f"FAIL: {r.problem}"
+        verdict = r.verdict
         cells.append(esc(verdict) + (f'<div style="opacity: 0.75; white-space: normal;">'
                                      f'{esc(r.note)}</div>' if r.note else ""))
         if r.passed:
@@ -211,7 +214,9 @@ def _phase_table(phase, rows, fm):
     why = rows[0].why if phase != "training" else (
         "tolerance grows with the steps: after k updates, k x rtol x max|expected|")
     failed = sum(1 for r in rows if not r.passed)
-    count = _plural(len(rows), "row") + (f", {failed} failed" if failed else ", all ok")
+    unjudged = sum(1 for r in rows if not r.judged)
+    count = _plural(len(rows), "row") + (f", {failed} failed" if failed else (
+        f", {unjudged} not judged" if unjudged else ", all ok"))
     return (_heading(f"{TITLES.get(phase, str(phase).capitalize())} ({count})")
             + f'<div style="opacity: 0.75; font-size: 12px;">{esc(why)}</div>'
             + _table(head, body, numeric=set(range(3, 8)) | {9, 10}))

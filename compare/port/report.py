@@ -42,9 +42,24 @@ class Check:
     problem: str = None
     note: str = None
     step: int = None
+    unjudged: str = None  # why the row could not be judged (two random streams): no verdict
+
+    @property
+    def judged(self):
+        return self.unjudged is None
+
+    @property
+    def verdict(self):
+        if not self.judged:
+            return f"not judged: {self.unjudged}"
+        return "ok" if self.passed else f"FAIL: {self.problem}"
 
     def to_dict(self):
-        return {k: _clean(v) for k, v in self.__dict__.items()}
+        out = {k: _clean(v) for k, v in self.__dict__.items()}
+        out["judged"] = self.judged
+        if not self.judged:
+            out["passed"] = None  # neither passed nor failed
+        return out
 
 
 def _clean(value):
@@ -122,10 +137,21 @@ class PortReport:
     notes: list = field(default_factory=list)
     numerical: dict = None
     training: dict = None
+    not_judged: dict = None  # {"rows", "draws", "text"}: what two random streams left unjudged
+
+    def _unjudged(self):
+        if not self.not_judged:
+            return ""
+        n, draws = self.not_judged["rows"], len(self.not_judged["draws"])
+        return (f"; {n} not judged: {draws} random draw{'s' if draws != 1 else ''} of two "
+                f"streams that could not be shared")
 
     def verdict(self):
         if self.passed:
             n = len(self.checks)
+            if self.not_judged:
+                return (f"PASS on what could be judged: the port agrees with the NumPy model "
+                        f"({n - self.not_judged['rows']} of {n} checks{self._unjudged()})")
             return f"PASS: the port agrees with the NumPy model ({n} checks)"
         fm = self.first_mismatch or {}
         where = fm.get("where")
@@ -133,7 +159,7 @@ class PortReport:
         codes = ", ".join(d["code"] for d in self.diagnosis)
         return (f"FAIL: first mismatch in {fm.get('phase')}{at} at {where} (torch {fm.get('torch')}): "
                 f"max abs {_g(fm.get('max_abs'))}, max rel {_g(fm.get('max_rel'))}"
-                + (f"; likely: {codes}" if codes else ""))
+                + (f"; likely: {codes}" if codes else "") + self._unjudged())
 
     def to_dict(self):
         return _clean({
@@ -148,6 +174,7 @@ class PortReport:
             "notes": self.notes,
             "numerical": self.numerical,
             "training": self.training,
+            "not_judged": self.not_judged,
         })
 
     def raise_if_failed(self):
@@ -220,7 +247,9 @@ class PortReport:
                     f" + {c.allowance} {c.max_allowance:.2g}" if c.allowance else "")
                 out.append(f"| {c.where} | {c.torch} | {c.shape} | {_g(c.max_abs)} | {_g(c.mean_abs)} | "
                            f"{_g(c.median_abs)} | {_g(c.max_rel)} | {_g(c.median_rel)} | {tol} | "
-                           f"{'ok' if c.passed else 'FAIL: ' + str(c.problem)} |")
+                           f"{c.verdict} |")
+        if self.not_judged:
+            out += ["", "## Not judged", "", f"{self.not_judged['rows']} rows: {self.not_judged['text']}"]
         if self.known:
             out += ["", "## Known differences", ""] + [f"- **{k['code']}**: {k['text']}" for k in self.known]
         if self.first_mismatch:
@@ -263,7 +292,7 @@ def _table(phase, rows):
                  _g(r.worst_expected, 8), _g(r.worst_actual, 8)]
         if "allowed" in head:
             cells.append(f"{r.allowance} {_g(r.max_allowance)}" if r.allowance else "")
-        cells.append("ok" if r.passed else f"FAIL: {r.problem}")
+        cells.append(r.verdict)
         body.append(cells)
     widths = [max(len(h), *(len(b[k]) for b in body)) for k, h in enumerate(head)]
     fmt = lambda cells: "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731

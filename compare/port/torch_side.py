@@ -23,6 +23,7 @@ Its gradient: the port's own ``gradient`` when it has one, else autograd of
 its loss. The check works on a deep copy in the run's dtype, on ``device``.
 """
 import copy
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -322,6 +323,15 @@ class TorchSide:
             return traced_capture(self.model)  # leaf modules and the functional calls between
         return book_layer_capture(self.items, param_owners(self.items, self.params))
 
+    @contextmanager
+    def _placed(self, capture):
+        """A draw the tape misses on this pass is placed at the layer records made so far."""
+        self.tape.where = lambda: len(capture.records)
+        try:
+            yield
+        finally:
+            self.tape.where = None
+
     def recorded_scores(self, x):
         """The scores of one pass recorded layer by layer, without gradients: ``(capture,
         scores as a NumPy array or None)``."""
@@ -350,7 +360,7 @@ class TorchSide:
             if kind != "gradient":
                 for p in self.params.values():
                     p.requires_grad_(True)
-            with self._capture() as capture, torch.enable_grad():
+            with self._capture() as capture, torch.enable_grad(), self._placed(capture):
                 if kind == "gradient":
                     given = _call("gradient", self.model.gradient, x, t)
                     if not isinstance(given, dict) or any(k not in given for k in self.params):

@@ -28,6 +28,7 @@ from ..parity import Tolerance
 from .draws import seeded_by_its_seed
 from .check import check_port
 from .check.modes import buffer_pairs, compare_buffers, load_numpy_buffers
+from .check.unjudged import training_unjudged
 from .check.state import pair_sides, validate_batch
 from .diagnosis import diagnose
 from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of  # noqa: F401  (SGD and numpy_optimizer_of importable from here, as before)
@@ -211,6 +212,9 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     report.settings.update({"steps": steps, "lr": lr, "numpy optimizer": reference.name,
                             "torch optimizer": type(trainer.optimizer).__name__})
     already = report.first_mismatch is not None
+    if getattr(np_side, "tape", None) is not None and np_side.tape.missed:
+        training_unjudged(report, np_side.tape.missed)
+        first_fail = None  # the steps compared two random streams: no step parted first
     report.passed = all(c.passed for c in report.checks)
     if first_fail is not None and not already:
         row, before, after, k = first_fail

@@ -24,6 +24,14 @@ layer's arithmetic, and:
   torch's ``p`` equals the NumPy keep probability (a cs231n layer's
   ``keep_prob``, its ``dropout_param['p']``);
 * trap ``mode``: the port computes the other mode's output.
+
+The keep probability a NumPy dropout drew its mask with is the tape's (the
+threshold of ``rand(...) < keep_prob``, the ``p`` of ``binomial(1, p, size)``)
+where the layer names none. A dropout drawn inline, in no layer of its own
+(the deeplearning.ai course's ``D1 = rand(n_h, m) < keep_prob``), has no
+layer row to test a trap on: ``pass_traps`` reruns the port's whole pass
+with its replayed dropouts scaled as the bug's fix would scale them, and
+names the bug when that reproduces the NumPy loss and gradients.
 """
 import numpy as np
 
@@ -64,6 +72,8 @@ class Dropout(LayerKind):
 
 def keep_prob_trap(site):
     keep = attribute(site.numpy_layer, "keep_prob")
+    if keep is None and site.tape is not None:
+        keep = site.tape.keep_by_key.get(site.numpy_record.key)
     p = attribute(site.torch_module, "p")
     if keep is None or p is None or not 0 < float(p) < 1 or site.expected is None:
         return []
@@ -78,6 +88,58 @@ def keep_prob_trap(site):
                      f"kept units by {1 / (1 - p):.6g} instead of {1 / keep:.6g}, and on its own "
                      f"draw it would drop {p:g} of them instead of {1 - keep:g}: give the port "
                      f"nn.Dropout(p={1 - keep:g}), p = 1 - keep"}]
+
+
+def pass_traps(tape, rerun, reproduces):
+    """Dropout bugs tested on the port's whole pass, for dropout drawn inline.
+
+    ``rerun()``: the port's loss and gradients on the shared draw, as the tape's
+    ``dropout_scale`` scales its dropouts; ``reproduces(loss, grads)``: they match the
+    NumPy side's. A hypothesis is named only where its fix, applied, makes them match."""
+    if tape is None or not tape.masks:
+        return []
+    found = []
+    for code, scale in (("dropout_keep_prob", lambda p, keep: 1 / keep if _swapped(p, keep) else 1 / (1 - p)),
+                        ("inverted_dropout", lambda p, keep: 1.0)):
+        seen = []
+
+        def rule(p, keep, _scale=scale):
+            seen.append((p, keep))
+            return _scale(p, keep)
+        tape.dropout_scale = rule
+        try:
+            loss, grads = rerun()
+        except Exception:  # a pass that cannot be rerun so says nothing
+            continue
+        finally:
+            tape.dropout_scale = None
+        if not seen or (code == "dropout_keep_prob" and not any(_swapped(p, k) for p, k in seen)):
+            continue
+        if reproduces(loss, grads):
+            found.append(_pass_text(code, seen))
+    return found
+
+
+def _swapped(p, keep):
+    return keep is not None and 0 < p < 1 and np.isclose(p, keep) and not np.isclose(p, 0.5)
+
+
+def _pass_text(code, seen):
+    ps = ", ".join(dict.fromkeys(f"{p:g}" for p, _ in seen))
+    if code == "dropout_keep_prob":
+        keep = next(k for p, k in seen if _swapped(p, k))
+        return {"code": code, "keep": keep, "p": keep,
+                "text": f"the port's dropout is nn.Dropout(p={keep:g}) / F.dropout(p={keep:g}) where "
+                        f"the NumPy mask keeps units with probability {keep:g}: torch's p is the "
+                        f"probability of DROPPING a unit; on the shared mask the port scales the kept "
+                        f"units by {1 / (1 - keep):.6g} instead of {1 / keep:.6g}, and with that scale "
+                        f"the port reproduces the NumPy loss and gradients: give it "
+                        f"nn.Dropout(p={1 - keep:g}), p = 1 - keep_prob"}
+    return {"code": code, "p": [p for p, _ in seen][0],
+            "text": f"the port's dropout (p = {ps}) is inverted, x * mask / (1 - p), and the NumPy "
+                    f"dropout is not (x * mask): without the 1 / (1 - p) the port reproduces the "
+                    f"NumPy loss and gradients; port the NumPy dropout as it is (x * mask), or make "
+                    f"the NumPy side divide by its keep probability"}
 
 
 def is_dropout_record(record):

@@ -112,6 +112,8 @@ class NumpySide:
                 self.description += " (cs231n's loss(X, y=None): scores or (loss, grads))"
             if self.layout == "features-first":
                 self.description += " (features first: x.T, W (out, in))"
+        # the batch is handed over transposed, and so are the draws made on it, for the port
+        self.tape.transpose = self.layout == "features-first"
         self._buffers, bn_owners = cs231n_buffers(inner, self.params) if self.functions else ([], {})
         for name, key in bn_owners.items():
             self.owners.setdefault(name, key)
