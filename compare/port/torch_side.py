@@ -19,15 +19,16 @@ taken as such, and the cross-entropy is then ``-log p`` of them.
 Its gradient: the port's own ``gradient`` when it has one, else autograd of
 its loss. The check works on a deep copy in the run's dtype, on ``device``.
 """
-import copy
 
 import numpy as np
 
 from . import losses as named_losses
 from .capture import book_layer_capture, layer_items, param_owners
+from .copying import deep_copy
 from .draws import DrawTape
 from .targets import PortSetupError, call_side, mode_keyword
 from .trace import OUT_IN, traced_capture, weight_layouts
+from .unit_axes import as_shape
 
 SIDE = "torch side"
 LOSSES = ("cross_entropy", "book", "model")
@@ -134,7 +135,7 @@ class TorchSide:
     @staticmethod
     def _copy(model, memo):
         try:
-            return copy.deepcopy(model, memo)
+            return deep_copy(model, memo)
         except Exception as exc:
             raise PortSetupError(f"{SIDE}: the model cannot be copied ({type(exc).__name__}: "
                                  f"{exc}); the check never changes a user's model") from exc
@@ -212,7 +213,10 @@ class TorchSide:
         own = self.buffers()
         with torch.no_grad():
             for name, value in values.items():
-                if name in own and value is not None and tuple(own[name].shape) == np.shape(value):
+                if name not in own or value is None:
+                    continue
+                value = as_shape(value, tuple(own[name].shape))  # a (1, D) running mean into (D,)
+                if tuple(own[name].shape) == np.shape(value):
                     own[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
     def values(self, pairing):

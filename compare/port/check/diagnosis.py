@@ -16,7 +16,8 @@ from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..tolerance import port_tolerance
 from ..trace import OUT_IN, layout_text
-from .state import np_layer, settings_differences, settings_text
+from ..unit_axes import as_shape
+from .state import np_layer, pairing_trap, settings_differences, settings_text
 
 
 def verdict(run):
@@ -95,9 +96,15 @@ def blocked_verdict(run):
     report.passed = False
     report.first_mismatch = {"phase": row.phase, "where": row.where, "torch": row.torch,
                              "step": None, "max_abs": row.max_abs, "max_rel": row.max_rel,
-                             "detail": f"the parameters cannot pair ({why})"}
+                             "detail": _blocked_detail(row, why)}
     report.diagnosis = [{k: v for k, v in d.items() if k != "problem"} for d in found]
     return report
+
+
+def _blocked_detail(row, why):
+    if row.phase == "parameters":
+        return f"the parameters cannot pair: the port computes something else ({why})"
+    return f"the port's forward pass cannot run on the NumPy parameters: it computes something else ({why})"
 
 
 def _diagnose(run, row, ctx):
@@ -109,8 +116,12 @@ def _diagnose(run, row, ctx):
                           "text": f"the torch loss does not reach {run.twin[name]} (autograd "
                                   f"gives it no gradient): the port never uses it"})
     traps = _traps(run, row, ctx) + known.traps(run, row, ctx)
+    if row.phase == "forward" and not traps:
+        traps = _setting_traps(run)
     found += traps + _counterfactuals(run, row, ctx)
     expected, actual = ctx.get("expected"), ctx.get("actual")
+    if expected is not None:
+        actual = as_shape(actual, np.shape(expected))
     # a kind's trap names the bug; the general hypotheses would only restate its arithmetic
     if expected is not None and actual is not None and not traps and ctx.get("what", "output") == "output":
         for d in diagnose(np.asarray(expected), np.asarray(actual), dtype=run.dtype,
@@ -125,6 +136,14 @@ def _diagnose(run, row, ctx):
                                                     for u in same)):
             unique.append(d)
     return unique
+
+
+def _setting_traps(run):
+    """A layer whose setting differs (a convolution's padding) where the port's layer with
+    the NumPy setting reproduces the NumPy layer: its shape may have kept the rows from
+    pairing, so it is tested on its own."""
+    found = pairing_trap(run.np, run.torch)
+    return [] if found is None else [{k: v for k, v in found[1].items() if k != "problem"}]
 
 
 def _counterfactuals(run, row, ctx):
