@@ -242,6 +242,16 @@ def test_a_missing_padding_fails_at_the_parameters_and_is_named():
     assert report.diagnosis[0]["numpy_padding"] == (1, 1) and report.diagnosis[0]["torch_padding"] == (0, 0)
 
 
+def test_a_functional_convolution_without_its_padding_fails_and_is_named():
+    x, t = conv_rows.batch()
+    assert check_port(conv_rows.make_net(), conv_rows.make_functional_port(), x, t).passed
+    report = check_port(conv_rows.make_net(), conv_rows.make_functional_no_padding_port(), x, t)
+    assert not report.passed and report.first_mismatch["phase"] == "parameters"
+    assert "W2 has shape (27, 8)" in report.first_mismatch["detail"]
+    assert [d["code"] for d in report.diagnosis] == ["padding"]
+    assert "F.conv2d(x, ..., padding=1)" in report.diagnosis[0]["text"]
+
+
 def test_a_missing_padding_whose_next_layer_cannot_run_fails_in_the_forward():
     x, t = conv_rows.batch()
     report = check_port(conv_rows.make_net(), conv_rows.make_fixed_width_no_padding_port(), x, t)

@@ -116,7 +116,7 @@ def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(
             pairs = [Pair(p.numpy, p.torch, p in bad_t,
                           tuple(np_shapes[p.numpy]) if p in bad_r else None) for p in pairs]
         elif bad:
-            p = bad[0]
+            p = next(p for p in bad if p not in bad_t and p not in bad_r)
             raise PortSetupError(f"cannot pair parameters: {p.numpy} has shape "
                                  f"{tuple(np_shapes[p.numpy])} on the NumPy side and "
                                  f"{tuple(torch_shapes[p.torch])} on the torch side. "

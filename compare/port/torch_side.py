@@ -197,6 +197,27 @@ class TorchSide:
             return max(siblings) + 0.5 if siblings else len(rank)
         return sorted(names, key=lambda n: (place(n), names.index(n)))
 
+    def functional_calls(self, x):
+        """``[(key, kind, settings)]`` of the functional layer calls whose settings a trace
+        reads (``F.conv2d``'s stride and padding), in order, up to where a pass on ``x``
+        stops (eval mode, without gradients, the random streams left as they were)."""
+        if self.kind != "module":
+            return []
+        torch = _torch()
+        was = self.model.training
+        capture = None
+        try:
+            self.model.eval()
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), \
+                    traced_capture(self.model) as capture:
+                self.model(x)
+        except Exception:  # the calls before the one that failed are what is known
+            pass
+        finally:
+            self.model.train(was)
+        records = capture.records if capture is not None else []
+        return [(r.key, r.kind, r.call) for r in records if getattr(r, "call", None) is not None]
+
     # --- buffers (batch norm's running statistics) ----------------------------------
 
     def buffers(self):

@@ -226,3 +226,31 @@ def make_averaged_port():
 
 def make_averaged_no_padding_port():
     return AveragedPort(padding=0).double()
+
+
+class FunctionalConvPort(nn.Module):
+    """The parameters held as they are named in NumPy, the layers called as functions."""
+
+    def __init__(self, padding=1):
+        super().__init__()
+        self.padding = padding
+        flat = FILTERS * ((SIZE + 2 * padding - K + 1) // 2) ** 2
+        self.W1 = nn.Parameter(0.3 * torch.randn(FILTERS, C, K, K, dtype=torch.float64))
+        self.b1 = nn.Parameter(torch.zeros(FILTERS, dtype=torch.float64))
+        self.W2 = nn.Parameter(0.3 * torch.randn(HIDDEN, flat, dtype=torch.float64))
+        self.b2 = nn.Parameter(torch.zeros(HIDDEN, dtype=torch.float64))
+        self.W3 = nn.Parameter(0.3 * torch.randn(CLASSES, HIDDEN, dtype=torch.float64))
+        self.b3 = nn.Parameter(torch.zeros(CLASSES, dtype=torch.float64))
+
+    def forward(self, x):
+        x = F.conv2d(x, self.W1, self.b1, padding=self.padding) if self.padding else F.conv2d(x, self.W1, self.b1)
+        x = F.max_pool2d(F.relu(x), 2)
+        return F.linear(F.relu(F.linear(x.flatten(1), self.W2, self.b2)), self.W3, self.b3)
+
+
+def make_functional_port():
+    return FunctionalConvPort()
+
+
+def make_functional_no_padding_port():
+    return FunctionalConvPort(padding=0)

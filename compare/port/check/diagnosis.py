@@ -84,7 +84,7 @@ def _traps(run, row, ctx):
 
 def _settings(run, ctx):
     """The settings both sides hold (stride, padding, eps, momentum, p) that differ."""
-    differ = settings_differences(run.np, run.torch)
+    differ = settings_differences(run.np, run.torch, run.tx)
     return settings_text(differ) if differ else None
 
 
@@ -142,7 +142,7 @@ def _setting_traps(run):
     """A layer whose setting differs (a convolution's padding) where the port's layer with
     the NumPy setting reproduces the NumPy layer: its shape may have kept the rows from
     pairing, so it is tested on its own."""
-    found = pairing_trap(run.np, run.torch)
+    found = pairing_trap(run.np, run.torch, x=run.tx)
     return [] if found is None else [{k: v for k, v in found[1].items() if k != "problem"}]
 
 

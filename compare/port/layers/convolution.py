@@ -70,7 +70,7 @@ class Convolution(LayerKind):
         pad_t = _pair(attribute(module, "padding"))
         weight = attribute(layer, "W", "w", "weight")
         if pad_n is None or pad_t is None or pad_n == pad_t or np.ndim(weight) != 4 \
-                or type(module).__name__ != "Conv2d":
+                or not all(hasattr(module, a) for a in ("stride", "dilation", "groups")):
             return None
         import torch
         import torch.nn.functional as F
@@ -102,10 +102,11 @@ class Convolution(LayerKind):
         if not reproduces(with_numpy) or reproduces(as_port):
             return None
         shown = pad_n[0] if pad_n[0] == pad_n[1] else pad_n
+        fix = "nn.Conv2d(..., padding=" if type(module).__name__ == "Conv2d" else "F.conv2d(x, ..., padding="
         return {"code": "padding", "numpy_padding": pad_n, "torch_padding": pad_t,
                 "text": f"{module_name} pads by {pad_t}, the NumPy {key} by {pad_n}: with the NumPy "
                         f"padding the port's convolution computes {key}'s output; give the port "
-                        f"nn.Conv2d(..., padding={shown})"}
+                        f"{fix}{shown})"}
 
 
 KIND = Convolution("convolution", numpy_names=("Convolution", "Conv"),
