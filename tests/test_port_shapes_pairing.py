@@ -237,7 +237,8 @@ def test_a_missing_padding_fails_at_the_parameters_and_is_named():
     assert not report.passed
     fm = report.first_mismatch
     assert fm["phase"] == "parameters" and fm["where"] == "W1" and fm["torch"] == "conv1.weight"
-    assert "padding (1, 1)" in fm["detail"] and "computes something else" in fm["detail"]
+    assert "conv1 has padding (1, 1), conv1 (0, 0)" in fm["detail"]
+    assert "the port computes another convolution" in failing(report)[0].problem
     assert [d["code"] for d in report.diagnosis] == ["padding"]
     assert report.diagnosis[0]["numpy_padding"] == (1, 1) and report.diagnosis[0]["torch_padding"] == (0, 0)
 

@@ -6,8 +6,9 @@ instead of ``nn.ReLU``), so the two sequences need not have the same length.
 They are aligned as two strings are: an order-keeping matching that
 maximises a score, where a NumPy record and a torch record can only match
 when their outputs have the same shape (axes of length 1 aside:
-``compare.port.unit_axes``), and score more when their values agree and when their kinds are twins (``Affine`` and ``Linear``). Records
-left over are reported as unpaired, not as failures.
+``compare.port.unit_axes``), and score more when their values agree and
+when their kinds are twins (``Affine`` and ``Linear``). Records left over
+are reported as unpaired, not as failures.
 """
 import re
 

@@ -44,7 +44,7 @@ def _children(obj):
 
 def _copyable(obj):
     cls = type(obj)
-    if cls in copy._deepcopy_dispatch or hasattr(obj, "__deepcopy__"):
+    if cls in getattr(copy, "_deepcopy_dispatch", {}) or hasattr(obj, "__deepcopy__"):
         return True
     try:
         obj.__reduce_ex__(4)

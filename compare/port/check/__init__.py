@@ -20,14 +20,14 @@ and the loss and backward phases add them to the expected value and name them.
 """
 from ..draws import seeded
 from ..reference import open_reference
+from ..targets import PortSetupError
+from ..torch_side import SIDE as TORCH_SIDE
 from .backward import check_backward
 from .diagnosis import blocked_verdict, verdict
 from .forward import check_forward
 from .loss import check_loss
 from .modes import add_buffer_rows, check_buffers, check_eval
 from .parameters import check_parameters
-from ..targets import PortSetupError
-from ..torch_side import SIDE as TORCH_SIDE
 from .state import RunState
 
 PHASES = (check_parameters, check_buffers, check_forward, add_buffer_rows, check_loss, check_backward,

@@ -103,7 +103,7 @@ def blocked_verdict(run):
 
 def _blocked_detail(row, why):
     if row.phase == "parameters":
-        return f"the parameters cannot pair: the port computes something else ({why})"
+        return f"the parameters cannot pair ({why})"
     return f"the port's forward pass cannot run on the NumPy parameters: it computes something else ({why})"
 
 

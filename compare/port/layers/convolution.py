@@ -51,8 +51,9 @@ class Convolution(LayerKind):
         found = self._padding(key, layer, module_name, module, None, None)
         if found is not None:
             found["problem"] = (f"{module_name} pads by {found['torch_padding']}, {key} by "
-                                f"{found['numpy_padding']}: the image after it differs, and so "
-                                f"does what the layers after it take")
+                                f"{found['numpy_padding']}: the port computes another "
+                                f"convolution, whose image differs in size, and so does what "
+                                f"the layers after it take")
         return found
 
     def traps(self, site):
