@@ -5,13 +5,16 @@ may do part of the work in functional calls that no hook sees (``F.relu``
 instead of ``nn.ReLU``), so the two sequences need not have the same length.
 They are aligned as two strings are: an order-keeping matching that
 maximises a score, where a NumPy record and a torch record can only match
-when their outputs have the same shape, and score more when their values
-agree and when their kinds are twins (``Affine`` and ``Linear``). Records
-left over are reported as unpaired, not as failures.
+when their outputs have the same shape (axes of length 1 aside:
+``compare.port.unit_axes``), and score more when their values agree and
+when their kinds are twins (``Affine`` and ``Linear``). Records left over
+are reported as unpaired, not as failures.
 """
 import re
 
 import numpy as np
+
+from .unit_axes import as_shape, same_values
 
 TWINS = {  # the book's layer names and their torch.nn counterparts
     "affine": "linear", "convolution": "conv", "pooling": "pool",
@@ -35,11 +38,16 @@ def kinds_are_twins(numpy_kind, torch_kind):
 
 def values_agree(a, b, rtol=1e-6):
     """Close enough to be the same computation (loose: this only pairs, it does not judge)."""
-    if a is None or b is None or a.shape != b.shape:
+    if a is None or b is None or not same_values(a.shape, b.shape):
         return False
+    b = as_shape(b, a.shape)
     scale = max(float(np.max(np.abs(a))) if a.size else 0.0, 1e-30)
     with np.errstate(invalid="ignore"):
         return bool(np.all(np.abs(a.astype(np.float64) - b.astype(np.float64)) <= rtol * scale))
+
+
+def _shapes_pair(a, b):
+    return a is not None and b is not None and same_values(a, b)
 
 
 def align(np_records, torch_records):
@@ -51,14 +59,14 @@ def align(np_records, torch_records):
         for j in range(m - 1, -1, -1):
             best = max(score[i + 1, j], score[i, j + 1])
             a, b = np_records[i], torch_records[j]
-            if a.shape is not None and a.shape == b.shape:
+            if _shapes_pair(a.shape, b.shape):
                 s = 1.0 + 2.0 * values_agree(a.output, b.output) + 0.5 * kinds_are_twins(a.kind, b.kind)
                 best = max(best, s + score[i + 1, j + 1])
             score[i, j] = best
     pairs, i, j = [], 0, 0
     while i < n and j < m:
         a, b = np_records[i], torch_records[j]
-        if a.shape is not None and a.shape == b.shape:
+        if _shapes_pair(a.shape, b.shape):
             s = 1.0 + 2.0 * values_agree(a.output, b.output) + 0.5 * kinds_are_twins(a.kind, b.kind)
             if np.isclose(score[i, j], s + score[i + 1, j + 1]):
                 pairs.append((i, j))

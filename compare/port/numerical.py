@@ -219,6 +219,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..parity import EPS, default_h, dtype_name, richardson_truncation, roundoff, tolerance
+from .unit_axes import as_shape
 
 HOEFFDING_SIGMAS = 8
 DEFAULT_MAX_LOCATE = 2000
@@ -982,7 +983,7 @@ def _matching(params, other, what):
     for name, value in other.items():
         if name not in params:
             raise ValueError(f"{what}[{name!r}] names no parameter (params: {list(params)})")
-        arr = np.asarray(value, dtype=np.float64)
+        arr = as_shape(np.asarray(value, dtype=np.float64), params[name].shape)
         if arr.shape != params[name].shape:
             raise ValueError(f"{what}[{name!r}] has shape {arr.shape}, "
                              f"the parameter {params[name].shape}")

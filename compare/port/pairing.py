@@ -9,7 +9,14 @@ In this order:
 3. otherwise by order and shape: the i-th NumPy parameter with the i-th
    torch one, equal shapes as they are and transposed 2-D shapes as
    transposed; ``nn.Linear`` stores ``W.T``, so its (square) weight is
-   transposed even when the shapes cannot tell.
+   transposed even when the shapes cannot tell;
+4. where the orders disagree (a dict listing every weight, then every
+   bias: ``W1, W2, W3, b1, b2, b3``), by structure: parameters whose shapes
+   can hold each other (as they are, transposed, or but for axes of length
+   1) form a group, and within a group the i-th NumPy parameter pairs with
+   the i-th torch one. A group of one is paired by its shape alone; a larger
+   group only where ``ordered`` says the NumPy order is the one the forward
+   pass uses its arrays in (the torch side's is always its execution order).
 
 A bias held as a column or a row (the course's ``b1`` ``(n_h, 1)``, Neural
 Networks from Scratch's ``biases`` ``(1, n)``) pairs with a torch bias ``(n,)``
@@ -21,9 +28,9 @@ What cannot be paired is refused with both sides listed.
 """
 from dataclasses import dataclass
 
-import numpy as np
 
 from .targets import PortSetupError
+from .unit_axes import same_values, squeezed
 
 
 @dataclass(frozen=True)
@@ -89,16 +96,14 @@ def _fits(np_shape, torch_shape, transposed):
 
 
 def _reshapes(np_shape, torch_shape):
-    """A column or row ``(n, 1)``/``(1, n)`` against ``(n,)``, either way round."""
-    a, b = tuple(np_shape), tuple(torch_shape)
-    if a == b or {len(a), len(b)} != {1, 2}:
-        return False
-    return tuple(d for d in a if d != 1) == tuple(d for d in b if d != 1) and \
-        int(np.prod(a)) == int(np.prod(b))
+    """Shapes that differ only by axes of length 1 (a bias ``(1, n)``, ``(n, 1)`` or
+    ``(1, n, 1, 1)`` against ``(n,)``), either way round."""
+    return tuple(np_shape) != tuple(torch_shape) and same_values(np_shape, torch_shape)
 
 
-def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=()):
-    """A list of ``Pair``; ``np_shapes`` and ``torch_shapes`` are ordered ``{name: shape}``."""
+def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(), ordered=False):
+    """A list of ``Pair``; ``np_shapes`` and ``torch_shapes`` are ordered ``{name: shape}``;
+    ``ordered``: the NumPy order is the forward pass's (structure may pair a group)."""
     mapping = parse_param_map(param_map)
     if mapping is not None:
         return _pair_by_map(np_shapes, torch_shapes, mapping)
@@ -111,7 +116,7 @@ def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(
             pairs = [Pair(p.numpy, p.torch, p in bad_t,
                           tuple(np_shapes[p.numpy]) if p in bad_r else None) for p in pairs]
         elif bad:
-            p = bad[0]
+            p = next(p for p in bad if p not in bad_t and p not in bad_r)
             raise PortSetupError(f"cannot pair parameters: {p.numpy} has shape "
                                  f"{tuple(np_shapes[p.numpy])} on the NumPy side and "
                                  f"{tuple(torch_shapes[p.torch])} on the torch side. "
@@ -124,20 +129,55 @@ def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(
             + _listing(np_shapes, torch_shapes))
     pairs = []
     for (n_name, n_shape), (t_name, t_shape) in zip(np_shapes.items(), torch_shapes.items()):
-        if t_name in linear_weights and _fits(n_shape, t_shape, True):
-            pairs.append(Pair(n_name, t_name, True))
-        elif _fits(n_shape, t_shape, False):
-            pairs.append(Pair(n_name, t_name, False))
-        elif _fits(n_shape, t_shape, True):
-            pairs.append(Pair(n_name, t_name, True))
-        elif _reshapes(n_shape, t_shape):
-            pairs.append(Pair(n_name, t_name, False, tuple(n_shape)))
-        else:
+        pair = _pair_one(n_name, n_shape, t_name, t_shape, linear_weights)
+        if pair is None:
+            by_structure = _pair_by_structure(np_shapes, torch_shapes, linear_weights, ordered)
+            if by_structure is not None:
+                return by_structure
             raise PortSetupError(
                 f"cannot pair parameters by order: NumPy {n_name} {tuple(n_shape)} against torch "
                 f"{t_name} {tuple(t_shape)} (give --param-map NUMPY=TORCH,...). "
                 + _listing(np_shapes, torch_shapes))
+        pairs.append(pair)
     return pairs
+
+
+def _pair_one(n_name, n_shape, t_name, t_shape, linear_weights):
+    """The pair of two parameters whose shapes can hold each other, else None."""
+    if t_name in linear_weights and _fits(n_shape, t_shape, True):
+        return Pair(n_name, t_name, True)
+    if _fits(n_shape, t_shape, False):
+        return Pair(n_name, t_name, False)
+    if _fits(n_shape, t_shape, True):
+        return Pair(n_name, t_name, True)
+    if _reshapes(n_shape, t_shape):
+        return Pair(n_name, t_name, False, tuple(n_shape))
+    return None
+
+
+def _group(shape):
+    """Shapes that can hold each other share this key: the axes of length 1 dropped, a
+    matrix's two axes in either order."""
+    kept = squeezed(shape)
+    return tuple(sorted(kept)) if len(kept) == 2 else kept
+
+
+def _pair_by_structure(np_shapes, torch_shapes, linear_weights, ordered):
+    """Each group of shapes paired in order (see the module's docstring), or None."""
+    groups = {}
+    for side, shapes in ((0, np_shapes), (1, torch_shapes)):
+        for name, shape in shapes.items():
+            groups.setdefault(_group(shape), ([], []))[side].append(name)
+    if any(len(a) != len(b) or (len(a) > 1 and not ordered) for a, b in groups.values()):
+        return None
+    twin = {}
+    for mine, theirs in groups.values():
+        for n_name, t_name in zip(mine, theirs):
+            pair = _pair_one(n_name, np_shapes[n_name], t_name, torch_shapes[t_name], linear_weights)
+            if pair is None:
+                return None
+            twin[n_name] = pair
+    return [twin[name] for name in np_shapes]
 
 
 def _pair_by_map(np_shapes, torch_shapes, mapping):

@@ -71,6 +71,9 @@ def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
         arrays[f"grad/{name}"] = np.asarray(g, dtype=dtype)
     meta = {"options": {k: options.get(k) for k in OPTIONS}, "params": list(side.params),
             "layers": layers, "gradient": gradient, "has_predict": side.has_predict,
+            # cs231n's nets with modes predict in test mode only: their training scores
+            # are the last layer's record, as in a live check
+            "predicts_train": getattr(side, "predicts_train", True),
             "model": type(numpy_model).__name__, "dtype": dtype}
     if training is not None:
         meta["training"] = _record_training(side, training, arrays, dtype)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..parity import _first, elementwise_errors
 from .notebook import num, port_html, port_repr
+from .unit_axes import as_shape
 
 PHASES = ("parameters", "forward", "loss", "backward", "training")
 
@@ -86,7 +87,10 @@ def compare_arrays(phase, where, torch_name, expected, actual, tol, *, allowance
     ``allowance`` widens the tolerance element by element by a known
     difference; ``shift`` is a known difference of known sign, added to
     ``expected`` before comparing (shown in the same column, as "+")."""
-    expected, actual = np.asarray(expected), np.asarray(actual)
+    expected = np.asarray(expected)
+    # arrays whose shapes differ only by axes of length 1 hold the same values
+    actual = as_shape(np.asarray(actual), expected.shape)
+    shift, allowance = as_shape(shift, expected.shape), as_shape(allowance, expected.shape)
     if shift is not None and np.shape(shift) == expected.shape:
         expected = expected.astype(np.float64) + np.asarray(shift, dtype=np.float64)
     row = Check(phase, where, torch_name, tuple(expected.shape), rtol=tol.rtol, atol=tol.atol,

@@ -22,16 +22,17 @@ probabilities (a double softmax, named by ``heads``).
 Its gradient: the port's own ``gradient`` when it has one, else autograd of
 its loss. The check works on a deep copy in the run's dtype, on ``device``.
 """
-import copy
 from contextlib import contextmanager
 
 import numpy as np
 
 from . import losses as named_losses
 from .capture import book_layer_capture, layer_items, param_owners
+from .copying import deep_copy
 from .draws import DrawTape
 from .targets import PortSetupError, call_side, mode_keyword
 from .trace import OUT_IN, traced_capture, weight_layouts
+from .unit_axes import as_shape
 
 SIDE = "torch side"
 LOSSES = ("cross_entropy", "book", "model")
@@ -143,7 +144,7 @@ class TorchSide:
     @staticmethod
     def _copy(model, memo):
         try:
-            return copy.deepcopy(model, memo)
+            return deep_copy(model, memo)
         except Exception as exc:
             raise PortSetupError(f"{SIDE}: the model cannot be copied ({type(exc).__name__}: "
                                  f"{exc}); the check never changes a user's model") from exc
@@ -205,6 +206,27 @@ class TorchSide:
             return max(siblings) + 0.5 if siblings else len(rank)
         return sorted(names, key=lambda n: (place(n), names.index(n)))
 
+    def functional_calls(self, x):
+        """``[(key, kind, settings)]`` of the functional layer calls whose settings a trace
+        reads (``F.conv2d``'s stride and padding), in order, up to where a pass on ``x``
+        stops (eval mode, without gradients, the random streams left as they were)."""
+        if self.kind != "module":
+            return []
+        torch = _torch()
+        was = self.model.training
+        capture = None
+        try:
+            self.model.eval()
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), \
+                    traced_capture(self.model) as capture:
+                self.model(x)
+        except Exception:  # the calls before the one that failed are what is known
+            pass
+        finally:
+            self.model.train(was)
+        records = capture.records if capture is not None else []
+        return [(r.key, r.kind, r.call) for r in records if getattr(r, "call", None) is not None]
+
     # --- buffers (batch norm's running statistics) ----------------------------------
 
     def buffers(self):
@@ -221,7 +243,10 @@ class TorchSide:
         own = self.buffers()
         with torch.no_grad():
             for name, value in values.items():
-                if name in own and value is not None and tuple(own[name].shape) == np.shape(value):
+                if name not in own or value is None:
+                    continue
+                value = as_shape(value, tuple(own[name].shape))  # a (1, D) running mean into (D,)
+                if tuple(own[name].shape) == np.shape(value):
                     own[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
     def values(self, pairing):

@@ -52,8 +52,23 @@ IN_OUT, OUT_IN = "(in, out)", "(out, in)"
 @dataclass
 class TracedRecord(LayerRecord):
     """A layer computed by a functional call; ``layouts``: ``{parameter: IN_OUT or OUT_IN}``
-    for the weight of an affine call, as the call uses it."""
+    for the weight of an affine call, as the call uses it; ``call``: a convolution call's
+    settings, as a module would hold them (``ConvCall``)."""
     layouts: dict = field(default_factory=dict)
+    call: object = None
+
+
+class ConvCall:
+    """An ``F.conv2d`` call's settings as ``nn.Conv2d`` holds them (``stride``, ``padding``,
+    ``dilation``, ``groups``), for what compares the settings of both sides."""
+
+    def __init__(self, args, kwargs):
+        def pair(value):
+            return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+        self.stride = pair(_arg(args, kwargs, 3, "stride", 1))
+        self.padding = pair(_arg(args, kwargs, 4, "padding", 0))
+        self.dilation = pair(_arg(args, kwargs, 5, "dilation", 1))
+        self.groups = _arg(args, kwargs, 6, "groups", 1)
 
 
 # name of the torch function -> the kind of its record (the torch module it stands for)
@@ -199,7 +214,9 @@ class _Tracer:
         params, layouts = self._params(name, args, kwargs)
         shown = _shown(func, "min=0" if name in CLAMP else ", ".join(params))
         key = self.key(shown, numbered=not params)
-        self.add(key, kind, x_copy, out, params, layouts)
+        record, _ = self.add(key, kind, x_copy, out, params, layouts)
+        if name == "conv2d" and not isinstance(_arg(args, kwargs, 4, "padding", 0), str):
+            record.call = ConvCall(args, kwargs)
         return out
 
     def _params(self, name, args, kwargs):

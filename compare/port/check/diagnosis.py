@@ -18,7 +18,8 @@ from ..layers.dropout import pass_traps
 from ..pairing import numpy_layout
 from ..tolerance import port_tolerance
 from ..trace import OUT_IN, layout_text
-from .state import np_layer, settings_differences, settings_text
+from ..unit_axes import as_shape
+from .state import np_layer, pairing_trap, settings_differences, settings_text
 from .unjudged import leave_unjudged
 
 
@@ -87,7 +88,7 @@ def _traps(run, row, ctx):
 
 def _settings(run, ctx):
     """The settings both sides hold (stride, padding, eps, momentum, p) that differ."""
-    differ = settings_differences(run.np, run.torch)
+    differ = settings_differences(run.np, run.torch, run.tx)
     return settings_text(differ) if differ else None
 
 
@@ -99,9 +100,15 @@ def blocked_verdict(run):
     report.passed = False
     report.first_mismatch = {"phase": row.phase, "where": row.where, "torch": row.torch,
                              "step": None, "max_abs": row.max_abs, "max_rel": row.max_rel,
-                             "detail": f"the parameters cannot pair ({why})"}
+                             "detail": _blocked_detail(row, why)}
     report.diagnosis = [{k: v for k, v in d.items() if k != "problem"} for d in found]
     return report
+
+
+def _blocked_detail(row, why):
+    if row.phase == "parameters":
+        return f"the parameters cannot pair ({why})"
+    return f"the port's forward pass cannot run on the NumPy parameters: it computes something else ({why})"
 
 
 def _diagnose(run, row, ctx):
@@ -119,8 +126,12 @@ def _diagnose(run, row, ctx):
         traps = _traps(run, row, ctx) + known.traps(run, row, ctx)
         if not traps and not _records(run, ctx)[0]:  # no layer row to test a kind's trap on
             traps = _pass_traps(run)
+        if row.phase == "forward" and not traps:
+            traps = _setting_traps(run)
     found += traps + _counterfactuals(run, row, ctx)
     expected, actual = ctx.get("expected"), ctx.get("actual")
+    if expected is not None:
+        actual = as_shape(actual, np.shape(expected))
     # a kind's trap names the bug; the general hypotheses would only restate its arithmetic
     if expected is not None and actual is not None and not traps and ctx.get("what", "output") == "output":
         for d in diagnose(np.asarray(expected), np.asarray(actual), dtype=run.dtype,
@@ -164,11 +175,20 @@ def _pass_traps(run):
 
 
 def _within(expected, actual, dtype):
-    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
+    expected = np.asarray(expected, np.float64)
+    actual = np.asarray(as_shape(np.asarray(actual, np.float64), expected.shape))
     if expected.shape != actual.shape:
         return False
     tol = port_tolerance(expected, dtype)
     return bool(np.all(np.abs(actual - expected) <= tol.atol + tol.rtol * np.abs(expected)))
+
+
+def _setting_traps(run):
+    """A layer whose setting differs (a convolution's padding) where the port's layer with
+    the NumPy setting reproduces the NumPy layer: its shape may have kept the rows from
+    pairing, so it is tested on its own."""
+    found = pairing_trap(run.np, run.torch, x=run.tx)
+    return [] if found is None else [{k: v for k, v in found[1].items() if k != "problem"}]
 
 
 def _counterfactuals(run, row, ctx):

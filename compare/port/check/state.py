@@ -22,6 +22,7 @@ from ..torch_side import TorchSide
 from ..losses import CLASS_KINDS, target_kind
 
 NUMPY_GRADIENT = ("auto", "backprop", "numerical")
+SHAPE_SETTINGS = ("stride", "padding", "kernel_size")  # those that change a layer's output shape
 
 
 def validate_batch(x, t, dtype, loss="cross_entropy"):
@@ -137,21 +138,33 @@ class RunState:
         (``BatchNorm2d`` against a per-activation norm) is a mismatch of that kind, not a
         setup error."""
         try:
-            return pair_sides(self.np, self.torch, self.x, param_map)
+            return pair_sides(self.np, self.torch, self.x, param_map, self.t)
         except PortSetupError as error:
-            found = pairing_trap(self.np, self.torch)
-            if found is not None:
-                row, hypothesis = found
-                self.blocked = (row, [hypothesis], str(error))
-                return []
-            differ = settings_differences(self.np, self.torch)
-            if not differ:
+            if not self.block(error, "parameters"):
                 raise
-            key, name = differ[0][:2]
-            row = Check("parameters", key, name, passed=False,
-                        problem="the layers' settings differ, so the shapes after them do")
-            self.blocked = (row, [], f"{settings_text(differ)}; so {error}")
             return []
+
+    def block(self, error, phase):
+        """Where the port cannot take the NumPy parameters or its own pass cannot run
+        because it computes something else (a layer's settings differ, or a kind's trap
+        reproduces), the check stops there with a failed row: ``True``; else ``False``."""
+        x = self.torch.tensor(self.x)
+        differ = settings_differences(self.np, self.torch, x)
+        if phase != "parameters":  # a pass that cannot run: only a setting that changes shapes
+            differ = [d for d in differ if d[2] in SHAPE_SETTINGS]
+        why = f"{settings_text(differ)}; so {error}" if differ else str(error)
+        found = pairing_trap(self.np, self.torch, phase, x)
+        if found is not None:
+            row, hypothesis = found
+            self.blocked = (row, [hypothesis], why)
+            return True
+        if not differ:
+            return False
+        key, name = differ[0][:2]
+        row = Check(phase, key, name, passed=False,
+                    problem="the layers' settings differ, so the shapes after them do")
+        self.blocked = (row, [], why)
+        return True
 
     def _decays(self, torch_optimizer, lr):
         """``{numpy name: lambda}``: what the port's optimizer would decay (built on the
@@ -179,15 +192,23 @@ class RunState:
         return pair.torch + (".T" if pair.transposed else "")
 
 
-def pair_sides(np_side, t_side, x, param_map=None):
-    """The parameter pairing, each side's parameters in the order their layers run."""
+def pair_sides(np_side, t_side, x, param_map=None, t=None):
+    """The parameter pairing, each side's parameters in the order their layers run; where
+    that order does not pair, the NumPy side's in the order its forward pass reads them."""
     np_shapes = {k: np_side.params[k].shape for k in layer_order(np_side.params, np_side.owners,
                                                                  np_side.items)}
     t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(t_side.tensor(x))}
     # features first, W is (out, in) as nn.Linear holds it: the shapes alone decide
     linear = set() if getattr(np_side, "layout", None) == "features-first" else (
         t_side.linear_weights | t_side.functional_linear_weights(x))
-    return pair_parameters(np_shapes, t_shapes, param_map=param_map, linear_weights=linear)
+    try:
+        return pair_parameters(np_shapes, t_shapes, param_map=param_map, linear_weights=linear)
+    except PortSetupError:
+        read = np_side.read_order(x, t) if param_map is None and hasattr(np_side, "read_order") else None
+        if read is None:
+            raise
+        np_shapes = {k: np_side.params[k].shape for k in read}
+        return pair_parameters(np_shapes, t_shapes, linear_weights=linear, ordered=True)
 
 
 def np_layer(side, key):
@@ -206,26 +227,31 @@ def layer_order(params, owners, items):
     return sorted(names, key=lambda n: (place.get(n, len(order)), names.index(n)))
 
 
-def structural_pairs(np_side, t_side):
+def structural_pairs(np_side, t_side, x=None):
     """``[(numpy key, layer, torch name, module, kind)]``: the i-th layer of a kind on one
-    side with the i-th module of that kind on the other, before any pass (for settings)."""
+    side with the i-th module of that kind on the other, before any pass (for settings);
+    where the port has no module of a kind, its functional calls of that kind whose
+    settings a pass on ``x`` shows (``F.conv2d(x, W, b, padding=...)``)."""
     if t_side.kind != "module":
         return []
     np_layers = [(key, layer, numpy_kind(type(layer).__name__)) for key, layer in np_side.items]
     t_modules = [(name, m, torch_kind(type(m).__name__)) for name, m in t_side.model.named_modules() if name]
+    kinds = list(dict.fromkeys(k for _, _, k in np_layers if k is not None))
+    if x is not None and any(not any(k is kind for *_, k in t_modules) for kind in kinds):
+        t_modules += [(key, call, torch_kind(kind)) for key, kind, call in t_side.functional_calls(x)]
     pairs = []
-    for kind in dict.fromkeys(k for _, _, k in np_layers if k is not None):
+    for kind in kinds:
         mine = [(key, layer) for key, layer, k in np_layers if k is kind]
         theirs = [(name, m) for name, m, k in t_modules if k is kind]
         pairs += [(key, layer, name, m, kind) for (key, layer), (name, m) in zip(mine, theirs)]
     return pairs
 
 
-def settings_differences(np_side, t_side):
+def settings_differences(np_side, t_side, x=None):
     """``[(numpy key, torch name, setting, numpy value, torch value)]`` of the settings both
     sides hold for a layer (stride, padding, eps, momentum, p) that differ."""
     out = []
-    for key, layer, name, module, kind in structural_pairs(np_side, t_side):
+    for key, layer, name, module, kind in structural_pairs(np_side, t_side, x):
         out += [(key, name, setting, a, b) for setting, a, b in kind.settings(layer, module)]
     return out
 
@@ -236,16 +262,21 @@ def settings_text(differ):
     return ", ".join(f"{key} has {setting} {shown(a)}, {name} {shown(b)}" for key, name, setting, a, b in differ)
 
 
-def pairing_trap(np_side, t_side):
-    """A kind whose parameters cannot pair because the port computes it another way:
-    ``(failed row, hypothesis)`` or None."""
-    for key, layer, name, module, kind in structural_pairs(np_side, t_side):
+def pairing_trap(np_side, t_side, phase="parameters", x=None):
+    """A kind whose parameters cannot pair (or whose port cannot run on them) because the
+    port computes it another way: ``(failed row, hypothesis)`` or None; the row at the
+    first parameter of the layer, or in the forward phase at the layer itself."""
+    for key, layer, name, module, kind in structural_pairs(np_side, t_side, x):
         if not hasattr(kind, "pairing_trap"):
             continue
         hypothesis = kind.pairing_trap(key, layer, np_side.params, np_side.owners, name, module)
         if hypothesis is not None:
             names = [n for n, k in np_side.owners.items() if k == key]
-            row = Check("parameters", names[0] if names else key, f"{name}.weight",
-                        problem=hypothesis["problem"], passed=False)
+            if phase == "parameters":
+                weight = f"{name}.weight" if f"{name}.weight" in t_side.params else name
+                row = Check(phase, names[0] if names else key, weight,
+                            problem=hypothesis["problem"], passed=False)
+            else:
+                row = Check(phase, key, name, problem=hypothesis["problem"], passed=False)
             return row, hypothesis
     return None

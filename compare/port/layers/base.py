@@ -21,12 +21,14 @@ A ``LayerKind`` says, for one kind of layer:
 The phases of the check know no kind by name: they ask the registry
 (``compare.port.layers``) for the kind of a record and call these.
 """
-import copy
 import inspect
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..copying import deep_copy
+from ..unit_axes import as_shape
 
 
 def norm_name(name):
@@ -67,6 +69,7 @@ class Site:
     def close(self, a, b):
         """Equal within the comparison's tolerance, scaled to the arrays as the diagnosis does."""
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        b = as_shape(b, a.shape)
         if a.shape != b.shape:
             return False
         size = np.maximum(np.abs(a), np.abs(b))
@@ -78,7 +81,7 @@ class Site:
         stay as they are); ``None`` when it cannot be rerun so."""
         if self.numpy_layer is None or x is None:
             return None
-        layer = copy.deepcopy(self.numpy_layer)
+        layer = deep_copy(self.numpy_layer)
         forward = layer.forward
 
         def output(x, **kwargs):  # returned, or kept as .output

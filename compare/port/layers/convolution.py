@@ -3,9 +3,16 @@ and ``nn.Conv2d`` / ``F.conv2d`` (``weight`` (out, in, kh, kw): the same layout,
 without transposing; both compute a cross-correlation).
 
 Settings that differ (``stride``, ``padding``) are named with both values.
+
+Trap ``padding``: the port's convolution, given the NumPy layer's padding, computes
+the NumPy layer's output (and, as it is, does not). Tested where the parameters
+cannot pair (a padding that changes the image's size changes what the layers after
+it take) on a probe image through both, and at a forward row on the recorded input.
 """
 import numpy as np
 
+from ..capture import forward_output
+from ..copying import deep_copy
 from .base import LayerKind, attribute, summed_scale
 
 
@@ -38,6 +45,69 @@ class Convolution(LayerKind):
             if a is not None and b is not None and a != b:
                 out.append((setting, a, b))
         return out
+
+
+    def pairing_trap(self, key, layer, params, owners, module_name, module):
+        found = self._padding(key, layer, module_name, module, None, None)
+        if found is not None:
+            found["problem"] = (f"{module_name} pads by {found['torch_padding']}, {key} by "
+                                f"{found['numpy_padding']}: the port computes another "
+                                f"convolution, whose image differs in size, and so does what "
+                                f"the layers after it take")
+        return found
+
+    def traps(self, site):
+        if site.what != "output" or site.numpy_record.input is None:
+            return []
+        found = self._padding(site.numpy_record.key, site.numpy_layer, site.torch_record.key,
+                              site.torch_module, np.asarray(site.numpy_record.input), site.expected)
+        return [] if found is None else [found]
+
+    def _padding(self, key, layer, module_name, module, x, expected):
+        """The ``padding`` hypothesis: the port's convolution with the NumPy padding
+        reproduces the NumPy output on ``x`` (a probe image when None), and as it is
+        does not."""
+        pad_n = _pair(attribute(layer, "pad", "padding"))
+        pad_t = _pair(attribute(module, "padding"))
+        weight = attribute(layer, "W", "w", "weight")
+        if pad_n is None or pad_t is None or pad_n == pad_t or np.ndim(weight) != 4 \
+                or not all(hasattr(module, a) for a in ("stride", "dilation", "groups")):
+            return None
+        import torch
+        import torch.nn.functional as F
+        weight = np.asarray(weight, np.float64)
+        bias = attribute(layer, "b", "bias")
+        if x is None:
+            size = max(weight.shape[2:]) + 2 * max(_pair(attribute(layer, "stride")) or (1, 1)) + 3
+            x = np.random.RandomState(0).randn(2, weight.shape[1], size, size)
+        try:
+            if expected is None:
+                expected = forward_output(deep_copy(layer), x.copy())
+            expected = np.asarray(expected, np.float64)
+
+            def conv(padding):
+                with torch.no_grad():
+                    return F.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(weight),
+                                    None if bias is None else torch.from_numpy(
+                                        np.asarray(bias, np.float64).reshape(-1)),
+                                    stride=module.stride, padding=padding, dilation=module.dilation,
+                                    groups=module.groups).numpy()
+            with_numpy, as_port = conv(pad_n), conv(pad_t)
+        except Exception:  # a layer that cannot be rerun so tells nothing
+            return None
+        scale = max(float(np.max(np.abs(expected))), 1e-30) if expected.size else 1.0
+
+        def reproduces(out):
+            return out.shape == expected.shape and bool(
+                np.all(np.abs(out - expected) <= 1e-9 * scale))
+        if not reproduces(with_numpy) or reproduces(as_port):
+            return None
+        shown = pad_n[0] if pad_n[0] == pad_n[1] else pad_n
+        fix = "nn.Conv2d(..., padding=" if type(module).__name__ == "Conv2d" else "F.conv2d(x, ..., padding="
+        return {"code": "padding", "numpy_padding": pad_n, "torch_padding": pad_t,
+                "text": f"{module_name} pads by {pad_t}, the NumPy {key} by {pad_n}: with the NumPy "
+                        f"padding the port's convolution computes {key}'s output; give the port "
+                        f"{fix}{shown})"}
 
 
 KIND = Convolution("convolution", numpy_names=("Convolution", "Conv"),

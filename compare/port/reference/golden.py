@@ -47,6 +47,7 @@ import numpy as np
 
 from ..capture import Capture, LayerRecord
 from ..targets import PortSetupError
+from ..unit_axes import as_shape
 
 FORMAT = "dlfs-port-golden/1"
 
@@ -90,7 +91,9 @@ class GoldenFile:
             self.meta = json.loads(str(self.arrays["meta"]))
             self.options = self.meta["options"]
             self.params = {n: self.arrays[f"param/{n}"].copy() for n in self.meta["params"]}
-            self.grads = {n: self.arrays[f"grad/{n}"] for n in self.meta["params"]}
+            # a gradient recorded (1, D) for a parameter (D,) holds its values
+            self.grads = {n: as_shape(self.arrays[f"grad/{n}"], self.params[n].shape)
+                          for n in self.meta["params"]}
             self.x, self.t = self.arrays["x"], self.arrays["t"]
             self.loss = float(self.arrays["loss"])
             self.records = [LayerRecord(
@@ -158,6 +161,7 @@ class GoldenSide:
         self.owners = {name: rec.key for rec in golden.records for name in rec.param_names}
         self.has_gradient = golden.meta["gradient"] == "backprop"
         self.has_predict = golden.meta["has_predict"]
+        self.predicts_train = golden.meta.get("predicts_train", True)
         self.batch = (golden.x, golden.t)
         self.description = f"golden file {golden.path} ({golden.meta['model']})"
 

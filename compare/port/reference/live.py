@@ -22,19 +22,21 @@ The check works on a deep copy, so the user's model is never changed: not its
 parameters, not the caches its layers keep. The copy's parameters can be cast
 to the run's dtype: ``deepcopy``'s memo maps each original array to its cast,
 so every layer that held a reference to ``params["W1"]`` holds the cast
-array in the copy.
+array in the copy. What cannot be copied and is no state of the check's (the
+module an adapter computes with, a lock, an open file) is shared (``copying``).
 """
-import copy
-
 import numpy as np
 
 from ..capture import book_layer_capture, layer_items, param_owners
+from ..copying import deep_copy
 from ..layer_functions import function_capture, has_layer_functions
 from ..draws import DrawTape
 from ..layers import numpy_kind
 from ..layers.dropout import drop_probability, is_dropout_record
 from ..optimizers import numpy_optimizer_of
 from ..targets import PortSetupError, call_side, mode_keyword
+from ..unit_axes import as_shape
+from .reads import read_order
 from .shapes import LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n, modal_cs231n, parse_kwargs
 
 SIDE = "numpy side"
@@ -72,7 +74,7 @@ class NumpySide:
             raise PortSetupError(f"dtype must be float64 or float32, got {self.dtype}")
         memo = {id(v): v.astype(self.dtype) for v in params.values() if v.dtype != self.dtype}
         try:
-            self.model = copy.deepcopy(model, memo)
+            self.model = deep_copy(model, memo)
         except Exception as exc:
             raise PortSetupError(f"{SIDE}: the model cannot be copied ({type(exc).__name__}: "
                                  f"{exc}); the check never changes a user's model, so it needs "
@@ -215,7 +217,9 @@ class NumpySide:
         if missing:
             raise PortSetupError(f"{SIDE}: gradient(x, t) has no entry for {missing} "
                                  f"(it has {sorted(grads)})")
-        return {k: np.array(grads[k], dtype=self.dtype) for k in self.params}
+        # a gradient (1, D) of a parameter (D,) holds its values: kept in the parameter's shape
+        return {k: as_shape(np.array(grads[k], dtype=self.dtype), self.params[k].shape)
+                for k in self.params}
 
     def run(self, x, t):
         """One pass recorded layer by layer (backprop when the model has it, else the
@@ -234,6 +238,10 @@ class NumpySide:
         loss = self.loss(x, t)
         self.restore_buffers(after)
         return capture, loss, grads
+
+    def read_order(self, x, t):
+        """The parameter names in the order the forward pass reads them (``reads``)."""
+        return read_order(self, x, t)
 
     def recorded_predict(self, x, mode):
         """``predict`` recorded layer by layer: ``(capture, scores)``."""
