@@ -276,5 +276,5 @@ class LiveReference:
         side.tape.keep_masks(capture.records, is_dropout_record, side.drop_probability)
         side.restore_buffers(saved)
         self.capture = capture
-        self.optimizer.update(side.params, side.gradient(x, t))
+        call_side("numpy optimizer", "update", self.optimizer.update, side.params, side.gradient(x, t))
         return loss, {n: v.copy() for n, v in side.params.items()}
