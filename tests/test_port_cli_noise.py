@@ -224,6 +224,8 @@ BAD_REQUESTS = [
     (["--json", "."], ["--json", "folder"]),
     (["--report", "rows200.npz"], ["--report", "not a folder"]),
     (["--json", "rows200.npz/out.json"], ["--json", "rows200.npz"]),
+    (["--seed", "-1"], ["--seed", "-1"]),
+    (["--steps", "2", "--seed", "4294967296"], ["--seed", "4294967296"]),
 ]
 
 

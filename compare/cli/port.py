@@ -113,6 +113,7 @@ def check_options(args):
         resolve_loss(args.loss)  # a bad --loss is refused before the data loads
     if args.directions < 1:
         raise PortSetupError(f"--directions must be at least 1, got {args.directions}")
+    check_seed_option(args)
     if args.batch < 1:
         raise PortSetupError(f"--batch must be at least 1, got {args.batch}")
     if args.steps is not None and args.steps < 1:
@@ -122,6 +123,14 @@ def check_options(args):
     if args.steps is None and args.numpy_optimizer:
         raise PortSetupError("--numpy-optimizer needs --steps N (one batch is checked without "
                              "an update)")
+
+
+def check_seed_option(args):
+    from numpy_impl.validation import check_seed
+    try:
+        check_seed(args.seed, "--seed")
+    except (TypeError, ValueError) as exc:
+        raise PortSetupError(str(exc)) from exc
 
 
 def check_outputs(args):
@@ -178,6 +187,7 @@ def cmd_twins(args):
     for key, default in MODEL_ONLY.items():
         if getattr(args, key) != default:
             raise PortSetupError(f"--{key.replace('_', '-')} applies to models, not to twins by name")
+    check_seed_option(args)
     report = check_twins(args.numpy, args.torch, dtype=args.dtype or "float64",
                          seed=0 if args.seed is None else args.seed, device=args.device)
     print_report(report.to_text(), report.verdict())
