@@ -248,21 +248,20 @@ def parity(request):
 
 # --- a failure the test expected ------------------------------------------------------------
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A check that failed inside a test that passed (``pytest.raises(AssertionError)``
     caught it) or that is marked xfail and failed as marked, failed as its test expected:
     its row's verdict becomes ``XFAIL``, counted apart from the failures. Known only once
     the test's call phase has its outcome; a test that fails keeps its rows as they are."""
-    outcome = yield
-    if call.when != "call":
-        return
-    rows = item.config.stash[_OPEN].pop(item.nodeid, [])
-    report = outcome.get_result()
-    if report.passed or (report.skipped and hasattr(report, "wasxfail")):
-        for row in rows:
-            if row["verdict"] in ("FAIL", "ERROR"):
-                row["verdict"], row["expected"] = "XFAIL", row["verdict"]
+    report = yield
+    if call.when == "call":
+        rows = item.config.stash[_OPEN].pop(item.nodeid, [])
+        if report.passed or (report.skipped and hasattr(report, "wasxfail")):
+            for row in rows:
+                if row["verdict"] in ("FAIL", "ERROR"):
+                    row["verdict"], row["expected"] = "XFAIL", row["verdict"]
+    return report
 
 
 # --- the end of the session -----------------------------------------------------------------

@@ -65,6 +65,19 @@ class LossRaises(TanhNet):
         return scores[:, 3].mean()  # raises here
 
 
+class NanAwayFromStart(TanhNet):
+    """A loss with no value anywhere but at the parameters it starts from."""
+
+    def __init__(self):
+        super().__init__()
+        self.start = self.params["W1"].copy()
+
+    def loss(self, x, t):
+        if not np.array_equal(self.params["W1"], self.start):
+            return float("nan")
+        return super().loss(x, t)
+
+
 class BrokenUpdate:
     def update(self, params, grads):
         params["W1"] -= grads["W3"]  # raises here
@@ -76,6 +89,10 @@ def make_net():
 
 def make_loss_raises():
     return LossRaises()
+
+
+def make_nan_away_from_start():
+    return NanAwayFromStart()
 
 
 def make_fails_to_build():
@@ -210,6 +227,13 @@ def test_an_error_in_the_users_code_is_one_line_at_its_file_and_line(argv, file,
     assert cli.main(["port", *argv, "--data", "rows200.npz", "--no-progress"]) == 2
     line = one_line(capsys.readouterr().err, at, *words)
     assert line.startswith("ERROR: port cannot run: ")
+
+
+def test_a_numpy_loss_without_a_value_near_the_point_is_one_line(models, capsys):
+    assert cli.main(["port", "mlp_numpy.py:make_nan_away_from_start", "mlp_torch.py:make_port",
+                     "--data", "rows200.npz", "--numpy-gradient", "numerical",
+                     "--no-progress"]) == 2
+    one_line(capsys.readouterr().err, "numpy side", "nan", "central differences")
 
 
 def test_record_of_a_model_that_raises_is_one_line(models, capsys):

@@ -53,6 +53,13 @@ def _float_array(value, name):
     return value
 
 
+def _not_finite(value):
+    try:
+        return np.ndim(value) == 0 and not np.isfinite(value)
+    except TypeError:  # not a number: the numerical check says so
+        return False
+
+
 class NumpySide:
     def __init__(self, model, dtype=None, numpy_kwargs=None, numpy_layout=None):
         params = getattr(model, "params", None)
@@ -176,7 +183,12 @@ class NumpySide:
 
         def loss():
             with self.tape.numpy_pass():
-                return self.model.loss(x, t, **kwargs)
+                value = call_side(SIDE, "loss", self.model.loss, x, t, **kwargs)
+            if _not_finite(value):  # it was finite at the given point
+                raise PortSetupError(f"{SIDE}: loss(x, t) is {float(value)} with the parameters "
+                                     f"moved by the numerical check's small step: no central "
+                                     f"differences of the NumPy loss can be taken there")
+            return value
         return loss
 
     batch = None  # a live model is checked on the batch it is given
