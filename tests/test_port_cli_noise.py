@@ -9,10 +9,10 @@ whose failure a test expected (``pytest.raises``) is no failure in the session's
 """
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import torchvision
 from torch import nn
 
@@ -23,6 +23,8 @@ from compare.testing import assert_port
 from test_pytest_plugin import HEADER, PLUGIN, plugin_dist, table  # noqa: F401  (a fixture)
 
 pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # A newcomer's own tanh MLP in NumPy (no layers: one function of the arrays), the same net
 # with a backward for --steps, its right port as nn.Sequential, and models whose own code
@@ -184,9 +186,7 @@ def offline_empty_mnist(tmp_path, monkeypatch):
     ["record", "examples/layer_net/numpy_net.py:make_net"]], ids=["port", "port --steps", "record"])
 def test_without_mnist_the_command_cannot_run_and_says_where_it_looked(argv, offline_empty_mnist,
                                                                       tmp_path, capsys):
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
-    argv = [a if not a.startswith("examples/") else str(root / a) for a in argv]
+    argv = [a if not a.startswith("examples/") else str(ROOT / a) for a in argv]
     argv += ["--out", str(tmp_path / "g.npz")] if argv[0] == "record" else ["--no-progress"]
     assert cli.main(argv) == 2
     captured = capsys.readouterr()
