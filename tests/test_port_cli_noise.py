@@ -382,3 +382,15 @@ def test_a_check_failing_inside_pytest_raises_is_an_expected_failure(pytester, p
         "passed": 1, "failed": 2, "errors": 0, "xfailed": 2}
     caught = next(c for c in doc["checks"] if c["name"] == "caught")
     assert caught["passed"] is False and caught["expected"] == "FAIL"  # the check did fail
+
+
+@pytest.mark.slow  # a whole process with two workers: seconds
+def test_xdist_workers_send_expected_failures_as_xfail(pytester, plugin_dist):
+    pytest.importorskip("xdist", reason="pytest-xdist (in the dev extra) is not installed")
+    pytester.makepyfile(test_expected=EXPECTED_FAILURES)
+    result = pytester.runpytest_subprocess(*PLUGIN, "-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=2, failed=2, xfailed=1)
+    assert {row[1]: row[-1] for row in table(result)} == {
+        "caught": "XFAIL", "not caught": "FAIL", "marked": "XFAIL", "then failing": "FAIL",
+        "right": "PASS"}
+    result.stdout.fnmatch_lines(["5 parity checks: 1 passed, 2 failed, 2 xfailed"])
