@@ -11,8 +11,10 @@ A failed check raises ``AssertionError`` with the full report; a passing one
 returns it. Every check, passed or not, is a row of the table printed after
 the test session (test, check, where its worst element is, its error, the
 tolerance, error / tolerance, verdict); ``--parity-json PATH`` (or the
-``parity_json`` ini option) writes the rows as JSON. Under pytest-xdist each
-worker sends its rows to the controller, which prints one table.
+``parity_json`` ini option) writes the rows as JSON. A check that fails inside
+a test that passes anyway (``pytest.raises(AssertionError)`` around it) failed as
+the test expected: ``XFAIL``, counted apart. Under pytest-xdist each worker
+sends its rows to the controller, which prints one table.
 
 Being an installed plugin, it runs in every pytest session of the
 environment: torch is imported only when a check runs, and a session that
@@ -26,9 +28,10 @@ from pathlib import Path
 import pytest
 
 _ROWS = pytest.StashKey[list]()
+_OPEN = pytest.StashKey[dict]()  # test id -> its rows, until its outcome is known
 _FROM_WORKERS = pytest.StashKey[bool]()
 _WORKER_KEY = "parity_rows"
-COUNTS = {"PASS": "passed", "FAIL": "failed", "ERROR": "errors"}
+COUNTS = {"PASS": "passed", "FAIL": "failed", "ERROR": "errors", "XFAIL": "xfailed"}
 
 
 def pytest_addoption(parser):
@@ -41,6 +44,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.stash[_ROWS] = []
+    config.stash[_OPEN] = {}
     config.stash[_FROM_WORKERS] = False
 
 
@@ -143,8 +147,9 @@ class Parity:
 
     ``checks`` holds the rows this test added to the session's table."""
 
-    def __init__(self, rows, nodeid, worker=None):
+    def __init__(self, rows, nodeid, worker=None, open_rows=None):
         self._session_rows = rows
+        self._open_rows = {} if open_rows is None else open_rows
         self.nodeid = nodeid
         self.worker = worker
         self.checks = []
@@ -155,6 +160,7 @@ class Parity:
             row["worker"] = self.worker
         self.checks.append(row)
         self._session_rows.append(row)
+        self._open_rows.setdefault(self.nodeid, []).append(row)
         return row
 
     def _report_check(self, name, kind, run):
@@ -237,7 +243,25 @@ def parity(request):
     session: ``parity.port(...)``, ``parity.op(...)``, ``parity.training(...)``."""
     config = request.config
     worker = getattr(config, "workerinput", {}).get("workerid")
-    return Parity(config.stash[_ROWS], request.node.nodeid, worker)
+    return Parity(config.stash[_ROWS], request.node.nodeid, worker, config.stash[_OPEN])
+
+
+# --- a failure the test expected ------------------------------------------------------------
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A check that failed inside a test that passed (``pytest.raises(AssertionError)``
+    caught it) or that is marked xfail and failed as marked, failed as its test expected:
+    its row's verdict becomes ``XFAIL``, counted apart from the failures. Known only once
+    the test's call phase has its outcome; a test that fails keeps its rows as they are."""
+    report = yield
+    if call.when == "call":
+        rows = item.config.stash[_OPEN].pop(item.nodeid, [])
+        if report.passed or (report.skipped and hasattr(report, "wasxfail")):
+            for row in rows:
+                if row["verdict"] in ("FAIL", "ERROR"):
+                    row["verdict"], row["expected"] = "XFAIL", row["verdict"]
+    return report
 
 
 # --- the end of the session -----------------------------------------------------------------
@@ -315,11 +339,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for text in lines[:2]:
         tr.write_line(text)
     for text, row in zip(lines[2:], rows):
-        tr.write_line(text, **({"green": True} if row["passed"] else {"red": True}))
+        color = "green" if row["passed"] else "yellow" if row["verdict"] == "XFAIL" else "red"
+        tr.write_line(text, **{color: True})
     counts = _counts(rows)
     tr.write_line(f"{len(rows)} parity checks: " + ", ".join(
         f"{n} {word[:-1] if word == 'errors' and n == 1 else word}"
-        for word, n in counts.items() if n or word != "errors"))
+        for word, n in counts.items() if n or word in ("passed", "failed")))
     path = _json_path(config)
     if path is not None:
         tr.write_line(f"parity checks written to {path}")

@@ -277,7 +277,7 @@ def test_a_session_without_parity_checks_prints_nothing_and_writes_an_empty_json
     result.assert_outcomes(passed=1)
     assert not any("parity checks" in line for line in result.stdout.lines)
     doc = json.loads((pytester.path / "reports" / "parity.json").read_text())
-    assert doc == {"checks": [], "passed": 0, "failed": 0, "errors": 0}
+    assert doc == {"checks": [], "passed": 0, "failed": 0, "errors": 0, "xfailed": 0}
 
 
 # --- training (compare.port.training) -------------------------------------------------------

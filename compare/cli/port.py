@@ -7,6 +7,7 @@
 
 Exit status: 0 parity holds, 1 it does not, 2 the check cannot run.
 """
+import os
 from pathlib import Path
 
 from ..port.data import BATCH_DEFAULTS
@@ -96,6 +97,7 @@ def resolve_options(args, golden=None):
     given = {k: getattr(args, k) for k in RECORDED}
     if golden is not None:
         given = golden.agree(given)
+    args.batch_given = given.get("batch") is not None  # else fitted to a small file's rows
     from ..port.data import is_data_file
     for key, value in DEFAULTS.items():
         # a file's labels are handed on as stored unless --labels converts them
@@ -113,6 +115,7 @@ def check_options(args):
         resolve_loss(args.loss)  # a bad --loss is refused before the data loads
     if args.directions < 1:
         raise PortSetupError(f"--directions must be at least 1, got {args.directions}")
+    check_seed_option(args)
     if args.batch < 1:
         raise PortSetupError(f"--batch must be at least 1, got {args.batch}")
     if args.steps is not None and args.steps < 1:
@@ -124,13 +127,52 @@ def check_options(args):
                              "an update)")
 
 
+def check_seed_option(args):
+    from numpy_impl.validation import check_seed
+    try:
+        check_seed(args.seed, "--seed")
+    except (TypeError, ValueError) as exc:
+        raise PortSetupError(str(exc)) from exc
+
+
+def check_outputs(args):
+    """Where ``--json``, ``--report`` and ``--out`` will write, checked before any work: a
+    path nothing can be written to is a request the command cannot serve (exit status 2),
+    not a traceback after the verdict. Their folders are made here."""
+    for option in ("json", "out"):
+        path = getattr(args, option, None)
+        if path is not None:
+            if path.is_dir():
+                raise PortSetupError(f"--{option} {path} is a folder; give a file path")
+            _writable_folder(path.parent, f"--{option} {path}")
+    if getattr(args, "report", None) is not None:
+        _writable_folder(args.report, f"--report {args.report}")
+
+
+def _writable_folder(folder, option):
+    if folder.exists() and not folder.is_dir():
+        raise PortSetupError(f"{option}: {folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PortSetupError(f"{option}: cannot make the folder {folder} "
+                             f"({exc.strerror or exc})") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PortSetupError(f"{option}: the folder {folder} is not writable")
+
+
 def _batch_options(args):
     return {k: getattr(args, k) for k in ("data", "batch", "seed", "labels", "input_shape")}
 
 
 def dataset(args, params, dtype):
-    from ..port.data import command_dataset
-    return command_dataset(params, dtype, **_batch_options(args))
+    """The rows the batches are drawn from, and ``args.batch`` fitted to them
+    (``fit_batch``: a default larger than a small file is lowered, and said)."""
+    from ..port.data import command_dataset, fit_batch
+    x, t = command_dataset(params, dtype, **_batch_options(args))
+    args.batch, args.batch_note = fit_batch(args.batch, x.shape[0], args.data,
+                                            given=args.batch_given)
+    return x, t
 
 
 # what only a model check uses, with its parser default: given with twins, it is refused
@@ -147,6 +189,7 @@ def cmd_twins(args):
     for key, default in MODEL_ONLY.items():
         if getattr(args, key) != default:
             raise PortSetupError(f"--{key.replace('_', '-')} applies to models, not to twins by name")
+    check_seed_option(args)
     report = check_twins(args.numpy, args.torch, dtype=args.dtype or "float64",
                          seed=0 if args.seed is None else args.seed, device=args.device)
     print_report(report.to_text(), report.verdict())
@@ -159,10 +202,11 @@ def cmd_twins(args):
 
 def cmd_port(args):
     from ..port.twins import wants_twins
+    check_outputs(args)
     if wants_twins(args.numpy, args.torch):
         return cmd_twins(args)
     from ..port import check_port
-    from ..port.data import command_batch
+    from ..port.data import first_batch
     from ..port.reference import GoldenFile, is_golden_path, reference_side
     from ..port.targets import load_attribute, load_target
 
@@ -186,7 +230,8 @@ def cmd_port(args):
         if golden is not None:
             xb, tb = golden.x, golden.t
         else:
-            xb, tb = command_batch(shape_params, reference.dtype.name, **_batch_options(args))
+            xb, tb = first_batch(*dataset(args, shape_params, reference.dtype.name),
+                                 batch=args.batch, seed=args.seed)
         report = check_port(numpy_model, torch_model, xb.astype(reference.dtype), tb,
                             seed=args.seed, torch_optimizer=t_opt, lr=args.lr, **options)
     else:
@@ -198,6 +243,8 @@ def cmd_port(args):
                                 progress=not args.no_progress, **options)
     report.settings.update({"numpy": args.numpy, "torch": args.torch, "data": args.data,
                             "seed": args.seed, "labels": args.labels})
+    if getattr(args, "batch_note", None):
+        report.notes.append(args.batch_note)
     print_report(report.to_text(), report.verdict())
     if args.json is not None:
         print(f"wrote {write_json(args.json, report.to_dict())}")
@@ -236,6 +283,7 @@ def cmd_record(args):
 
     if not str(args.out).endswith(".npz"):
         raise PortSetupError(f"--out must name a .npz file, got {args.out}")
+    check_outputs(args)
     resolve_options(args)
     args.directions, args.torch_optimizer = 1, None
     check_options(args)
@@ -263,6 +311,8 @@ def cmd_record(args):
           f"{len(meta['params'])} parameters, {len(meta['layers'])} layer calls, gradient by "
           f"{meta['gradient']}" + (f", {args.steps} training steps ({meta['training']['storage_text']})"
                                    if training else ""))
+    if args.batch_note:
+        print(f"note: {args.batch_note}")
     return True, f"DONE: wrote {path} ({size / 2**20:.1f} MiB)"
 
 

@@ -75,7 +75,10 @@ def make_dataset(params, *, data="mnist", seed=0, labels="one-hot", input_shape=
         if int(np.prod(shape)) != 784:
             raise PortSetupError(f"MNIST images have 784 pixels; the model takes {shape}")
         from ..mnist import load_mnist
-        (x, t), _ = load_mnist(normalize=True)
+        try:  # the loader's message names the folder it looked in and MNIST_ROOT
+            (x, t), _ = load_mnist(normalize=True)
+        except (FileNotFoundError, ValueError) as exc:
+            raise PortSetupError(f"--data mnist: {exc}; or give --data random or FILE.npz") from exc
         x = x.reshape((x.shape[0],) + tuple(shape))
         classes = 10
     else:
@@ -172,6 +175,21 @@ def first_batch(x, t, *, batch=100, seed=0):
         raise PortSetupError(f"--batch must be a positive integer, got {batch!r}")
     idx = BookRandomStream(seed).batch_indices(x.shape[0], batch)
     return x[idx], t[idx]
+
+
+def fit_batch(batch, rows, data, *, given=True):
+    """``(batch, note)``: the batch size to draw from ``rows`` rows. One larger than the
+    rows would draw every row more than once on average, which no user asks for: a
+    ``--batch`` given so is refused (exit status 2), the default is lowered to the rows
+    there are, and ``note`` says so (else None)."""
+    if batch <= rows:
+        return batch, None
+    source = "MNIST's training set" if data == "mnist" else f"--data {data}"
+    if given:
+        raise PortSetupError(f"--batch {batch} is more than the {rows} rows of {source}; "
+                             f"give --batch {rows} or less")
+    return rows, (f"batch of {rows}: {source} has {rows} rows, fewer than the default "
+                  f"batch of {batch}")
 
 
 def command_dataset(params, dtype, *, data="mnist", batch=100, seed=0, labels="one-hot",

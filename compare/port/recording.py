@@ -15,7 +15,7 @@ from .numerical import numerical_gradient_of
 from .optimizers import numpy_optimizer_of
 from .reference.golden import FORMAT, batches_digest, summary
 from .reference.live import NumpySide
-from .targets import PortSetupError
+from .targets import PortSetupError, call_side
 
 MAX_TRAINING_BYTES = 32 * 2**20
 SAMPLES = 64
@@ -109,7 +109,7 @@ def _record_training(side, training, arrays, dtype):
         t = _targets(t_train[idx], dtype)
         batches.append((x, t))
         losses.append(side.loss(x, t))
-        optimizer.update(side.params, side.gradient(x, t))
+        call_side("numpy optimizer", "update", optimizer.update, side.params, side.gradient(x, t))
         for n in names:
             value = side.params[n]
             track[n].append(value.copy() if full else summary(value, index[n]))

@@ -183,7 +183,8 @@ class PortReport:
 
     def raise_if_failed(self):
         if not self.passed:
-            raise AssertionError("\n" + self.to_text())
+            # the verdict first: the first line is all pytest's short summary shows
+            raise AssertionError(f"{self.verdict()}\n\n{self.to_text()}")
         return self
 
     def to_text(self):

@@ -8,7 +8,10 @@ and one line, never a traceback from inside the user's file.
 import importlib
 import importlib.util
 import inspect
+import os
+import site
 import sys
+import sysconfig
 from pathlib import Path
 
 
@@ -47,8 +50,7 @@ def load_module(module_part, side):
             spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(mod_name, None)
-            raise PortSetupError(f"{side}: importing {module_part} raised "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            raise PortSetupError(f"{side}: importing {module_part} {raised(exc)}") from exc
         return module
     try:
         return importlib.import_module(module_part)
@@ -56,8 +58,7 @@ def load_module(module_part, side):
         raise PortSetupError(f"{side}: cannot import {module_part!r} ({exc}); give a "
                              f"'path/to/file.py:name' or an importable 'package.module:name'") from exc
     except Exception as exc:
-        raise PortSetupError(f"{side}: importing {module_part} raised "
-                             f"{type(exc).__name__}: {exc}") from exc
+        raise PortSetupError(f"{side}: importing {module_part} {raised(exc)}") from exc
 
 
 def load_attribute(spec, side, what="model"):
@@ -93,7 +94,7 @@ def load_target(spec, side):
     try:
         return factory()
     except Exception as exc:
-        raise PortSetupError(f"{side}: {spec}() raised {type(exc).__name__}: {exc}") from exc
+        raise PortSetupError(f"{side}: {spec}() {raised(exc)}") from exc
 
 
 def _is_model(obj):
@@ -114,13 +115,60 @@ def mode_keyword(fn):
     return next((k for k in MODE_KEYWORDS if k in accepted), None)
 
 
+def _library_folders():
+    """Folders whose code is no user's: this package, the standard library, installed
+    packages. A user's error is located at its innermost frame outside them."""
+    paths = sysconfig.get_paths()
+    folders = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    try:
+        folders.update(site.getsitepackages())
+        folders.add(site.getusersitepackages())
+    except AttributeError:  # a virtualenv's old site module
+        pass
+    folders.add(str(Path(__file__).resolve().parents[1]))  # compare/
+    return tuple(os.path.join(os.path.realpath(f), "") for f in folders if f)
+
+
+def raised_at(exc):
+    """``file:line`` of the innermost frame of ``exc``'s traceback in the user's own code
+    (where their model raised, not where torch or NumPy reported it); None if there is none.
+    A ``SyntaxError`` is located at the line it names."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return f"{_shown(exc.filename)}:{exc.lineno}"
+    library = _library_folders()
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not name.startswith("<") and not os.path.realpath(name).startswith(library):
+            found = f"{_shown(name)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
+
+
+def _shown(path):
+    """A path as the user would type it: relative to the working folder when under it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return path if relative.startswith(os.pardir) else relative
+
+
+def raised(exc):
+    """``"raised KeyError at model.py:12: 'W3'"``: what a user's code raised, and where."""
+    at = raised_at(exc)
+    return f"raised {type(exc).__name__}" + (f" at {at}" if at else "") + f": {exc}"
+
+
 def call_side(side, what, fn, *args, **kwargs):
     """``fn(*args, **kwargs)``; any exception a user's model raises becomes a
-    ``PortSetupError`` naming the side, the call and the shapes it was given."""
+    ``PortSetupError`` naming the side, the call, the shapes it was given and the line of
+    the user's code that raised (their bug, said in one line, not a traceback)."""
     try:
         return fn(*args, **kwargs)
     except PortSetupError:
         raise
     except Exception as exc:
-        shapes = ", ".join(f"{type(a).__name__}{tuple(getattr(a, 'shape', ()))}" for a in args)
-        raise PortSetupError(f"{side}: {what}({shapes}) raised {type(exc).__name__}: {exc}") from exc
+        shapes = ", ".join(type(a).__name__ + (str(tuple(a.shape)) if hasattr(a, "shape") else "")
+                           for a in args)
+        raise PortSetupError(f"{side}: {what}({shapes}) {raised(exc)}") from exc

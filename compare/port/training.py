@@ -34,7 +34,7 @@ from .diagnosis import diagnose
 from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of  # noqa: F401  (SGD and numpy_optimizer_of importable from here, as before)
 from .reference import reference_side
 from .report import PortReport, compare_arrays
-from .targets import PortSetupError
+from .targets import PortSetupError, call_side
 from .tolerance import training_tolerance
 from .torch_side import TorchSide
 
@@ -54,9 +54,10 @@ class TorchTrainer:
             for name, p in side.params.items():
                 g = grads[name]
                 p.grad = torch.zeros_like(p) if g is None else torch.from_numpy(g).to(p.device)
-        self.optimizer.step()
+        # the user's optimizer and scheduler: what they raise is said in one line, located
+        call_side("torch optimizer", "step", self.optimizer.step)
         if self.scheduler is not None:
-            self.scheduler.step()
+            call_side("torch optimizer", "scheduler step", self.scheduler.step)
         for p in side.params.values():
             p.grad = None
         return out

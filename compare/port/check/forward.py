@@ -36,8 +36,11 @@ def check_forward(run):
 
     np_recs, t_recs = run.np_capture.records, run.t_capture.records
     run.layer_pairs, left_np, left_t = align(np_recs, t_recs)
-    run.report.unpaired = {"numpy": [np_recs[i].key for i in left_np],
-                           "torch": [t_recs[j].key for j in left_t]}
+    # A side that records no layer (a NumPy model without layers or layer functions, the
+    # commonest kind) leaves the other side's layers nothing to pair with: they are not
+    # unpaired, the check compares the scores and the gradients alone.
+    run.report.unpaired = {"numpy": [np_recs[i].key for i in left_np] if t_recs else [],
+                           "torch": [t_recs[j].key for j in left_t] if np_recs else []}
     for i, j in run.layer_pairs:
         a, b = np_recs[i], t_recs[j]
         run.add(compare_arrays("forward", a.key, b.key, a.output, b.output,

@@ -55,6 +55,13 @@ def _float_array(value, name):
     return value
 
 
+def _not_finite(value):
+    try:
+        return np.ndim(value) == 0 and not np.isfinite(value)
+    except TypeError:  # not a number: the numerical check says so
+        return False
+
+
 class NumpySide:
     def __init__(self, model, dtype=None, numpy_kwargs=None, numpy_layout=None):
         params = getattr(model, "params", None)
@@ -180,7 +187,12 @@ class NumpySide:
 
         def loss():
             with self.tape.numpy_pass():
-                return self.model.loss(x, t, **kwargs)
+                value = call_side(SIDE, "loss", self.model.loss, x, t, **kwargs)
+            if _not_finite(value):  # it was finite at the given point
+                raise PortSetupError(f"{SIDE}: loss(x, t) is {float(value)} with the parameters "
+                                     f"moved by the numerical check's small step: no central "
+                                     f"differences of the NumPy loss can be taken there")
+            return value
         return loss
 
     batch = None  # a live model is checked on the batch it is given
@@ -286,5 +298,5 @@ class LiveReference:
         side.tape.keep_masks(capture.records, is_dropout_record, side.drop_probability)
         side.restore_buffers(saved)
         self.capture = capture
-        self.optimizer.update(side.params, side.gradient(x, t))
+        call_side("numpy optimizer", "update", self.optimizer.update, side.params, side.gradient(x, t))
         return loss, {n: v.copy() for n, v in side.params.items()}
