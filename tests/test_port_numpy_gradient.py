@@ -103,6 +103,21 @@ def test_the_right_numpy_model_passes_with_the_same_port(batch, route):
     assert report.passed, report.to_text()
 
 
+def test_a_penalty_neither_gradient_holds_names_both_sides(batch):
+    """The port left the penalty out and the NumPy backward forgot its gradient: the losses
+    part, the gradients agree. Both fixes are named, each with the model's own lambda."""
+    report = check_port(w.make_l2_forgotten(), w.make_plain_port(), *batch)
+    assert report.first_mismatch["phase"] == "loss"
+    assert codes(report) == ["numpy_gradient", "weight_decay"]
+    found, decay = report.diagnosis
+    assert sorted(found["parameters"]) == ["W1", "W2"]
+    assert found["lambda"] == pytest.approx(w.LAMBDA, rel=1e-9)
+    assert decay["lambda"] == pytest.approx(w.LAMBDA, rel=1e-9)
+    # the right NumPy model against the same port: the port's penalty alone
+    right = check_port(w.make_l2_right(), w.make_plain_port(), *batch)
+    assert codes(right) == ["weight_decay"]
+
+
 class FlipGradient(torch.autograd.Function):
     """The identity forward, the negated gradient backward: a hand-written backward's slip."""
 

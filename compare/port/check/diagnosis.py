@@ -28,12 +28,12 @@ def verdict(run):
     if first is None:
         return report
     wrong = getattr(run, "reference_wrong", None)
-    if wrong is not None:  # the NumPy backprop parts from its own loss, the port does not
+    if wrong is not None:  # the NumPy backprop parts from its own loss
         first = wrong.row
     report.first_mismatch = {"phase": first.phase, "where": first.where, "torch": first.torch,
                              "step": first.step, "max_abs": first.max_abs, "max_rel": first.max_rel}
     ctx = run.context.get(id(first), {})
-    report.diagnosis = [wrong.entry] if wrong is not None else _diagnose(run, first, ctx)
+    report.diagnosis = list(wrong.entries) if wrong is not None else _diagnose(run, first, ctx)
     detail = "; ".join(filter(None, [_locate_forward(run, first, ctx), _settings(run, ctx)]))
     if detail:
         report.first_mismatch["detail"] = detail

@@ -39,6 +39,14 @@ the two can be trained side by side), each with a note that the port agrees
 with the NumPy loss, and no porting bug is tested against them. The first
 mismatch is the first of those parameters' rows.
 
+Where the first row out of tolerance is the loss and every gradient row
+agrees, the NumPy loss may hold ``0.5 * lam * sum(W**2)`` that the port left
+out and the NumPy backward forgot: with ``lam`` fitted from the two losses
+(with and without the hinted 1e-7), the weights' backprop must part from the
+NumPy loss and the backprop plus ``lam * W`` agree with it. Then both are
+named, ``numpy_gradient`` and ``weight_decay``: the two fixes together
+reproduce the losses and the gradients.
+
 The elementwise look of the NumPy error is then read off the two arrays, the
 port's gradient standing for the loss's: a factor (``N`` for a missing ``/ N``)
 or a missing ``lambda * W``, each said only where it reproduces the NumPy
@@ -48,6 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..known.weight_decay import fitted_lambda, weights_of
 from ..numerical import check_gradient_directions
 from ..targets import PortSetupError
 
@@ -56,10 +65,9 @@ CODE = "numpy_gradient"
 
 @dataclass
 class ReferenceWrong:
-    """What the check found: the first failing row of a parameter the NumPy backprop gets
-    wrong (the first mismatch), and the diagnosis entry."""
+    """What the check found: the row that is the first mismatch, and the diagnosis."""
     row: object
-    entry: dict
+    entries: list
 
 
 def check_reference_gradient(run, t_grads, found):
@@ -67,7 +75,11 @@ def check_reference_gradient(run, t_grads, found):
     not the port, is what parts from the NumPy loss."""
     run.reference_wrong = None
     failed = [c for c in run.report.checks if not c.passed]
-    if not failed or failed[0].phase != "backward" or getattr(run.np, "model", None) is None:
+    if not failed or getattr(run.np, "model", None) is None:
+        return
+    if failed[0].phase == "loss" and not any(c.phase == "backward" for c in failed):
+        return _penalty_in_neither_gradient(run, found, failed[0])
+    if failed[0].phase != "backward":
         return
     param_rows = [c for c in failed if run.context.get(id(c), {}).get("param") is not None]
     names = list(dict.fromkeys(run.context[id(c)]["param"] for c in param_rows))
@@ -109,7 +121,61 @@ def check_reference_gradient(run, t_grads, found):
             c.note = ("the NumPy side's: the port's gradient agrees with the NumPy loss "
                       "(numpy_gradient)" if run.context.get(id(c), {}).get("param") else
                       "the NumPy side's: downstream of its wrong backward (numpy_gradient)")
-    run.reference_wrong = ReferenceWrong(rows[names[0]], entry)
+    run.reference_wrong = ReferenceWrong(rows[names[0]], [entry])
+
+
+def _penalty_in_neither_gradient(run, found, loss_row):
+    """The losses part, the gradients agree: the NumPy loss may hold a penalty
+    ``0.5 * lam * sum(W**2)`` that the port lacks and that the NumPy backward forgets too.
+    Named only where the NumPy backprop of the weights parts from its own loss and the
+    backprop plus ``lam * W`` (``lam`` fitted from the two losses) agrees with it: the
+    penalty applied to the port, and its gradient to the NumPy backward, reproduce both
+    the losses and the gradients."""
+    shift, _ = run.known.shift("loss")
+    difference = float(run.np_loss) + (0.0 if shift is None else float(shift)) - float(run.out["loss"])
+    weights = weights_of(run.np.params)
+    # the 1e-7 the NumPy loss may hold beyond the port's, unapplied where the penalty hid it
+    gaps = [0.0] + [float(np.asarray(g)) for g in (run.known.hint("loss") or {}).values()]
+    lams = [lam for lam in (fitted_lambda(difference - g, run.np.params) for g in gaps)
+            if lam is not None and lam > 0]
+    if not lams or not weights:
+        return
+    claims = {n: _numpy_claim(run, found, n) for n in weights}
+    half = {n: np.zeros(np.shape(c[0])) if c[1] is None else c[1] for n, c in claims.items()}
+    codes = sorted({code for n in weights for code in _gaps(run, found, n)})
+    hint_name = " + ".join(codes) if codes else None
+    allowance = half if codes else None
+    try:
+        plain = _directions(run, weights, {n: c[0] for n, c in claims.items()}, allowance, hint_name)
+        if set(plain.failed) != set(weights):
+            return
+        for lam in lams:  # the backprop plus lam * W against the NumPy loss
+            fixed = _directions(run, weights, {n: c[0] + lam * np.asarray(run.np.params[n], np.float64)
+                                               for n, c in claims.items()}, allowance, hint_name)
+            if fixed.passed:
+                break
+        else:
+            return
+    except (ValueError, TypeError, ArithmeticError, PortSetupError):
+        return
+    entries = [
+        {"code": CODE, "parameters": weights, "lambda": lam,
+         "measured": {n: {"numpy_max_abs": r.max_abs,
+                          "numpy_tolerance": r.worst.tolerance if r.worst else None}
+                      for n, r in ((r.name, r) for r in plain.rows)},
+         "text": f"the NumPy loss holds a penalty 0.5 * lambda * sum(W**2) (lambda = {lam:.6g}, "
+                 f"fitted from the two losses) whose gradient, lambda * W, the NumPy backward "
+                 f"leaves out in {', '.join(weights)}: its gradient disagrees with central "
+                 f"differences of its own loss along {run.directions} random directions "
+                 f"({_measured_text(plain, weights)}), and agrees with them once lambda * W is "
+                 f"added; the port's gradients equal the NumPy backprop, so they lack it too: fix "
+                 f"the NumPy backward first"},
+        {"code": "weight_decay", "lambda": lam,
+         "text": f"the port's loss lacks the NumPy loss's penalty 0.5 * lambda * sum(W**2) with "
+                 f"lambda = {lam:.6g}: add it to the port's loss (--loss model), or give its "
+                 f"optimizer weight_decay={lam:.6g} for the weights alone and check with "
+                 f"--torch-optimizer"}]
+    run.reference_wrong = ReferenceWrong(loss_row, entries)
 
 
 def _directions(run, names, claimed, allowance, allowance_name):
