@@ -1,9 +1,10 @@
 """Phase 5, verdict and diagnosis: the first row out of tolerance is the *first mismatch*;
 the usual porting bugs are tested against it.
 
-Where the NumPy backprop is the wrong side (``reference_gradient``), the first
-mismatch is the first of its parameters' rows and ``numpy_gradient`` the whole
-diagnosis: no porting bug is tested against the port. Otherwise, three kinds of evidence: a torch parameter autograd never reaches (``unused``);
+Where the NumPy backprop is the wrong side (``reference_gradient``), its finding
+is the diagnosis (``numpy_gradient``, the first mismatch at the first of its
+parameters' rows) and no porting bug is tested against the port. Otherwise,
+three kinds of evidence: a torch parameter autograd never reaches (``unused``);
 counterfactuals, the NumPy layer where the forward parts rerun with a usual
 bug applied to one of its parameters; and the general hypotheses of
 ``compare.port.diagnosis`` on the two arrays (with the known differences'
