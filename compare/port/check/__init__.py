@@ -10,7 +10,10 @@ Each phase is a module, reading and adding to one ``state.RunState``:
 4. ``backward``: each parameter's gradient, and the gradient flowing into each
    paired layer, nearest the loss first: against the NumPy ``gradient``
    (backprop) when it has one, else central differences of the NumPy ``loss``
-   along random directions (``compare.port.numerical``);
+   along random directions (``compare.port.numerical``); where a backprop row
+   is the first to part, the port's gradient and then the NumPy backprop are
+   taken against central differences of the NumPy loss (``reference_gradient``):
+   the NumPy side may be the wrong one;
 5. ``diagnosis``: the first comparison out of tolerance is the *first
    mismatch*, and the usual porting bugs are tested against it.
 

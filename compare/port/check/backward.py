@@ -4,7 +4,9 @@ layer, nearest the loss first.
 The NumPy gradient is its ``gradient`` (backprop) when it has one
 (``analytic``); else the torch gradient is checked against central
 differences of the NumPy ``loss`` along random directions (``numerical``),
-or against a golden file's recorded element-wise differences. The known
+or against a golden file's recorded element-wise differences. Where a backprop
+row is the first to part, the NumPy backprop is taken against its own loss
+(``reference_gradient``): it may be the wrong side. The known
 differences between the two gradients are added to the NumPy side (in the
 numerical check, allowed for as the NumPy loss's share).
 """
@@ -17,6 +19,7 @@ from ..report import Check, compare_arrays
 from ..targets import PortSetupError
 from ..layers import numpy_kind
 from ..tolerance import port_tolerance, summed_tolerance
+from .reference_gradient import check_reference_gradient
 from .state import np_layer
 
 
@@ -36,6 +39,7 @@ def check_backward(run):
         _numerical(run, t_grads, found)
     else:
         _analytic(run, t_grads, found)
+        check_reference_gradient(run, t_grads, found)
 
 
 def _order(run):

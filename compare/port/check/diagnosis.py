@@ -1,7 +1,10 @@
 """Phase 5, verdict and diagnosis: the first row out of tolerance is the *first mismatch*;
 the usual porting bugs are tested against it.
 
-Three kinds of evidence: a torch parameter autograd never reaches (``unused``);
+Where the NumPy backprop is the wrong side (``reference_gradient``), its finding
+is the diagnosis (``numpy_gradient``, the first mismatch at the first of its
+parameters' rows) and no porting bug is tested against the port. Otherwise,
+three kinds of evidence: a torch parameter autograd never reaches (``unused``);
 counterfactuals, the NumPy layer where the forward parts rerun with a usual
 bug applied to one of its parameters; and the general hypotheses of
 ``compare.port.diagnosis`` on the two arrays (with the known differences'
@@ -30,10 +33,13 @@ def verdict(run):
     first = next((c for c in report.checks if not c.passed), None)
     if first is None:
         return report
+    wrong = getattr(run, "reference_wrong", None)
+    if wrong is not None:  # the NumPy backprop parts from its own loss
+        first = wrong.row
     report.first_mismatch = {"phase": first.phase, "where": first.where, "torch": first.torch,
                              "step": first.step, "max_abs": first.max_abs, "max_rel": first.max_rel}
     ctx = run.context.get(id(first), {})
-    report.diagnosis = _diagnose(run, first, ctx)
+    report.diagnosis = list(wrong.entries) if wrong is not None else _diagnose(run, first, ctx)
     detail = "; ".join(filter(None, [_locate_forward(run, first, ctx), _settings(run, ctx)]))
     if detail:
         report.first_mismatch["detail"] = detail
