@@ -214,16 +214,26 @@ def _log_eps(e, a, tol, known):
     gap = np.asarray(gap, dtype=np.float64)
     if gap.shape != e.shape or not np.any(gap):
         return []
+    eps = known.get("log_eps_value", 1e-7)
+    shown = _eps_shown(eps)
+    book = "the book's " if eps == 1e-7 else ""
     out = []
     for sign, holder, other in ((1, "actual", "expected"), (-1, "expected", "actual")):
         r = tol.ratio(a, e + sign * gap)
         if r <= 1:
-            out.append(_hyp("log_eps", f"actual - expected = {'+' if sign > 0 else '-'}the book's "
-                            f"1e-7 gap (max {_fmt(np.abs(gap).max())}): {holder} has the book's "
-                            f"log(y + 1e-7), {other} the cross-entropy without it "
-                            f"(F.cross_entropy)", r, sign=sign, max_gap=float(np.abs(gap).max()),
+            out.append(_hyp("log_eps", f"actual - expected = {'+' if sign > 0 else '-'}the "
+                            f"{shown} gap (max {_fmt(np.abs(gap).max())}): {holder} has "
+                            f"{book}log(y + {shown}) in its loss, {other} the loss without it "
+                            f"(F.cross_entropy, F.binary_cross_entropy_with_logits)", r, sign=sign,
+                            eps=float(eps), max_gap=float(np.abs(gap).max()),
                             residual=_resid(a, e + sign * gap)))
     return out
+
+
+def _eps_shown(eps):
+    k = math.floor(math.log10(eps))
+    m = eps / 10 ** k
+    return f"{round(m)}e{k}" if abs(m - round(m)) < 1e-9 * m else f"{eps:.3g}"
 
 
 def _softmax(x, axis):
@@ -354,9 +364,10 @@ def diagnose(expected, actual, *, dtype="float64", batch_size=None, inputs=None,
     run = dtype_name(dtype)
     e_raw, a_raw = _float_array(expected, "expected"), _float_array(actual, "actual")
     if known is not None:
-        unknown = set(known) - {"log_eps"}
+        unknown = set(known) - {"log_eps", "log_eps_value"}
         if unknown:
-            raise ValueError(f"known differences must be among ['log_eps'], got {sorted(unknown)}")
+            raise ValueError(f"known differences must be among ['log_eps'] (and its eps, "
+                             f"'log_eps_value'), got {sorted(unknown)}")
     e, a = e_raw.astype(np.float64), a_raw.astype(np.float64)
     if not (np.all(np.isfinite(e)) and np.all(np.isfinite(a))):
         return []

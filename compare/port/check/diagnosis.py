@@ -17,6 +17,7 @@ from ..layers import Site, numpy_kind, torch_kind
 from ..tolerance import port_tolerance
 from ..trace import OUT_IN, layout_text
 from .state import np_layer, settings_differences, settings_text
+from .verify import unexplained, verified
 
 
 def verdict(run):
@@ -28,7 +29,9 @@ def verdict(run):
     report.first_mismatch = {"phase": first.phase, "where": first.where, "torch": first.torch,
                              "step": first.step, "max_abs": first.max_abs, "max_rel": first.max_rel}
     ctx = run.context.get(id(first), {})
-    report.diagnosis = _diagnose(run, first, ctx)
+    report.diagnosis, rejected = _diagnose(run, first, ctx)
+    if not report.diagnosis:
+        report.first_mismatch["unexplained"] = unexplained(first, rejected)
     detail = "; ".join(filter(None, [_locate_forward(run, first, ctx), _settings(run, ctx)]))
     if detail:
         report.first_mismatch["detail"] = detail
@@ -108,23 +111,29 @@ def _diagnose(run, row, ctx):
             found.append({"code": "unused", "parameter": name,
                           "text": f"the torch loss does not reach {run.twin[name]} (autograd "
                                   f"gives it no gradient): the port never uses it"})
-    traps = _traps(run, row, ctx) + known.traps(run, row, ctx)
+    # each hypothesis applied to the rest of what was measured (loss, gradients): one that
+    # does not reproduce it is dropped, with the reason
+    traps, rejected = verified(run, row, ctx, _traps(run, row, ctx) + known.traps(run, row, ctx))
     found += traps + _counterfactuals(run, row, ctx)
     expected, actual = ctx.get("expected"), ctx.get("actual")
     # a kind's trap names the bug; the general hypotheses would only restate its arithmetic
     if expected is not None and actual is not None and not traps and ctx.get("what", "output") == "output":
+        general = []
         for d in diagnose(np.asarray(expected), np.asarray(actual), dtype=run.dtype,
                           batch_size=int(run.x.shape[0]), inputs=ctx.get("inputs"),
                           known=ctx.get("known"),
                           scales=run.loss_scales if row.phase in ("loss", "backward") else None):
-            found.append(d)
+            general.append(d)
+        general, dropped = verified(run, row, ctx, general)
+        found += general
+        rejected += dropped
     unique = []
     for d in found:  # one entry per bug: the general test adds nothing to a named parameter's
         same = [u for u in unique if u["code"] == d["code"]]
         if not same or (d.get("parameter") and all(u.get("parameter") not in (None, d["parameter"])
                                                     for u in same)):
             unique.append(d)
-    return unique
+    return unique, rejected
 
 
 def _counterfactuals(run, row, ctx):
