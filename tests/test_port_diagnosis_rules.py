@@ -249,4 +249,27 @@ def test_an_unfittable_mismatch_is_unexplained_and_names_no_code():
     text = report.first_mismatch["unexplained"]
     assert "max abs 0.05" in text and "weight_decay" in text
     assert "likely cause: unexplained" in report.to_text()
+    assert "unexplained: no usual porting bug" in report.to_markdown()
+    assert "unexplained: no usual porting bug" in report._repr_html_()
     assert report.to_dict()["diagnosis"] == []
+
+
+def test_a_loss_lowered_by_an_offset_that_no_written_eps_gives_fails():
+    """A NumPy loss below the port's by an arbitrary constant: some eps would give it, but
+    not one a person writes (one significant digit), so it is no known difference."""
+    rng = np.random.RandomState(6)
+    x, t = rng.randn(50, 6), rng.randint(0, 4, 50)
+    net = SoftmaxEpsNet(0.0)
+    plain = net.loss
+    offset = 3.7e-4
+    net.loss = lambda x, t: plain(x, t) - offset
+    # the eps that would give it, solved here from the formula: far from any written number
+    lo, hi = 1e-12, 1.0
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if net.cost(x, t, mid) > net.cost(x, t, 0.0) - offset else (lo, mid)
+    digit = lo / 10 ** math.floor(math.log10(lo))
+    assert abs(digit - round(digit)) > 0.05
+    report = check_port(net, softmax_port(), x, t)
+    assert not report.passed and report.first_mismatch["phase"] == "loss"
+    assert _log_eps(report) == []

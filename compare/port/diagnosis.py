@@ -13,7 +13,7 @@ transpose  ``actual ~ expected.T`` (same or swapped shape)   ``nn.Linear`` store
 sign       ``actual ~ -expected``                            ``t - y`` for ``y - t``
 scale      ``actual ~ c expected``, ``c`` by least squares   ``/ batch_size`` lost or doubled
 offset     ``actual ~ expected + s``, one ``s`` for all      a constant term on one side
-log_eps    ``actual - expected ~ +-known["log_eps"]``        the book's ``log(y + 1e-7)``
+log_eps    ``actual - expected ~ +-known["log_eps"]``        an eps in a log, ``log(y + 1e-7)``
 axis       softmax / log-softmax / sum / mean of             ``dim=0`` for ``dim=-1``
            ``inputs`` over another axis than ``expected``
 unused     one side all zeros, the other not                 a parameter cut from the graph
@@ -41,13 +41,18 @@ its text; else ``c`` within 1e-3 of ``batch_size`` (or of its inverse) is
 named as a missing (or extra) ``/ batch_size``. For a single number any factor "fits", so there only
 ``sign`` and a factor of ``batch_size`` are reported, and ``offset`` never.
 
+``log_eps``: ``known["log_eps_value"]`` is the eps the gap is of (the book's 1e-7 by
+default), named in the text and as ``eps``.
+
 ``dtype``: strong evidence is an array of dtype float32 in a float64 run, or
 ``actual`` whose every value is a float32 number (it rounds to itself)
 while ``expected``'s are not, with the difference within float32's analytic
 tolerance: a float32 result converted back. Weak evidence, reported only
 when nothing else fits, is a difference between ``eps32 / 16`` and
 ``8 eps32`` of the largest entry (a few float32 roundings, far above
-float64's): the size of float32 round-off, though not proof of it.
+float64's): the size of float32 round-off, though not proof of it. A port check
+(``compare.port.check.verify``) keeps it only where a float32 array or tensor took
+part in the run: an eps in a log, or any other small difference, is no float32.
 
 ``axis``: with ``inputs`` (what fed the layer on the NumPy side), each side
 is matched against softmax, log-softmax, sum and mean of ``inputs`` over

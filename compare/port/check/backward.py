@@ -6,7 +6,7 @@ The NumPy gradient is its ``gradient`` (backprop) when it has one
 differences of the NumPy ``loss`` along random directions (``numerical``),
 or against a golden file's recorded element-wise differences. The known
 differences between the two gradients are added to the NumPy side (in the
-numerical check, allowed for as the NumPy loss's share).
+numerical check, the torch claim is moved by them to the NumPy loss's kind).
 """
 import numpy as np
 

@@ -16,11 +16,16 @@ module applies it to the rest of what the check measured:
 * float32 round-off (``dtype``, weak evidence): float32 must have taken part, an array of
   that dtype on either side.
 
+A hypothesis at a forward row (a layer kind's trap, a counterfactual, the general ones on
+a layer's output) is tested by rerunning or transforming that layer: it reproduces the
+first output that parts, and the loss and gradients after it follow from that output.
+
 The NumPy gradients the hypotheses predict are checked as the backward phase checks
 them: against the NumPy backprop, or central differences of the NumPy loss along
 random directions (``numerical``), or a golden file's recorded differences. A
 hypothesis that does not reproduce them is dropped, with the reason; when none is left
-the first mismatch says ``unexplained`` with what was measured.
+``diagnosis`` stays empty (no code is made up for it) and ``first_mismatch["unexplained"]``
+says so, with the sizes measured and the hypotheses dropped.
 """
 import numpy as np
 
