@@ -155,17 +155,17 @@ def _variant(*kinds):
     return next((k[0] for k in kinds if k is not None and k[0] is not None), None)
 
 
-def _eps_words(kind, family):
+def _eps_words(kind):
     if kind[1] == 0.0:
         return "no eps in the log"
     shown = eps_text(kind[1])
     return f"log(p + {shown})" + (f" and log(1 - p + {shown})" if kind[0] == "both" else "")
 
 
-def _difference(what, np_kind, t_kind, rows, size, family, how):
+def _difference(what, np_kind, t_kind, rows, size, how):
     eps = np_kind[1] or t_kind[1]
-    text = (f"{what}: the NumPy side's has {_eps_words(np_kind, family)}, the torch side's "
-            f"{_eps_words(t_kind, family)}: an eps of {eps_text(eps)} inside the log of the "
+    text = (f"{what}: the NumPy side's has {_eps_words(np_kind)}, the torch side's "
+            f"{_eps_words(t_kind)}: an eps of {eps_text(eps)} inside the log of the "
             f"loss (fitted from the two losses and checked to give them), which accounts for "
             f"{abs(size):.3g} here, derived through the port ({how}) and added before comparing")
     return KnownDifference(CODE, label(eps), what, rows, text, abs(size))
@@ -191,7 +191,7 @@ def at_loss(np_loss, out, loss_name, dtype, context=None):
         return family[kind[0] or variant or next(iter(family))](kind[1])
     shift = _gap(np_kind, t_kind, value)
     found = [] if shift is None else [_difference("loss", np_kind, t_kind, {"loss": np.array(shift)},
-                                                  float(shift), family, "L(eps) of its output")]
+                                                  float(shift), "L(eps) of its output")]
     a, b = _hint_kinds(np_kind, t_kind, family)
     hint = {"loss": {CODE: np.array(value(b) - value(a)), "log_eps_value": a[1] or b[1]}}
     return Known(found, hint)
@@ -272,7 +272,7 @@ def at_backward(run, t_grads, numerical, earlier=None):
     found = []
     if _shifts(np_kind, t_kind):
         size = max(float(np.max(np.abs(v))) for k, v in rows.items() if k[0] == "param" and v is not None)
-        found.append(_difference("gradient", np_kind, t_kind, rows, size, family,
+        found.append(_difference("gradient", np_kind, t_kind, rows, size,
                                  "autograd of L(eps) - L(eps') of its output"))
     return Known(found, hints)
 
