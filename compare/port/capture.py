@@ -38,6 +38,7 @@ class LayerRecord:
 @dataclass
 class Capture:
     records: list = field(default_factory=list)
+    float32: bool = False  # a float32 tensor took part in the pass (trace.py sees its calls)
 
 
 def _to_numpy(value):

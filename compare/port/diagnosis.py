@@ -13,7 +13,7 @@ transpose  ``actual ~ expected.T`` (same or swapped shape)   ``nn.Linear`` store
 sign       ``actual ~ -expected``                            ``t - y`` for ``y - t``
 scale      ``actual ~ c expected``, ``c`` by least squares   ``/ batch_size`` lost or doubled
 offset     ``actual ~ expected + s``, one ``s`` for all      a constant term on one side
-log_eps    ``actual - expected ~ +-known["log_eps"]``        the book's ``log(y + 1e-7)``
+log_eps    ``actual - expected ~ +-known["log_eps"]``        an eps in a log, ``log(y + 1e-7)``
 axis       softmax / log-softmax / sum / mean of             ``dim=0`` for ``dim=-1``
            ``inputs`` over another axis than ``expected``
 unused     one side all zeros, the other not                 a parameter cut from the graph
@@ -41,13 +41,18 @@ its text; else ``c`` within 1e-3 of ``batch_size`` (or of its inverse) is
 named as a missing (or extra) ``/ batch_size``. For a single number any factor "fits", so there only
 ``sign`` and a factor of ``batch_size`` are reported, and ``offset`` never.
 
+``log_eps``: ``known["log_eps_value"]`` is the eps the gap is of (the book's 1e-7 by
+default), named in the text and as ``eps``.
+
 ``dtype``: strong evidence is an array of dtype float32 in a float64 run, or
 ``actual`` whose every value is a float32 number (it rounds to itself)
 while ``expected``'s are not, with the difference within float32's analytic
 tolerance: a float32 result converted back. Weak evidence, reported only
 when nothing else fits, is a difference between ``eps32 / 16`` and
 ``8 eps32`` of the largest entry (a few float32 roundings, far above
-float64's): the size of float32 round-off, though not proof of it.
+float64's): the size of float32 round-off, though not proof of it. A port check
+(``compare.port.check.verify``) keeps it only where a float32 array or tensor took
+part in the run: an eps in a log, or any other small difference, is no float32.
 
 ``axis``: with ``inputs`` (what fed the layer on the NumPy side), each side
 is matched against softmax, log-softmax, sum and mean of ``inputs`` over
@@ -214,16 +219,26 @@ def _log_eps(e, a, tol, known):
     gap = np.asarray(gap, dtype=np.float64)
     if gap.shape != e.shape or not np.any(gap):
         return []
+    eps = known.get("log_eps_value", 1e-7)
+    shown = _eps_shown(eps)
+    book = "the book's " if eps == 1e-7 else ""
     out = []
     for sign, holder, other in ((1, "actual", "expected"), (-1, "expected", "actual")):
         r = tol.ratio(a, e + sign * gap)
         if r <= 1:
-            out.append(_hyp("log_eps", f"actual - expected = {'+' if sign > 0 else '-'}the book's "
-                            f"1e-7 gap (max {_fmt(np.abs(gap).max())}): {holder} has the book's "
-                            f"log(y + 1e-7), {other} the cross-entropy without it "
-                            f"(F.cross_entropy)", r, sign=sign, max_gap=float(np.abs(gap).max()),
+            out.append(_hyp("log_eps", f"actual - expected = {'+' if sign > 0 else '-'}the "
+                            f"{shown} gap (max {_fmt(np.abs(gap).max())}): {holder} has "
+                            f"{book}log(y + {shown}) in its loss, {other} the loss without it "
+                            f"(F.cross_entropy, F.binary_cross_entropy_with_logits)", r, sign=sign,
+                            eps=float(eps), max_gap=float(np.abs(gap).max()),
                             residual=_resid(a, e + sign * gap)))
     return out
+
+
+def _eps_shown(eps):
+    k = math.floor(math.log10(eps))
+    m = eps / 10 ** k
+    return f"{round(m)}e{k}" if abs(m - round(m)) < 1e-9 * m else f"{eps:.3g}"
 
 
 def _softmax(x, axis):
@@ -354,9 +369,10 @@ def diagnose(expected, actual, *, dtype="float64", batch_size=None, inputs=None,
     run = dtype_name(dtype)
     e_raw, a_raw = _float_array(expected, "expected"), _float_array(actual, "actual")
     if known is not None:
-        unknown = set(known) - {"log_eps"}
+        unknown = set(known) - {"log_eps", "log_eps_value"}
         if unknown:
-            raise ValueError(f"known differences must be among ['log_eps'], got {sorted(unknown)}")
+            raise ValueError(f"known differences must be among ['log_eps'] (and its eps, "
+                             f"'log_eps_value'), got {sorted(unknown)}")
     e, a = e_raw.astype(np.float64), a_raw.astype(np.float64)
     if not (np.all(np.isfinite(e)) and np.all(np.isfinite(a))):
         return []

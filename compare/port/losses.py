@@ -36,11 +36,12 @@ that cannot fit the loss (real values for ``nll_loss``, values outside
 [0, 1] for ``binary_cross_entropy``) is refused with the reason
 (``PortSetupError``, exit status 2), never passed on to fail as a mismatch.
 
-The book's 1e-7 (``known.log_eps``) is a matter of classification only:
-``torch_side`` computes its two references (``cross_entropy`` and ``book``
-of the scores) only where the loss is ``classes`` or ``indices``, or ``any``
-with class labels that fit the output; no other loss is ever said to have
-or lack it.
+An eps inside a log (``known.log_eps``) is a matter of classification only:
+``torch_side`` computes its references (``cross_entropy`` and ``book`` of the
+scores, and the family ``eps_losses``) only where the loss is ``classes`` or
+``indices``, or ``any`` with class labels that fit the output, or a binary
+cross-entropy by name (``eps_losses``); no other loss is ever said to have or
+lack one.
 
 Class indices at or above the output's number of columns are refused in one
 line; 0/1 targets against a one-output port name the binary losses to give.

@@ -179,6 +179,8 @@ def _first_mismatch(fm, diagnosis):
         items = "".join(f'<li>{_code(d["code"])}{esc(d["text"])}</li>' for d in diagnosis)
         out.append(f'<div style="margin-top: 4px;"><b>Likely cause</b></div>'
                    f'<ul style="margin: 2px 0;">{items}</ul>')
+    elif fm.get("unexplained"):
+        out.append(f'<div style="margin-top: 4px;"><b>Likely cause</b>: {esc(fm["unexplained"])}</div>')
     elif not fm.get("detail"):
         out.append('<div style="margin-top: 4px;"><b>Likely cause</b>: none of the usual porting '
                    'bugs fits</div>')

@@ -217,6 +217,8 @@ class PortReport:
             if self.diagnosis:
                 lines.append("likely cause:")
                 lines += [f"  [{d['code']}] {d['text']}" for d in self.diagnosis]
+            elif fm.get("unexplained"):
+                lines.append(f"likely cause: {fm['unexplained']}")
             elif not fm.get("detail"):
                 lines.append("likely cause: none of the usual porting bugs fits")
         lines.append(self.verdict())
@@ -265,7 +267,8 @@ class PortReport:
             if fm.get("detail"):
                 out += ["", fm["detail"]]
             out += ["", "## Diagnosis", ""]
-            out += [f"- **{d['code']}**: {d['text']}" for d in self.diagnosis] or ["- none of the usual porting bugs fits"]
+            out += [f"- **{d['code']}**: {d['text']}" for d in self.diagnosis] or [
+                f"- {fm.get('unexplained') or 'none of the usual porting bugs fits'}"]
         if self.notes:
             out += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         if self.training:

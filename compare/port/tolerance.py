@@ -21,10 +21,10 @@ copy is not exact stores them in another dtype or transforms them.
 
 The loss is a scalar: ``rtol`` alone, with the same floor.
 
-The book's ``1e-7`` (``log(y + 1e-7)``) is no round-off: where one side's
-loss or gradient has it and the other's has not, the difference is computed
-through the torch port (autograd of ``book - cross_entropy`` of its scores)
-and allowed for in its own column, named, never folded into ``rtol``.
+An eps inside a log (the book's ``log(y + 1e-7)``, the course's ``log(AL + 1e-10)``)
+is no round-off: where one side's loss or gradient has it and the other's has not,
+the difference is computed through the torch port (``L(eps) - L(0)`` of its output,
+and its autograd) and allowed for in its own column, named, never folded into ``rtol``.
 """
 import numpy as np
 

@@ -324,6 +324,68 @@ class TorchSide:
                               + BOOK_EPSILON).sum() / n
         return {"cross_entropy": ce, "book": book}
 
+    def eps_losses(self, scores, t):
+        """``{variant: fn(eps)}``: the loss the port's output would give with ``eps`` inside
+        its log, as a differentiable tensor, where the loss is a classification one (softmax
+        cross-entropy of the scores, or of probabilities the output already is) or a binary
+        cross-entropy (``binary_cross_entropy`` of probabilities, ``..._with_logits`` of
+        logits): ``"log(p + eps)"`` for the eps in the log of the probability of the label
+        (``-log(y + 1e-7)``, the course's ``log(AL + eps)``), and for a binary loss also
+        ``"both"``, the eps in both logs (``log(1 - p + eps)`` too). ``{}`` for any other
+        loss (known.log_eps)."""
+        torch = _torch()
+        import torch.nn.functional as F
+        spec = self.loss
+        if spec.classification or (spec.kind == "any" and named_losses.labels_fit(t, scores)):
+            if spec.fn is None:
+                t = named_losses.targets_for(spec, scores, t)
+            elif t.dim() == 1 and t.is_floating_point():
+                t = t.long()
+            probabilities = are_probabilities(to_numpy(scores))
+            y = scores if probabilities else torch.softmax(scores, dim=-1)
+            # without an eps, the log of the softmax as F.cross_entropy takes it: no log(0)
+            log_y = torch.log(scores) if probabilities else torch.log_softmax(scores, dim=-1)
+            n = scores.shape[0]
+
+            def log_of(eps):
+                return log_y if eps == 0 else torch.log(y + eps)
+            if t.dim() == 1:
+                rows = torch.arange(n, device=scores.device)
+                return {"log(p + eps)": lambda eps: -log_of(eps)[rows, t].sum() / n}
+            return {"log(p + eps)": lambda eps: -(t * log_of(eps)).where(t != 0, 0).sum() / n}
+        if spec.functional in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
+            t = named_losses.targets_for(spec, scores, t)
+            if spec.functional == "binary_cross_entropy":
+                p, q = scores, 1 - scores
+                log_p, log_q = torch.log(p), torch.log(q)
+            else:  # without an eps, log sigmoid as the loss with logits takes it
+                p, q = torch.sigmoid(scores), torch.sigmoid(-scores)
+                log_p, log_q = F.logsigmoid(scores), F.logsigmoid(-scores)
+
+            def term(t, log_v, v, eps):
+                return (t * (log_v if eps == 0 else torch.log(v + eps))).where(t != 0, 0)
+            return {"log(p + eps)": lambda eps: -(term(t, log_p, p, eps) + term(1 - t, log_q, q, 0)).mean(),
+                    "both": lambda eps: -(term(t, log_p, p, eps) + term(1 - t, log_q, q, eps)).mean()}
+        return {}
+
+    def _eps_values(self, scores, t):
+        """``eps_losses`` of detached scores, as numbers (for fitting eps to a loss)."""
+        torch = _torch()
+        if scores is None:
+            return {}
+        scores = scores.detach()
+        try:
+            fns = self.eps_losses(scores, t)
+        except PortSetupError:
+            return {}
+
+        def value(fn):
+            def at(eps):
+                with torch.no_grad():
+                    return float(fn(eps))
+            return at
+        return {k: value(fn) for k, fn in fns.items()}
+
     def model_loss(self, x, t):
         if self.kind == "module":
             self.model.train(self.mode == "train")
@@ -402,7 +464,10 @@ class TorchSide:
                             def keep(grad):
                                 kept["scores"] = to_numpy(grad)  # returns None: grad unchanged
                             scores.register_hook(keep)
-                        loss = self.losses_of(scores, t)[kind]
+                        if isinstance(kind, tuple):  # ("log_eps", variant, eps)
+                            loss = self.eps_losses(scores, t)[kind[1]](kind[2])
+                        else:
+                            loss = self.losses_of(scores, t)[kind]
                     if not loss.requires_grad:
                         raise PortSetupError(f"{SIDE}: the {kind} loss does not depend on the "
                                              f"parameters through autograd (a detached or "
@@ -430,7 +495,8 @@ class TorchSide:
             loss = losses[self.loss_name]
             found = torch.autograd.grad(loss, list(self.params.values()), allow_unused=True)
         out = {"scores": None, "loss": loss.item(),
-               "losses": {k: (v if k == "probabilities" else v.item()) for k, v in losses.items()}}
+               "losses": {k: (v if k == "probabilities" else v.item()) for k, v in losses.items()},
+               "eps_losses": self._eps_values(scores, t)}
         return out, {k: None if g is None else to_numpy(g) for k, g in zip(self.params, found)}
 
     def outputs(self, x, t):
@@ -442,7 +508,8 @@ class TorchSide:
             loss = self.model_loss(x, t) if self.loss_name == "model" else losses[self.loss_name]
         return {"scores": None if scores is None else to_numpy(scores), "loss": float(loss),
                 "losses": None if losses is None else {
-                    k: (v if k == "probabilities" else float(v)) for k, v in losses.items()}}
+                    k: (v if k == "probabilities" else float(v)) for k, v in losses.items()},
+                "eps_losses": self._eps_values(scores, t)}
 
 
 def _dtype_names(named):

@@ -181,6 +181,10 @@ class _Tracer:
         name = _name(func)
         tensors = [a for a in args if hasattr(a, "shape")] + \
                   [v for v in kwargs.values() if hasattr(v, "shape")]
+        if any(str(getattr(t, "dtype", "")) == "torch.float32" for t in tensors):
+            # a float32 tensor anywhere in the pass (a .float() round trip): the diagnosis
+            # names float32 round-off only where float32 took part
+            self.capture.float32 = True
         for t in tensors:  # the matmul's output goes elsewhere than into a bias add
             if id(t) in self.pending and not (name in ADD and self.recording):
                 self.pending.pop(id(t))

@@ -24,6 +24,7 @@ from ..trace import OUT_IN, layout_text
 from ..unit_axes import as_shape
 from .state import np_layer, pairing_trap, settings_differences, settings_text
 from .unjudged import leave_unjudged
+from .verify import unexplained, verified
 
 
 def verdict(run):
@@ -39,7 +40,12 @@ def verdict(run):
     report.first_mismatch = {"phase": first.phase, "where": first.where, "torch": first.torch,
                              "step": first.step, "max_abs": first.max_abs, "max_rel": first.max_rel}
     ctx = run.context.get(id(first), {})
-    report.diagnosis = list(wrong.entries) if wrong is not None else _diagnose(run, first, ctx)
+    if wrong is not None:
+        report.diagnosis = list(wrong.entries)
+    else:
+        report.diagnosis, rejected = _diagnose(run, first, ctx)
+        if not report.diagnosis:
+            report.first_mismatch["unexplained"] = unexplained(first, rejected)
     detail = "; ".join(filter(None, [_locate_forward(run, first, ctx), _settings(run, ctx)]))
     if detail:
         report.first_mismatch["detail"] = detail
@@ -127,31 +133,37 @@ def _diagnose(run, row, ctx):
                                   f"gives it no gradient): the port never uses it"})
     # a double softmax, where it fits, explains the loss and the gradient at the output: no
     # other hypothesis is left anything to explain
-    traps = heads.trap(run, row, ctx)
+    traps, rejected = heads.trap(run, row, ctx), []
     if not traps:
-        traps = _traps(run, row, ctx) + known.traps(run, row, ctx)
+        # each hypothesis applied to the rest of what was measured (loss, gradients): one
+        # that does not reproduce it is dropped, with the reason
+        traps, rejected = verified(run, row, ctx, _traps(run, row, ctx) + known.traps(run, row, ctx))
         if not traps and not _records(run, ctx)[0]:  # no layer row to test a kind's trap on
-            traps = _pass_traps(run)
+            traps = _pass_traps(run)  # each applied to the whole pass: verified as it is found
         if row.phase == "forward" and not traps:
-            traps = _setting_traps(run)
+            traps = _setting_traps(run)  # reruns the layer with the NumPy setting
     found += traps + _counterfactuals(run, row, ctx)
     expected, actual = ctx.get("expected"), ctx.get("actual")
     if expected is not None:
         actual = as_shape(actual, np.shape(expected))
     # a kind's trap names the bug; the general hypotheses would only restate its arithmetic
     if expected is not None and actual is not None and not traps and ctx.get("what", "output") == "output":
+        general = []
         for d in diagnose(np.asarray(expected), np.asarray(actual), dtype=run.dtype,
                           batch_size=int(run.x.shape[0]), inputs=ctx.get("inputs"),
                           known=ctx.get("known"),
                           scales=run.loss_scales if row.phase in ("loss", "backward") else None):
-            found.append(d)
+            general.append(d)
+        general, dropped = verified(run, row, ctx, general)
+        found += general
+        rejected += dropped
     unique = []
     for d in found:  # one entry per bug: the general test adds nothing to a named parameter's
         same = [u for u in unique if u["code"] == d["code"]]
         if not same or (d.get("parameter") and all(u.get("parameter") not in (None, d["parameter"])
                                                     for u in same)):
             unique.append(d)
-    return unique
+    return unique, rejected
 
 
 def _pass_traps(run):

@@ -3,14 +3,15 @@
 Each source is a module with ``at_loss(np_loss, out, loss_name, dtype)`` and
 ``at_backward(run, t_grads, numerical)``, each returning a ``Known``; the
 phases of the check and training ask this module, never a source by name.
-Today's one source is the book's 1e-7 (``log_eps``); the next ones (batch
-norm's running variance, weight decay in the loss) are added to ``SOURCES``.
+The sources: weight decay in the loss (``weight_decay``), and an eps inside the log of a
+classification loss (``log_eps``: the book's 1e-7, the course's 1e-10, any written eps,
+fitted); batch norm's running variance is its layer kind's.
 """
 from . import log_eps, weight_decay
 from .difference import Known, KnownDifference
 
 # in order: each later source sees the NumPy loss with the earlier ones taken off (the
-# book's weight-decay penalty first, so the 1e-7 is classified on the loss without it)
+# book's weight-decay penalty first, so the eps is classified on the loss without it)
 SOURCES = (weight_decay, log_eps)
 
 

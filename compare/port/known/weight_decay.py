@@ -55,7 +55,7 @@ def fitted_lambda(difference, params):
     return None if total == 0 else 2 * difference / total
 
 
-def _slack(out, np_loss, dtype):
+def slack(out, np_loss, dtype):
     """What else may part the losses: round-off, and the book's 1e-7 (named by its own source)."""
     tol = port_tolerance(np.array(np_loss), dtype)
     losses = out.get("losses") or {}
@@ -75,7 +75,7 @@ def at_loss(np_loss, out, loss_name, dtype, context=None):
     weights = {n: lam for n, lam in decays.items() if np.ndim(params[n]) >= 2}
     for candidate in (decays, weights):
         p = penalty(params, candidate)
-        if candidate and abs(difference - p) <= _slack(out, np_loss, dtype) + 1e-12 * abs(p):
+        if candidate and abs(difference - p) <= slack(out, np_loss, dtype) + 1e-12 * abs(p):
             decays = candidate
             break
     else:
@@ -155,6 +155,6 @@ def trap_at(run, row, ctx):
     shift, _ = others.shift("loss")
     t_loss = float(run.out["loss"]) - (0.0 if shift is None else float(shift))
     found = trap(run.np_loss, t_loss, run.np.params, run.np_grads, t_grads, run.dtype,
-                 slack=_slack(run.out, run.np_loss, run.dtype), decays=run.decays,
+                 slack=slack(run.out, run.np_loss, run.dtype), decays=run.decays,
                  cs231n=getattr(run.np, "cs231n", False), kwargs=getattr(run.np, "kwargs", None))
     return [] if found is None else [found]
