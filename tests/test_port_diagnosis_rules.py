@@ -224,11 +224,14 @@ def test_a_gradient_off_by_n_k_with_agreeing_losses_is_not_a_loss_reduction():
     report = check_port(net, RegressionPort(), x, t, loss="mse_loss")
     loss_row = next(c for c in report.checks if c.phase == "loss")
     assert loss_row.passed and report.first_mismatch["phase"] == "backward"
-    (scale,) = report.diagnosis
+    # the losses agree, so no reduction of the loss explains it: the NumPy gradient is the
+    # one that parts from its own loss, by N*k
+    (found,) = report.diagnosis
     n_k = x.shape[0] * regression.OUTPUT_SIZE
-    assert scale["code"] == "scale" and scale["factor"] == pytest.approx(1 / n_k, rel=1e-9)
-    assert "the two losses agree" in scale["text"] and "reduction" in scale["text"]
-    assert "the NumPy loss is" not in scale["text"] and "expression" not in scale
+    assert found["code"] == "numpy_gradient"
+    assert found["factor"] == pytest.approx(n_k, rel=1e-9)
+    assert sorted(found["parameters"]) == ["W1", "W2", "b1", "b2"]
+    assert "reduction" not in found["text"] and "the NumPy loss is" not in found["text"]
 
 
 class OffsetLossNoBackprop(HalfSumNoBackprop):

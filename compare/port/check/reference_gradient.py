@@ -101,6 +101,13 @@ def check_reference_gradient(run, t_grads, found):
             port += report.rows
         own = _directions(run, names, {n: c[0] for n, c in own_claims.items()},
                           half if codes else None, hint_name)
+        if codes and set(own.failed) == set(names):
+            # the hinted gap runs from one side's kind of loss to the other's, so its sign
+            # follows which side holds the eps: the backward without it lies either way
+            turned = {n: own_claims[n][0] - 2 * half[n] for n in names}
+            other = _directions(run, names, turned, {n: -half[n] for n in names}, hint_name)
+            if set(other.failed) != set(names):
+                own = other
     except (ValueError, TypeError, ArithmeticError, PortSetupError):
         return  # a loss that cannot be taken at the perturbed points says nothing here
     if set(own.failed) != set(names):
@@ -255,7 +262,7 @@ def _look(run, name, truth, gap, row):
 
     def fits(model):
         return bool(np.all(np.abs(g - model) <= row.atol + row.rtol * np.abs(g)))
-    for base in (truth, truth - gap):
+    for base in (truth, truth - gap, truth + gap):  # the gap's sign: see check_reference_gradient
         base = np.asarray(base, np.float64).reshape(g.shape)
         bb, ww = float(np.sum(base * base)), float(np.sum(w * w))
         k = float(np.sum(g * base)) / bb if bb > 0 else 1.0
