@@ -183,6 +183,52 @@ their retries about 70, 4 to 20 per element, median 8, as near kinks need
 smaller steps), the whole check 430 to 500 (921 before, 764 of them for
 ``b1``); the other parameters cost what they did.
 
+The loss's own noise
+====================
+``R`` assumes each loss value is within ``2 eps S`` of its exact value. A
+loss that cancels is not: a logistic regression's ``log(1 - y)`` at a
+saturated logit (``|z|`` 15 to 20, ``1 - y`` of 1e-7 to 2e-9) errs by
+``eps e**|z| / N``, 1e-12 to 1e-10 on a loss of 3, and ``D(h)`` then misses
+by 1e-8 to 1e-6 against an ``R`` of 2e-11. So a direction still failing
+after the kink retry (and not at a kink) is judged again against the noise
+measured along it (``_rejudge_noise``):
+
+* ``sigma_f``: the loss at 16 seeded random points within ``2h`` of ``x``
+  (the span of ``D(h)`` and ``D(2h)``), a degree-4 polynomial fitted by least
+  squares, ``sigma_f`` the residual deviation (12 degrees of freedom, ``f(x)``
+  joining them); and again within ``2h / 10``. Noise has one
+  size at both spans; a kink's residual shrinks with the span (2.9 to 300
+  times for a ReLU hinge anywhere in the narrow span, above 4 in 999 of
+  1,000), so the two must agree within ``NOISE_SPREAD`` = 4 (independent
+  noise differs more in 2 of 100,000 draws), and the larger is taken. Where
+  they do not, nothing changes: the failure stands. Random points, because
+  on a lattice (Moré and Wild's ECnoise) the sawtooth of a rounding that
+  moves linearly along ``v`` aliases into a smooth curve.
+* ``R`` becomes ``NOISE_SIGMAS sigma_f / h``, ``NOISE_SIGMAS`` = 5, where that
+  is larger. ``D(h)``'s noise is ``(n+ - n-) / 2h``; ``|n+ - n-| / 2 sigma_f``,
+  with ``sigma_f`` the larger of the two estimates, is 3.5 at its
+  1-in-100,000 quantile for Gaussian noise and at most 3.9 in 400,000 draws
+  (uniform, as rounding is: 2.4 and 2.7), so 5 leaves a margin for noise
+  that is not quite stationary over the span. ``T`` keeps Richardson's estimate with this ``R`` in its
+  round-off share (``D(2h)``'s noise is half of ``D(h)``'s).
+* Where that bound exceeds the directional derivative itself (the claim and
+  the difference both), a claim of 0 would pass: the direction is not
+  judged, counted and said in the row's note, never passed as right.
+
+A wrong gradient still fails: its error does not shrink with the noise.
+Measured on seeded saturated models (``W`` of scale 3 on 5 features, 40
+samples, 0/1 targets at random): in float64, ``|z|`` up to 22, 262 with one
+output and 46 with five, every exact gradient passes and every sum-for-mean,
+sign and transposed ``W`` fails at its parameter; in float32, ``|z|`` up to
+9, 64 of 64 pass (91 of 92 up to 10). Beyond ``|z|`` of about 25 in float64
+(10 in float32) ``1 - y`` is a few ulps of 1: the loss is a staircase whose
+steps are wider than the narrow span or than ``h``, its slope there is not
+the gradient's, and the failure stands.
+
+Cost: only a direction (or, once a direction found noise, an element)
+that still fails pays, ``2 x 16`` evaluations; passing directions pay
+nothing, so a check that passes costs what it did.
+
 Measured on the 784-50-10 net
 =============================
 ``TwoLayerNet(784, 50, 10, seed=0)`` on the first 100 MNIST training images,
