@@ -11,7 +11,7 @@ import pytest
 
 import numpy_impl as N
 from compare import book_gap
-from compare.port.numerical import (EVALS_PER_TEST, check_gradient_directions,
+from compare.port.numerical import (EVALS_PER_TEST, NOISE_POINTS, check_gradient_directions,
                                     numerical_gradient_of)
 
 
@@ -177,9 +177,11 @@ def test_one_wrong_element_of_w1_is_located_exactly(net_case):
     assert [e.index for e in row.bad_elements] == [(428, 7)]
     assert row.worst_element.numerical == pytest.approx(exact["W1"][428, 7], rel=0.01)
     # about 8 log2(39,200) evaluations to find it, against the book's 78,400, plus the
-    # one kink retry (4 evaluations) of each failing direction and of the bad element
-    assert row.locate_evaluations <= 8 * 16 + 4
-    assert report.evaluations <= 1 + 4 * 4 * 4 + 4 * 4 + 8 * 16 + 4
+    # one kink retry (4 evaluations) of each failing direction and of the bad element, and
+    # the noise measured along each of them where it still fails
+    noise = 2 * NOISE_POINTS
+    assert row.locate_evaluations <= 8 * 16 + 4 + noise
+    assert report.evaluations <= 1 + 4 * 4 * 4 + 4 * 4 + 8 * 16 + 4 + 5 * noise
 
 
 def test_a_gradient_claimed_as_all_zeros_fails(net_case):
@@ -218,9 +220,13 @@ def test_locate_all_checks_every_element(mnist_batch):
     n = sum(p.size for p in net.params.values())
     failing = sum(not d.passed for row in report.rows for d in row.directions)
     bad = sum(len(row.bad_elements) for row in report.rows)
-    # every element once, and one kink retry for each failing direction or element
+    measured = sum(d.noise is not None for row in report.rows for d in row.directions) + \
+        sum(e.noise is not None for row in report.rows for e in row.elements)
+    # every element once, one kink retry for each failing direction or element, and the
+    # noise measured along each failing one
     assert report.evaluations == 1 + 4 * 4 * EVALS_PER_TEST + n * EVALS_PER_TEST + \
-        EVALS_PER_TEST * (failing + bad)
+        EVALS_PER_TEST * (failing + bad) + 2 * NOISE_POINTS * measured
+    assert failing <= measured <= failing + bad  # elements only where a direction found noise
     assert report.failed == ["W2"]
     assert [e.index for e in report.rows[2].bad_elements] == [(1, 2)]
     assert all(len(row.elements) == net.params[row.name].size for row in report.rows)
