@@ -1,0 +1,136 @@
+"""Many generated pairs through the checker: each outcome, and for each failure the
+convention (or the issue item) it belongs to.
+
+A right port that fails is put back one convention group at a time to the style's
+habit (``spec.natural``); the groups whose return alone makes it pass are its
+*culprits*, and each group points to the item of issue 20 that covers it.
+"""
+from dataclasses import dataclass, replace
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from compare import check_port
+
+from .bugs import bug_specs, caught
+from .build import build_case
+from .spec import FOCUS, HABIT_ORDER, natural
+
+# the issue-20 item each convention group's failures belong to
+ITEMS = {"head": "1/2 heads", "loss": "1/2 heads", "eps": "3 log eps", "bias": "4 length-1 shapes",
+         "batch_norm": "4 length-1 shapes", "order": "7 dict order", "dropout": "5/6 dropout"}
+
+
+@dataclass
+class Outcome:
+    spec: object
+    bug: object
+    ok: bool
+    said: str          # what the checker said, one line
+    culprits: tuple = ()
+    item: str = ""
+
+
+def _said(report=None, error=None):
+    if error is not None:
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+    fm = report.first_mismatch or {}
+    codes = [d["code"] for d in report.to_dict()["diagnosis"]]
+    if report.passed:
+        return "PASS"
+    return f"FAIL {fm.get('phase')} at {fm.get('where')} codes={codes}"
+
+
+def judge(spec, bug=None):
+    """``(ok, said)``: a right port passes; a bug fails in its phase, place and code."""
+    case = build_case(spec, bug)
+    try:
+        report = check_port(case.numpy_model, case.port, case.x, case.t, **case.options)
+    except Exception as error:  # a refusal of a right port is a failure like any other
+        return False, _said(error=error)
+    said = _said(report)
+    if bug is None:
+        return bool(report.passed), said
+    ok, reason = caught(report, bug, spec.style)
+    return ok, said if ok else f"{said} ({reason})"
+
+
+def culprits(spec, bug=None):
+    """The convention groups whose return to the style's habit alone makes the verdict right."""
+    habit = natural(spec.style)
+    found = []
+    for group, fields in FOCUS.items():
+        if not fields:
+            continue
+        change = {f: habit[f] for f in fields if f in habit and f != "order" and getattr(spec, f) != habit[f]}
+        if group == "order":
+            change = {"order": tuple(n for n in HABIT_ORDER[spec.style] if n in spec.order)}
+        if "bn" in change:  # batch norm taken out takes its parameters with it
+            change["order"] = tuple(n for n in spec.order if n not in ("gamma1", "beta1"))
+        if not change or change == {"order": spec.order}:
+            continue
+        if group == "eps" and spec.eps is not None:
+            change = {"eps": None}
+        try:
+            trial = replace(spec, **change)
+            if trial.loss == "bce" and trial.C != 1 or trial.loss != "bce" and spec.loss == "bce":
+                continue
+            if judge(trial, bug)[0]:
+                found.append(group)
+        except Exception:
+            continue
+    return tuple(found)
+
+
+def _head_kind(spec, head):
+    if spec.loss == "mse" or head == "scores":
+        return "scores"
+    return head
+
+
+def classify(outcome):
+    spec, bug, said = outcome.spec, outcome.bug, outcome.said
+    if "cannot pair parameters by order" in said or "order" in outcome.culprits:
+        return ITEMS["order"]
+    if bug in ("double_softmax", "double_sigmoid"):
+        return "1 double softmax/sigmoid"
+    if bug is not None:
+        right_ok, right_said = judge(spec)
+        if not right_ok:  # the bug is hidden behind the right port's own false verdict
+            inner = classify(Outcome(spec, None, False, right_said, culprits(spec)))
+            return f"{inner} (masks the bug)"
+        if bug == "numpy_gradient":
+            return "9 numpy_gradient"
+        return "8 diagnosis" if said.startswith("FAIL") else "NEW"
+    if "forward at predict" in said and _head_kind(spec, spec.head) != _head_kind(spec, spec.port_head):
+        return ITEMS["head"]
+    if spec.dropout and ("dropout" in outcome.culprits or not outcome.culprits):
+        return "5 dropout inline features-first" if spec.style == "dlai" else "6 dropout after ReLU"
+    for group in outcome.culprits:
+        if group in ITEMS:
+            return ITEMS[group]
+    return "NEW"
+
+
+def run(strategy, n, bug=None, attribute=True):
+    """``n`` derandomised examples of ``strategy``: their ``Outcome``s."""
+    outcomes = []
+
+    @settings(max_examples=n, derandomize=True, deadline=None, database=None,
+              phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def collect(data):
+        spec = data.draw(strategy)
+        ok, said = judge(spec, bug)
+        out = Outcome(spec, bug, ok, said)
+        if not ok and attribute:
+            out.culprits = culprits(spec, bug)
+            out.item = classify(out)
+        outcomes.append(out)
+
+    collect()
+    return outcomes
+
+
+def bug_run(bug, style, n, habits=True, attribute=True):
+    return run(bug_specs(bug, style, habits), n, bug, attribute)
