@@ -29,7 +29,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         from generated import survey
-        from generated.bugs import bug_specs, styles_for
+        from generated.bugs import styles_for
         from generated.ports import BUGS
         from generated.spec import FOCUS, STYLES, focus_specs, focuses
     except ImportError as exc:

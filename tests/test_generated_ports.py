@@ -72,7 +72,7 @@ def test_generator_self_check(style, data):
 
 
 @pytest.mark.parametrize("style", STYLES)
-@examples(3)
+@examples(2)
 @given(data=st.data())
 def test_generated_numpy_bug_is_a_real_one(style, data):
     """The wrong backward the catalogue plants does disagree with the model's own loss."""
@@ -98,7 +98,7 @@ def assert_passes(spec):
 
 
 @pytest.mark.parametrize("style", STYLES)
-@examples(4)
+@examples(3)
 @given(data=st.data())
 def test_right_port_passes_quick(style, data):
     assert_passes(data.draw(specs(style)))
@@ -124,9 +124,11 @@ def assert_caught(spec, bug):
 
 
 CATALOGUE = [(bug, style) for bug in BUGS for style in styles_for(bug)]
+# the quick run: each bug once, in one style, the styles taken in turn
+QUICK = [(bug, styles_for(bug)[i % len(styles_for(bug))]) for i, bug in enumerate(BUGS)]
 
 
-@pytest.mark.parametrize("bug,style", CATALOGUE)
+@pytest.mark.parametrize("bug,style", QUICK)
 @examples(1)
 @given(data=st.data())
 def test_bug_is_caught_quick(bug, style, data):

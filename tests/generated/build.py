@@ -42,6 +42,8 @@ def options(spec, bug=None):
 
 
 def numpy_model(spec):
+    if spec.style == "dlai" and spec.mode == "training":
+        return dlai_style.DeepNetWithMode(spec)
     return MODELS[spec.style](spec)
 
 

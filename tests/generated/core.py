@@ -146,4 +146,5 @@ def bn_backward(dout, cache, keepdims=False):
 
 def bn_state(spec, dtype):
     shape = (1, spec.H) if spec.bn == "row" else (spec.H,)
-    return {"running_mean": np.zeros(shape, dtype), "running_var": np.zeros(shape, dtype)}  # the book and the course start at 0
+    # the book and the course start both at zero
+    return {"running_mean": np.zeros(shape, dtype), "running_var": np.zeros(shape, dtype)}

@@ -96,7 +96,7 @@ class FullyConnectedNet:
         for bn_param in self.bn_params:
             bn_param["mode"] = mode
         p = self.params
-        out, fc1 = affine_forward(X, p["W1"], p["b1"].reshape(1, -1) if spec.bias == "row" else p["b1"])
+        out, fc1 = affine_forward(X, p["W1"], p["b1"])
         if spec.bn:
             out, bn_cache = batchnorm_forward(out, p["gamma1"], p["beta1"], self.bn_params[0])
         out, relu_cache = relu_forward(out)

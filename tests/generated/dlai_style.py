@@ -64,3 +64,16 @@ class DeepNet:
         _, dZ2 = compute_cost(Z2, Y, self.spec)
         grads = backward_propagation(dZ2, cache, self.params, self.spec)
         return {k: grads["d" + k].reshape(self.params[k].shape) for k in self.params}
+
+
+class DeepNetWithMode(DeepNet):
+    """The same functions behind a model whose ``predict`` and ``loss`` take a ``training``
+    flag, as a course model grown into a class often does."""
+
+    def predict(self, X, training=False):
+        Z2, _ = forward_propagation(X, self.params, self.spec, training)
+        return core.head(Z2.T, self.spec).T
+
+    def loss(self, X, Y, training=False):
+        Z2, _ = forward_propagation(X, self.params, self.spec, training)
+        return compute_cost(Z2, Y, self.spec)[0]

@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import core
 from .build import FEATURES_FIRST, numpy_model
@@ -39,7 +38,7 @@ def train_loss(model, spec, x, t):
         return model.loss(x, t)[0]
     if spec.style == "book":
         return model.loss(x, t, train_flg=True)
-    if spec.style in ("plain", "adapter"):
+    if spec.style in ("plain", "adapter") or spec.mode == "training":
         return model.loss(x, t, training=True)
     return model.loss(x, t)
 

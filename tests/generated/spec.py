@@ -37,6 +37,7 @@ class Spec:
     reg: float = 0.0             # 0.5 * reg * sum W**2 in the loss, reg * W in the gradient
     port_head: str = "scores"    # what the port returns: scores, logprobs (softmax), probs (bce)
     np_bug: str = None           # a wrong NumPy backward: "forget_reg", "sum_grad"
+    mode: str = None             # features first: no mode (the course's), or a ``training`` flag
 
     @property
     def param_names(self):
@@ -62,6 +63,8 @@ class Spec:
         if self.reg:
             parts.append(f"reg={self.reg}")
         parts.append(f"port={self.port_head}")
+        if self.mode:
+            parts.append(f"mode={self.mode}")
         if self.np_bug:
             parts.append(f"np_bug={self.np_bug}")
         return " ".join(parts)
@@ -77,7 +80,7 @@ STYLE_CHOICES = {
                    inverted=(True,), labels=("index",)),
     "dlai": dict(bias=("col", "flat"), head=("probs",), loss=("bce", "softmax_ce"),
                  dropout=(None, "inline"), bn=(None,), reg=(0.0,), inverted=(True,),
-                 labels=("onehot",)),
+                 labels=("onehot",), mode=(None, "training")),
     "adapter": dict(bias=("row", "flat"), head=("scores", "probs"), loss=("softmax_ce", "bce", "mse"),
                     dropout=(None, "layer"), bn=(None,), reg=(0.0,), inverted=(True,),
                     labels=("index", "onehot")),
@@ -121,6 +124,7 @@ def specs(draw, style=None, **fixed):
         p=pick("p", (0.2, 0.3, 0.5)), bn=bn,
         bn_eps=(1e-6 if style == "book" else pick("bn_eps", (1e-5, 1e-6))) if bn else 1e-5,
         reg=pick("reg", ch["reg"]), port_head=port_head, np_bug=fixed.get("np_bug"),
+        mode=pick("mode", ch.get("mode", (None,))),
     )
     names = spec.param_names
     order = fixed.get("order")
@@ -143,7 +147,7 @@ def natural(style):
     fixed = dict(bias=ch["bias"][0], head=ch["head"][0], loss=loss, reduction="mean",
                  labels=ch["labels"][0], dropout=None, bn=None, reg=0.0, dtype="float64", N=16,
                  port_head="scores", eps=None, log_from="probs" if style == "dlai" else "logits",
-                 inverted=ch["inverted"][0])
+                 inverted=ch["inverted"][0], mode=None)
     fixed["order"] = "habit"
     return fixed
 
@@ -161,6 +165,7 @@ FOCUS = {
     "dropout": ("dropout", "inverted", "p"),
     "batch_norm": ("bn", "bn_eps"),
     "weight_decay": ("reg",),
+    "mode": ("mode",),
     "all": None,  # every convention drawn
 }
 
@@ -181,5 +186,6 @@ def focuses(style):
     """The groups a style has a choice in."""
     ch = STYLE_CHOICES[style]
     skip = {"dropout": not any(ch["dropout"]), "batch_norm": not any(ch["bn"]),
-            "weight_decay": not any(ch["reg"]), "bias": len(ch["bias"]) < 2}
+            "weight_decay": not any(ch["reg"]), "bias": len(ch["bias"]) < 2,
+            "mode": len(ch.get("mode", ())) < 2}
     return [f for f in FOCUS if not skip.get(f)]

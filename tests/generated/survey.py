@@ -18,7 +18,8 @@ from .spec import FOCUS, HABIT_ORDER, natural
 
 # the issue-20 item each convention group's failures belong to
 ITEMS = {"head": "1/2 heads", "loss": "1/2 heads", "eps": "3 log eps", "bias": "4 length-1 shapes",
-         "batch_norm": "4 length-1 shapes", "order": "7 dict order", "dropout": "5/6 dropout"}
+         "batch_norm": "4 length-1 shapes", "order": "7 dict order", "dropout": "5/6 dropout",
+         "mode": "NEW: a features-first predict(X, training=False) refused"}
 
 
 @dataclass
@@ -88,27 +89,57 @@ def _head_kind(spec, head):
     return head
 
 
+def culprits_alone(spec, bug=None):
+    """Where no group's return alone mends the verdict: the groups that, drawn alone on the
+    style's habits (their values from ``spec``), already give a wrong verdict."""
+    habit = natural(spec.style)
+    found = []
+    for group, fields in FOCUS.items():
+        if not fields:
+            continue
+        values = {f: v for f, v in habit.items() if f != "order"}
+        values.update({f: getattr(spec, f) for f in fields})
+        values["C"] = 1 if values["loss"] == "bce" else (spec.C if spec.C > 1 else 3)
+        if values.get("eps") is not None:
+            values["log_from"] = "probs"
+        names = ["W1", "b1", "W2", "b2"] + (["gamma1", "beta1"] if values["bn"] else [])
+        if "order" in fields:
+            if set(spec.order) != set(names):
+                continue
+            values["order"] = spec.order
+        else:
+            values["order"] = tuple(n for n in HABIT_ORDER[spec.style] if n in names)
+        try:
+            if not judge(replace(spec, **values), bug)[0]:
+                found.append(group)
+        except Exception:
+            continue
+    return tuple(found)
+
+
 def classify(outcome):
     spec, bug, said = outcome.spec, outcome.bug, outcome.said
-    if "cannot pair parameters by order" in said or "order" in outcome.culprits:
+    if "cannot pair parameters by order" in said or {"order", "+order"} & set(outcome.culprits):
         return ITEMS["order"]
     if bug in ("double_softmax", "double_sigmoid"):
         return "1 double softmax/sigmoid"
     if bug is not None:
         right_ok, right_said = judge(spec)
         if not right_ok:  # the bug is hidden behind the right port's own false verdict
-            inner = classify(Outcome(spec, None, False, right_said, culprits(spec)))
+            inner = classify(Outcome(spec, None, False, right_said,
+                                     culprits(spec) or tuple(f"+{g}" for g in culprits_alone(spec))))
             return f"{inner} (masks the bug)"
         if bug == "numpy_gradient":
             return "9 numpy_gradient"
         return "8 diagnosis" if said.startswith("FAIL") else "NEW"
-    if "forward at predict" in said and _head_kind(spec, spec.head) != _head_kind(spec, spec.port_head):
-        return ITEMS["head"]
-    if spec.dropout and ("dropout" in outcome.culprits or not outcome.culprits):
+    groups = [g.lstrip("+") for g in outcome.culprits]
+    if "dropout" in groups:
         return "5 dropout inline features-first" if spec.style == "dlai" else "6 dropout after ReLU"
-    for group in outcome.culprits:
+    for group in groups:
         if group in ITEMS:
             return ITEMS[group]
+    if "forward at predict" in said and _head_kind(spec, spec.head) != _head_kind(spec, spec.port_head):
+        return ITEMS["head"]
     return "NEW"
 
 
@@ -124,7 +155,7 @@ def run(strategy, n, bug=None, attribute=True):
         ok, said = judge(spec, bug)
         out = Outcome(spec, bug, ok, said)
         if not ok and attribute:
-            out.culprits = culprits(spec, bug)
+            out.culprits = culprits(spec, bug) or tuple(f"+{g}" for g in culprits_alone(spec, bug))
             out.item = classify(out)
         outcomes.append(out)
 
