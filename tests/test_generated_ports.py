@@ -48,9 +48,8 @@ def run_check(case):
 
 # --- the generator against independent truth --------------------------------------------------
 
-# central differences with h = 1e-6 in float64 leave ~1e-9 relative; an epsilon of 1e-7
-# in the log, left out of the backward as right code leaves it, moves a gradient by
-# eps / p relative, below 1e-5 for every probability above 1e-2 these batches give
+# central differences with h = 1e-6 in float64 leave ~1e-9 relative, and more only
+# where a ReLU's input lies within h of its kink
 GRADIENT_RTOL = 1e-4
 PORT_RTOL = 1e-12  # the same float64 arithmetic in another order
 FLOAT32_RTOL = 1e-4
@@ -83,7 +82,7 @@ def test_generated_numpy_bug_is_a_real_one(style, data):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
-@examples(30)
+@examples(60)
 @given(data=st.data())
 def test_generator_self_check_many(style, data):
     assert_generator_right(data.draw(specs(style)))
@@ -107,7 +106,7 @@ def test_right_port_passes_quick(style, data):
 @pytest.mark.slow
 @pytest.mark.parametrize("style,focus", [(s, f) for s in STYLES for f in focuses(s)])
 def test_right_port_passes(style, focus):
-    @examples(12)
+    @examples(8)
     @given(spec=focus_specs(style, focus))
     def prop(spec):
         assert_passes(spec)
@@ -139,7 +138,7 @@ def test_bug_is_caught_quick(bug, style, data):
 @pytest.mark.parametrize("habits", [True, False], ids=["habits", "all_drawn"])
 @pytest.mark.parametrize("bug,style", CATALOGUE)
 def test_bug_is_caught(bug, style, habits):
-    @examples(8)
+    @examples(5)
     @given(spec=bug_specs(bug, style, habits))
     def prop(spec):
         assert_caught(spec, bug)

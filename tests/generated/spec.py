@@ -47,7 +47,8 @@ class Spec:
         return names
 
     def describe(self):
-        parts = [self.style, self.dtype, f"N={self.N}", f"bias={self.bias}",
+        parts = [self.style, self.dtype, f"N={self.N}", f"D,H,C={self.D},{self.H},{self.C}",
+                 f"seed={self.seed}", f"bias={self.bias}",
                  f"order={','.join(self.order)}", f"head={self.head}", f"loss={self.loss}"]
         if self.loss != "mse":
             parts.append(f"from={self.log_from}")

@@ -117,30 +117,54 @@ def culprits_alone(spec, bug=None):
     return tuple(found)
 
 
+# which group's item a failure is counted under when several groups are to blame
+PRIORITY = ("order", "dropout", "eps", "batch_norm", "bias", "mode", "head", "loss")
+
+
 def classify(outcome):
     spec, bug, said = outcome.spec, outcome.bug, outcome.said
-    if "cannot pair parameters by order" in said or {"order", "+order"} & set(outcome.culprits):
+    if "cannot pair parameters by order" in said:
         return ITEMS["order"]
-    if bug in ("double_softmax", "double_sigmoid"):
-        return "1 double softmax/sigmoid"
     if bug is not None:
         right_ok, right_said = judge(spec)
         if not right_ok:  # the bug is hidden behind the right port's own false verdict
-            inner = classify(Outcome(spec, None, False, right_said,
-                                     culprits(spec) or tuple(f"+{g}" for g in culprits_alone(spec))))
+            inner = classify(Outcome(spec, None, False, right_said, attribute(spec)))
             return f"{inner} (masks the bug)"
+        if bug in ("double_softmax", "double_sigmoid"):
+            return "1 double softmax/sigmoid"
         if bug == "numpy_gradient":
             return "9 numpy_gradient"
+        groups = [g for g in PRIORITY if g in outcome.culprits]
+        if groups:
+            return f"{ITEMS.get(groups[0], 'NEW')} (hides the bug)"
         return "8 diagnosis" if said.startswith("FAIL") else "NEW"
-    groups = [g.lstrip("+") for g in outcome.culprits]
-    if "dropout" in groups:
+    groups = [g for g in PRIORITY if g in outcome.culprits or "+" + g in outcome.culprits]
+    if groups == ["dropout"] or (groups and groups[0] == "dropout"):
         return "5 dropout inline features-first" if spec.style == "dlai" else "6 dropout after ReLU"
-    for group in groups:
-        if group in ITEMS:
-            return ITEMS[group]
+    if groups:
+        return ITEMS[groups[0]]
     if "forward at predict" in said and _head_kind(spec, spec.head) != _head_kind(spec, spec.port_head):
         return ITEMS["head"]
     return "NEW"
+
+
+def attribute(spec, bug=None):
+    """The groups to blame: those whose return mends the verdict, else (when the style's
+    habits alone give a right verdict) those that alone spoil it, marked ``+``."""
+    found = culprits(spec, bug)
+    if found:
+        return found
+    habit = natural(spec.style)
+    values = {k: v for k, v in habit.items() if k != "order"}
+    values["C"] = 1 if values["loss"] == "bce" else (spec.C if spec.C > 1 else 3)
+    values["order"] = tuple(n for n in HABIT_ORDER[spec.style] if n in ("W1", "b1", "W2", "b2"))
+    if bug is None or bug in ("transpose", "missing_n", "sign", "numpy_gradient"):
+        try:
+            if not judge(replace(spec, **values), bug)[0]:
+                return ()
+        except Exception:
+            return ()
+    return tuple(f"+{g}" for g in culprits_alone(spec, bug))
 
 
 def run(strategy, n, bug=None, attribute=True):
@@ -155,7 +179,7 @@ def run(strategy, n, bug=None, attribute=True):
         ok, said = judge(spec, bug)
         out = Outcome(spec, bug, ok, said)
         if not ok and attribute:
-            out.culprits = culprits(spec, bug) or tuple(f"+{g}" for g in culprits_alone(spec, bug))
+            out.culprits = attribute(spec, bug)
             out.item = classify(out)
         outcomes.append(out)
 
