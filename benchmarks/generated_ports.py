@@ -49,7 +49,7 @@ def main(argv=None):
             if focus not in focuses(style):
                 cells.append("")
                 continue
-            outs = survey.run(focus_specs(style, focus), args.right, attribute=not args.no_attribute)
+            outs = survey.run(focus_specs(style, focus), args.right, explain=not args.no_attribute)
             failures += [(f"{style}/{focus}", o) for o in outs if not o.ok]
             cells.append(f"{sum(o.ok for o in outs)}/{len(outs)}")
         print(f"| {style} | " + " | ".join(cells) + " |", flush=True)

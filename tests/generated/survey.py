@@ -137,7 +137,11 @@ def classify(outcome):
         groups = [g for g in PRIORITY if g in outcome.culprits]
         if groups:
             return f"{ITEMS.get(groups[0], 'NEW')} (hides the bug)"
-        return "8 diagnosis" if said.startswith("FAIL") else "NEW"
+        if not said.startswith("FAIL"):
+            return "NEW: a wrong port passes"
+        if "(codes [])" in said:
+            return "NEW: caught where it is, cause not named"
+        return "8 diagnosis" if "(codes " in said else "NEW: caught elsewhere"
     groups = [g for g in PRIORITY if g in outcome.culprits or "+" + g in outcome.culprits]
     if groups == ["dropout"] or (groups and groups[0] == "dropout"):
         return "5 dropout inline features-first" if spec.style == "dlai" else "6 dropout after ReLU"
@@ -158,16 +162,17 @@ def attribute(spec, bug=None):
     values = {k: v for k, v in habit.items() if k != "order"}
     values["C"] = 1 if values["loss"] == "bce" else (spec.C if spec.C > 1 else 3)
     values["order"] = tuple(n for n in HABIT_ORDER[spec.style] if n in ("W1", "b1", "W2", "b2"))
-    if bug is None or bug in ("transpose", "missing_n", "sign", "numpy_gradient"):
-        try:
-            if not judge(replace(spec, **values), bug)[0]:
-                return ()
-        except Exception:
+    if bug is not None:
+        return ()
+    try:
+        if not judge(replace(spec, **values))[0]:
             return ()
+    except Exception:
+        return ()
     return tuple(f"+{g}" for g in culprits_alone(spec, bug))
 
 
-def run(strategy, n, bug=None, attribute=True):
+def run(strategy, n, bug=None, explain=True):
     """``n`` derandomised examples of ``strategy``: their ``Outcome``s."""
     outcomes = []
 
@@ -178,7 +183,7 @@ def run(strategy, n, bug=None, attribute=True):
         spec = data.draw(strategy)
         ok, said = judge(spec, bug)
         out = Outcome(spec, bug, ok, said)
-        if not ok and attribute:
+        if not ok and explain:
             out.culprits = attribute(spec, bug)
             out.item = classify(out)
         outcomes.append(out)
@@ -187,5 +192,5 @@ def run(strategy, n, bug=None, attribute=True):
     return outcomes
 
 
-def bug_run(bug, style, n, habits=True, attribute=True):
-    return run(bug_specs(bug, style, habits), n, bug, attribute)
+def bug_run(bug, style, n, habits=True, explain=True):
+    return run(bug_specs(bug, style, habits), n, bug, explain)
