@@ -1,0 +1,132 @@
+"""The catalogue of porting bugs: which specs can carry each, and where the check must
+put it (the phase, the place, the diagnosis code where the bug has one).
+
+``where`` is a pattern over the report's ``first_mismatch["where"]``: the layer or
+parameter the bug is in, by any of the names the styles give it (``W1``, ``Affine1``,
+``affine1``, ``dense1``, ``linear1``); None where the phase alone places it (the loss).
+"""
+import re
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+from .spec import STYLE_CHOICES, STYLES, natural, specs
+
+LAYER1 = r"(?i)^(w1|b1|affine_?1|dense_?1|linear_?1|fc_?1)$"
+DROPOUT = r"(?i)dropout_?1"
+BATCH_NORM = r"(?i)(batch_?norm_?1|bn_?1|gamma1|beta1|running_(mean|var))"
+OUTPUT = r"(?i).*"  # the output or the loss: any place in the phase
+
+
+@dataclass(frozen=True)
+class Expected:
+    phases: tuple
+    where: str = None
+    codes: tuple = ()     # one of these is named; empty where the bug has no code of its own
+    required: bool = True  # a code must be named (else: none but these may be)
+
+
+EXPECTED = {
+    "transpose": Expected(("forward",), LAYER1, ("transpose",)),
+    "missing_n": Expected(("loss",), None, ("scale",)),
+    "sign": Expected(("loss",), None, ("sign",)),
+    "softmax_axis": Expected(("forward", "loss"), OUTPUT, ("axis",)),
+    "double_softmax": Expected(("forward", "loss"), OUTPUT, ("double_softmax",)),
+    "double_sigmoid": Expected(("forward", "loss"), OUTPUT, ("double_sigmoid", "double_softmax")),
+    "inverted_dropout": Expected(("forward",), DROPOUT, ("inverted_dropout",)),
+    "bn_eps": Expected(("forward",), BATCH_NORM, ("bn_eps",)),
+    "bn_momentum": Expected(("buffers", "forward", "eval"), BATCH_NORM, ("bn_momentum",)),
+    "weight_decay": Expected(("loss",), None, ("weight_decay",)),
+    "numpy_gradient": Expected(("backward",), None, ("numpy_gradient",)),
+}
+
+
+def _requires(bug):
+    """The fields a spec must have for ``bug`` to be in it."""
+    return {
+        "missing_n": dict(reduction="mean", reg=0.0),
+        "sign": dict(reg=0.0),
+        "softmax_axis": dict(loss="softmax_ce", port_head="logprobs"),
+        "double_softmax": dict(loss="softmax_ce", port_head="scores"),
+        "double_sigmoid": dict(loss="bce", port_head="scores"),
+        "inverted_dropout": dict(inverted=False),
+        "bn_eps": dict(),
+        "bn_momentum": dict(),
+        "weight_decay": dict(),
+        "numpy_gradient": dict(reduction="mean"),
+    }.get(bug, {})
+
+
+def _style_takes(style, bug):
+    ch = STYLE_CHOICES[style]
+    if bug == "double_sigmoid":
+        return "bce" in ch["loss"]
+    if bug == "inverted_dropout":
+        return False in ch["inverted"] and any(ch["dropout"])
+    if bug in ("bn_eps", "bn_momentum"):
+        return any(ch["bn"])
+    if bug == "weight_decay":
+        return any(ch["reg"])
+    return True
+
+
+def styles_for(bug):
+    return [s for s in STYLES if _style_takes(s, bug)]
+
+
+@st.composite
+def bug_specs(draw, bug, style, habits=True):
+    """Specs that can carry ``bug``: the style's habits besides what the bug needs
+    (``habits``), or every other convention drawn."""
+    fixed = {**natural(style)} if habits else {}
+    fixed.update(_requires(bug))
+    ch = STYLE_CHOICES[style]
+    if bug == "transpose":  # a square first layer: the transposed weight still runs
+        fixed["D"] = fixed["H"] = draw(st.sampled_from((4, 5, 6)))
+    if bug == "inverted_dropout":
+        fixed["dropout"] = next(d for d in ch["dropout"] if d)
+    if bug in ("bn_eps", "bn_momentum"):
+        fixed["bn"] = draw(st.sampled_from([b for b in ch["bn"] if b]))
+    if bug == "weight_decay":
+        fixed["reg"] = max(ch["reg"])
+    return draw(specs(style, **fixed))
+
+
+# styles whose model has layers (objects or functions) the checker pairs; the others
+# (one forward of local variables) can be located at their output alone
+LAYERED = ("book", "cs231n", "adapter")
+# the bugs inside a hidden layer, which only a layer's rerun can name; the others are seen
+# at the output or the loss of any model
+LAYER_BOUND = ("transpose", "inverted_dropout", "bn_eps", "bn_momentum")
+
+
+def expected_for(bug, style):
+    """``EXPECTED[bug]`` as a style can show it: a model without layers is located at its
+    output, and a cause the checker cannot rerun there need not be named (any it names
+    must be the bug's)."""
+    exp = EXPECTED[bug]
+    if style in LAYERED or bug not in LAYER_BOUND:
+        return exp
+    return Expected(exp.phases, OUTPUT, exp.codes, required=False)
+
+
+def caught(report, bug, style):
+    """``(ok, reason)``: the report fails the port, in the bug's phase and place, with its code."""
+    exp = expected_for(bug, style)
+    fm = report.first_mismatch or {}
+    codes = {d["code"] for d in report.to_dict()["diagnosis"]}
+    if report.passed is not False:
+        return False, "passed"
+    if fm.get("phase") not in exp.phases:
+        return False, f"phase {fm.get('phase')}"
+    if not matches(exp.where, fm.get("where")):
+        return False, f"place {fm.get('where')}"
+    if exp.codes and exp.required and not codes & set(exp.codes):
+        return False, f"codes {sorted(codes)}"
+    if exp.codes and not exp.required and codes - set(exp.codes):
+        return False, f"wrong codes {sorted(codes)}"
+    return True, ""
+
+
+def matches(pattern, where):
+    return pattern is None or (where is not None and re.search(pattern, str(where)) is not None)
