@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from compare import check_port
+from compare.port import check_training
 from compare.port.pairing import pair_parameters, parse_param_map
 from compare.port.targets import PortSetupError
 
@@ -157,6 +158,31 @@ def test_running_variance_holding_eps_is_known_and_sized_not_bn_momentum():
     assert len(rows) == 2 and all(c.passed for c in rows)
     evals = [c for c in report.checks if "[eval]" in c.where]
     assert evals and all(c.passed for c in evals)
+
+
+@pytest.mark.parametrize("std_squared", [True, False])
+def test_float32_right_ports_pass_and_a_copied_momentum_is_named(std_squared):
+    x, t = batch()
+    model = FullyConnectedNet(std_squared=std_squared)
+    model.params = {k: v.astype(np.float32) for k, v in model.params.items()}
+    report = check_port(model, bn_port().float(), x.astype(np.float32), t)
+    assert report.passed, report.first_mismatch
+    model = FullyConnectedNet(std_squared=std_squared)
+    model.params = {k: v.astype(np.float32) for k, v in model.params.items()}
+    report = check_port(model, bn_port(momentum=0.9).float(), x.astype(np.float32), t)
+    assert report.first_mismatch["where"] == "batchnorm1.running_mean"
+    assert [d["code"] for d in report.diagnosis] == ["bn_momentum"]
+
+
+@pytest.mark.slow
+def test_running_variance_holding_eps_over_training_steps():
+    rng = np.random.RandomState(0)
+    x, t = rng.randn(200, D) * 2 + 0.5, rng.randint(C, size=200)
+    report = check_training(FullyConnectedNet(), bn_port(), x, t, steps=3, batch_size=N)
+    assert report.passed, report.first_mismatch
+    assert any("var + eps" in k["text"] and "after 3 step" in k["text"] for k in report.known)
+    report = check_training(FullyConnectedNet(), bn_port(momentum=0.9), x, t, steps=3, batch_size=N)
+    assert not report.passed and "bn_momentum" in [d["code"] for d in report.diagnosis]
 
 
 def test_running_variance_without_eps_names_no_eps():
@@ -344,9 +370,23 @@ def test_param_map_says_the_permutation(written):
         "W1 <-> conv.weight.permute(2, 3, 1, 0)")
 
 
-def test_a_kernel_with_h_and_w_swapped_fails():
+def test_a_kernel_with_h_and_w_swapped_fails_and_the_values_name_the_order():
     report = check_port(ChannelsLastNet(), ConvPort(hw_swapped=True), *images())
     assert not report.passed
+    found = report.diagnosis[0]
+    assert found["code"] == "transpose" and found["parameter"] == "W1"
+    assert found["layout"] == "conv.weight.permute(3, 2, 1, 0)" and "(w, h, c_in, n_f)" in found["text"]
+
+
+def test_a_kernel_order_no_permutation_explains_is_not_named():
+    class Flipped(ConvPort):  # the kernel flipped (a correlation made a convolution): no order fits
+        def forward(self, x):
+            x = x.permute(0, 3, 1, 2)
+            h = F.relu(F.conv2d(x, self.conv.weight.flip(2, 3), self.conv.bias, padding=K // 2))
+            return self.fc(h.permute(0, 2, 3, 1).reshape(h.shape[0], -1))
+    report = check_port(ChannelsLastNet(), Flipped(), *images(),
+                        param_map="W1=conv.weight.T,b1=conv.bias,W2=fc.weight,b2=fc.bias")
+    assert not report.passed and "transpose" not in [d["code"] for d in report.diagnosis]
 
 
 def test_kernel_permutation_unique_where_the_shapes_tell():

@@ -18,6 +18,13 @@ In this order:
    group only where ``ordered`` says the NumPy order is the one the forward
    pass uses its arrays in (the torch side's is always its execution order).
 
+A convolution kernel written channels last, ``(h, w, c_in, n_f)`` (Keras's layout), pairs
+with ``nn.Conv2d``'s ``(n_f, c_in, h, w)`` by the axis permutation (``Pair.permute``; shown
+as ``conv.weight.permute(2, 3, 1, 0)``, and so written in ``--param-map``, where a ``.T``
+of a kernel is taken as this layout). Where the shape also fits another order (``h == w``,
+``c_in == n_f``), ``Pair.also_fits`` lists them: the check's values decide
+(``check/kernel_order.py``).
+
 A bias held as a column or a row (the course's ``b1`` ``(n_h, 1)``, Neural
 Networks from Scratch's ``biases`` ``(1, n)``) pairs with a torch bias ``(n,)``
 reshaped (``Pair.reshape``: the NumPy shape). In a features-first model
