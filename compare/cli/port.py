@@ -53,7 +53,8 @@ def add_port_parser(sub):
                    help="class labels handed to both sides (default one-hot, as the book's "
                         "scripts; with --data FILE.npz, t as stored)")
     p.add_argument("--param-map", default=None, metavar="W1=fc1.weight,...",
-                   help="pair parameters by hand; a torch name may end in .T")
+                   help="pair parameters by hand; a torch name may end in .T or .permute(...) "
+                        "(a channels-last kernel: conv.weight.permute(2,3,1,0))")
     p.add_argument("--input-shape", default=None, metavar="784 | 1,28,28",
                    help="one sample's shape (default: from the first parameter)")
     p.add_argument("--numpy-kwargs", default=None, metavar="KEY=VALUE,...",

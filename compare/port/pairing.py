@@ -18,6 +18,13 @@ In this order:
    group only where ``ordered`` says the NumPy order is the one the forward
    pass uses its arrays in (the torch side's is always its execution order).
 
+A convolution kernel written channels last, ``(h, w, c_in, n_f)`` (Keras's layout), pairs
+with ``nn.Conv2d``'s ``(n_f, c_in, h, w)`` by the axis permutation (``Pair.permute``; shown
+as ``conv.weight.permute(2, 3, 1, 0)``, and so written in ``--param-map``, where a ``.T``
+of a kernel is taken as this layout). Where the shape also fits another order (``h == w``,
+``c_in == n_f``), ``Pair.also_fits`` lists them: the check's values decide
+(``check/kernel_order.py``).
+
 A bias held as a column or a row (the course's ``b1`` ``(n_h, 1)``, Neural
 Networks from Scratch's ``biases`` ``(1, n)``) pairs with a torch bias ``(n,)``
 reshaped (``Pair.reshape``: the NumPy shape). In a features-first model
@@ -26,8 +33,8 @@ taken as transposed unless the shapes say so.
 
 What cannot be paired is refused with both sides listed.
 """
+import re
 from dataclasses import dataclass
-
 
 from .targets import PortSetupError
 from .unit_axes import same_values, squeezed
@@ -39,27 +46,64 @@ class Pair:
     torch: str
     transposed: bool = False
     reshape: tuple = None  # the NumPy shape, where the torch tensor holds it in another
+    permute: tuple = None  # the NumPy axes in the torch tensor's order (a channels-last kernel)
+    also_fits: tuple = ()  # other axis orders the shapes allow: the forward's values decide
 
     def to_dict(self):
         out = {"numpy": self.numpy, "torch": self.torch, "transposed": self.transposed}
         if self.reshape is not None:
             out["reshaped"] = list(self.reshape)
+        if self.permute is not None:
+            out["layout"] = self.view
         return out
+
+    @property
+    def view(self):
+        """The torch tensor as it holds the NumPy value: ``fc1.weight.T``,
+        ``conv.weight.permute(2, 3, 1, 0)``."""
+        if self.permute is not None:
+            return f"{self.torch}.permute({', '.join(str(a) for a in inverse(self.permute))})"
+        return self.torch + (".T" if self.transposed else "")
 
     def to_torch(self, value, torch_shape):
         """A NumPy value in the torch tensor's layout."""
+        if self.permute is not None:
+            return value.transpose(self.permute)
         value = value.T if self.transposed else value
         return value.reshape(torch_shape) if self.reshape is not None else value
 
     def to_numpy(self, value):
         """A torch value (as an array) in the NumPy layout."""
+        if self.permute is not None:
+            return value.transpose(inverse(self.permute))
         if self.reshape is not None:
             return value.reshape(self.reshape)
         return value.T if self.transposed else value
 
     def __str__(self):
         shown = f" reshaped to {tuple(self.reshape)}" if self.reshape is not None else ""
-        return f"{self.numpy} <-> {self.torch}{'.T' if self.transposed else ''}{shown}"
+        return f"{self.numpy} <-> {self.view}{shown}"
+
+
+# a convolution kernel written channels last, (h, w, c_in, n_f) as Keras keeps it, in
+# torch's (n_f, c_in, h, w): the one permutation tried where the shapes are not equal
+CHANNELS_LAST = (3, 2, 0, 1)
+# what a kernel's shape alone cannot tell apart from it: h and w, or c_in and n_f, swapped
+KERNEL_ORDERS = ((3, 2, 1, 0), (2, 3, 0, 1), (2, 3, 1, 0))
+
+
+def inverse(perm):
+    return tuple(sorted(range(len(perm)), key=lambda a: perm[a]))
+
+
+def _permuted(n_shape, t_shape):
+    """The channels-last pair of two kernel shapes, with the other orders that also fit."""
+    if len(n_shape) != 4 or len(t_shape) != 4 or tuple(n_shape) == tuple(t_shape):
+        return None
+    fits = lambda perm: tuple(n_shape[a] for a in perm) == tuple(t_shape)
+    if not fits(CHANNELS_LAST):
+        return None
+    return CHANNELS_LAST, tuple(p for p in KERNEL_ORDERS if fits(p))
 
 
 def _listing(np_shapes, torch_shapes):
@@ -76,17 +120,30 @@ def parse_param_map(text):
         items = text.items()
     else:
         items = []
-        for part in filter(None, (p.strip() for p in str(text).split(","))):
+        # a comma inside permute(...) belongs to it
+        for part in filter(None, (p.strip() for p in re.split(r",(?![^()]*\))", str(text)))):
             numpy_name, sep, torch_name = part.partition("=")
             if not sep or not numpy_name.strip() or not torch_name.strip():
-                raise PortSetupError(f"--param-map entries are NUMPY=TORCH (TORCH may end in .T), "
+                raise PortSetupError(f"--param-map entries are NUMPY=TORCH (TORCH may end in .T or "
+                                     f".permute(...)), "
                                      f"got {part!r}")
             items.append((numpy_name.strip(), torch_name.strip()))
     out = {}
     for numpy_name, torch_name in items:
+        match = PERMUTE.fullmatch(torch_name)
+        if match is not None:  # the torch tensor's axes in the NumPy order
+            axes = tuple(int(a) for a in match.group(2).replace(" ", "").split(",") if a)
+            if sorted(axes) != list(range(len(axes))):
+                raise PortSetupError(f"--param-map: {numpy_name}={torch_name}: permute takes each "
+                                     f"axis once, got {axes}")
+            out[numpy_name] = (match.group(1), inverse(axes))
+            continue
         transposed = torch_name.endswith(".T")
         out[numpy_name] = (torch_name[:-2] if transposed else torch_name, transposed)
     return out
+
+
+PERMUTE = re.compile(r"(.+)\.permute\(([\d,\s]+)\)")
 
 
 def _fits(np_shape, torch_shape, transposed):
@@ -152,6 +209,9 @@ def _pair_one(n_name, n_shape, t_name, t_shape, linear_weights):
         return Pair(n_name, t_name, True)
     if _reshapes(n_shape, t_shape):
         return Pair(n_name, t_name, False, tuple(n_shape))
+    kernel = _permuted(n_shape, t_shape)
+    if kernel is not None:
+        return Pair(n_name, t_name, permute=kernel[0], also_fits=kernel[1])
     return None
 
 
@@ -200,6 +260,10 @@ def _pair_by_map(np_shapes, torch_shapes, mapping):
     for n_name in np_shapes:
         t_name, transposed = mapping[n_name]
         n_shape, t_shape = np_shapes[n_name], torch_shapes[t_name]
+        kernel = _mapped_kernel(n_name, n_shape, t_name, t_shape, transposed)
+        if kernel is not None:
+            pairs.append(kernel)
+            continue
         if not transposed and not _fits(n_shape, t_shape, False) and _fits(n_shape, t_shape, True):
             transposed = True
         if not transposed and _reshapes(n_shape, t_shape):
@@ -210,6 +274,21 @@ def _pair_by_map(np_shapes, torch_shapes, mapping):
                                  f"{t_name}{'.T' if transposed else ''} {tuple(t_shape)}")
         pairs.append(Pair(n_name, t_name, transposed))
     return pairs
+
+
+def _mapped_kernel(n_name, n_shape, t_name, t_shape, axes):
+    """A mapped pair of more than two axes: ``permute(...)`` as written; ``.T`` (every axis
+    reversed) taken as the channels-last kernel where that is the order the shapes fit."""
+    if isinstance(axes, tuple):
+        if len(axes) != len(n_shape) or tuple(n_shape[a] for a in axes) != tuple(t_shape):
+            shown = ", ".join(str(a) for a in inverse(axes))
+            raise PortSetupError(f"--param-map: {n_name} {tuple(n_shape)} cannot hold torch "
+                                 f"{t_name}.permute({shown}) (of {tuple(t_shape)})")
+        return Pair(n_name, t_name, permute=axes)
+    found = _permuted(n_shape, t_shape) if axes is True else None
+    if found is None:
+        return None
+    return Pair(n_name, t_name, permute=found[0], also_fits=found[1])
 
 
 def numpy_layout(pairing, torch_values):

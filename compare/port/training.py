@@ -172,7 +172,7 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         rel = {}
         for pair in pairing:
             e, a = np_values[pair.numpy], t_values[pair.numpy]
-            torch_name = pair.torch + (".T" if pair.transposed else "")
+            torch_name = pair.view
             if reference.storage == "full":
                 step_rows.append(compare_arrays("training", pair.numpy, torch_name, e, a,
                                                 _param_tolerance(e, dtype, k + 1, lr, grad_atol.get(pair.numpy)),

@@ -17,7 +17,7 @@ from ..numerical import check_gradient_directions
 from ..pairing import numpy_layout
 from ..report import Check, compare_arrays
 from ..targets import PortSetupError
-from ..layers import numpy_kind
+from ..layers import numpy_kind, torch_kind
 from ..tolerance import port_tolerance, summed_tolerance
 from .reference_gradient import check_reference_gradient
 from .state import np_layer
@@ -92,12 +92,22 @@ def _analytic(run, t_grads, found):
 
 
 def _terms(run, name):
-    """The size of the terms the gradient of ``name`` sums, as its layer kind knows it."""
+    """The size of the terms the gradient of ``name`` sums, as its layer kind knows it: from
+    the NumPy layer's record, else (a model whose layers are not recognised) from the port's
+    layer that holds its twin, whose input and output gradient autograd recorded."""
     rec = next((r for r in reversed(run.np_capture.records) if name in r.param_names), None)
     kind = None if rec is None else numpy_kind(rec.kind)
-    if kind is None:
+    if kind is not None:
+        found = kind.gradient_scale(rec, np_layer(run.np, rec.key), run.np.params[name])
+        if found is not None:
+            return found
+    torch_name = next(p.torch for p in run.pairing if p.numpy == name)
+    rec = next((r for r in reversed(run.t_capture.records) if torch_name in r.param_names), None)
+    kind = None if rec is None else torch_kind(rec.kind)
+    value = run.t_grads.get(torch_name) if rec is not None else None
+    if kind is None or value is None:
         return None
-    return kind.gradient_scale(rec, np_layer(run.np, rec.key), run.np.params[name])
+    return kind.gradient_scale(rec, None, value)
 
 
 def _allowance(run, found):

@@ -97,16 +97,17 @@ def compare_buffers(np_side, t_side, pairs, inputs, before, dtype, *, carried=No
                 "unbiased": n / (n - 1) if n and n > 1 else 1.0, "carried": (1 - m_t) * previous}
         np_record = LayerRecord(key, type(layer).__name__, x, np.asarray(expected))
         t_record = LayerRecord(module, type(module_obj).__name__, None, np.asarray(actual))
-        found = kind.known(Site(np_record, t_record, layer, module_obj, what=attr, **site))
-        shift = None
+        tol = port_tolerance(expected, dtype) if step is None else training_tolerance(expected, dtype, updates)
+        found = kind.known(Site(np_record, t_record, layer, module_obj, what=attr, dtype=dtype,
+                                rtol=port_tolerance(expected, dtype).rtol, atol=tol.atol, **site))
+        shift, label = None, None
         differences = []
         for d in found:
-            shift = d["shift"]
+            shift, label = d["shift"], d.get("label", "N/(N-1)")
             carry[(key, attr)] = shift
-            differences.append(KnownDifference(d["code"], "N/(N-1)", f"{key}.{attr}", {}, d["text"], d["size"]))
-        tol = port_tolerance(expected, dtype) if step is None else training_tolerance(expected, dtype, updates)
+            differences.append(KnownDifference(d["code"], label, f"{key}.{attr}", {}, d["text"], d["size"]))
         row = compare_arrays(phase, f"{key}.{attr}", buffer_name(module, t_attr), np.asarray(expected),
-                             np.asarray(actual), tol, shift=shift, shift_name="N/(N-1)" if found else None,
+                             np.asarray(actual), tol, shift=shift, shift_name=label,
                              step=step, note=None if step is not None else "after one training pass")
         ctx = dict(expected=np.asarray(expected) if shift is None else np.asarray(expected) + shift,
                    actual=np.asarray(actual), np_record=np_record, t_record=t_record, what=attr,

@@ -14,7 +14,7 @@ from ..data import BATCH_DEFAULTS, command_batch
 from ..known import Known
 from ..layers import numpy_kind, torch_kind
 from ..report import Check
-from ..pairing import pair_parameters
+from ..pairing import inverse, pair_parameters
 from ..reference import reference_side
 from ..report import PortReport
 from ..targets import PortSetupError
@@ -111,6 +111,9 @@ class RunState:
         self.blocked = None  # a row that stops the check before the passes (no pairing)
         self.pairing = self._pair(param_map)
         self.report.pairing = self.pairing
+        for pair in self.pairing:
+            if pair.also_fits:
+                self.report.notes.append(_kernel_note(pair))
         self.decays = self._decays(torch_optimizer, lr)
         self.np_loss = None
         self.t_grads = None
@@ -189,7 +192,17 @@ class RunState:
     def torch_name(self, name):
         """The torch twin of the NumPy parameter ``name``, as the rows show it."""
         pair = next(p for p in self.pairing if p.numpy == name)
-        return pair.torch + (".T" if pair.transposed else "")
+        return pair.view
+
+
+def _kernel_note(pair):
+    """A kernel whose shape fits more than one axis order: the one taken, and what the
+    forward's values are left to decide."""
+    others = ", ".join(f"{pair.torch}.permute({', '.join(map(str, inverse(p)))})" for p in pair.also_fits)
+    return (f"{pair.numpy} is taken as a channels-last kernel (h, w, c_in, n_f): {pair.view}; its "
+            f"shape also fits {others} (h and w, or c_in and n_f, swapped), which the shapes "
+            f"cannot tell apart: the forward's values decide (a convolution that parts there may "
+            f"hold its kernel in another order: say it with --param-map)")
 
 
 def pair_sides(np_side, t_side, x, param_map=None, t=None):

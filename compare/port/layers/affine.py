@@ -21,8 +21,10 @@ class Affine(LayerKind):
         g, x = record.grad_output, record.input
         if g is None or np.ndim(g) != 2:
             return None
-        if np.ndim(value) == 1:  # db = sum over the batch of dout
-            return summed_scale(g, (0,))
+        inputs = None if x is None else int(np.size(x) // x.shape[0])
+        # a bias (out,), or held as a row or column (1, out): its size, where a weight's differs
+        if np.ndim(value) == 1 or (np.size(value) == g.shape[1] and inputs not in (None, 1)):
+            return summed_scale(g, (0,))  # db = sum over the batch of dout
         if x is not None and np.ndim(value) == 2:  # dW = x.T @ dout
             x2 = np.abs(np.asarray(x, np.float64).reshape(x.shape[0], -1))
             ga = np.abs(np.asarray(g, np.float64))

@@ -173,39 +173,90 @@ class BatchNorm(LayerKind):
                              f"during training (a train() that does not reach it, or "
                              f"track_running_stats=False)"}]
         m_t = attribute(site.torch_module, "momentum")
-        m_n = attribute(site.numpy_layer, "momentum")
         if before is None or stat is None or m_t is None:
             return []
         m_t = float(m_t)
         torch_rule = (1 - m_t) * before + m_t * stat
-        if site.close(torch_rule, site.actual) or (site.what == "running_var" and site.close(
-                (1 - m_t) * before + m_t * stat * site.unbiased, site.actual)):
-            book = f"{float(m_n):g}" if m_n is not None else "0.9"
-            return [{"code": "bn_momentum", "torch_momentum": m_t,
-                     "numpy_momentum": None if m_n is None else float(m_n),
-                     "text": f"{site.torch_record.key}.{site.what} follows torch's rule with "
-                             f"momentum={m_t:g}: torch's momentum weights the NEW batch statistic "
-                             f"((1 - momentum) * running + momentum * batch), the book's the OLD "
-                             f"running value (momentum * running + (1 - momentum) * batch); the "
-                             f"book's momentum={book} is torch's momentum="
-                             f"{1 - float(m_n) if m_n is not None else 0.1:g}"}]
-        return []
+        if not (site.close(torch_rule, site.actual) or (site.what == "running_var" and site.close(
+                (1 - m_t) * before + m_t * stat * site.unbiased, site.actual))):
+            return []
+        # torch follows its own rule; the cause is its momentum only where the NumPy side
+        # follows the same rule with another weight of the new value
+        fitted = numpy_update(site)
+        if fitted is None or np.isclose(fitted[0], m_t, rtol=1e-6, atol=0.0):
+            return []
+        new = fitted[0]
+        return [{"code": "bn_momentum", "torch_momentum": m_t, "numpy_momentum": 1 - new,
+                 "text": f"{site.torch_record.key}.{site.what} follows torch's rule with "
+                         f"momentum={m_t:g}: torch's momentum weights the NEW batch statistic "
+                         f"((1 - momentum) * running + momentum * batch), the book's the OLD "
+                         f"running value (momentum * running + (1 - momentum) * batch); "
+                         f"{site.numpy_record.key}'s momentum={1 - new:.3g} is torch's "
+                         f"momentum={new:.3g}"}]
 
     def known(self, site):
         """``bn_unbiased_var`` at ``running_var`` after a training pass: the array to add to
-        the NumPy value, its size and text."""
+        the NumPy value, its size and text. Where the NumPy running variance holds the eps
+        (``std**2 = var + eps``, as some cs231n solutions keep it), that is the same
+        buffer's other convention, named in the same entry with its own size."""
         if site.what != "running_var" or site.torch_module is None or site.batch_stat is None:
             return []
         m_t = attribute(site.torch_module, "momentum")
         if m_t is None:
             return []
-        n = site.batch_size
-        gap = float(m_t) * site.batch_stat * (site.unbiased - 1) + site.carried
+        m_t, n = float(m_t), site.batch_size
+        held = held_eps(site, m_t)
+        unbiased = m_t * site.batch_stat * (site.unbiased - 1)
+        gap = unbiased - m_t * (held or 0.0) + site.carried
+        text = (f"{site.numpy_record.key}.running_var: the book keeps the biased batch "
+                f"variance, torch the unbiased one (x N/(N-1) = {n}/{n - 1}); with torch's "
+                f"momentum {m_t:g} that adds up to {float(np.max(np.abs(unbiased))):.3g} here")
+        if held is not None:
+            text += (f"; and {site.numpy_record.key} keeps var + eps (std**2) in its running "
+                     f"variance, torch the variance alone: {m_t:g} x eps {held:g} = "
+                     f"{m_t * held:.3g} less in torch's each pass, carried with the momentum")
+        text += ", derived from the layer's recorded input and added before comparing"
         return [{"code": "bn_unbiased_var", "shift": gap, "size": float(np.max(np.abs(gap))),
-                 "text": f"{site.numpy_record.key}.running_var: the book keeps the biased batch "
-                         f"variance, torch the unbiased one (x N/(N-1) = {n}/{n - 1}); with torch's "
-                         f"momentum {float(m_t):g} that adds up to {float(np.max(np.abs(gap))):.3g} "
-                         f"here, derived from the layer's recorded input and added before comparing"}]
+                 "label": "N/(N-1)" + (" + eps" if held is not None else ""), "text": text}]
+
+
+def numpy_update(site):
+    """``(weight of the new value, eps held)`` of the NumPy running statistic's update,
+    ``(1 - a) before + a (batch + e)`` (``e`` 0 for the mean), fitted on its elements and
+    checked to give its value; None when it follows no such rule."""
+    before, stat = np.ravel(np.asarray(site.before, np.float64)), np.ravel(np.asarray(site.batch_stat, np.float64))
+    value = np.ravel(np.asarray(site.expected, np.float64))
+    if before.shape != stat.shape or value.shape != stat.shape or stat.size < 2:
+        return None
+    columns = [stat - before] + ([np.ones_like(stat)] if site.what == "running_var" else [])
+    coef = np.linalg.lstsq(np.stack(columns, axis=1), value - before, rcond=None)[0]
+    a = float(coef[0])
+    if not np.isfinite(a) or a == 0:
+        return None
+    e = float(coef[1]) / a if len(coef) > 1 else 0.0
+    if not site.close((1 - a) * before + a * (stat + e), value):
+        return None
+    return a, e
+
+
+def held_eps(site, m_t):
+    """The eps the NumPy running variance holds, where it updates with torch's weight of the
+    new value and its batch statistic is ``var + eps`` for a written eps (the layer's, the
+    port's, the book's, or the fitted one written to two figures); else None."""
+    before, stat, value = (np.asarray(a, np.float64) for a in (site.before, site.batch_stat, site.expected))
+    if before.size != stat.size or value.size != stat.size:
+        return None
+    before, stat, value = before.reshape(stat.shape), stat, value.reshape(stat.shape)
+    if site.close((1 - m_t) * before + m_t * stat, value):
+        return None
+    fitted = numpy_update(site)
+    candidates = [attribute(site.numpy_layer, "eps"), attribute(site.torch_module, "eps"), BOOK_EPS]
+    if fitted is not None and fitted[1] > 0:
+        candidates.append(float(f"{fitted[1]:.2g}"))
+    for eps in candidates:
+        if eps is not None and float(eps) > 0 and site.close((1 - m_t) * before + m_t * (stat + float(eps)), value):
+            return float(eps)
+    return None
 
 
 def per_channel_hypothesis(numpy_key, torch_key, shape):
