@@ -162,26 +162,29 @@ def _np_capture(side):
     return capture() if capture is not None else book_layer_capture(side.items, side.owners)
 
 
-def unpaired_statistics(run):
+def unpaired_statistics(t_side, pairs):
     """The port's running statistics no NumPy buffer was paired with (a NumPy batch norm
     the check does not recognise keeps its own where the check cannot see them)."""
-    paired = {buffer_name(m, b) for _, _, _, m, b, _ in getattr(run, "buffer_pairs", None) or ()}
-    return [n for n in run.torch.buffers() if n not in paired and "running" in n.rsplit(".", 1)[-1]]
+    paired = {buffer_name(m, b) for _, _, _, m, b, _ in pairs or ()}
+    return [n for n in t_side.buffers() if n not in paired and "running" in n.rsplit(".", 1)[-1]]
+
+
+def unpaired_note(unpaired, what):
+    return (f"evaluation mode not judged: the port's running statistics ({', '.join(unpaired)}) "
+            f"pair with no NumPy buffer the check can copy in, so {what} not compared; training "
+            f"mode is judged through the loss and the gradients")
 
 
 def check_eval(run):
     deferred = getattr(run, "predict_in_eval", False)
     if not (run.np.modal or deferred) or run.np.model is None:
         return
-    unpaired = unpaired_statistics(run)
+    unpaired = unpaired_statistics(run.torch, getattr(run, "buffer_pairs", None))
     if unpaired:
         # each side would normalise with its own running statistics: two states, not one port
-        run.report.notes.append(
-            f"evaluation mode not judged: the port's running statistics ({', '.join(unpaired)}) "
-            f"pair with no NumPy buffer the check can copy in, so "
-            f"{'the NumPy predict, which computes as evaluation does, is' if deferred else 'predict in evaluation mode is'} "
-            f"not compared; training mode is judged through the loss and the gradients"
-            + ("" if deferred else " and predict"))
+        run.report.notes.append(unpaired_note(
+            unpaired, "the NumPy predict, which computes as evaluation does, is" if deferred
+            else "predict in evaluation mode is"))
         return
     if getattr(run, "buffer_pairs", None):
         load_numpy_buffers(run.np, run.torch, run.buffer_pairs, run.x)
