@@ -480,15 +480,30 @@ class TorchSide:
         grads = {k: None if g is None else to_numpy(g) for k, g in grads.items()}
         return capture, grads, kept.get("scores")
 
+    def _one_pass(self, before, second):
+        """``second()`` run from the buffers as they were ``before`` the pass just made: the
+        port's own ``loss(x, t)`` calling ``self(x)`` is a second training pass over the
+        batch, and batch norm's running statistics are left as one pass leaves them (the
+        first pass's, where the second makes none)."""
+        if not before:
+            return second()
+        after = self.buffer_values()
+        self.load_buffers(before)
+        value = second()
+        if all(np.array_equal(v, before[n]) for n, v in self.buffer_values().items() if n in before):
+            self.load_buffers(after)
+        return value
+
     def training_pass(self, x, t):
         """The loss (before any update) and the gradients of one training step, with one
         forward pass where autograd gives the gradient. Returns ``(outputs, grads)`` as
         ``outputs`` and ``recorded_pass`` give them, unrecorded."""
         torch = _torch()
         if self.has_gradient or self.loss_name == "model" or self.kind == "literal":
+            before = self.buffer_values()
             out = self.outputs(x, t)
             kind = "gradient" if self.has_gradient else self.loss_name
-            return out, self.recorded_pass(x, t, kind)[1]
+            return out, self._one_pass(before, lambda: self.recorded_pass(x, t, kind)[1])
         with torch.enable_grad():
             scores = self.scores(x)
             losses = self.losses_of(scores, t)
@@ -503,9 +518,13 @@ class TorchSide:
         """Scores, the chosen loss and both reference losses, without gradients."""
         torch = _torch()
         with torch.no_grad():
+            before = self.buffer_values() if self.loss_name == "model" else None
             scores = self.scores(x)
             losses = self.losses_of(scores, t) if scores is not None else None
-            loss = self.model_loss(x, t) if self.loss_name == "model" else losses[self.loss_name]
+            if self.loss_name == "model":
+                loss = self._one_pass(before, lambda: self.model_loss(x, t))
+            else:
+                loss = losses[self.loss_name]
         return {"scores": None if scores is None else to_numpy(scores), "loss": float(loss),
                 "losses": None if losses is None else {
                     k: (v if k == "probabilities" else float(v)) for k, v in losses.items()},

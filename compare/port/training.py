@@ -27,7 +27,7 @@ from .known import Known
 from ..parity import Tolerance
 from .draws import seeded_by_its_seed
 from .check import check_port
-from .check.modes import buffer_pairs, compare_buffers, load_numpy_buffers
+from .check.modes import buffer_pairs, compare_buffers, load_numpy_buffers, unpaired_note, unpaired_statistics
 from .check.unjudged import training_unjudged
 from .check.state import pair_sides, validate_batch
 from .diagnosis import diagnose
@@ -203,8 +203,12 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     report.checks.extend(rows[key] for key in ["loss"] + [p.numpy for p in pairing]
                          + [f"{b[0]}.{b[2]}" for b in buffers] if key in rows)
     Known([d for d in found.differences if all(k["code"] != d.code for k in report.known)]).note(report)
+    unpaired = unpaired_statistics(t_side, buffers)
     if np_side.modal and np_side.has_predict and t_side.kind == "module":
-        report.checks.append(_eval_row(np_side, t_side, buffers, x, dtype, steps))
+        if not unpaired:
+            report.checks.append(_eval_row(np_side, t_side, buffers, x, dtype, steps))
+        elif not any(n.startswith("evaluation mode not judged") for n in report.notes):
+            report.notes.append(unpaired_note(unpaired, "predict in evaluation mode after the last step is"))
     report.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, **curves,
                        "numpy_optimizer": reference.name,
                        "torch_optimizer": type(trainer.optimizer).__name__,

@@ -23,6 +23,7 @@ from ..tolerance import port_tolerance
 from ..trace import OUT_IN, layout_text
 from ..unit_axes import as_shape
 from .kernel_order import kernel_order_traps
+from .modes import mode_trap
 from .state import np_layer, pairing_trap, settings_differences, settings_text
 from .unjudged import leave_unjudged
 from .verify import unexplained, verified
@@ -138,7 +139,8 @@ def _diagnose(run, row, ctx):
     if not traps:
         # each hypothesis applied to the rest of what was measured (loss, gradients): one
         # that does not reproduce it is dropped, with the reason
-        traps, rejected = verified(run, row, ctx, _traps(run, row, ctx) + known.traps(run, row, ctx))
+        traps, rejected = verified(run, row, ctx, _traps(run, row, ctx) + known.traps(run, row, ctx)
+                                    + mode_trap(run, row, ctx))
         if not traps and not _records(run, ctx)[0]:  # no layer row to test a kind's trap on
             traps = _pass_traps(run)  # each applied to the whole pass: verified as it is found
         if not traps:  # a kernel paired by a shape that fits two orders: the values decide

@@ -81,11 +81,63 @@ def _scores(run):
     # a model whose train-mode scores only its loss computes (cs231n's with modes): its
     # last layer's record
     predicts = run.np.has_predict and getattr(run.np, "predicts_train", True)
+    eval_scores = _predict_in_eval(run, t_scores) if predicts else None
+    if eval_scores is not None:
+        run.predict_in_eval = True  # compared with the port in eval() (check_eval), not here
+        _heads(run, run.np.predict(run.x), eval_scores)  # each side's head, in one mode
+        return
     np_scores = run.np.predict(run.x) if predicts else (
         run.np_capture.records[-1].output if run.np_capture.records else None)
     if np_scores is None:
         return
     compare_scores(run, np_scores, t_scores)
+    if predicts and getattr(run.np, "predict_mode", None) is not None:
+        run.context[id(run.report.checks[-1])]["other_mode"] = ("eval", lambda: predict_in(run, "eval"))
+
+
+def predict_in(run, mode):
+    """The NumPy ``predict`` given its flag for ``mode``, on the recorded draws, its running
+    statistics put back as they were."""
+    saved = run.np.buffers()
+    try:
+        return np.asarray(run.np.predict(run.x, mode))
+    finally:
+        run.np.restore_buffers(saved)
+
+
+def _predict_in_eval(run, t_scores):
+    """The port's scores in eval mode where the NumPy ``predict`` computes as evaluation
+    does (no flag, and ``predict_mode``'s probe finds it so) and the port's two modes part
+    on this batch: training's scores are not what it gives; else None. A net without
+    modes on either side keeps its one row here."""
+    mode_on = getattr(run.np, "predict_mode_on", None)
+    if mode_on is None or getattr(run.np, "predict_mode", None) is not None:
+        return None
+    import torch
+    run.torch.mode = "eval"
+    try:
+        with torch.no_grad():
+            eval_scores = run.torch.scores(run.tx)
+    finally:
+        run.torch.mode = "train"
+    if eval_scores is None:
+        return None
+    eval_scores = eval_scores.detach().cpu().numpy()
+    tol = port_tolerance(t_scores, run.dtype)
+    parts = eval_scores.shape != t_scores.shape or np.any(
+        np.abs(eval_scores - t_scores) > tol.atol + tol.rtol * np.abs(t_scores))
+    # the port's modes first: a port without them spares the NumPy side the probe
+    return eval_scores if parts and mode_on(run.x) == "eval" else None
+
+
+def _heads(run, np_scores=None, t_scores=None, found=None):
+    """The heads the two outputs stop at, kept for the double softmax at the loss, and said."""
+    if found is None:
+        found = heads.match(np_scores, t_scores, run.dtype)[3]
+    run.heads = found
+    said = heads.head_note(found["torch"], run.torch.loss_name, run.torch.kind == "module")
+    if said and said not in run.report.notes:
+        run.report.notes.append(said)
 
 
 def compare_scores(run, np_scores, t_scores, suffix=""):
@@ -94,10 +146,7 @@ def compare_scores(run, np_scores, t_scores, suffix=""):
     the later one (``heads.match``), and the note says so."""
     np_scores, t_scores, note, found = heads.match(np_scores, t_scores, run.dtype)
     if not suffix:
-        run.heads = found  # for the double softmax at the loss
-        said = heads.head_note(found["torch"], run.torch.loss_name, run.torch.kind == "module")
-        if said and said not in run.report.notes:
-            run.report.notes.append(said)
+        _heads(run, found=found)
     if not np.all(np.isfinite(t_scores)):
         raise PortSetupError("torch side: the scores hold NaN or infinity on this batch")
     name = "forward" if run.torch.kind == "module" else "predict"

@@ -11,9 +11,17 @@ reports them after the forward rows.
 ``check_eval`` (after them): the NumPy buffers copied in again, then ``predict`` in
 evaluation mode (the book's ``train_flg=False``) against the port in ``eval()``,
 layer by layer. Gradients are compared in training mode, as training uses them.
+A ``predict`` without a flag that computes as evaluation does (``reference/predict_mode``)
+is compared here alone. Where the port keeps running statistics no NumPy buffer pairs
+with, each side would normalise with its own: evaluation mode is then not judged, and
+the report says so.
+
+``mode_trap``: at the scores, the NumPy ``predict`` given its flag for the other mode
+reproduces the port's output: the port is left in the wrong mode.
 """
 import numpy as np
 
+from .. import heads
 from ..align import align
 from ..capture import LayerRecord, book_layer_capture
 from ..known import Known, KnownDifference
@@ -21,7 +29,7 @@ from ..layers import Site, numpy_kind
 from ..layers.dropout import is_dropout_record
 from ..report import compare_arrays
 from ..tolerance import port_tolerance, training_tolerance
-from .forward import compare_scores
+from .forward import compare_scores, predict_in
 
 
 def buffer_pairs(np_side, t_side, twin):
@@ -155,8 +163,29 @@ def _np_capture(side):
     return capture() if capture is not None else book_layer_capture(side.items, side.owners)
 
 
+def unpaired_statistics(t_side, pairs):
+    """The port's running statistics no NumPy buffer was paired with (a NumPy batch norm
+    the check does not recognise keeps its own where the check cannot see them)."""
+    paired = {buffer_name(m, b) for _, _, _, m, b, _ in pairs or ()}
+    return [n for n in t_side.buffers() if n not in paired and "running" in n.rsplit(".", 1)[-1]]
+
+
+def unpaired_note(unpaired, what):
+    return (f"evaluation mode not judged: the port's running statistics ({', '.join(unpaired)}) "
+            f"pair with no NumPy buffer the check can copy in, so {what} not compared; training "
+            f"mode is judged through the loss and the gradients")
+
+
 def check_eval(run):
-    if not run.np.modal or run.np.model is None:
+    deferred = getattr(run, "predict_in_eval", False)
+    if not (run.np.modal or deferred) or run.np.model is None:
+        return
+    unpaired = unpaired_statistics(run.torch, getattr(run, "buffer_pairs", None))
+    if unpaired:
+        # each side would normalise with its own running statistics: two states, not one port
+        run.report.notes.append(unpaired_note(
+            unpaired, "the NumPy predict, which computes as evaluation does, is" if deferred
+            else "predict in evaluation mode is"))
         return
     if getattr(run, "buffer_pairs", None):
         load_numpy_buffers(run.np, run.torch, run.buffer_pairs, run.x)
@@ -177,3 +206,26 @@ def check_eval(run):
                 expected=a.output, actual=b.output, inputs=a.input, np_record=a, t_record=b,
                 np_records=np_recs, mode="eval")
     compare_scores(run, np.asarray(np_scores), t_scores, suffix=" [eval]")
+    if getattr(run.np, "predict_mode", None) is not None:
+        run.context[id(run.report.checks[-1])]["other_mode"] = ("train", lambda: predict_in(run, "train"))
+
+
+def mode_trap(run, row, ctx):
+    """At the scores: the port's output is the NumPy ``predict`` given its flag for the other
+    mode (a dropout or batch norm that ``train()`` or ``eval()`` does not reach)."""
+    other = ctx.get("other_mode")
+    if other is None or ctx.get("actual") is None or row.passed:
+        return []
+    other_mode, scores = other
+    expected, actual, _, _ = heads.match(scores(), ctx["actual"], run.dtype)
+    if np.shape(expected) != np.shape(actual):
+        return []
+    tol = port_tolerance(expected, run.dtype)
+    if np.any(np.abs(np.asarray(actual) - expected) > tol.atol + tol.rtol * np.abs(expected)):
+        return []
+    mode = "eval" if other_mode == "train" else "train"
+    return [{"code": "mode", "mode": mode,
+             "text": f"in {mode} mode the port computes what the NumPy predict computes in "
+                     f"{other_mode} mode: the port is left in the wrong mode (a dropout or batch "
+                     f"norm that {'model.eval()' if mode == 'eval' else 'model.train()'} does not "
+                     f"reach, or a training= flag fixed in its forward)"}]

@@ -36,6 +36,7 @@ from ..layers.dropout import drop_probability, is_dropout_record
 from ..optimizers import numpy_optimizer_of
 from ..targets import PortSetupError, call_side, mode_keyword
 from ..unit_axes import as_shape
+from .predict_mode import runs_as_eval
 from .reads import read_order
 from .shapes import LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n, modal_cs231n, parse_kwargs
 
@@ -218,6 +219,23 @@ class NumpySide:
         with self.tape.numpy_pass():
             return np.asarray(call_side(SIDE, "predict", self.model.predict, x,
                                         **self._kwargs(self.predict_mode, mode)))
+
+    def predict_mode_on(self, x):
+        """The mode ``predict`` computes in when the check asks it for training's scores:
+        ``"train"`` where it takes a mode flag (given ``True``), else as a probe of the NumPy
+        side finds it (``predict_mode.runs_as_eval``): ``"eval"`` for a ``predict`` that draws
+        nothing and treats each row alone, as evaluation does."""
+        if self.predict_mode is not None or not self.has_predict:
+            return "train"
+        if getattr(self, "_predict_runs", None) is None:
+            saved = self.buffers()
+            try:
+                found = runs_as_eval(lambda a: call_side(SIDE, "predict", self.model.predict, a),
+                                     x, self.dtype)
+            finally:
+                self.restore_buffers(saved)
+            self._predict_runs = "eval" if found else "train"
+        return self._predict_runs
 
     def gradient(self, x, t):
         with self.tape.numpy_pass():

@@ -137,13 +137,15 @@ class Shaped:
         extra = {k: v for k, v in self.kwargs.items() if sig is not None and k in sig.parameters}
         return fn(self._x(x), self._t(t), **extra)
 
-    def _predict(self, x, train_flg=False):
+    def _predict(self, x, **mode):
+        """``mode``: the model's own flag (``train_flg``, ``training``, ``train``), passed on
+        under the name the inner ``predict`` takes it by."""
+        train = bool(next(iter(mode.values()), False))
         if self.cs231n:
             scores = self.inner.loss(self._x(x), **self.kwargs)  # y None: test mode, the scores
         else:
             keyword = mode_keyword(self.inner.predict)
-            mode = {} if keyword is None else {keyword: train_flg}
-            scores = self.inner.predict(self._x(x), **mode)
+            scores = self.inner.predict(self._x(x), **({} if keyword is None else {keyword: train}))
         scores = np.asarray(scores)
         return scores.T if self.features_first and scores.ndim == 2 else scores
 
