@@ -184,15 +184,20 @@ def use_order(side, x, t):
     watch = _Watch()
     holders = _holders(side.model, arrays)
     buffers, state = side.buffers(), np.random.get_state()
+    passes = ([side.model.predict] if side.has_predict else []) + \
+        ([lambda x: side.model.loss(x, t)] if t is not None else [])
     try:
         for holder, key, array in holders:
             holder[key] = _watched(array, names[id(array)], watch)
-        if side.has_predict:
-            side.model.predict(x)
+        for run in passes:
+            try:
+                run(x)
+                break
+            except Exception:  # a pass that cannot run observed tells nothing: the next
+                watch.uses.clear()
+                watch.seen.clear()
         else:
-            side.model.loss(x, t)
-    except Exception:  # a pass that cannot run observed tells nothing
-        return None
+            return None
     finally:
         for holder, key, array in holders:
             holder[key] = array
