@@ -130,3 +130,18 @@ def test_a_features_first_dict_in_another_order_is_checked_transposed():
     case = build_case(spec)
     report = check_port(case.numpy_model, case.port, case.x, case.t, **case.options)
     assert report.passed, report.to_text()
+
+
+@pytest.mark.slow
+def test_the_command_line_refuses_what_cannot_be_paired_in_one_line_with_exit_2(tmp_path):
+    import subprocess
+    x, t = rs.batch()
+    np.savez(tmp_path / "data.npz", x=x, t=t)
+    style = str(Path(__file__).resolve().parent / "styles" / "repeated_shapes.py")
+    done = subprocess.run([sys.executable, "-m", "compare", "port", f"{style}:make_cast_net",
+                           f"{style}:make_port", "--data", str(tmp_path / "data.npz"),
+                           "--batch", str(len(x)), "--no-progress"],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "--param-map" in done.stderr
+    assert "ambiguous" in done.stderr and "Traceback" not in done.stderr

@@ -72,6 +72,9 @@ def _listing(np_shapes, torch_shapes):
     return f"NumPy: {left or 'none'}; torch: {right or 'none'}"
 
 
+UNFOLLOWED = "what the forward passes compute with them could not be followed"
+
+
 def parse_param_map(text):
     """``"W1=fc1.weight.T,b1=fc1.bias"`` -> ``{"W1": ("fc1.weight", True), ...}``."""
     if text is None:
@@ -132,11 +135,12 @@ def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(
             pairs = _pair_by_structure(np_shapes, torch_shapes, linear_weights)
             if pairs is not None:
                 return pairs
-            guess = _in_order(lambda side, name, role: _group((np_shapes, torch_shapes)[side][name]),
+            shapes = (np_shapes, torch_shapes)
+            guess = _in_order(lambda side, name, role: shape_group(shapes[side][name]),
                               [(k, None) for k in np_shapes], [(k, None) for k in torch_shapes],
                               np_shapes, torch_shapes, linear_weights)
             if guess is not None:  # the shapes pair, but not one way only
-                _refuse_ambiguous(np_shapes, torch_shapes, guess, "the forward pass could not be followed")
+                _refuse_ambiguous(np_shapes, torch_shapes, guess, UNFOLLOWED)
             raise PortSetupError(
                 f"cannot pair parameters by order: NumPy {n_name} {tuple(n_shape)} against torch "
                 f"{t_name} {tuple(t_shape)} (give --param-map NUMPY=TORCH,...). "
@@ -144,8 +148,15 @@ def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(
         pairs.append(pair)
     if not ordered:
         # a dict's order is no evidence: only shapes that pair one way are paired so
-        _refuse_ambiguous(np_shapes, torch_shapes, pairs, "the forward pass could not be followed")
+        _refuse_ambiguous(np_shapes, torch_shapes, pairs, UNFOLLOWED)
     return pairs
+
+
+def one_way(np_shapes, torch_shapes):
+    """True when no two parameters of a side have shapes that could hold each other: the
+    shapes alone then pair them, one way only."""
+    return all(len({shape_group(s) for s in shapes.values()}) == len(shapes)
+               for shapes in (np_shapes, torch_shapes))
 
 
 def _pair_by_name(np_shapes, torch_shapes):
@@ -194,9 +205,9 @@ def pair_by_use(np_shapes, torch_shapes, np_uses, t_uses, linear_weights=()):
     if {n for n, _ in np_uses} != set(np_shapes) or {n for n, _ in t_uses} != set(torch_shapes):
         return None
     shapes = (np_shapes, torch_shapes)
-    by_role = _in_order(lambda side, name, role: (role, _group(shapes[side][name])),
+    by_role = _in_order(lambda side, name, role: (role, shape_group(shapes[side][name])),
                         np_uses, t_uses, np_shapes, torch_shapes, linear_weights)
-    by_shape = _in_order(lambda side, name, role: _group(shapes[side][name]),
+    by_shape = _in_order(lambda side, name, role: shape_group(shapes[side][name]),
                          np_uses, t_uses, np_shapes, torch_shapes, linear_weights)
     if by_role is not None and by_shape is not None and by_role != by_shape:
         _refuse_ambiguous(np_shapes, torch_shapes, by_role,
@@ -213,7 +224,7 @@ def _refuse_ambiguous(np_shapes, torch_shapes, pairs, why, only=None):
     groups = {}
     for side, shapes in ((0, np_shapes), (1, torch_shapes)):
         for name, shape in shapes.items():
-            groups.setdefault(_group(shape), ([], []))[side].append(name)
+            groups.setdefault(shape_group(shape), ([], []))[side].append(name)
     ambiguous = [g for g in groups.values()
                  if len(g[0]) > 1 and (only is None or set(g[0]) & set(only))]
     if not ambiguous:
@@ -239,7 +250,7 @@ def _pair_one(n_name, n_shape, t_name, t_shape, linear_weights):
     return None
 
 
-def _group(shape):
+def shape_group(shape):
     """Shapes that can hold each other share this key: the axes of length 1 dropped, a
     matrix's two axes in either order."""
     kept = squeezed(shape)
@@ -251,7 +262,7 @@ def _pair_by_structure(np_shapes, torch_shapes, linear_weights):
     groups = {}
     for side, shapes in ((0, np_shapes), (1, torch_shapes)):
         for name, shape in shapes.items():
-            groups.setdefault(_group(shape), ([], []))[side].append(name)
+            groups.setdefault(shape_group(shape), ([], []))[side].append(name)
     if any(len(a) != len(b) or len(a) > 1 for a, b in groups.values()):
         return None
     twin = {}

@@ -97,3 +97,12 @@ FUNCTIONAL_TWINS = {"W1": "w.0", "b1": "b.0", "gamma1": "g.0", "beta1": "s.0", "
 def batch(n=16, seed=1):
     rng = np.random.RandomState(seed)
     return rng.randn(n, D_IN), rng.randint(0, H, n)
+
+
+def make_cast_net():
+    """Listed last to first, its arrays read through ``np.asarray``: the pass cannot be followed."""
+    return RepeatedShapesNet(NAMES[::-1], cast=True)
+
+
+def make_port():
+    return Port()

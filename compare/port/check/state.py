@@ -14,7 +14,7 @@ from ..data import BATCH_DEFAULTS, command_batch
 from ..known import Known
 from ..layers import numpy_kind, torch_kind
 from ..report import Check
-from ..pairing import pair_parameters
+from ..pairing import one_way, pair_parameters, shape_group
 from ..reference import reference_side
 from ..report import PortReport
 from ..targets import PortSetupError
@@ -204,10 +204,15 @@ def pair_sides(np_side, t_side, x, param_map=None, t=None):
     if param_map is not None or set(np_shapes) == set(t_shapes):
         return pair_parameters(np_shapes, t_shapes, param_map=param_map, linear_weights=linear)
     observe = getattr(np_side, "use_order", None)
+    if one_way(np_shapes, t_shapes):  # the shapes alone pair them: no pass needs following
+        observe = None
     # what each pass computes with each parameter pairs them whatever order a dict lists them
     # in; a golden file's order is the one it was recorded in
     uses = (observe(x, t), t_side.use_order(x)) if observe is not None else None
-    ordered = observe is None or bool(np_side.owners)
+    # the order of layer objects is evidence, but not the order a dict lists one layer's
+    # arrays in (a batch norm's gamma and beta)
+    alike = [(np_side.owners.get(k), shape_group(s)) for k, s in np_shapes.items()]
+    ordered = observe is None or bool(np_side.owners) and len(set(alike)) == len(alike)
     return pair_parameters(np_shapes, t_shapes, linear_weights=linear, ordered=ordered, uses=uses)
 
 
