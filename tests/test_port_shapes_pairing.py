@@ -186,8 +186,14 @@ def test_equal_shapes_without_a_known_order_are_refused_not_guessed():
     np_shapes = {"W1": (10, 8), "W2": (8, 8), "W3": (8, 4), "b1": (8,), "b2": (8,), "b3": (4,)}
     t_shapes = {"0.weight": (8, 10), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,),
                 "4.weight": (4, 8), "4.bias": (4,)}
-    with pytest.raises(PortSetupError, match="cannot pair parameters by order"):
+    with pytest.raises(PortSetupError, match=r"ambiguous.*NumPy b1, b2 against torch 0.bias, 2.bias"
+                                             r".*--param-map"):
         pair_parameters(np_shapes, t_shapes, linear_weights={"0.weight", "2.weight", "4.weight"})
+    # a dict's order in which the shapes happen to pair is no evidence either
+    in_order = {k: np_shapes[k] for k in ("W1", "b2", "W2", "b1", "W3", "b3")}
+    with pytest.raises(PortSetupError, match=r"ambiguous.*NumPy b2, b1"):
+        pair_parameters(in_order, t_shapes, linear_weights={"0.weight", "2.weight", "4.weight"},
+                        ordered=False)
     pairs = pair_parameters({k: np_shapes[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3")}, t_shapes,
                             linear_weights={"0.weight", "2.weight", "4.weight"}, ordered=True)
     assert [(p.numpy, p.torch) for p in pairs][:2] == [("W1", "0.weight"), ("b1", "0.bias")]

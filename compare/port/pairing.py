@@ -6,17 +6,21 @@ In this order:
    ``.T`` suffix says the torch tensor is the transpose, and a 2-D pair
    whose shapes are each other's transpose is taken as transposed anyway;
 2. the same names on both sides (a literal port): paired by name;
-3. otherwise by order and shape: the i-th NumPy parameter with the i-th
-   torch one, equal shapes as they are and transposed 2-D shapes as
-   transposed; ``nn.Linear`` stores ``W.T``, so its (square) weight is
-   transposed even when the shapes cannot tell;
-4. where the orders disagree (a dict listing every weight, then every
-   bias: ``W1, W2, W3, b1, b2, b3``), by structure: parameters whose shapes
-   can hold each other (as they are, transposed, or but for axes of length
-   1) form a group, and within a group the i-th NumPy parameter pairs with
-   the i-th torch one. A group of one is paired by its shape alone; a larger
-   group only where ``ordered`` says the NumPy order is the one the forward
-   pass uses its arrays in (the torch side's is always its execution order).
+3. by use (``pair_by_use``): what each side's forward pass first computes
+   with each parameter (``reference/uses.py``, ``torch_uses.py``): within each
+   role (a product's ``matrix``, an added ``shift``, a multiplied ``scale``)
+   and group of shapes that can hold each other (as they are, transposed, or
+   but for axes of length 1), the i-th parameter one pass uses with the i-th
+   the other uses. A dict's order never enters: ``W1, W2, W3, b1, b2, b3``
+   or ``b2, beta1, W1, ...`` pair the same. Where the roles pair one way and
+   the order of use alone another, refused as ambiguous;
+4. where the passes cannot be followed, by order and shape: the i-th NumPy
+   parameter (in the order of its layers) with the i-th torch one, equal
+   shapes as they are and transposed 2-D shapes as transposed; ``nn.Linear``
+   stores ``W.T``, so its (square) weight is transposed even when the shapes
+   cannot tell. A dict's order (no layer objects: ``ordered`` false) pairs
+   only groups of one: a group of several is refused, with its names and a
+   ``--param-map`` to give, never guessed.
 
 A convolution kernel written channels last, ``(h, w, c_in, n_f)`` (Keras's layout), pairs
 with ``nn.Conv2d``'s ``(n_f, c_in, h, w)`` by the axis permutation (``Pair.permute``; shown
@@ -112,6 +116,9 @@ def _listing(np_shapes, torch_shapes):
     return f"NumPy: {left or 'none'}; torch: {right or 'none'}"
 
 
+UNFOLLOWED = "what the forward passes compute with them could not be followed"
+
+
 def parse_param_map(text):
     """``"W1=fc1.weight.T,b1=fc1.bias"`` -> ``{"W1": ("fc1.weight", True), ...}``."""
     if text is None:
@@ -158,45 +165,133 @@ def _reshapes(np_shape, torch_shape):
     return tuple(np_shape) != tuple(torch_shape) and same_values(np_shape, torch_shape)
 
 
-def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(), ordered=False):
-    """A list of ``Pair``; ``np_shapes`` and ``torch_shapes`` are ordered ``{name: shape}``;
-    ``ordered``: the NumPy order is the forward pass's (structure may pair a group)."""
+def pair_parameters(np_shapes, torch_shapes, *, param_map=None, linear_weights=(), ordered=True,
+                    uses=None):
+    """A list of ``Pair``; ``np_shapes`` and ``torch_shapes`` are ``{name: shape}``, in the
+    order of their layers where that is known; ``ordered``: the NumPy order is the order of
+    its layers, not a dict's; ``uses``: ``(numpy uses, torch uses)``, each ``[(name, role)]``
+    in the order a forward pass first computes with each parameter, or None (see ``uses``)."""
     mapping = parse_param_map(param_map)
     if mapping is not None:
         return _pair_by_map(np_shapes, torch_shapes, mapping)
     if set(np_shapes) == set(torch_shapes):
-        pairs = [Pair(k, k, False) for k in np_shapes]
-        bad = [p for p in pairs if not _fits(np_shapes[p.numpy], torch_shapes[p.torch], False)]
-        bad_r = [p for p in bad if _reshapes(np_shapes[p.numpy], torch_shapes[p.torch])]
-        bad_t = [p for p in bad if _fits(np_shapes[p.numpy], torch_shapes[p.torch], True)]
-        if bad and len(bad_t) + len(bad_r) == len(bad):
-            pairs = [Pair(p.numpy, p.torch, p in bad_t,
-                          tuple(np_shapes[p.numpy]) if p in bad_r else None) for p in pairs]
-        elif bad:
-            p = next(p for p in bad if p not in bad_t and p not in bad_r)
-            raise PortSetupError(f"cannot pair parameters: {p.numpy} has shape "
-                                 f"{tuple(np_shapes[p.numpy])} on the NumPy side and "
-                                 f"{tuple(torch_shapes[p.torch])} on the torch side. "
-                                 + _listing(np_shapes, torch_shapes))
-        return pairs
+        return _pair_by_name(np_shapes, torch_shapes)
     if len(np_shapes) != len(torch_shapes):
         raise PortSetupError(
             f"cannot pair parameters: the NumPy model has {len(np_shapes)}, the torch model "
             f"{len(torch_shapes)} (give --param-map NUMPY=TORCH,...). "
             + _listing(np_shapes, torch_shapes))
+    if uses is not None and None not in uses:
+        by_use = pair_by_use(np_shapes, torch_shapes, *uses, linear_weights)
+        if by_use is not None:
+            return by_use
     pairs = []
     for (n_name, n_shape), (t_name, t_shape) in zip(np_shapes.items(), torch_shapes.items()):
         pair = _pair_one(n_name, n_shape, t_name, t_shape, linear_weights)
         if pair is None:
-            by_structure = _pair_by_structure(np_shapes, torch_shapes, linear_weights, ordered)
-            if by_structure is not None:
-                return by_structure
+            pairs = _pair_by_structure(np_shapes, torch_shapes, linear_weights)
+            if pairs is not None:
+                return pairs
+            shapes = (np_shapes, torch_shapes)
+            guess = _in_order(lambda side, name, role: shape_group(shapes[side][name]),
+                              [(k, None) for k in np_shapes], [(k, None) for k in torch_shapes],
+                              np_shapes, torch_shapes, linear_weights)
+            if guess is not None:  # the shapes pair, but not one way only
+                _refuse_ambiguous(np_shapes, torch_shapes, guess, UNFOLLOWED)
             raise PortSetupError(
                 f"cannot pair parameters by order: NumPy {n_name} {tuple(n_shape)} against torch "
                 f"{t_name} {tuple(t_shape)} (give --param-map NUMPY=TORCH,...). "
                 + _listing(np_shapes, torch_shapes))
         pairs.append(pair)
+    if not ordered:
+        # a dict's order is no evidence: only shapes that pair one way are paired so
+        _refuse_ambiguous(np_shapes, torch_shapes, pairs, UNFOLLOWED)
     return pairs
+
+
+def one_way(np_shapes, torch_shapes):
+    """True when no two parameters of a side have shapes that could hold each other: the
+    shapes alone then pair them, one way only."""
+    return all(len({shape_group(s) for s in shapes.values()}) == len(shapes)
+               for shapes in (np_shapes, torch_shapes))
+
+
+def _pair_by_name(np_shapes, torch_shapes):
+    pairs = [Pair(k, k, False) for k in np_shapes]
+    bad = [p for p in pairs if not _fits(np_shapes[p.numpy], torch_shapes[p.torch], False)]
+    bad_r = [p for p in bad if _reshapes(np_shapes[p.numpy], torch_shapes[p.torch])]
+    bad_t = [p for p in bad if _fits(np_shapes[p.numpy], torch_shapes[p.torch], True)]
+    if bad and len(bad_t) + len(bad_r) == len(bad):
+        pairs = [Pair(p.numpy, p.torch, p in bad_t,
+                      tuple(np_shapes[p.numpy]) if p in bad_r else None) for p in pairs]
+    elif bad:
+        p = next(p for p in bad if p not in bad_t and p not in bad_r)
+        raise PortSetupError(f"cannot pair parameters: {p.numpy} has shape "
+                             f"{tuple(np_shapes[p.numpy])} on the NumPy side and "
+                             f"{tuple(torch_shapes[p.torch])} on the torch side. "
+                             + _listing(np_shapes, torch_shapes))
+    return pairs
+
+
+def _in_order(keys, np_uses, t_uses, np_shapes, torch_shapes, linear_weights):
+    """Within each key's group, the i-th NumPy parameter to use it with the i-th torch one;
+    None where a group's counts differ or a pair's shapes cannot hold each other."""
+    groups = {}
+    for side, uses in ((0, np_uses), (1, t_uses)):
+        for name, role in uses:
+            groups.setdefault(keys(side, name, role), ([], []))[side].append(name)
+    twin = {}
+    for mine, theirs in groups.values():
+        if len(mine) != len(theirs):
+            return None
+        for n_name, t_name in zip(mine, theirs):
+            pair = _pair_one(n_name, np_shapes[n_name], t_name, torch_shapes[t_name], linear_weights)
+            if pair is None:
+                return None
+            twin[n_name] = pair
+    return [twin[name] for name in np_shapes]
+
+
+def pair_by_use(np_shapes, torch_shapes, np_uses, t_uses, linear_weights=()):
+    """Pairs by what each side's forward pass computes with its parameters: the parameters of
+    one role (``matrix``, ``shift``, ``scale``) and shape group, in the order the passes
+    first use them; None where the uses do not cover every parameter or do not pair. Where
+    the roles pair one way and the order of use alone another, refused as ambiguous."""
+    np_uses = [(n, r) for n, r in np_uses if n in np_shapes]
+    t_uses = [(n, r) for n, r in t_uses if n in torch_shapes]
+    if {n for n, _ in np_uses} != set(np_shapes) or {n for n, _ in t_uses} != set(torch_shapes):
+        return None
+    shapes = (np_shapes, torch_shapes)
+    by_role = _in_order(lambda side, name, role: (role, shape_group(shapes[side][name])),
+                        np_uses, t_uses, np_shapes, torch_shapes, linear_weights)
+    by_shape = _in_order(lambda side, name, role: shape_group(shapes[side][name]),
+                         np_uses, t_uses, np_shapes, torch_shapes, linear_weights)
+    if by_role is not None and by_shape is not None and by_role != by_shape:
+        _refuse_ambiguous(np_shapes, torch_shapes, by_role,
+                          "the roles the forward passes use them in and the order they use "
+                          "them in disagree",
+                          only={a.numpy for a, b in zip(by_role, by_shape) if a != b})
+    return by_role if by_role is not None else by_shape
+
+
+def _refuse_ambiguous(np_shapes, torch_shapes, pairs, why, only=None):
+    """Refuse where a group of NumPy parameters could each hold any of a group of torch ones
+    (the same shapes, but for transposition and axes of length 1), naming the group and a
+    ``--param-map`` that says which is which."""
+    groups = {}
+    for side, shapes in ((0, np_shapes), (1, torch_shapes)):
+        for name, shape in shapes.items():
+            groups.setdefault(shape_group(shape), ([], []))[side].append(name)
+    ambiguous = [g for g in groups.values()
+                 if len(g[0]) > 1 and (only is None or set(g[0]) & set(only))]
+    if not ambiguous:
+        return
+    said = "; ".join(f"NumPy {', '.join(mine)} against torch {', '.join(theirs)}"
+                     for mine, theirs in ambiguous)
+    example = ",".join(f"{p.numpy}={p.torch}{'.T' if p.transposed else ''}" for p in pairs)
+    raise PortSetupError(
+        f"cannot pair parameters: ambiguous ({why}); the shapes do not tell which is which in "
+        f"{said}. Say which with --param-map, in the form --param-map {example}")
 
 
 def _pair_one(n_name, n_shape, t_name, t_shape, linear_weights):
@@ -215,20 +310,20 @@ def _pair_one(n_name, n_shape, t_name, t_shape, linear_weights):
     return None
 
 
-def _group(shape):
+def shape_group(shape):
     """Shapes that can hold each other share this key: the axes of length 1 dropped, a
     matrix's two axes in either order."""
     kept = squeezed(shape)
     return tuple(sorted(kept)) if len(kept) == 2 else kept
 
 
-def _pair_by_structure(np_shapes, torch_shapes, linear_weights, ordered):
-    """Each group of shapes paired in order (see the module's docstring), or None."""
+def _pair_by_structure(np_shapes, torch_shapes, linear_weights):
+    """Each group of shapes that holds one parameter a side paired so, or None."""
     groups = {}
     for side, shapes in ((0, np_shapes), (1, torch_shapes)):
         for name, shape in shapes.items():
-            groups.setdefault(_group(shape), ([], []))[side].append(name)
-    if any(len(a) != len(b) or (len(a) > 1 and not ordered) for a, b in groups.values()):
+            groups.setdefault(shape_group(shape), ([], []))[side].append(name)
+    if any(len(a) != len(b) or len(a) > 1 for a, b in groups.values()):
         return None
     twin = {}
     for mine, theirs in groups.values():

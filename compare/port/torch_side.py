@@ -31,6 +31,7 @@ from .capture import book_layer_capture, layer_items, param_owners
 from .copying import deep_copy
 from .draws import DrawTape
 from .targets import PortSetupError, call_side, mode_keyword
+from .torch_uses import use_order
 from .trace import OUT_IN, traced_capture, weight_layouts
 from .unit_axes import as_shape
 
@@ -205,6 +206,23 @@ class TorchSide:
             siblings = [rank[s] for s in rank if (s.rsplit(".", 1)[0] if "." in s else "") == owner]
             return max(siblings) + 0.5 if siblings else len(rank)
         return sorted(names, key=lambda n: (place(n), names.index(n)))
+
+    def use_order(self, x):
+        """``[(name, role)]``: what one pass on ``x`` first computes with each parameter, in
+        order (``torch_uses``; eval mode, nothing drawn or updated); None when it cannot run."""
+        fn = self.model if self.kind == "module" else getattr(self.model, "predict", None)
+        if fn is None:
+            return None
+        x = self.tensor(x)
+        if self.kind == "module":
+            was = self.model.training
+            self.model.eval()
+            try:
+                return use_order(self.model, lambda: fn(x), self.model.named_parameters())
+            finally:
+                self.model.train(was)
+        kwargs = self._mode_kwargs(fn)
+        return use_order(self.model, lambda: fn(x, **kwargs), self.params.items())
 
     def functional_calls(self, x):
         """``[(key, kind, settings)]`` of the functional layer calls whose settings a trace

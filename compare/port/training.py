@@ -124,8 +124,8 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     cast = None if first_batch_check else t_side.cast_note(asked=common["dtype"] is not None)
     if cast:  # else check_port's report has it
         report.notes.append(cast)
-    x_first = _batch(x_train, t_train, batches[0], dtype, t_side.loss_name)[0]
-    pairing = pair_sides(np_side, t_side, x_first, param_map)
+    x_first, t_first = _batch(x_train, t_train, batches[0], dtype, t_side.loss_name)[:2]
+    pairing = pair_sides(np_side, t_side, x_first, param_map, t_first)
     loss = t_side.loss_name
     report.pairing = pairing
     t_side.load(pairing, np_side.params)

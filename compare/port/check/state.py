@@ -14,7 +14,7 @@ from ..data import BATCH_DEFAULTS, command_batch
 from ..known import Known
 from ..layers import numpy_kind, torch_kind
 from ..report import Check
-from ..pairing import inverse, pair_parameters
+from ..pairing import inverse, one_way, pair_parameters, shape_group
 from ..reference import reference_side
 from ..report import PortReport
 from ..targets import PortSetupError
@@ -206,22 +206,27 @@ def _kernel_note(pair):
 
 
 def pair_sides(np_side, t_side, x, param_map=None, t=None):
-    """The parameter pairing, each side's parameters in the order their layers run; where
-    that order does not pair, the NumPy side's in the order its forward pass reads them."""
+    """The parameter pairing: by name, else by what each side's forward pass computes with
+    its parameters (``pairing.pair_by_use``), else by the order of their layers."""
     np_shapes = {k: np_side.params[k].shape for k in layer_order(np_side.params, np_side.owners,
                                                                  np_side.items)}
     t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(t_side.tensor(x))}
     # features first, W is (out, in) as nn.Linear holds it: the shapes alone decide
     linear = set() if getattr(np_side, "layout", None) == "features-first" else (
         t_side.linear_weights | t_side.functional_linear_weights(x))
-    try:
+    if param_map is not None or set(np_shapes) == set(t_shapes):
         return pair_parameters(np_shapes, t_shapes, param_map=param_map, linear_weights=linear)
-    except PortSetupError:
-        read = np_side.read_order(x, t) if param_map is None and hasattr(np_side, "read_order") else None
-        if read is None:
-            raise
-        np_shapes = {k: np_side.params[k].shape for k in read}
-        return pair_parameters(np_shapes, t_shapes, linear_weights=linear, ordered=True)
+    observe = getattr(np_side, "use_order", None)
+    if one_way(np_shapes, t_shapes):  # the shapes alone pair them: no pass needs following
+        observe = None
+    # what each pass computes with each parameter pairs them whatever order a dict lists them
+    # in; a golden file's order is the one it was recorded in
+    uses = (observe(x, t), t_side.use_order(x)) if observe is not None else None
+    # the order of layer objects is evidence, but not the order a dict lists one layer's
+    # arrays in (a batch norm's gamma and beta)
+    alike = [(np_side.owners.get(k), shape_group(s)) for k, s in np_shapes.items()]
+    ordered = observe is None or bool(np_side.owners) and len(set(alike)) == len(alike)
+    return pair_parameters(np_shapes, t_shapes, linear_weights=linear, ordered=ordered, uses=uses)
 
 
 def np_layer(side, key):

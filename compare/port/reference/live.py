@@ -37,7 +37,7 @@ from ..optimizers import numpy_optimizer_of
 from ..targets import PortSetupError, call_side, mode_keyword
 from ..unit_axes import as_shape
 from .predict_mode import runs_as_eval
-from .reads import read_order
+from .uses import use_order
 from .shapes import LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n, modal_cs231n, parse_kwargs
 
 SIDE = "numpy side"
@@ -269,9 +269,10 @@ class NumpySide:
         self.restore_buffers(after)
         return capture, loss, grads
 
-    def read_order(self, x, t):
-        """The parameter names in the order the forward pass reads them (``reads``)."""
-        return read_order(self, x, t)
+    def use_order(self, x, t):
+        """``[(name, role)]``: what the forward pass first computes with each parameter, in
+        order (``uses``)."""
+        return use_order(self, x, t)
 
     def recorded_predict(self, x, mode):
         """``predict`` recorded layer by layer: ``(capture, scores)``."""

@@ -18,6 +18,7 @@
 """
 import ast
 import inspect
+import re
 
 import numpy as np
 
@@ -43,14 +44,50 @@ def is_cs231n(model):
     return len(params) >= 2 and params[1].default is None
 
 
+def _partners(shapes):
+    """``[(weight, bias)]``: each matrix with its bias, by name where the names number them
+    (``W1``/``b1``, ``weights2``/``biases2``), else every matrix with every vector-like array."""
+    def split(name):
+        match = re.fullmatch(r"([A-Za-z_]*?)_?(\d*)", name)
+        return (match.group(1).lower(), match.group(2)) if match else (name.lower(), "")
+    matrices = {k: s for k, s in shapes.items() if len(s) == 2 and split(k)[0].startswith("w")}
+    biases = {k: s for k, s in shapes.items() if split(k)[0].startswith("b") and len(s) in (1, 2)}
+    named = [(w, b) for w in matrices for b in biases if split(w)[1] == split(b)[1]]
+    if named:
+        return [(shapes[w], shapes[b]) for w, b in named]
+    vectors = [s for s in shapes.values() if len(s) in (1, 2) and 1 in s or len(s) == 1]
+    return [(w, b) for w in shapes.values() if len(w) == 2 and 1 not in w for b in vectors]
+
+
 def detect_layout(params):
-    """``features-first`` when the first weight is ``(out, in)`` with its bias ``(out, 1)``."""
-    names = list(params)
-    for name, next_name in zip(names, names[1:]):
-        w, b = np.shape(params[name]), np.shape(params[next_name])
-        if len(w) == 2:
-            return "features-first" if b == (w[0], 1) and w[0] != 1 and b != (1, w[1]) else "batch-first"
-    return "batch-first"
+    """``features-first`` when the weights are ``(out, in)`` with their biases ``(out, 1)``:
+    every weight with its bias (by name, else by shape) votes, whatever order the dict lists
+    them in; a bias that is a row ``(1, in)`` or ``(in,)`` of a weight votes batch first."""
+    shapes = {k: tuple(np.shape(v)) for k, v in params.items()}
+    first = later = 0
+    for w, b in _partners(shapes):
+        if w[0] == w[1]:
+            continue  # a square weight with its bias says nothing of the layout
+        if b == (w[0], 1) and w[0] != 1:
+            first += 1
+        elif b in ((1, w[1]), (w[1],)) or (b == (w[1], 1) and w[1] != 1):
+            later += 1
+    if not first and not later:  # square weights alone: a column bias is the course's habit
+        first = sum(1 for w, b in _partners(shapes) if w[0] == w[1] and b == (w[0], 1) and w[0] != 1)
+    return "features-first" if first > later else "batch-first"
+
+
+def output_size(params):
+    """The last layer's outputs of a features-first model: the one ``(out, in)`` weight whose
+    ``out`` no other weight takes in; else the first axis of the dict's last array."""
+    shapes = [tuple(np.shape(v)) for v in params.values()]
+    weights = [tuple(np.shape(v)) for k, v in params.items()
+               if np.ndim(v) == 2 and k.lower().startswith("w")]
+    matrices = weights or [s for s in shapes if len(s) == 2 and 1 not in s]
+    ends = {s[0] for s in matrices} - {s[1] for s in matrices}
+    if len(ends) == 1:
+        return ends.pop()
+    return int(shapes[-1][0])
 
 
 def parse_kwargs(text):
@@ -114,7 +151,7 @@ class Shaped:
             return t
         if t.ndim == 2:
             return t.T
-        classes = int(list(self.params.values())[-1].shape[0])
+        classes = output_size(self.params)
         if classes > 1 and np.issubdtype(t.dtype, np.integer):
             return np.eye(classes)[t].T
         return t.reshape(1, -1)

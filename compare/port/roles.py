@@ -1,0 +1,4 @@
+"""The roles a parameter plays in the computation that first uses it, the same names on
+both sides (``reference/uses.py``, ``torch_uses.py``): a product's ``matrix``, an added
+``shift``, a multiplied ``scale``, or ``other``."""
+MATRIX, SHIFT, SCALE, OTHER = "matrix", "shift", "scale", "other"
