@@ -353,7 +353,7 @@ class TorchSide:
         loss (known.log_eps)."""
         torch = _torch()
         import torch.nn.functional as F
-        spec = self.loss
+        spec, given_t = self.loss, t
         if spec.classification or (spec.kind == "any" and named_losses.labels_fit(t, scores)):
             if spec.fn is None:
                 t = named_losses.targets_for(spec, scores, t)
@@ -369,11 +369,20 @@ class TorchSide:
                 return log_y if eps == 0 else torch.log(y + eps)
             if t.dim() == 1:
                 rows = torch.arange(n, device=scores.device)
-                return {"log(p + eps)": lambda eps: -log_of(eps)[rows, t].sum() / n}
-            return {"log(p + eps)": lambda eps: -(t * log_of(eps)).where(t != 0, 0).sum() / n}
-        if spec.functional in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
-            t = named_losses.targets_for(spec, scores, t)
-            if spec.functional == "binary_cross_entropy":
+                family = {"log(p + eps)": lambda eps: -log_of(eps)[rows, t].sum() / n}
+            else:
+                family = {"log(p + eps)": lambda eps: -(t * log_of(eps)).where(t != 0, 0).sum() / n}
+            return self._in_user_reduction(family, scores, given_t, n)
+        binary = spec.functional in ("binary_cross_entropy", "binary_cross_entropy_with_logits")
+        user_binary = (spec.kind == "any" and spec.fn is not None and _binary_targets(scores, t))
+        if binary or user_binary:
+            if binary:
+                t = named_losses.targets_for(spec, scores, t)
+                of_probabilities = spec.functional == "binary_cross_entropy"
+            else:  # the user's own loss of 0/1 targets: of probabilities where the output is
+                t = t.reshape(scores.shape).to(scores.dtype)
+                of_probabilities = bool(((scores > 0) & (scores < 1)).all())
+            if of_probabilities:
                 p, q = scores, 1 - scores
                 log_p, log_q = torch.log(p), torch.log(q)
             else:  # without an eps, log sigmoid as the loss with logits takes it
@@ -382,9 +391,30 @@ class TorchSide:
 
             def term(t, log_v, v, eps):
                 return (t * (log_v if eps == 0 else torch.log(v + eps))).where(t != 0, 0)
-            return {"log(p + eps)": lambda eps: -(term(t, log_p, p, eps) + term(1 - t, log_q, q, 0)).mean(),
-                    "both": lambda eps: -(term(t, log_p, p, eps) + term(1 - t, log_q, q, eps)).mean()}
+            family = {"log(p + eps)": lambda eps: -(term(t, log_p, p, eps) + term(1 - t, log_q, q, 0)).mean(),
+                      "both": lambda eps: -(term(t, log_p, p, eps) + term(1 - t, log_q, q, eps)).mean()}
+            return self._in_user_reduction(family, scores, given_t, scores.numel())
         return {}
+
+    def _in_user_reduction(self, family, scores, t, n):
+        """A loss of the user's own (``FILE.py:fn``) may sum over the batch where the family
+        takes the mean: its reduction read off its value at these scores (the sum is ``n``
+        times the mean, to within what an eps in its log could move it), so that an eps is
+        fitted on the loss as the user reduces it."""
+        if self.loss.kind != "any" or self.loss.fn is None:
+            return family
+        torch = _torch()
+        with torch.no_grad():
+            try:
+                value = float(named_losses.apply(self.loss, scores.detach(), t))
+            except PortSetupError:
+                return family
+            mean = float(next(iter(family.values()))(0.0))
+        # factors of 2 and more apart: a relative 1e-3 tells them apart, and no eps one
+        # writes moves a loss that far
+        if n != 1 and mean and abs(value - n * mean) <= 1e-3 * abs(n * mean):
+            return {k: (lambda eps, f=f: n * f(eps)) for k, f in family.items()}
+        return family
 
     def _eps_values(self, scores, t):
         """``eps_losses`` of detached scores, as numbers (for fitting eps to a loss)."""
@@ -551,6 +581,15 @@ class TorchSide:
 
 def _dtype_names(named):
     return {name: str(value.dtype).replace("torch.", "") for name, value in named}
+
+
+def _binary_targets(scores, t):
+    """``t`` holds 0/1 targets of a one-column output (a binary cross-entropy's)."""
+    if scores.dim() not in (1, 2) or (scores.dim() == 2 and scores.shape[1] != 1):
+        return False
+    if t.numel() != scores.numel():
+        return False
+    return bool(((t == 0) | (t == 1)).all())
 
 
 def are_probabilities(scores):
