@@ -13,7 +13,7 @@ before it, between modules.
 """
 import numpy as np
 
-from .. import heads, known
+from .. import known
 from ..capture import forward_output
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
@@ -22,6 +22,7 @@ from ..pairing import numpy_layout
 from ..tolerance import port_tolerance
 from ..trace import OUT_IN, layout_text
 from ..unit_axes import as_shape
+from .output_head import traps as output_head_traps
 from .state import np_layer, pairing_trap, settings_differences, settings_text
 from .unjudged import leave_unjudged
 from .verify import unexplained, verified
@@ -131,9 +132,9 @@ def _diagnose(run, row, ctx):
             found.append({"code": "unused", "parameter": name,
                           "text": f"the torch loss does not reach {run.twin[name]} (autograd "
                                   f"gives it no gradient): the port never uses it"})
-    # a double softmax, where it fits, explains the loss and the gradient at the output: no
-    # other hypothesis is left anything to explain
-    traps, rejected = heads.trap(run, row, ctx), []
+    # a double softmax, where it fits, explains the loss and the gradients, and a softmax
+    # over the wrong axis the output: no other hypothesis is left anything to explain
+    traps, rejected = output_head_traps(run, row, ctx), []
     if not traps:
         # each hypothesis applied to the rest of what was measured (loss, gradients): one
         # that does not reproduce it is dropped, with the reason

@@ -32,7 +32,8 @@ import numpy as np
 from ..known.weight_decay import fitted_lambda, slack as weight_decay_slack
 from ..numerical import check_gradient_directions
 from ..pairing import numpy_layout
-from ..tolerance import port_tolerance
+from ..tolerance import port_tolerance, summed_tolerance
+from .backward import gradient_terms
 
 FACTOR_CODES = ("scale", "sign")
 
@@ -94,7 +95,7 @@ def _gradients_fail(run, predict, why, spread=0.0):
         return why + " (the port gives no gradient to test it on)"
     t_grads = numpy_layout(run.pairing, run.t_grads)
     predicted = {n: np.asarray(predict(n, np.asarray(g, np.float64)), np.float64) for n, g in t_grads.items()}
-    worst = _worst(run, predicted, spread)
+    worst = gradients_part(run, predicted, spread)
     if worst is None:
         return None
     return f"{why}: {worst}"
@@ -109,12 +110,13 @@ def _known(run, name):
     return 0.0 if shift is None else np.asarray(shift, np.float64)
 
 
-def _worst(run, predicted, spread=0.0):
+def gradients_part(run, predicted, spread=0.0):
     """Where the predicted NumPy gradients part from the measured ones (None: nowhere)."""
     if _analytic(run):
         for name, p in predicted.items():
             e = np.asarray(run.np_grads[name], np.float64) + _known(run, name)
-            tol = port_tolerance(e, run.dtype)
+            # the backward phase's own tolerance: a sum that cancels is judged by what it sums
+            tol = summed_tolerance(e, run.dtype, gradient_terms(run, name))
             bound = tol.atol + tol.rtol * np.abs(e) + spread * np.abs(np.asarray(run.np.params[name], np.float64))
             if e.shape != p.shape or np.any(np.abs(e - p) > bound):
                 gap = float(np.max(np.abs(e - p))) if e.shape == p.shape else float("nan")
