@@ -232,3 +232,106 @@ def test_a_double_softmax_against_another_penalty_is_not_named():
     report = check_port(PlainNet(reg=0.1), Port(reg=0.2, inner="softmax"), x, t, loss="model")
     assert not report.passed
     assert "double_softmax" not in codes(report)
+
+
+# --- a factor, a penalty, an eps: composed where they are found together -------------------
+
+class SigmoidOutputs(PlainNet):
+    """A sigmoid on each of k outputs against one-hot labels, the binary cross-entropy summed
+    over the outputs and averaged over the examples (the habit of learners who follow
+    Nielsen's book)."""
+
+    def _probs(self, z):
+        return _sigmoid(z)
+
+    def _div(self, z):
+        return 1 if self.reduction == "sum" else z.shape[0]
+
+    def loss(self, x, t):
+        z = self._forward(x)[2]
+        p, T = _sigmoid(z), np.eye(z.shape[1])[t]
+        return -np.sum(T * np.log(p) + (1 - T) * np.log(1 - p)) / self._div(z)
+
+
+class OutputsPort(Port):
+    """Its loss: the binary cross-entropy with logits, meaned over all N*k elements."""
+
+    def loss(self, x, t):
+        out = self(x)
+        return F.binary_cross_entropy_with_logits(out, F.one_hot(t.long(), out.shape[1]).to(out.dtype))
+
+
+def test_a_mean_over_n_times_k_is_named_scale_k():
+    x, t = batch()
+    report = check_port(SigmoidOutputs(), OutputsPort(), x, t, loss="model")
+    assert not report.passed and report.first_mismatch["phase"] == "loss"
+    assert codes(report) == ["scale"], report.to_text()
+    assert report.diagnosis[0]["factor"] == pytest.approx(1 / 3, rel=1e-9)
+    assert "k = 3" in report.diagnosis[0]["text"]
+
+
+def binary_sum(out, t):
+    return F.binary_cross_entropy(out, t.reshape(out.shape).to(out.dtype), reduction="sum")
+
+
+def test_a_sum_against_a_mean_with_an_eps_in_both_logs_is_named_scale():
+    """The NumPy loss ``-mean(t log(p + 1e-3) + (1 - t) log(1 - p + 1e-3))`` (a blog's MLP),
+    its backward without the eps; the port's loss the sum: the factor N, once the eps the
+    NumPy loss holds is taken off, and the gradients N times the NumPy ones."""
+    x, t = batch(k=1)
+    net = PlainNet(k=1, eps=1e-3)
+    report = check_port(net, Port(k=1, head="sigmoid"), x, t.astype(float), loss=binary_sum)
+    assert not report.passed and report.first_mismatch["phase"] == "loss"
+    assert codes(report) == ["scale"], report.to_text()
+    d = report.diagnosis[0]
+    assert d["factor"] == pytest.approx(len(x), rel=1e-9) and d["eps"] == pytest.approx(1e-3)
+    # an eps no one writes is no eps: nothing is named
+    report = check_port(PlainNet(k=1, eps=3.7e-3), Port(k=1, head="sigmoid"), x, t.astype(float),
+                        loss=binary_sum)
+    assert not report.passed and "scale" not in codes(report)
+
+
+class TwicePenaltyPort(Port):
+    def loss(self, x, t):
+        return super().loss(x, t) + 0.5 * self.reg * (self.fc1.weight.pow(2).sum()
+                                                       + self.fc2.weight.pow(2).sum())
+
+
+class BiasPenaltyPort(Port):
+    def loss(self, x, t):
+        return super().loss(x, t) + 0.5 * self.reg * (self.fc1.bias.pow(2).sum() + self.fc2.bias.pow(2).sum())
+
+
+def test_a_port_penalty_twice_the_numpy_one_is_named_weight_decay():
+    """``reg * sum(W**2)`` in the port for the NumPy ``0.5 * reg * sum(W**2)``: the port's loss
+    exceeds by a penalty of lambda = reg, and its weight gradients by reg * W."""
+    x, t = batch()
+    report = check_port(PlainNet(reg=0.1), TwicePenaltyPort(reg=0.1), x, t, loss="model")
+    assert not report.passed and report.first_mismatch["phase"] == "loss"
+    assert codes(report) == ["weight_decay"], report.to_text()
+    d = report.diagnosis[0]
+    assert d["lambda"] == pytest.approx(-0.1, rel=1e-6) and d["side"] == "torch"
+    # a penalty on the biases as well: no lambda * W gives the gradients, nothing is named
+    report = check_port(PlainNet(reg=0.1), BiasPenaltyPort(reg=0.1), x, t, loss="model")
+    assert not report.passed and "weight_decay" not in codes(report)
+
+
+class RowBiasNet(PlainNet):
+    """Biases held as (1, H) rows, as cs231n's and nnfs's code holds them."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.params["b1"] = self.params["b1"].reshape(1, -1)
+        self.params["b2"] = self.params["b2"].reshape(1, -1)
+
+    def gradient(self, x, t):
+        g = super().gradient(x, t)
+        return {k: v.reshape(self.params[k].shape) for k, v in g.items()}
+
+
+def test_weight_decay_is_fitted_on_the_weights_not_on_row_biases():
+    x, t = batch()
+    report = check_port(RowBiasNet(reg=0.1), Port(), x, t)
+    assert not report.passed and report.first_mismatch["phase"] == "loss"
+    assert codes(report) == ["weight_decay"], report.to_text()
+    assert report.diagnosis[0]["lambda"] == pytest.approx(0.1, rel=1e-6)

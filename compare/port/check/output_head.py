@@ -383,3 +383,37 @@ def _double_text(head, where, name, t_loss, np_loss, fixed, eps, variant, decays
     if eps:
         entry["eps"] = eps
     return entry
+
+
+# --- an eps in the NumPy log, where the torch loss has none of its family --------------------
+
+def numpy_loss_without_eps(run):
+    """``(value, eps, variant)``: the NumPy loss with the eps inside its log taken off, where
+    it is the mean cross-entropy of the port's output's head with a written eps (fitted as
+    ``known.log_eps`` fits it) and the torch loss is of no such family (a sum of its own, the
+    port's ``loss``); None otherwise. A factor between the torch loss and this value is the
+    loss's reduction, with the eps composed in."""
+    found = getattr(run, "heads", None)
+    if found is None or run.np_loss is None or run.out.get("scores") is None:
+        return None
+    y = np.asarray(run.out["scores"], np.float64)
+    t_head = found["torch"]
+    head = heads.SIGMOID if (t_head == heads.SIGMOID or y.ndim == 1 or y.shape[-1] == 1) \
+        else heads.PROBABILITIES
+    targets = _targets(run.t, y, head)
+    if targets is None:
+        return None
+    logits = heads.to_logits(head, y) if t_head == head else y
+    if not np.all(np.isfinite(logits)):
+        return None
+    torch = _torch()
+    z = torch.tensor(logits)
+    shift, _ = run.known.shift("loss")
+    np_loss = float(run.np_loss) + (0.0 if shift is None else float(shift))
+    variants = ("log(p + eps)", "both") if head == heads.SIGMOID else ("log(p + eps)",)
+    family = {v: (lambda eps, v=v: float(_cross_entropy(z, targets, head, eps, v))) for v in variants}
+    kind = log_eps.classify(np_loss, family, run.dtype)
+    if kind is None or not kind[1]:
+        return None
+    variant, eps = kind
+    return np_loss - (family[variant](eps) - family[variant](0.0)), eps, variant

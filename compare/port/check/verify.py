@@ -9,8 +9,9 @@ module applies it to the rest of what the check measured:
 * a factor in the gradients while the two losses agree (``scale``, ``sign`` at a backward
   row): no reduction of the loss can make it, so it is said to be in a gradient
   computation, and every other gradient must agree or show the same factor;
-* a penalty in the NumPy loss (``weight_decay``, fitted lambda): the NumPy gradients must
-  be the torch ones plus ``lambda * W``;
+* a penalty in the NumPy loss (``weight_decay``, fitted lambda; negative where the port's
+  penalty is the larger): the NumPy gradients must be the torch ones plus ``lambda * W``,
+  on the parameters whose torch twins are weights;
 * an eps in the log (``log_eps``) named at the loss: the gradients must agree, with the
   known differences applied;
 * float32 round-off (``dtype``, weak evidence): float32 must have taken part, an array of
@@ -29,7 +30,7 @@ says so, with the sizes measured and the hypotheses dropped.
 """
 import numpy as np
 
-from ..known.weight_decay import fitted_lambda, slack as weight_decay_slack
+from ..known.weight_decay import fitted_lambda, run_weights, slack as weight_decay_slack, weights_of
 from ..numerical import check_gradient_directions
 from ..pairing import numpy_layout
 from ..tolerance import port_tolerance, summed_tolerance
@@ -72,12 +73,14 @@ def _contradiction(run, row, ctx, d):
     if row.phase == "loss" and code == "weight_decay":
         lam = d["lambda"]
         # lambda is known to within what else may part the losses (round-off, an eps)
-        spread = abs(fitted_lambda(weight_decay_slack(run.out, run.np_loss, run.dtype), run.np.params) or 0.0)
-        if lam <= spread:
+        weights = weights_of(run.np.params, run_weights(run))
+        spread = abs(fitted_lambda(weight_decay_slack(run.out, run.np_loss, run.dtype), run.np.params,
+                                   weights) or 0.0)
+        if abs(lam) <= spread:
             return (f"lambda = {lam:.3g} is not told from 0: round-off and an eps in the log "
                     f"could part the losses by as much (lambda within {spread:.3g})")
         return _gradients_fail(run, lambda name, g: g + (lam * np.asarray(run.np.params[name], np.float64)
-                                                         if np.ndim(run.np.params[name]) >= 2 else 0.0),
+                                                         if name in weights else 0.0),
                                f"lambda = {lam:.4g} fits the losses, lambda * W not the gradients",
                                spread=spread)
     if row.phase == "loss" and code == "log_eps":
