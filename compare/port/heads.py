@@ -20,11 +20,9 @@ compare the outputs, and says so. It never changes what is judged: the loss
 is the one training computes from the port's own output (``torch_side``).
 
 A port whose output is already probabilities, fed to a loss that applies the
-softmax (``cross_entropy``, ``book``) or the sigmoid
-(``binary_cross_entropy_with_logits``) again, is a double softmax: ``trap``
-names it only when the hypothesis, applied to the NumPy output, gives the
-port's loss and its gradient at the output, and the loss without the extra
-head gives the NumPy one.
+softmax or the sigmoid again, is a double softmax; a softmax over the batch axis
+is a softmax over the wrong axis: both are tested on a check's run in
+``check/output_head.py``, with the conversions here.
 """
 import numpy as np
 
@@ -34,10 +32,6 @@ SCORES = "scores"
 PROBABILITIES = "probabilities"
 LOG_PROBABILITIES = "log-probabilities"
 SIGMOID = "sigmoid probabilities"
-
-# the loss that applies a head again, and that head
-APPLIES = {"cross_entropy": PROBABILITIES, "book": PROBABILITIES,
-           "binary_cross_entropy_with_logits": SIGMOID}
 
 
 def _slack(a, scale=1.0):
@@ -91,6 +85,13 @@ CONVERSIONS = {
 }
 
 
+def fits(a, e, dtype):
+    """``a`` equals ``e`` within the port's tolerance for ``e``."""
+    a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+    tol = port_tolerance(e, dtype)
+    return a.shape == e.shape and bool(np.all(np.abs(a - e) <= tol.atol + tol.rtol * np.abs(e)))
+
+
 def match(np_out, t_out, dtype):
     """``(np_out, t_out, note, heads)``: the two outputs brought to one head where their
     heads differ and one is a step of the other; ``heads`` is ``{"numpy", "torch",
@@ -111,7 +112,7 @@ def match(np_out, t_out, dtype):
         source = t_out if side == "torch" else np_out
         converted = fn(np.asarray(source, np.float64)).astype(np.result_type(source))
         a, e = (converted, np_out) if side == "torch" else (t_out, converted)
-        if not (_fits(a, e, dtype) or (name == "softmax" and (np.asarray(source) < 0).any())):
+        if not (fits(a, e, dtype) or (name == "softmax" and (np.asarray(source) < 0).any())):
             continue
         heads["converted"] = side
         if side == "torch":
@@ -144,90 +145,3 @@ def to_logits(head, a):
         if head == SIGMOID:
             return np.log(a) - np.log1p(-a)
     return a
-
-
-# --- the double softmax -------------------------------------------------------------------
-
-def trap(run, row, ctx):
-    """At a failing loss (or gradient) row of a check: the port's output already holds the
-    head its loss applies again. ``[hypothesis]`` or ``[]``."""
-    found = getattr(run, "heads", None)
-    if row.phase not in ("loss", "backward") or found is None or run.np_loss is None:
-        return []
-    t_head, name = found["torch"], run.torch.loss_name
-    if APPLIES.get(name) != t_head or found["converted"] == "torch" or run.t_scores_grad is None:
-        return []
-    if found["converted"] is None and found["numpy"] != t_head:
-        return []  # the NumPy output is not in the port's head
-    try:
-        return _double(run, found, t_head, name)
-    except Exception:  # a hypothesis that cannot be computed on these outputs says nothing
-        return []
-
-
-def _loss_of(run, output, name, grad=False):
-    import torch
-    y = torch.tensor(np.asarray(output), dtype=run.torch.torch_dtype, device=run.torch.device,
-                     requires_grad=grad)
-    with torch.enable_grad():
-        losses = run.torch.losses_of(y, run.tt)
-        value = losses[name]
-        g = torch.autograd.grad(value, y)[0].detach().cpu().numpy() if grad else None
-    return float(value.detach()), g, losses
-
-
-def _fits(a, e, dtype):
-    a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
-    tol = port_tolerance(e, dtype)
-    return a.shape == e.shape and bool(np.all(np.abs(a - e) <= tol.atol + tol.rtol * np.abs(e)))
-
-
-def _eps_gap(run, logits, head, losses):
-    """What an epsilon inside the NumPy loss's log (up to the book's 1e-7) would make."""
-    if head == PROBABILITIES:
-        return abs(float(losses["book"]) - float(losses["cross_entropy"])) if "book" in losses else 0.0
-    import torch
-    from .losses import binary_log_eps_gap, targets_for
-    t = targets_for(run.torch.loss, torch.tensor(logits), run.tt).cpu().numpy()
-    return binary_log_eps_gap(sigmoid(logits), t)
-
-
-def _double(run, found, t_head, name):
-    t_loss = float(run.out["loss"])
-    # the hypothesis: the port is the NumPy model, and its loss applies the head again
-    np_out = found["numpy_output"]
-    h_loss, h_grad, _ = _loss_of(run, np_out, name, grad=True)
-    if not (_fits(h_loss, t_loss, run.dtype) and _fits(h_grad, run.t_scores_grad, run.dtype)):
-        return []
-    # and the port's output taken back to scores gives the NumPy loss
-    logits = to_logits(t_head, run.out["scores"])
-    fixed, _, losses = _loss_of(run, logits, name)
-    shift, _ = run.known.shift("loss")
-    np_loss = float(run.np_loss) + (0.0 if shift is None else float(shift))
-    tol = port_tolerance(np.array(np_loss), run.dtype)
-    slack = _eps_gap(run, logits, t_head, losses)
-    if not abs(np_loss - fixed) <= tol.atol + tol.rtol * abs(np_loss) + slack:
-        return []
-    if _fits(fixed, t_loss, run.dtype):
-        return []  # the extra head changes nothing here: it is not what parts the losses
-    if t_head == PROBABILITIES:
-        what = ("already softmax probabilities (rows that sum to 1: an nn.Softmax, or softmax "
-                "at the end of forward)")
-        again = ("F.cross_entropy takes log_softmax of them again" if name == "cross_entropy"
-                 else "the book's loss takes softmax of them again")
-        fix = ("return the scores (drop the final softmax) and keep F.cross_entropy, or keep the "
-               "probabilities and train with F.nll_loss(torch.log(output), t)")
-    else:
-        what = ("already sigmoid probabilities (values in [0, 1]: an nn.Sigmoid, or torch.sigmoid "
-                "at the end of forward)")
-        again = "F.binary_cross_entropy_with_logits takes sigmoid of them again"
-        fix = ("return the logits (drop the final sigmoid) and keep "
-               "binary_cross_entropy_with_logits, or keep the probabilities and train with "
-               "F.binary_cross_entropy")
-    extra = "softmax" if t_head == PROBABILITIES else "sigmoid"
-    text = (f"the port's output is {what}, and {again} (a double {extra}): the loss training "
-            f"computes from this output is {t_loss:.6g} against the NumPy {np_loss:.6g} (the NumPy "
-            f"output with the extra {extra} gives the port's loss and its gradient at the output; "
-            f"without it, the port's output gives {fixed:.6g}); {fix}")
-    return [{"code": "double_softmax", "text": text, "where": "output", "head": t_head,
-             "loss": name, "torch_loss": t_loss, "without_extra_head": fixed}]

@@ -392,9 +392,22 @@ def loss_scales(spec, output_shape, labels=False):
     if not output_shape:
         return []
     n = int(output_shape[0])
-    k = 1 if (labels or spec.classification) else int(np.prod(output_shape[1:], dtype=np.int64))
+    outputs = int(np.prod(output_shape[1:], dtype=np.int64))
+    k = 1 if (labels or spec.classification) else outputs
     if n < 1 or k < 1:
         return []
+    found = _scales(spec, n, k)
+    if labels and spec.kind == "any" and outputs > 1:
+        # a loss of the user's own on class labels may still be per element of one-hot rows
+        # (a binary cross-entropy over k outputs, meaned over the N*k of them): its factors,
+        # less likely, where the per-example ones do not give the same
+        for s in _scales(spec, n, outputs):
+            if all(abs(s["factor"] / f["factor"] - 1) > 1e-12 for f in found):
+                found.append({**s, "likely": s["likely"] + len(LIKELY)})
+    return found
+
+
+def _scales(spec, n, k):
     names = [r for r in REDUCTIONS if k > 1 or "/ N" not in r]  # with k = 1, sum / N is the mean
     torch_names = ["mean"] if spec.reduction == "mean" else names
     found = []

@@ -84,14 +84,14 @@ def _analytic(run, t_grads, found):
             shift, shift_name = found.shift(("param", name))
             run.add(compare_arrays("backward", name, run.torch_name(name),
                                    run.np_grads[name], t_grads[name],
-                                   summed_tolerance(run.np_grads[name], run.dtype, _terms(run, name)),
+                                   summed_tolerance(run.np_grads[name], run.dtype, gradient_terms(run, name)),
                                    shift=shift, shift_name=shift_name),
                     expected=run.np_grads[name], actual=t_grads[name], param=name,
                     known=found.hint(("param", name)))
     run.report.settings["gradients"] = f"NumPy backprop vs torch {run.t_source}"
 
 
-def _terms(run, name):
+def gradient_terms(run, name):
     """The size of the terms the gradient of ``name`` sums, as its layer kind knows it: from
     the NumPy layer's record, else (a model whose layers are not recognised) from the port's
     layer that holds its twin, whose input and output gradient autograd recorded."""

@@ -8,12 +8,13 @@ three kinds of evidence: a torch parameter autograd never reaches (``unused``);
 counterfactuals, the NumPy layer where the forward parts rerun with a usual
 bug applied to one of its parameters; and the general hypotheses of
 ``compare.port.diagnosis`` on the two arrays (with the known differences'
-hints). A forward mismatch is also located: inside the torch module, or
+hints; at the loss, also against the NumPy loss without the eps in its log where the
+torch loss is of no eps family). A forward mismatch is also located: inside the torch module, or
 before it, between modules.
 """
 import numpy as np
 
-from .. import heads, known
+from .. import known
 from ..capture import forward_output
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
@@ -22,8 +23,10 @@ from ..pairing import numpy_layout
 from ..tolerance import port_tolerance
 from ..trace import OUT_IN, layout_text
 from ..unit_axes import as_shape
+from ..known.log_eps import eps_text
 from .kernel_order import kernel_order_traps
 from .modes import mode_trap
+from .output_head import numpy_loss_without_eps, traps as output_head_traps
 from .state import np_layer, pairing_trap, settings_differences, settings_text
 from .unjudged import leave_unjudged
 from .verify import unexplained, verified
@@ -133,9 +136,9 @@ def _diagnose(run, row, ctx):
             found.append({"code": "unused", "parameter": name,
                           "text": f"the torch loss does not reach {run.twin[name]} (autograd "
                                   f"gives it no gradient): the port never uses it"})
-    # a double softmax, where it fits, explains the loss and the gradient at the output: no
-    # other hypothesis is left anything to explain
-    traps, rejected = heads.trap(run, row, ctx), []
+    # a double softmax, where it fits, explains the loss and the gradients, and a softmax
+    # over the wrong axis the output: no other hypothesis is left anything to explain
+    traps, rejected = output_head_traps(run, row, ctx), []
     if not traps:
         # each hypothesis applied to the rest of what was measured (loss, gradients): one
         # that does not reproduce it is dropped, with the reason
@@ -160,6 +163,9 @@ def _diagnose(run, row, ctx):
                           scales=run.loss_scales if row.phase in ("loss", "backward") else None):
             general.append(d)
         general, dropped = verified(run, row, ctx, general)
+        if row.phase == "loss" and not general:
+            general, more = _factor_without_numpy_eps(run, row, ctx, actual)
+            dropped += more
         found += general
         rejected += dropped
     unique = []
@@ -169,6 +175,28 @@ def _diagnose(run, row, ctx):
                                                     for u in same)):
             unique.append(d)
     return unique, rejected
+
+
+def _factor_without_numpy_eps(run, row, ctx, actual):
+    """A factor between the losses (their reductions) where the NumPy loss also holds an eps in
+    its log that the torch loss's family does not: tested on the NumPy loss with the eps taken
+    off, and verified on the gradients as any factor is."""
+    try:
+        without = numpy_loss_without_eps(run)
+    except Exception:  # a hypothesis that cannot be computed on these outputs says nothing
+        return [], []
+    if without is None:
+        return [], []
+    value, eps, variant = without
+    found = [d for d in diagnose(np.asarray(value), np.asarray(actual), dtype=run.dtype,
+                                 batch_size=int(run.x.shape[0]), scales=run.loss_scales)
+             if d["code"] in ("scale", "sign")]
+    where = "both logs" if variant == "both" else "its log"
+    for d in found:
+        d["text"] += (f" (against the NumPy loss without the eps of {eps_text(eps)} inside {where}, "
+                      f"{value:.6g}: the eps fitted from the NumPy loss and checked to give it)")
+        d["eps"] = eps
+    return verified(run, row, ctx, found)
 
 
 def _pass_traps(run):

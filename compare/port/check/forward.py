@@ -144,6 +144,7 @@ def compare_scores(run, np_scores, t_scores, suffix=""):
     """The NumPy ``predict`` (or last layer) against the port's scores, in one mode; where
     the two stop at different heads (scores, probabilities, log-probabilities), compared at
     the later one (``heads.match``), and the note says so."""
+    raw = (np_scores, t_scores)
     np_scores, t_scores, note, found = heads.match(np_scores, t_scores, run.dtype)
     if not suffix:
         _heads(run, found=found)
@@ -154,4 +155,5 @@ def compare_scores(run, np_scores, t_scores, suffix=""):
     run.add(compare_arrays("forward", ("predict" if predicts else "scores") + suffix,
                            name + suffix, np_scores, t_scores, port_tolerance(np_scores, run.dtype),
                            note=note),
-            expected=np_scores, actual=t_scores, mode="eval" if suffix else "train")
+            expected=np_scores, actual=t_scores, mode="eval" if suffix else "train",
+            head_row=True, raw=raw)

@@ -9,8 +9,9 @@ module applies it to the rest of what the check measured:
 * a factor in the gradients while the two losses agree (``scale``, ``sign`` at a backward
   row): no reduction of the loss can make it, so it is said to be in a gradient
   computation, and every other gradient must agree or show the same factor;
-* a penalty in the NumPy loss (``weight_decay``, fitted lambda): the NumPy gradients must
-  be the torch ones plus ``lambda * W``;
+* a penalty in the NumPy loss (``weight_decay``, fitted lambda; negative where the port's
+  penalty is the larger): the NumPy gradients must be the torch ones plus ``lambda * W``,
+  on the parameters whose torch twins are weights;
 * an eps in the log (``log_eps``) named at the loss: the gradients must agree, with the
   known differences applied;
 * float32 round-off (``dtype``, weak evidence): float32 must have taken part, an array of
@@ -29,10 +30,11 @@ says so, with the sizes measured and the hypotheses dropped.
 """
 import numpy as np
 
-from ..known.weight_decay import fitted_lambda, slack as weight_decay_slack
+from ..known.weight_decay import fitted_lambda, run_weights, slack as weight_decay_slack, weights_of
 from ..numerical import check_gradient_directions
 from ..pairing import numpy_layout
-from ..tolerance import port_tolerance
+from ..tolerance import port_tolerance, summed_tolerance
+from .backward import gradient_terms
 
 FACTOR_CODES = ("scale", "sign")
 
@@ -71,12 +73,14 @@ def _contradiction(run, row, ctx, d):
     if row.phase == "loss" and code == "weight_decay":
         lam = d["lambda"]
         # lambda is known to within what else may part the losses (round-off, an eps)
-        spread = abs(fitted_lambda(weight_decay_slack(run.out, run.np_loss, run.dtype), run.np.params) or 0.0)
-        if lam <= spread:
+        weights = weights_of(run.np.params, run_weights(run))
+        spread = abs(fitted_lambda(weight_decay_slack(run.out, run.np_loss, run.dtype), run.np.params,
+                                   weights) or 0.0)
+        if abs(lam) <= spread:
             return (f"lambda = {lam:.3g} is not told from 0: round-off and an eps in the log "
                     f"could part the losses by as much (lambda within {spread:.3g})")
         return _gradients_fail(run, lambda name, g: g + (lam * np.asarray(run.np.params[name], np.float64)
-                                                         if np.ndim(run.np.params[name]) >= 2 else 0.0),
+                                                         if name in weights else 0.0),
                                f"lambda = {lam:.4g} fits the losses, lambda * W not the gradients",
                                spread=spread)
     if row.phase == "loss" and code == "log_eps":
@@ -94,7 +98,7 @@ def _gradients_fail(run, predict, why, spread=0.0):
         return why + " (the port gives no gradient to test it on)"
     t_grads = numpy_layout(run.pairing, run.t_grads)
     predicted = {n: np.asarray(predict(n, np.asarray(g, np.float64)), np.float64) for n, g in t_grads.items()}
-    worst = _worst(run, predicted, spread)
+    worst = gradients_part(run, predicted, spread)
     if worst is None:
         return None
     return f"{why}: {worst}"
@@ -109,12 +113,13 @@ def _known(run, name):
     return 0.0 if shift is None else np.asarray(shift, np.float64)
 
 
-def _worst(run, predicted, spread=0.0):
+def gradients_part(run, predicted, spread=0.0):
     """Where the predicted NumPy gradients part from the measured ones (None: nowhere)."""
     if _analytic(run):
         for name, p in predicted.items():
             e = np.asarray(run.np_grads[name], np.float64) + _known(run, name)
-            tol = port_tolerance(e, run.dtype)
+            # the backward phase's own tolerance: a sum that cancels is judged by what it sums
+            tol = summed_tolerance(e, run.dtype, gradient_terms(run, name))
             bound = tol.atol + tol.rtol * np.abs(e) + spread * np.abs(np.asarray(run.np.params[name], np.float64))
             if e.shape != p.shape or np.any(np.abs(e - p) > bound):
                 gap = float(np.max(np.abs(e - p))) if e.shape == p.shape else float("nan")

@@ -45,13 +45,25 @@ def penalty(params, decays):
     return float(sum(0.5 * lam * np.sum(np.asarray(params[n], np.float64) ** 2) for n, lam in decays.items()))
 
 
-def weights_of(params):
-    """The parameters the book decays: its weights, the arrays of two or more axes."""
+def weights_of(params, weights=None):
+    """The parameters the book decays: its weights, the arrays of two or more axes (or
+    ``weights``, where the port tells them)."""
+    if weights is not None:
+        return [n for n in params if n in weights]
     return [n for n, v in params.items() if np.ndim(v) >= 2]
 
 
-def fitted_lambda(difference, params):
-    total = sum(float(np.sum(np.asarray(params[n], np.float64) ** 2)) for n in weights_of(params))
+def run_weights(run):
+    """The NumPy parameters whose torch twins are weights (two or more axes): a bias held as
+    (1, H) or (H, 1) is no weight, though its array has two axes."""
+    twins = {p.numpy: run.torch.params[p.torch] for p in getattr(run, "pairing", None) or ()}
+    if not twins:
+        return None
+    return [n for n, t in twins.items() if t.dim() >= 2]
+
+
+def fitted_lambda(difference, params, weights=None):
+    total = sum(float(np.sum(np.asarray(params[n], np.float64) ** 2)) for n in weights_of(params, weights))
     return None if total == 0 else 2 * difference / total
 
 
@@ -105,18 +117,18 @@ def at_backward(run, t_grads, numerical, earlier=None):
 
 
 def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", slack=0.0,
-         decays=None, cs231n=False, kwargs=None):
+         decays=None, cs231n=False, kwargs=None, weights=None):
     """A loss larger by a weight-decay penalty (and weight gradients larger by lambda * W):
     ``{"code": "weight_decay", ...}`` or None. ``slack``: what else may part the two losses
     (the 1e-7), so lambda is known to within ``2 slack / sum(W**2)``."""
     difference = float(np_loss) - float(t_loss)
-    lam = fitted_lambda(difference, params)
-    if lam is None or lam <= 0:
+    lam = fitted_lambda(difference, params, weights)
+    if lam is None or lam == 0:
         return None
-    spread = abs(fitted_lambda(slack, params) or 0.0)
+    spread = abs(fitted_lambda(slack, params, weights) or 0.0)
     where = "loss"
     if np_grads is not None and t_grads is not None:
-        for n in weights_of(params):
+        for n in weights_of(params, weights):
             e = np.asarray(np_grads[n], np.float64) - lam * np.asarray(params[n], np.float64)
             a = np.asarray(t_grads[n], np.float64)
             tol = port_tolerance(np_grads[n], dtype)
@@ -124,6 +136,14 @@ def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", 
             if e.shape != a.shape or np.any(np.abs(e - a) > bound):
                 return None
         where = "loss and in the weight gradients"
+    if lam < 0:  # the port's loss holds the larger penalty
+        return {"code": CODE, "lambda": lam, "side": "torch",
+                "text": f"the port's {'loss exceeds' if where == 'loss' else 'loss and weight gradients exceed'} the NumPy ones by a "
+                        f"weight-decay penalty: lambda/2 * sum(W**2) with lambda = {-lam:.6g} "
+                        f"(fitted from the two losses), lambda * W in each weight's gradient: the "
+                        f"port's penalty is larger than the NumPy one (reg * sum(W**2) written for "
+                        f"0.5 * reg * sum(W**2), a penalty added twice, or a decay the NumPy side "
+                        f"does not have); make the port's penalty the NumPy loss's"}
     given = sorted(set((decays or {}).values()))
     has = (f"the port's optimizer decays with weight_decay={', '.join(f'{g:g}' for g in given)}"
            if given else "the port has no decay")
@@ -156,5 +176,6 @@ def trap_at(run, row, ctx):
     t_loss = float(run.out["loss"]) - (0.0 if shift is None else float(shift))
     found = trap(run.np_loss, t_loss, run.np.params, run.np_grads, t_grads, run.dtype,
                  slack=slack(run.out, run.np_loss, run.dtype), decays=run.decays,
-                 cs231n=getattr(run.np, "cs231n", False), kwargs=getattr(run.np, "kwargs", None))
+                 cs231n=getattr(run.np, "cs231n", False), kwargs=getattr(run.np, "kwargs", None),
+                 weights=run_weights(run))
     return [] if found is None else [found]
