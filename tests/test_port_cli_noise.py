@@ -205,8 +205,6 @@ def test_check_port_without_a_batch_and_without_mnist_is_a_setup_error(offline_e
 USER_ERRORS = [
     (["mlp_numpy.py:make_loss_raises", "mlp_torch.py:make_port"], "mlp_numpy.py", "LossRaises",
      ["numpy side", "loss(", "IndexError"]),
-    (["mlp_numpy.py:make_net", "mlp_torch.py:make_forward_raises"], "mlp_torch.py", "ForwardRaises",
-     ["torch side", "forward(", "RuntimeError"]),
     (["mlp_numpy.py:make_net", "mlp_torch.py:make_port", "--loss", "mlp_torch.py:loss_raises"],
      "mlp_torch.py", "loss_raises", ["loss_raises", "NameError", "missing_scale"]),
     (["mlp_numpy.py:make_net", "mlp_torch.py:make_port", "--steps", "2",
@@ -218,8 +216,7 @@ USER_ERRORS = [
 
 
 @pytest.mark.parametrize("argv, file, name, words", USER_ERRORS,
-                         ids=["numpy loss", "torch forward", "loss function", "numpy optimizer",
-                              "factory"])
+                         ids=["numpy loss", "loss function", "numpy optimizer", "factory"])
 def test_an_error_in_the_users_code_is_one_line_at_its_file_and_line(argv, file, name, words,
                                                                      models, capsys):
     source = NUMPY_SOURCE if file == "mlp_numpy.py" else TORCH_SOURCE
@@ -227,6 +224,19 @@ def test_an_error_in_the_users_code_is_one_line_at_its_file_and_line(argv, file,
     assert cli.main(["port", *argv, "--data", "rows200.npz", "--no-progress"]) == 2
     line = one_line(capsys.readouterr().err, at, *words)
     assert line.startswith("ERROR: port cannot run: ")
+
+
+def test_a_port_whose_own_arithmetic_raises_fails_at_its_file_and_line(models, capsys):
+    # the NumPy model ran on the batch and the parameters loaded: a port whose tensors then
+    # cannot multiply computes something else, a wrong port (exit 1), not a refusal
+    at = f"mlp_torch.py:{raising_line(TORCH_SOURCE, 'ForwardRaises')}"
+    assert cli.main(["port", "mlp_numpy.py:make_net", "mlp_torch.py:make_forward_raises",
+                     "--data", "rows200.npz", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    verdict = [line for line in captured.out.splitlines() if line.startswith("FAIL")]
+    assert verdict and "forward" in verdict[0]
+    assert at in captured.out and "RuntimeError" in captured.out
 
 
 def test_a_numpy_loss_without_a_value_near_the_point_is_one_line(models, capsys):

@@ -299,3 +299,45 @@ def test_a_missing_padding_exits_1_from_the_command_line(tmp_path):
         out = json.loads((tmp_path / "o.json").read_text())
         assert out["first_mismatch"]["phase"] in ("parameters", "forward")
         assert [d["code"] for d in out["diagnosis"]] == ["padding"]
+
+
+class _PlainMLP:
+    """No layer objects: a forward of locals, as many learners write it."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.params = {"W1": rng.normal(size=(4, 5)), "b1": np.zeros(5),
+                       "W2": rng.normal(size=(5, 3)), "b2": np.zeros(3)}
+
+    def predict(self, x):
+        h = np.tanh(x @ self.params["W1"] + self.params["b1"])
+        return h @ self.params["W2"] + self.params["b2"]
+
+    def loss(self, x, t):
+        z = self.predict(x)
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(t)), t].mean())
+
+
+def _port_that_cannot_multiply():
+    import torch
+    from torch import nn
+
+    class Port(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(4, 5), nn.Linear(5, 3)
+
+        def forward(self, x):  # a reshape the NumPy model never makes
+            return self.fc2(torch.tanh(self.fc1(x.reshape(-1, 5))))
+    return Port()
+
+
+def test_a_port_whose_own_arithmetic_fails_on_the_batch_is_a_failure_not_a_refusal():
+    x = np.random.default_rng(1).normal(size=(8, 4))
+    t = np.arange(8) % 3
+    report = check_port(_PlainMLP(), _port_that_cannot_multiply(), x, t)
+    assert not report.passed
+    assert report.first_mismatch["phase"] == "forward"
+    assert "raised RuntimeError" in report.first_mismatch["detail"]

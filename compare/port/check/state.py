@@ -162,6 +162,14 @@ class RunState:
             self.blocked = (row, [hypothesis], why)
             return True
         if not differ:
+            # the NumPy model ran on this batch and the parameters paired and loaded; a port
+            # whose own tensor arithmetic then fails on it (shapes that cannot multiply)
+            # computes something else: a failed row where no setting is there to name
+            if phase == "forward" and self.pairing and isinstance(error.__cause__, (RuntimeError, IndexError)):
+                self.blocked = (Check(phase, "predict", "forward", passed=False,
+                                      problem="the port's forward pass raised on the batch the "
+                                              "NumPy model takes"), [], str(error))
+                return True
             return False
         key, name = differ[0][:2]
         row = Check(phase, key, name, passed=False,
