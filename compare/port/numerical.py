@@ -1153,7 +1153,8 @@ def _run_dtype(params, dtype):
 
 def check_gradient_directions(loss, params, claimed, *, directions=4, h=None, seed=0,
                               locate="failing", max_locate=None, allowance=None,
-                              allowance_name="allowance", value_scale=1.0, dtype=None):
+                              allowance_name="allowance", value_scale=1.0, dtype=None,
+                              claim_dtype=None):
     """Test ``claimed`` (dict name -> gradient) along random directions of ``params``.
 
     ``loss()`` reads the arrays of ``params`` (the model's own arrays, which
@@ -1167,7 +1168,9 @@ def check_gradient_directions(loss, params, claimed, *, directions=4, h=None, se
     and shown as ``allowance_name``. ``h`` defaults to 1e-4 in float64, 1e-2
     in float32 (the parameters' dtype, or ``dtype``); ``value_scale`` is the
     floor of ``S`` in the round-off ``4 eps S / h``. See the module
-    docstring for the tolerance. Returns a ``DirectionalReport``.
+    docstring for the tolerance. ``claim_dtype``: the dtype ``claimed`` was computed in, where
+    it is not the loss's (a float32 gradient against a float64 loss): its round-off ``A`` is
+    that dtype's. Returns a ``DirectionalReport``.
     """
     if locate not in LOCATE_MODES:
         raise ValueError(f"locate must be one of {LOCATE_MODES}, got {locate!r}")
@@ -1185,7 +1188,7 @@ def check_gradient_directions(loss, params, claimed, *, directions=4, h=None, se
         raise ValueError(f"h must be finite and at least {name}'s eps ({EPS[name]:.3g}), got {h!r}")
     if max_locate is None:
         max_locate = DEFAULT_MAX_LOCATE if locate == "failing" else math.inf
-    tol = tolerance("analytic", name)
+    tol = tolerance("analytic", name if claim_dtype is None else dtype_name(claim_dtype))
     probe = _Probe(loss, name, value_scale)
     f0 = probe.start()
     report = DirectionalReport(name, h, f0, float(value_scale), evaluations=0,

@@ -13,8 +13,12 @@ directions the loss-only check draws (``compare.port.numerical``, the same
 seed, ``locate="none"``: ``4 x directions`` evaluations per parameter and
 check, no element search; a direction through a kink at the point is not
 judged, so a ReLU or a max-pool tie never makes a right backward look wrong;
-a direction that crosses kinks near the point and no smaller step resolves,
-as float32's step of 1e-2 often leaves them, fails, and then clears no port):
+a direction that crosses kinks near the point and no smaller step resolves
+fails, and then clears no port). float32's step of 1e-2 crosses such kinks
+often, so a float32 run takes the differences of a float64 copy of the NumPy
+side (the same point exactly, checked to give the run's loss and to compute
+in float64, ``_loss_side``) at float64's step, each claim keeping the
+round-off bound of the float32 it was computed in:
 
 1. the port's gradient, as the NumPy loss's: the known differences of known
    sign put back (the ``lam * W`` the port's optimizer adds at the step), and
@@ -56,11 +60,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..copying import deep_copy
 from ..known.weight_decay import fitted_lambda, weights_of
 from ..numerical import check_gradient_directions
+from ...parity import dtype_name
 from ..targets import PortSetupError
+from ..tolerance import port_tolerance
 
 CODE = "numpy_gradient"
+
+
+@dataclass
+class LossSide:
+    """The NumPy loss the claims are judged against: its function of ``params`` (perturbed
+    in place), the dtype its differences are taken in, and the dtype the claims were
+    computed in (their round-off)."""
+    loss: object
+    params: dict
+    dtype: str
+    claim_dtype: str
 
 
 @dataclass
@@ -85,6 +103,7 @@ def check_reference_gradient(run, t_grads, found):
     names = list(dict.fromkeys(run.context[id(c)]["param"] for c in param_rows))
     if not names:
         return
+    side = _loss_side(run)
     claim = {n: _port_claim(run, found, t_grads, n) for n in names}
     own_claims = {n: _numpy_claim(run, found, n) for n in names}
     half = {n: np.zeros(np.shape(c[0])) if c[1] is None else c[1] for n, c in own_claims.items()}
@@ -95,17 +114,17 @@ def check_reference_gradient(run, t_grads, found):
         # gap it derives for the 1e-7 is no measure of the NumPy side's
         port = []
         for n in names:  # one at a time: a wrong port stops at its first (nearest the loss)
-            report = _directions(run, [n], {n: claim[n]}, None, None)
+            report = _directions(run, [n], {n: claim[n]}, None, None, side)
             if not report.passed:
                 return
             port += report.rows
         own = _directions(run, names, {n: c[0] for n, c in own_claims.items()},
-                          half if codes else None, hint_name)
+                          half if codes else None, hint_name, side)
         if codes and set(own.failed) == set(names):
             # the hinted gap runs from one side's kind of loss to the other's, so its sign
             # follows which side holds the eps: the backward without it lies either way
             turned = {n: own_claims[n][0] - 2 * half[n] for n in names}
-            other = _directions(run, names, turned, {n: -half[n] for n in names}, hint_name)
+            other = _directions(run, names, turned, {n: -half[n] for n in names}, hint_name, side)
             if set(other.failed) != set(names):
                 own = other
     except (ValueError, TypeError, ArithmeticError, PortSetupError):
@@ -152,13 +171,16 @@ def _penalty_in_neither_gradient(run, found, loss_row):
     codes = sorted({code for n in weights for code in _gaps(run, found, n)})
     hint_name = " + ".join(codes) if codes else None
     allowance = half if codes else None
+    side = _loss_side(run)
     try:
-        plain = _directions(run, weights, {n: c[0] for n, c in claims.items()}, allowance, hint_name)
+        plain = _directions(run, weights, {n: c[0] for n, c in claims.items()}, allowance, hint_name,
+                            side)
         if set(plain.failed) != set(weights):
             return
         for lam in lams:  # the backprop plus lam * W against the NumPy loss
             fixed = _directions(run, weights, {n: c[0] + lam * np.asarray(run.np.params[n], np.float64)
-                                               for n, c in claims.items()}, allowance, hint_name)
+                                               for n, c in claims.items()}, allowance, hint_name,
+                                side)
             if fixed.passed:
                 break
         else:
@@ -185,11 +207,47 @@ def _penalty_in_neither_gradient(run, found, loss_row):
     run.reference_wrong = ReferenceWrong(loss_row, entries)
 
 
-def _directions(run, names, claimed, allowance, allowance_name):
+def _directions(run, names, claimed, allowance, allowance_name, side):
     return check_gradient_directions(
-        run.np.loss_function(run.x, run.t), {n: run.np.params[n] for n in names}, claimed,
+        side.loss, {n: side.params[n] for n in names}, claimed,
         directions=run.directions, seed=run.seed, locate="none", allowance=allowance,
-        allowance_name=allowance_name, dtype=run.dtype)
+        allowance_name=allowance_name, dtype=side.dtype, claim_dtype=side.claim_dtype)
+
+
+def _loss_side(run):
+    """The NumPy loss to take central differences of: in float64 where the run is float32
+    and a float64 copy computes the same loss, else the run's own.
+
+    float32's step (1e-2, against a round-off of ``4 eps |f| / h``) crosses the ReLU kinks
+    near the point, and then no smaller step resolves them and no claim, right or wrong,
+    is judged. The parameters cast to float64 are the same point exactly, so the loss's
+    derivative there is the one the float32 claims stand for; its differences are taken at
+    float64's step, while each claim keeps the round-off bound of the float32 it was
+    computed in. The copy is used only where its loss came out float64 (a model that casts
+    back to float32 would leave float32's noise in differences taken at float64's step)
+    and equals the run's within the loss's float32 tolerance (the same function)."""
+    own = LossSide(run.np.loss_function(run.x, run.t), run.np.params, dtype_name(run.dtype), None)
+    if own.dtype != "float32" or not hasattr(run.np, "tape"):
+        return own
+    try:
+        memo = {id(v): v.astype(np.float64) for v in run.np.params.values()}
+        copy = deep_copy(run.np, memo)
+        x = np.asarray(run.x)
+        x = x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x
+        loss = copy.loss_function(x, run.t)
+        value = loss()
+        if np.result_type(value) != np.float64:
+            return own
+        value = float(value)
+        expected = float(run.np_loss)
+    except Exception:  # a copy that cannot be made or run: the run's own loss judges
+        return own
+    if not abs(value - expected) <= port_tolerance(expected, "float32").atol:
+        return own
+    params = {n: copy.params[n] for n in run.np.params}
+    if any(p.dtype != np.float64 for p in params.values()):
+        return own
+    return LossSide(loss, params, "float64", "float32")
 
 
 def _gaps(run, found, name):
