@@ -335,3 +335,120 @@ def test_weight_decay_is_fitted_on_the_weights_not_on_row_biases():
     assert not report.passed and report.first_mismatch["phase"] == "loss"
     assert codes(report) == ["weight_decay"], report.to_text()
     assert report.diagnosis[0]["lambda"] == pytest.approx(0.1, rel=1e-6)
+
+
+# --- causes named on the port's whole pass: no layer rows, dropout drawn inline ---------------
+
+class InlineDropoutNet(PlainNet):
+    """``PlainNet`` with inverted dropout drawn inline on the hidden layer in ``loss`` and
+    ``gradient`` (``np.random.rand(...) < keep``), none in ``predict``: no layer objects, so
+    the training pass has no row but its loss."""
+
+    def __init__(self, keep=0.7, **kw):
+        super().__init__(**kw)
+        self.keep = keep
+
+    def _train(self, x):
+        p = self.params
+        a = x @ p["W1"] + p["b1"]
+        mask = (np.random.rand(*a.shape) < self.keep) / self.keep
+        h = np.maximum(a, 0) * mask
+        return a, mask, h, h @ p["W2"] + p["b2"]
+
+    def loss(self, x, t):
+        z = self._train(x)[3]
+        value = -np.sum(self._targets(t, z) * np.log(_softmax(z) + (self.eps or 0.0)))
+        return value / self._div(z)
+
+    def gradient(self, x, t):
+        p = self.params
+        a, mask, h, z = self._train(x)
+        dz = (_softmax(z) - self._targets(t, z)) / self._div(z)
+        dh = dz @ p["W2"].T * mask * (a > 0)
+        return {"W1": x.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ dz, "b2": dz.sum(axis=0)}
+
+
+class DropoutPort(nn.Module):
+    """The same net with ``nn.Dropout``; its output log-probabilities for ``nll_loss``."""
+
+    def __init__(self, d=4, h=4, k=3, p=0.3, slip=None):
+        super().__init__()
+        self.fc1, self.fc2, self.drop = nn.Linear(d, h), nn.Linear(h, k), nn.Dropout(p)
+        self.slip = slip
+        self.double()
+
+    def forward(self, x):
+        if self.slip == "transpose":  # the NumPy (in, out) habit on torch's (out, in) weight
+            a = F.linear(x, self.fc1.weight.T, self.fc1.bias)
+        else:
+            a = self.fc1(x)
+        z = self.fc2(self.drop(F.relu(a)))
+        return F.log_softmax(z, dim=0 if self.slip == "axis" else 1)
+
+
+def sum_nll(out, t):
+    return F.nll_loss(out, t.long(), reduction="sum")
+
+
+@pytest.mark.parametrize("slip,code", [(None, None), ("transpose", "transpose"), ("axis", "axis")])
+def test_a_slip_seen_first_at_the_loss_is_named_on_the_whole_pass(slip, code):
+    """A square first weight used transposed, a log-softmax over the batch: seen first at the
+    loss (the draws replayed on the port), named where the port rerun with the fix gives the
+    NumPy loss (its eps of 1e-7 fitted again on the rerun) and gradients."""
+    x, t = batch(d=4)
+    net = InlineDropoutNet(h=4, eps=1e-7, reduction="sum")
+    report = check_port(net, DropoutPort(slip=slip), x, t, loss=sum_nll)
+    if slip is None:
+        assert report.passed, report.to_text()
+        return
+    assert not report.passed and report.first_mismatch["phase"] == "loss", report.to_text()
+    assert codes(report) == [code], report.to_text()
+    if code == "transpose":
+        assert report.diagnosis[0]["parameter"] == "W1"
+
+
+def test_a_scaled_output_at_the_loss_is_neither_transpose_nor_axis():
+    class HotPort(DropoutPort):
+        def forward(self, x):
+            return F.log_softmax(2 * self.fc2(self.drop(F.relu(self.fc1(x)))), dim=1)
+    x, t = batch(d=4)
+    report = check_port(InlineDropoutNet(h=4, reduction="sum"), HotPort(), x, t, loss=sum_nll)
+    assert not report.passed and not {"transpose", "axis"} & set(codes(report)), report.to_text()
+
+
+# --- a penalty the port lacks beside an eps in the NumPy log --------------------------------
+
+WITH_LOGITS = "binary_cross_entropy_with_logits"
+
+
+def test_a_missing_penalty_beside_an_eps_is_named_weight_decay_with_the_eps():
+    """The NumPy loss holds ``0.5 * 0.1 * sum(W**2)`` and an eps of 1e-7 in both logs, its
+    backward ``p - t`` with ``0.1 * W``; the port neither: lambda and the eps are told apart
+    by the gradients (the biases' hold no penalty), and named where both reproduce them."""
+    x, t = batch(k=1)
+    report = check_port(PlainNet(k=1, reg=0.1, eps=1e-7), Port(k=1), x, t.astype(float),
+                        loss=WITH_LOGITS)
+    assert not report.passed and report.first_mismatch["phase"] == "loss"
+    assert codes(report) == ["weight_decay"], report.to_text()
+    d = report.diagnosis[0]
+    # with the eps's share of the loss taken off, lambda is the written one to round-off
+    assert d["lambda"] == pytest.approx(0.1, rel=1e-9) and d["eps"] == pytest.approx(1e-7)
+
+
+class BiasPenaltyNet(PlainNet):
+    """A NumPy penalty on the biases too: no lambda * W alone gives its gradients."""
+
+    def loss(self, x, t):
+        return super().loss(x, t) + 0.5 * self.reg * sum(np.sum(self.params[b] ** 2) for b in ("b1", "b2"))
+
+    def gradient(self, x, t):
+        g = super().gradient(x, t)
+        return {n: v + (self.reg * self.params[n] if n.startswith("b") else 0.0) for n, v in g.items()}
+
+
+@pytest.mark.parametrize("net", [PlainNet(k=1, reg=0.1, eps=3.7e-3), BiasPenaltyNet(k=1, reg=0.1, eps=1e-7)],
+                         ids=["an eps no one writes", "a penalty on the biases"])
+def test_a_missing_penalty_beside_an_eps_is_not_named_where_it_does_not_reproduce(net):
+    x, t = batch(k=1)
+    report = check_port(net, Port(k=1), x, t.astype(float), loss=WITH_LOGITS)
+    assert not report.passed and "weight_decay" not in codes(report), report.to_text()

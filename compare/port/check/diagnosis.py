@@ -12,6 +12,8 @@ hints; at the loss, also against the NumPy loss without the eps in its log where
 torch loss is of no eps family). A forward mismatch is also located: inside the torch module, or
 before it, between modules.
 """
+from dataclasses import replace
+
 import numpy as np
 
 from .. import known
@@ -26,7 +28,7 @@ from ..unit_axes import as_shape
 from ..known.log_eps import eps_text
 from .kernel_order import kernel_order_traps
 from .modes import mode_trap
-from .output_head import numpy_loss_without_eps, traps as output_head_traps
+from .output_head import axis_on_pass, numpy_loss_without_eps, traps as output_head_traps
 from .state import np_layer, pairing_trap, settings_differences, settings_text
 from .unjudged import leave_unjudged
 from .verify import unexplained, verified
@@ -200,29 +202,90 @@ def _factor_without_numpy_eps(run, row, ctx, actual):
 
 
 def _pass_traps(run):
-    """The hypotheses tested on the port's whole pass (dropout drawn inline): named where
-    the fix, applied, reproduces the NumPy loss and, where there is one, its gradient."""
+    """The hypotheses tested on the port's whole pass (dropout drawn inline, a softmax over
+    the batch axis): named where the fix, applied, reproduces the NumPy loss (with the known
+    differences added) and, where there is one, its gradient."""
     if run.torch.loss_name == "model" or getattr(run.np, "tape", None) is None:
         return []
     chosen = "gradient" if run.torch.has_gradient else run.torch.loss_name
 
     def rerun():
-        loss = run.torch.outputs(run.tx, run.tt)["loss"]
-        return loss, run.torch.recorded_pass(run.tx, run.tt, chosen)[1]
+        return run.torch.outputs(run.tx, run.tt), run.torch.recorded_pass(run.tx, run.tt, chosen)[1]
 
-    def reproduces(loss, grads):
-        if not _within(run.np_loss, loss, run.dtype):
-            return False
-        if run.np_grads is None:
-            return True
-        grads = numpy_layout(run.pairing, grads)
-        return all(grads[name] is not None and _within(run.np_grads[name], grads[name], run.dtype)
-                   for name in run.np_grads)
+    def reproduces(out, grads, pairing=run.pairing):
+        return _reproduced(run, out, grads, pairing)
     missed = len(run.np.tape.missed)
     try:
-        return pass_traps(run.np.tape, rerun, reproduces)
+        return (pass_traps(run.np.tape, rerun, reproduces) or axis_on_pass(rerun, reproduces)
+                or _transposed_on_pass(run, rerun, reproduces))
     finally:
         del run.np.tape.missed[missed:]  # the hypotheses' passes are no part of the check
+
+
+class _Rerun:
+    """The run as the hypothesis's pass leaves it: its outputs and pairing, the rest the run's."""
+
+    def __init__(self, run, out, pairing):
+        self._run, self.out, self.pairing = run, out, pairing
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+
+def _reproduced(run, out, grads, pairing):
+    """The port's pass with a hypothesis applied (``out``, its gradients ``grads``) gives the
+    NumPy loss and gradients, with the known differences found again on that pass (an eps in
+    the NumPy log is fitted on the port's output, which the hypothesis changed)."""
+    found = known.at_loss(run.np_loss, out, run.torch.loss_name, run.dtype,
+                          {"params": run.np.params, "decays": run.decays})
+    shift, _ = found.shift("loss")
+    expected = np.asarray(run.np_loss, np.float64) + (0.0 if shift is None else shift)
+    if not _within(expected, out["loss"], run.dtype):
+        return False
+    if run.np_grads is None:
+        return True
+    grads = numpy_layout(pairing, grads)
+    if any(grads.get(name) is None for name in run.np_grads):
+        return False
+    numerical = run.numpy_gradient == "numerical" or (
+        run.numpy_gradient == "auto" and not run.np.has_gradient)
+    back = known.at_backward(_Rerun(run, out, pairing), grads, numerical)
+    for name in run.np_grads:
+        shift, _ = back.shift(("param", name))
+        expected = np.asarray(run.np_grads[name], np.float64) + (0.0 if shift is None else shift)
+        if not _within(expected, grads[name], run.dtype):
+            return False
+    return True
+
+
+def _transposed_on_pass(run, rerun, reproduces):
+    """A square weight the port uses transposed, where no layer row holds it: each square
+    weight loaded into the port transposed in turn, named where the port's pass then gives the
+    NumPy loss and gradients (its gradient read back in the same layout)."""
+    found, saved = [], run.torch.buffer_values()
+    try:
+        for pair in run.pairing:
+            shape = np.shape(run.np.params[pair.numpy])
+            if pair.permute is not None or len(shape) != 2 or shape[0] != shape[1]:
+                continue
+            pairing = [replace(p, transposed=not p.transposed) if p is pair else p
+                       for p in run.pairing]
+            run.torch.load(pairing, run.np.params)
+            try:
+                loss, grads = rerun()
+            except Exception:  # a pass that cannot be rerun so says nothing
+                continue
+            if reproduces(loss, grads, pairing):
+                found.append({"code": "transpose", "parameter": pair.numpy,
+                              "text": f"the port computes with {pair.torch} transposed: a square "
+                                      f"weight used without its transpose (with {pair.numpy} "
+                                      f"loaded into {pair.torch} transposed, the port's pass gives "
+                                      f"the NumPy loss and gradients); use it in the forward pass "
+                                      f"in the layout it is held in"})
+    finally:
+        run.torch.load(run.pairing, run.np.params)
+        run.torch.load_buffers(saved)
+    return found
 
 
 def _within(expected, actual, dtype):

@@ -420,3 +420,46 @@ def numpy_loss_without_eps(run):
         return None
     variant, eps = kind
     return np_loss - (family[variant](eps) - family[variant](0.0)), eps, variant
+
+
+# --- the softmax over the wrong axis, on the port's whole pass --------------------------------
+
+def axis_on_pass(rerun, reproduces):
+    """The port rerun with each softmax or log-softmax it takes of a matrix over axis 0 (the
+    batch) taken over axis 1 (the classes): named where that pass gives the NumPy loss and
+    gradients. For a model with no layer rows and dropout drawn inline, where the output is
+    first seen at the loss."""
+    from torch.overrides import TorchFunctionMode
+    torch = _torch()
+    import torch.nn.functional as F
+    ops = {F.softmax: "softmax", F.log_softmax: "log_softmax", torch.softmax: "softmax",
+           torch.log_softmax: "log_softmax", torch.Tensor.softmax: "softmax",
+           torch.Tensor.log_softmax: "log_softmax"}
+    seen = []
+
+    class OverClasses(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = dict(kwargs or {})
+            if func in ops and args and getattr(args[0], "ndim", 0) == 2:
+                dim = kwargs["dim"] if "dim" in kwargs else args[1] if len(args) > 1 else None
+                if dim in (0, -2):
+                    seen.append(ops[func])
+                    if "dim" in kwargs:
+                        kwargs["dim"] = 1
+                    else:
+                        args = (args[0], 1) + tuple(args[2:])
+            return func(*args, **kwargs)
+    try:
+        with OverClasses():
+            loss, grads = rerun()
+    except Exception:  # a pass that cannot be rerun so says nothing
+        return []
+    if not seen or not reproduces(loss, grads):
+        return []
+    op = seen[0]
+    text = (f"the port takes the {op} of the scores over axis 0, the batch, where the NumPy "
+            f"model's is over axis 1, the classes (the port rerun with it over axis 1 gives the "
+            f"NumPy loss and gradients): {op}(z, dim=0) written for dim=1; write "
+            f"F.{op}(z, dim=1) (or dim=-1)")
+    return [{"code": "axis", "text": text, "where": "output", "op": op, "expected_axis": 1,
+             "actual_axis": 0}]

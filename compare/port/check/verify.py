@@ -30,7 +30,8 @@ says so, with the sizes measured and the hypotheses dropped.
 """
 import numpy as np
 
-from ..known.weight_decay import fitted_lambda, run_weights, slack as weight_decay_slack, weights_of
+from ..known.penalty_with_eps import port_gradients
+from ..known.weight_decay import fitted_lambda, penalty, run_weights, slack as weight_decay_slack, weights_of
 from ..numerical import check_gradient_directions
 from ..pairing import numpy_layout
 from ..tolerance import port_tolerance, summed_tolerance
@@ -70,6 +71,8 @@ def _contradiction(run, row, ctx, d):
     if row.phase == "loss" and code in FACTOR_CODES and "factor" in d:
         return _gradients_fail(run, lambda name, g: g / d["factor"],
                                f"the losses differ by the factor {d['factor']:.4g}, the gradients not")
+    if row.phase == "loss" and code == "weight_decay" and d.get("eps"):
+        return _penalty_beside_eps(run, d)
     if row.phase == "loss" and code == "weight_decay":
         lam = d["lambda"]
         # lambda is known to within what else may part the losses (round-off, an eps)
@@ -89,6 +92,28 @@ def _contradiction(run, row, ctx, d):
     if row.phase == "backward" and code in FACTOR_CODES and "factor" in d:
         return _gradient_factor(run, d)
     return None
+
+
+def _penalty_beside_eps(run, d):
+    """A penalty fitted with an eps in the NumPy log: the port's loss with that eps and the
+    penalty gives the NumPy loss, and its autograd plus lambda * W the NumPy gradients."""
+    lam, eps, variant = d["lambda"], d["eps"], d["eps_variant"]
+    weights = weights_of(run.np.params, run_weights(run))
+    family = run.out.get("eps_losses") or {}
+    if variant not in family:
+        return "the port's loss has no eps family to compose the penalty with"
+    expected = float(run.np_loss) - penalty(run.np.params, {n: lam for n in weights})
+    tol = port_tolerance(np.array(run.np_loss), run.dtype)
+    if abs(family[variant](eps) - expected) > tol.atol + tol.rtol * abs(float(run.np_loss)):
+        return f"lambda = {lam:.4g} with the eps {eps:g} does not give the NumPy loss"
+    for backward_eps in (eps, 0.0):  # a NumPy backward may leave the eps out (p - t)
+        grads = port_gradients(run, variant, backward_eps)
+        predicted = {n: g + (lam * np.asarray(run.np.params[n], np.float64) if n in weights else 0.0)
+                     for n, g in grads.items()}
+        worst = gradients_part(run, predicted)
+        if worst is None:
+            return None
+    return f"lambda = {lam:.4g} with the eps {eps:g} fits the loss, not the gradients: {worst}"
 
 
 def _gradients_fail(run, predict, why, spread=0.0):

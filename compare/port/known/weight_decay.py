@@ -117,12 +117,12 @@ def at_backward(run, t_grads, numerical, earlier=None):
 
 
 def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", slack=0.0,
-         decays=None, cs231n=False, kwargs=None, weights=None):
+         decays=None, cs231n=False, kwargs=None, weights=None, lam=None):
     """A loss larger by a weight-decay penalty (and weight gradients larger by lambda * W):
     ``{"code": "weight_decay", ...}`` or None. ``slack``: what else may part the two losses
     (the 1e-7), so lambda is known to within ``2 slack / sum(W**2)``."""
     difference = float(np_loss) - float(t_loss)
-    lam = fitted_lambda(difference, params, weights)
+    lam = fitted_lambda(difference, params, weights) if lam is None else lam
     if lam is None or lam == 0:
         return None
     spread = abs(fitted_lambda(slack, params, weights) or 0.0)
@@ -178,4 +178,27 @@ def trap_at(run, row, ctx):
                  slack=slack(run.out, run.np_loss, run.dtype), decays=run.decays,
                  cs231n=getattr(run.np, "cs231n", False), kwargs=getattr(run.np, "kwargs", None),
                  weights=run_weights(run))
+    if found is None and shift is None and t_grads is not None:
+        found = _beside_eps(run)
     return [] if found is None else [found]
+
+
+def _beside_eps(run):
+    """The penalty the port lacks where an eps in the NumPy log parts the losses too."""
+    from .penalty_with_eps import fit
+    weights = weights_of(run.np.params, run_weights(run))
+    fitted = fit(run, weights)
+    if fitted is None:
+        return None
+    lam, variant, eps = fitted
+    found = trap(run.np_loss, run.out["loss"], run.np.params, dtype=run.dtype, decays=run.decays,
+                 cs231n=getattr(run.np, "cs231n", False), kwargs=getattr(run.np, "kwargs", None),
+                 weights=weights, lam=lam)
+    from .log_eps import eps_text
+    found["text"] += (f" (with the NumPy log's eps of {eps_text(eps)}"
+                      + (" in both logs" if variant == "both" else "")
+                      + ", fitted with lambda from the loss and the gradients: the port's "
+                        "loss with that eps, plus the penalty, gives the NumPy loss, and its "
+                        "autograd, plus lambda * W, the NumPy gradients)")
+    found.update(eps=eps, eps_variant=variant)
+    return found
