@@ -374,7 +374,9 @@ class TorchSide:
                 family = {"log(p + eps)": lambda eps: -(t * log_of(eps)).where(t != 0, 0).sum() / n}
             return self._in_user_reduction(family, scores, given_t, n)
         binary = spec.functional in ("binary_cross_entropy", "binary_cross_entropy_with_logits")
-        user_binary = (spec.kind == "any" and spec.fn is not None and _binary_targets(scores, t))
+        # the user's own loss (a function, or the port's ``loss`` with its penalty) of 0/1
+        # targets: the binary family, of probabilities where the output is
+        user_binary = spec.kind == "any" and _binary_targets(scores, t)
         if binary or user_binary:
             if binary:
                 t = named_losses.targets_for(spec, scores, t)
