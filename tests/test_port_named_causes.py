@@ -8,6 +8,9 @@ one forward of local variables, its backward written out; a penalty ``0.5 * reg 
 in the loss (the nnfs and cs231n habit), an eps in the log (the course's), a sum where the
 book takes the mean. The ports are small ``nn.Module`` nets with the usual slips.
 """
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -452,3 +455,39 @@ def test_a_missing_penalty_beside_an_eps_is_not_named_where_it_does_not_reproduc
     x, t = batch(k=1)
     report = check_port(net, Port(k=1), x, t.astype(float), loss=WITH_LOGITS)
     assert not report.passed and "weight_decay" not in codes(report), report.to_text()
+
+
+# an eps inside the log of a loss summed over the batch, beside a penalty, against the port's
+# own loss(x, t) without the eps: the reduction is read off the gradient, the eps is named
+SUMMED_WITH_EPS = {
+    "softmax_ce": dict(style="cs231n", dtype="float64", N=36, D=3, H=4, C=3, seed=377, bias="flat",
+                       order=("W2", "gamma1", "beta1", "W1", "b1", "b2"), head="scores",
+                       loss="softmax_ce", log_from="probs", eps=1e-8, reduction="sum",
+                       labels="index", bn="row", bn_eps=1e-6, reg=0.05, port_head="logprobs"),
+    "bce": dict(style="plain", dtype="float64", N=32, D=6, H=6, C=1, seed=421, bias="col",
+                order=("b1", "W1", "b2", "W2"), head="probs", loss="bce", log_from="probs",
+                eps=1e-7, reduction="sum", reg=0.1, port_head="probs"),
+}
+
+
+def _generated_case(fields, bug=None):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from generated.build import build_case
+    from generated.spec import Spec
+    return build_case(Spec(**fields), bug)
+
+
+@pytest.mark.parametrize("name", sorted(SUMMED_WITH_EPS))
+def test_a_summed_loss_with_an_eps_beside_a_penalty_passes_with_log_eps_named(name):
+    case = _generated_case(SUMMED_WITH_EPS[name])
+    report = check_port(case.numpy_model, case.port, case.x, case.t, **case.options)
+    assert report.passed, str(report)
+    assert "known difference [log_eps]" in str(report)
+
+
+@pytest.mark.parametrize("name", sorted(SUMMED_WITH_EPS))
+@pytest.mark.parametrize("bug", ["weight_decay", "numpy_gradient"])
+def test_a_wrong_port_of_a_summed_loss_with_an_eps_still_fails(name, bug):
+    case = _generated_case(SUMMED_WITH_EPS[name], bug)
+    report = check_port(case.numpy_model, case.port, case.x, case.t, **case.options)
+    assert not report.passed, str(report)

@@ -31,6 +31,7 @@ from .capture import book_layer_capture, layer_items, param_owners
 from .copying import deep_copy
 from .draws import DrawTape
 from .targets import PortSetupError, call_side, mode_keyword
+from .tolerance import port_tolerance
 from .torch_uses import use_order
 from .trace import OUT_IN, traced_capture, weight_layouts
 from .unit_axes import as_shape
@@ -65,6 +66,7 @@ class TorchSide:
         # tape answers the port's random draws with the NumPy side's (set by the check)
         self.mode = "train"
         self.tape = DrawTape()
+        self._reduction = _UNREAD  # the port's own loss's over the batch (_model_reduction)
         if isinstance(model, torch.nn.Module):
             self.kind = "module"
             self.given_dtypes = _dtype_names(model.named_parameters())
@@ -342,7 +344,7 @@ class TorchSide:
                               + BOOK_EPSILON).sum() / n
         return {"cross_entropy": ce, "book": book}
 
-    def eps_losses(self, scores, t):
+    def eps_losses(self, scores, t, x=None):
         """``{variant: fn(eps)}``: the loss the port's output would give with ``eps`` inside
         its log, as a differentiable tensor, where the loss is a classification one (softmax
         cross-entropy of the scores, or of probabilities the output already is) or a binary
@@ -372,7 +374,7 @@ class TorchSide:
                 family = {"log(p + eps)": lambda eps: -log_of(eps)[rows, t].sum() / n}
             else:
                 family = {"log(p + eps)": lambda eps: -(t * log_of(eps)).where(t != 0, 0).sum() / n}
-            return self._in_user_reduction(family, scores, given_t, n)
+            return self._in_user_reduction(family, scores, given_t, n, x)
         binary = spec.functional in ("binary_cross_entropy", "binary_cross_entropy_with_logits")
         # the user's own loss (a function, or the port's ``loss`` with its penalty) of 0/1
         # targets: the binary family, of probabilities where the output is
@@ -395,16 +397,25 @@ class TorchSide:
                 return (t * (log_v if eps == 0 else torch.log(v + eps))).where(t != 0, 0)
             family = {"log(p + eps)": lambda eps: -(term(t, log_p, p, eps) + term(1 - t, log_q, q, 0)).mean(),
                       "both": lambda eps: -(term(t, log_p, p, eps) + term(1 - t, log_q, q, eps)).mean()}
-            return self._in_user_reduction(family, scores, given_t, scores.numel())
+            return self._in_user_reduction(family, scores, given_t, scores.numel(), x)
         return {}
 
-    def _in_user_reduction(self, family, scores, t, n):
-        """A loss of the user's own (``FILE.py:fn``) may sum over the batch where the family
-        takes the mean: its reduction read off its value at these scores (the sum is ``n``
-        times the mean, to within what an eps in its log could move it), so that an eps is
-        fitted on the loss as the user reduces it."""
-        if self.loss.kind != "any" or self.loss.fn is None:
+    def _in_user_reduction(self, family, scores, t, n, x=None):
+        """A loss of the user's own (``FILE.py:fn``, or the port's ``loss(x, t)``) may sum
+        over the batch where the family takes the mean: its reduction read off its value at
+        these scores (the sum is ``n`` times the mean, to within what an eps in its log could
+        move it), or, for the port's own loss, whose value may hold a penalty, off its
+        gradient (``_model_reduction``), so that an eps is fitted on the loss as the user
+        reduces it."""
+        if self.loss.kind != "any":
             return family
+        if self.loss.fn is None:
+            if self.loss_name != "model":
+                return family
+            if x is not None and self._reduction is _UNREAD:
+                self._reduction = self._model_reduction(x, t, family, scores, n)
+            k = {"sum": n, "mean": 1}.get(self._reduction, 1)
+            return family if k == 1 else {key: (lambda eps, f=f: k * f(eps)) for key, f in family.items()}
         torch = _torch()
         with torch.no_grad():
             try:
@@ -418,14 +429,63 @@ class TorchSide:
             return {k: (lambda eps, f=f: n * f(eps)) for k, f in family.items()}
         return family
 
-    def _eps_values(self, scores, t):
+    def _model_reduction(self, x, t, family, scores, n):
+        """``"sum"`` or ``"mean"``: how the port's own ``loss(x, t)`` reduces over the batch,
+        read off its gradient with respect to the output (a penalty on the weights does not
+        depend on it): ``k`` times the family's mean ``L(0)``'s, ``k`` 1 or ``n``; None where
+        neither fits (the mean family is kept). One more pass of the port's ``loss``, from
+        the buffers as they were and replaying the batch's draws."""
+        torch = _torch()
+        if self.kind != "module" or n == 1:
+            return None
+        seen = []
+        hook = self.model.register_forward_hook(lambda module, args, out: seen.append(out))
+        before, missed = self.buffer_values(), len(self.tape.missed)
+        try:
+            with torch.enable_grad():
+                loss = self.model_loss(x, t)
+                out = seen[-1] if seen else None
+                if (not isinstance(out, torch.Tensor) or out.shape != scores.shape
+                        or not out.requires_grad or not loss.requires_grad):
+                    return None
+                port = torch.autograd.grad(loss, out, allow_unused=True)[0]
+                at_out = self.eps_losses(out, t)  # the mean family: no x, no pass
+                if not at_out:
+                    return None
+                mean = torch.autograd.grad(next(iter(at_out.values()))(0.0), out,
+                                           allow_unused=True)[0]
+        except (PortSetupError, RuntimeError):  # no reading: the mean family is kept
+            return None
+        finally:
+            hook.remove()
+            self.load_buffers(before)
+            del self.tape.missed[missed:]
+        if port is None or mean is None:
+            return None
+        port, mean = to_numpy(port), to_numpy(mean)
+        values = to_numpy(out.detach())
+        if values.ndim == 2 and are_probabilities(np.exp(values)):
+            # log-probabilities: a loss of them (-out[t]) and the family's (-log_softmax(out)[t])
+            # agree where the rows stay normalized, so the gradients are compared there, each
+            # row with its component along softmax(out) taken off
+            p = np.exp(values)
+            port, mean = (g - (np.sum(g * p, axis=1, keepdims=True) / np.sum(p * p, axis=1, keepdims=True)) * p
+                          for g in (port, mean))
+        for name, k in (("mean", 1), ("sum", n)):
+            ref = k * mean
+            tol = port_tolerance(ref, np.dtype(str(self.torch_dtype).replace("torch.", "")))
+            if np.all(np.abs(port - ref) <= tol.atol + tol.rtol * np.abs(ref)):
+                return name
+        return None
+
+    def _eps_values(self, scores, t, x=None):
         """``eps_losses`` of detached scores, as numbers (for fitting eps to a loss)."""
         torch = _torch()
         if scores is None:
             return {}
         scores = scores.detach()
         try:
-            fns = self.eps_losses(scores, t)
+            fns = self.eps_losses(scores, t, x)
         except PortSetupError:
             return {}
 
@@ -561,7 +621,7 @@ class TorchSide:
             found = torch.autograd.grad(loss, list(self.params.values()), allow_unused=True)
         out = {"scores": None, "loss": loss.item(),
                "losses": {k: (v if k == "probabilities" else v.item()) for k, v in losses.items()},
-               "eps_losses": self._eps_values(scores, t)}
+               "eps_losses": self._eps_values(scores, t, x)}
         return out, {k: None if g is None else to_numpy(g) for k, g in zip(self.params, found)}
 
     def outputs(self, x, t):
@@ -578,7 +638,10 @@ class TorchSide:
         return {"scores": None if scores is None else to_numpy(scores), "loss": float(loss),
                 "losses": None if losses is None else {
                     k: (v if k == "probabilities" else float(v)) for k, v in losses.items()},
-                "eps_losses": self._eps_values(scores, t)}
+                "eps_losses": self._eps_values(scores, t, x)}
+
+
+_UNREAD = object()
 
 
 def _dtype_names(named):
