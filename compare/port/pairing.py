@@ -240,6 +240,12 @@ def _in_order(keys, np_uses, t_uses, np_shapes, torch_shapes, linear_weights):
     for side, uses in ((0, np_uses), (1, t_uses)):
         for name, role in uses:
             groups.setdefault(keys(side, name, role), ([], []))[side].append(name)
+    return _zip_groups(groups, np_shapes, torch_shapes, linear_weights)
+
+
+def _zip_groups(groups, np_shapes, torch_shapes, linear_weights):
+    """Within each group ``(numpy names, torch names)``, the i-th with the i-th, in the NumPy
+    dict's order; None where a group's counts differ or a pair's shapes cannot hold each other."""
     twin = {}
     for mine, theirs in groups.values():
         if len(mine) != len(theirs):
@@ -323,16 +329,9 @@ def _pair_by_structure(np_shapes, torch_shapes, linear_weights):
     for side, shapes in ((0, np_shapes), (1, torch_shapes)):
         for name, shape in shapes.items():
             groups.setdefault(shape_group(shape), ([], []))[side].append(name)
-    if any(len(a) != len(b) or len(a) > 1 for a, b in groups.values()):
+    if any(len(a) > 1 for a, b in groups.values()):
         return None
-    twin = {}
-    for mine, theirs in groups.values():
-        for n_name, t_name in zip(mine, theirs):
-            pair = _pair_one(n_name, np_shapes[n_name], t_name, torch_shapes[t_name], linear_weights)
-            if pair is None:
-                return None
-            twin[n_name] = pair
-    return [twin[name] for name in np_shapes]
+    return _zip_groups(groups, np_shapes, torch_shapes, linear_weights)
 
 
 def _pair_by_map(np_shapes, torch_shapes, mapping):

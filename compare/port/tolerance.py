@@ -29,6 +29,7 @@ and its autograd) and allowed for in its own column, named, never folded into ``
 import numpy as np
 
 from ..parity import Tolerance, dtype_name, tolerance
+from .unit_axes import as_shape
 
 EXACT = Tolerance(0.0, 0.0, "parameters copied in are equal bit for bit")
 
@@ -41,6 +42,17 @@ def port_tolerance(expected, dtype):
     floor = np.finfo(name).tiny
     return Tolerance(rtol, max(rtol * scale, floor),
                      f"round-off in {name}: rtol {rtol:g}, atol rtol x max|expected|")
+
+
+def within(expected, actual, dtype):
+    """``actual`` equals ``expected`` within the port's tolerance for ``expected``, shapes
+    that differ only by axes of length 1 taken as the same."""
+    expected = np.asarray(expected, np.float64)
+    actual = np.asarray(as_shape(np.asarray(actual, np.float64), expected.shape))
+    if expected.shape != actual.shape:
+        return False
+    tol = port_tolerance(expected, dtype)
+    return bool(np.all(np.abs(actual - expected) <= tol.atol + tol.rtol * np.abs(expected)))
 
 
 def summed_tolerance(expected, dtype, terms):

@@ -414,20 +414,24 @@ class TorchSide:
                 return family
             if x is not None and self._reduction is _UNREAD:
                 self._reduction = self._model_reduction(x, t, family, scores, n)
-            k = {"sum": n, "mean": 1}.get(self._reduction, 1)
-            return family if k == 1 else {key: (lambda eps, f=f: k * f(eps)) for key, f in family.items()}
+            k = n if self._reduction == "sum" else 1
+        else:
+            k = self._value_reduction(family, scores, t, n)
+        return family if k == 1 else {key: (lambda eps, f=f: k * f(eps)) for key, f in family.items()}
+
+    def _value_reduction(self, family, scores, t, n):
+        """``n`` where the user's loss function at these scores is ``n`` times the family's
+        mean ``L(0)``, else 1."""
         torch = _torch()
         with torch.no_grad():
             try:
                 value = float(named_losses.apply(self.loss, scores.detach(), t))
             except PortSetupError:
-                return family
+                return 1
             mean = float(next(iter(family.values()))(0.0))
         # factors of 2 and more apart: a relative 1e-3 tells them apart, and no eps one
         # writes moves a loss that far
-        if n != 1 and mean and abs(value - n * mean) <= 1e-3 * abs(n * mean):
-            return {k: (lambda eps, f=f: n * f(eps)) for k, f in family.items()}
-        return family
+        return n if n != 1 and mean and abs(value - n * mean) <= 1e-3 * abs(n * mean) else 1
 
     def _model_reduction(self, x, t, family, scores, n):
         """``"sum"`` or ``"mean"``: how the port's own ``loss(x, t)`` reduces over the batch,

@@ -8,7 +8,7 @@ A layer call says the role of each argument (``F.linear``'s weight is a ``matrix
 bias a ``shift``; ``F.batch_norm``'s weight a ``scale``); an arithmetic call says it as
 NumPy's does (``x @ W``, ``+ b``, ``* gamma``), when it combines the parameter with data.
 """
-from .roles import MATRIX, OTHER, SCALE, SHIFT
+from .roles import MATRIX, OTHER, SCALE, SHIFT, flat
 
 # function name -> {argument position or keyword: role}
 LAYER_ARGUMENTS = {
@@ -37,14 +37,6 @@ VIEWS = {"t", "reshape", "view", "unsqueeze", "squeeze", "flatten", "contiguous"
          "expand_as", "to", "double", "float", "clone", "transpose", "permute", "view_as",
          "reshape_as", "detach"}
 ATTRIBUTE_VIEWS = {"T", "mT", "H", "data"}
-
-
-def _flat(values):
-    for value in values:
-        if isinstance(value, (list, tuple)):
-            yield from _flat(value)
-        else:
-            yield value
 
 
 class _Observer:
@@ -79,7 +71,7 @@ class _Observer:
                 value = kwargs[keyword] if keyword in kwargs else (args[i] if len(args) > i else None)
                 self.note(self.name(value), role)
             return out
-        values = list(_flat(list(args) + list(kwargs.values())))
+        values = list(flat(list(args) + list(kwargs.values())))
         names = [self.name(v) for v in values if self.name(v) is not None]
         data = [v for v in values if hasattr(v, "shape") and self.name(v) is None
                 and getattr(v, "numel", lambda: 0)() > 1]

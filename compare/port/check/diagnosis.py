@@ -22,7 +22,7 @@ from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..layers.dropout import pass_traps
 from ..pairing import numpy_layout
-from ..tolerance import port_tolerance
+from ..tolerance import port_tolerance, within
 from ..trace import OUT_IN, layout_text
 from ..unit_axes import as_shape
 from ..known.log_eps import eps_text
@@ -240,7 +240,7 @@ def _reproduced(run, out, grads, pairing):
                           {"params": run.np.params, "decays": run.decays})
     shift, _ = found.shift("loss")
     expected = np.asarray(run.np_loss, np.float64) + (0.0 if shift is None else shift)
-    if not _within(expected, out["loss"], run.dtype):
+    if not within(expected, out["loss"], run.dtype):
         return False
     if run.np_grads is None:
         return True
@@ -253,7 +253,7 @@ def _reproduced(run, out, grads, pairing):
     for name in run.np_grads:
         shift, _ = back.shift(("param", name))
         expected = np.asarray(run.np_grads[name], np.float64) + (0.0 if shift is None else shift)
-        if not _within(expected, grads[name], run.dtype):
+        if not within(expected, grads[name], run.dtype):
             return False
     return True
 
@@ -286,15 +286,6 @@ def _transposed_on_pass(run, rerun, reproduces):
         run.torch.load(run.pairing, run.np.params)
         run.torch.load_buffers(saved)
     return found
-
-
-def _within(expected, actual, dtype):
-    expected = np.asarray(expected, np.float64)
-    actual = np.asarray(as_shape(np.asarray(actual, np.float64), expected.shape))
-    if expected.shape != actual.shape:
-        return False
-    tol = port_tolerance(expected, dtype)
-    return bool(np.all(np.abs(actual - expected) <= tol.atol + tol.rtol * np.abs(expected)))
 
 
 def _setting_traps(run):

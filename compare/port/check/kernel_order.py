@@ -4,11 +4,8 @@ the port in turn, and one that reproduces the NumPy loss and gradients is named,
 ``--param-map`` that says it. The pairing chose by the shapes alone; the values decide."""
 from dataclasses import replace
 
-import numpy as np
-
 from ..pairing import inverse, numpy_layout
-from ..tolerance import port_tolerance
-from ..unit_axes import as_shape
+from ..tolerance import within
 
 AXES = "n_f", "c_in", "h", "w"  # torch's kernel axes
 
@@ -34,21 +31,13 @@ def kernel_order_traps(run):
 def _reproduces(run, pairing):
     run.torch.load(pairing, run.np.params)
     out, grads = run.torch.training_pass(run.tx, run.tt)
-    if not _within(run.np_loss, out["loss"], run.dtype):
+    if not within(run.np_loss, out["loss"], run.dtype):
         return False
     if run.np_grads is None:
         return True
     grads = numpy_layout(pairing, grads)
-    return all(grads[n] is not None and _within(run.np_grads[n], grads[n], run.dtype)
+    return all(grads[n] is not None and within(run.np_grads[n], grads[n], run.dtype)
                for n in run.np_grads)
-
-
-def _within(expected, actual, dtype):
-    expected = np.asarray(expected, np.float64)
-    actual = np.asarray(as_shape(np.asarray(actual, np.float64), expected.shape))
-    tol = port_tolerance(expected, dtype)
-    return expected.shape == actual.shape and bool(
-        np.all(np.abs(actual - expected) <= tol.atol + tol.rtol * np.abs(expected)))
 
 
 def _layout(pair):

@@ -20,7 +20,7 @@ from types import FunctionType, ModuleType
 
 import numpy as np
 
-from ..roles import MATRIX, OTHER, SCALE, SHIFT
+from ..roles import MATRIX, OTHER, SCALE, SHIFT, flat
 ROLES_OF_UFUNCS = {"matmul": MATRIX, "add": SHIFT, "subtract": SHIFT, "multiply": SCALE,
                    "divide": SCALE, "true_divide": SCALE}
 PRODUCTS = {"dot", "matmul", "inner", "tensordot", "einsum", "vdot", "convolve", "correlate"}
@@ -58,14 +58,6 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     return value
-
-
-def _flat(values):
-    for value in values:
-        if isinstance(value, (list, tuple)):
-            yield from _flat(value)
-        else:
-            yield value
 
 
 class _Watched(np.ndarray):
@@ -128,10 +120,10 @@ class _Watched(np.ndarray):
         first = args[0] if args else None
         if name in SHAPINGS and _named(first) and isinstance(result, np.ndarray):
             return _watched(result, first._use_name, first._use_watch)
-        watch = next((a._use_watch for a in _flat(list(args) + list(kwargs.values()))
+        watch = next((a._use_watch for a in flat(list(args) + list(kwargs.values()))
                       if isinstance(a, _Watched) and a._use_watch), None)
         if watch is not None:
-            watch.note(list(_flat(list(args) + list(kwargs.values()))),
+            watch.note(list(flat(list(args) + list(kwargs.values()))),
                        MATRIX if name in PRODUCTS else OTHER)
         return result
 
