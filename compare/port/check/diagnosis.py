@@ -53,7 +53,8 @@ def verdict(run):
         report.diagnosis, rejected = _diagnose(run, first, ctx)
         if not report.diagnosis:
             report.first_mismatch["unexplained"] = unexplained(first, rejected)
-    detail = "; ".join(filter(None, [_locate_forward(run, first, ctx), _settings(run, ctx)]))
+    made = f"{first.where} is made at {ctx['made']}" if "made" in ctx else None
+    detail = "; ".join(filter(None, [made, _locate_forward(run, first, ctx), _settings(run, ctx)]))
     if detail:
         report.first_mismatch["detail"] = detail
     return report
@@ -144,9 +145,10 @@ def _diagnose(run, row, ctx):
     if not traps:
         # each hypothesis applied to the rest of what was measured (loss, gradients): one
         # that does not reproduce it is dropped, with the reason
-        traps, rejected = verified(run, row, ctx, _traps(run, row, ctx) + known.traps(run, row, ctx)
-                                    + mode_trap(run, row, ctx))
-        if not traps and not _records(run, ctx)[0]:  # no layer row to test a kind's trap on
+        traps, rejected = verified(run, row, ctx, list(ctx.get("inside_traps", ())) + _traps(run, row, ctx)
+                                    + known.traps(run, row, ctx) + mode_trap(run, row, ctx))
+        # no layer object to test a kind's trap on: a row seen from inside has none either
+        if not traps and (not _records(run, ctx)[0] or "made" in ctx):
             traps = _pass_traps(run)  # each applied to the whole pass: verified as it is found
         if not traps:  # a kernel paired by a shape that fits two orders: the values decide
             traps = kernel_order_traps(run)

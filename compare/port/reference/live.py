@@ -30,6 +30,7 @@ import numpy as np
 from ..capture import book_layer_capture, layer_items, param_owners
 from ..copying import deep_copy
 from ..layer_functions import function_capture, has_layer_functions
+from .inside import existing_arrays, inside_capture
 from ..draws import DrawTape
 from ..layers import numpy_kind
 from ..layers.dropout import drop_probability, is_dropout_record
@@ -135,8 +136,12 @@ class NumpySide:
             return self.params
         return {k: v.T if v.ndim == 2 else v for k, v in self.params.items()}
 
-    def capture(self):
-        """The recording of one pass: the layer objects' calls, or the layer functions'."""
+    def capture(self, inside=False, x=None, t=None):
+        """The recording of one pass: the layer objects' calls, or the layer functions';
+        for a model with neither, with ``inside``, the arrays its own code makes
+        (``inside.py``)."""
+        if inside and not self.items and not self.functions:
+            return inside_capture(existing_arrays(self.inner, x, t))
         if self.functions:
             self.function_layers = {}
             return function_capture(self.inner, self.params, self.layout == "features-first",
@@ -256,7 +261,7 @@ class NumpySide:
         loss), then the loss alone, on the same draw, with the running statistics as one
         pass leaves them. Returns ``(capture, loss, gradients or None)``."""
         saved = self.buffers()
-        with self.capture() as capture:
+        with self.capture(inside=True, x=x, t=t) as capture:
             if self.has_gradient:
                 grads = self.gradient(x, t)
             else:

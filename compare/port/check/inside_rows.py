@@ -1,0 +1,201 @@
+"""Forward rows for a NumPy model without layers: the arrays its own code made
+(``reference/inside.py``) against the port's recorded layers.
+
+The NumPy side keeps what it keeps: a ``z1`` the port computes too, a ``mu`` it
+does not, an ``x @ W + b`` written inside a larger expression that no local holds.
+So arrays pair with the port's records only where their values agree, in order of
+execution (the longest such matching), and those rows pass by construction: they
+say how far the two passes go together. A NumPy array with no twin, or a torch
+record with none, is no failure.
+
+Where the port's output parts from the NumPy one, the pass is located: the torch
+records after the last one that agreed are the suspects, the NumPy arrays made after
+the last that agreed their twins. A layer kind's trap (``layers/``) or a skip
+connection (``residual``) that, rerun on the recorded layer, reproduces a NumPy array
+names the pair and the bug; else the row is the first suspect whose input agreed,
+against the first NumPy array of its shape. The row is added before the output's
+row, so it is the first mismatch, and it names the NumPy expression and the line that
+made it.
+"""
+import numpy as np
+
+from ..layers import Site, torch_kind
+from ..report import compare_arrays
+from ..tolerance import port_tolerance, within
+from ..unit_axes import same_values
+from .residual import residual_traps
+
+SUSPECTS = 8  # torch records after the last agreement tried against...
+TWINS = 16  # ...the NumPy arrays made after it
+
+
+def batch_first(run, array):
+    """A NumPy array as the port holds it: a features-first model's ``(features, batch)``
+    transposed."""
+    if getattr(run.np, "layout", None) == "features-first" and np.ndim(array) == 2:
+        return array.T
+    return array
+
+
+def _agree(run, a, b):
+    if a.output is None or b.output is None or not same_values(a.output.shape, b.output.shape):
+        return False
+    return within(a.output, b.output, run.dtype)
+
+
+def _matching(run, np_recs, t_recs):
+    """The longest order-keeping matching of arrays whose values agree."""
+    n, m = len(np_recs), len(t_recs)
+    agree = {}
+    for j, b in enumerate(t_recs):
+        for i, a in enumerate(np_recs):
+            if b.output is not None and a.output is not None and same_values(a.output.shape, b.output.shape):
+                agree[i, j] = _agree(run, a, b)
+    score = np.zeros((n + 1, m + 1), dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            score[i, j] = max(score[i + 1, j], score[i, j + 1],
+                              1 + score[i + 1, j + 1] if agree.get((i, j)) else 0)
+    pairs, i, j = [], 0, 0
+    while i < n and j < m:
+        if agree.get((i, j)) and score[i, j] == 1 + score[i + 1, j + 1]:
+            pairs.append((i, j))
+            i, j = i + 1, j + 1
+        elif score[i, j] == score[i + 1, j]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
+def _view(run, records):
+    """The records with their arrays batch first (copies of the records, the capture kept)."""
+    from dataclasses import replace
+    return [replace(r, output=batch_first(run, r.output)) for r in records]
+
+
+def inside_rows(run):
+    """The passing rows; keeps what the location needs in ``run.inside``."""
+    np_recs = _view(run, run.np_capture.records)
+    t_recs = run.t_capture.records
+    pairs = _matching(run, np_recs, t_recs)
+    run.inside = {"numpy": np_recs, "torch": t_recs, "pairs": pairs}
+    for i, j in pairs:
+        a, b = np_recs[i], t_recs[j]
+        run.add(compare_arrays("forward", a.key, b.key, a.output, b.output,
+                               port_tolerance(a.output, run.dtype)),
+                expected=a.output, actual=b.output, inputs=b.input, np_record=a, t_record=b,
+                made=a.made)
+    if pairs or run.np_capture.records:
+        kept = len(run.np_capture.records)
+        note = (f"the NumPy model has no layers: its forward pass is followed from inside, "
+                f"{kept} arrays its code made, {len(pairs)} of them paired by value with the "
+                f"port's {len(t_recs)} recorded layers")
+        if getattr(run.np_capture, "truncated", False):
+            note += " (the pass made more arrays than are followed: the rest are not)"
+        run.report.notes.append(note)
+
+
+def locate(run, output_row):
+    """Where the port's output parts (``output_row`` failed): the row of the first layer
+    that parts, inserted before ``output_row``; nothing when no layer can be told."""
+    inside = getattr(run, "inside", None)
+    if inside is None or output_row.passed:
+        return
+    np_recs, t_recs, pairs = inside["numpy"], inside["torch"], inside["pairs"]
+    last_np, last_t = pairs[-1] if pairs else (-1, -1)
+    suspects = list(range(last_t + 1, len(t_recs)))[:SUSPECTS]
+    twins = [i for i in range(last_np + 1, len(np_recs)) if np_recs[i].output is not None][:TWINS]
+    if not suspects or not twins:
+        return
+    found = _named(run, np_recs, t_recs, suspects, twins)
+    if found is None:
+        found = _first_suspect(run, np_recs, t_recs, suspects, twins)
+    if found is None:
+        return
+    i, j, traps = found
+    a, b = np_recs[i], t_recs[j]
+    tol = port_tolerance(a.output, run.dtype)
+    row = compare_arrays("forward", a.key, b.key, a.output, b.output, tol)
+    if row.passed:  # agrees after all: the output's row stays the first mismatch
+        return
+    checks = run.report.checks
+    run.add(row, expected=a.output, actual=b.output, inputs=b.input, np_record=a, t_record=b,
+            made=a.made, inside_traps=traps, np_records=np_recs)
+    checks.remove(row)
+    checks.insert(checks.index(output_row), row)
+
+
+def _site(run, a, b):
+    tol = port_tolerance(a.output, run.dtype)
+    params = {n: p.detach().cpu().numpy().astype(np.float64) for n, p in run.torch.params.items()} \
+        if hasattr(run.torch, "params") else None
+    site = Site(a, b, None, _module(run, b.key), dtype=run.dtype, rtol=tol.rtol, atol=tol.atol)
+    site.torch_params = params
+    return site
+
+
+def _module(run, key):
+    if run.torch.kind != "module":
+        return None
+    try:
+        return run.torch.model.get_submodule(key)
+    except (AttributeError, TypeError):
+        return None
+
+
+def _named(run, np_recs, t_recs, suspects, twins):
+    """The first (suspect, twin) where a kind's trap or a skip connection reproduces the
+    NumPy array."""
+    earlier = [r for r in np_recs[:twins[0]] if r.output is not None]
+    for j in suspects:
+        b = t_recs[j]
+        kind = torch_kind(b.kind)
+        source = _input_twin(run, np_recs, b) if b.input is not None else None
+        for i in twins:
+            a = np_recs[i]
+            if source is not None and i <= source:
+                continue
+            if a.output is None or b.output is None or np.ndim(a.output) != np.ndim(b.output):
+                continue
+            traps = []
+            if kind is not None:
+                try:
+                    traps = kind.traps(_site(run, a, b))
+                except Exception:  # a trap that cannot be tested on these records says nothing
+                    traps = []
+            if not traps:
+                traps = residual_traps(run, a, b, earlier + [np_recs[k] for k in twins if k < i])
+            if traps:
+                return i, j, traps
+    return None
+
+
+def _first_suspect(run, np_recs, t_recs, suspects, twins):
+    """The first suspect whose input agrees with an array the NumPy side made or was given,
+    against the first NumPy array after the last agreement that has its shape."""
+    for j in suspects:
+        b = t_recs[j]
+        if b.input is None or b.output is None:
+            continue
+        source = _input_twin(run, np_recs, b)
+        if source is None:
+            continue
+        for i in twins:
+            if i > source and same_values(np_recs[i].output.shape, b.output.shape):
+                return i, j, []
+        return None
+    return None
+
+
+def _input_twin(run, np_recs, b):
+    """The index of the last NumPy array equal to the torch record's input (-1: the batch),
+    or ``None``: the input agrees with nothing the NumPy side holds."""
+    for k in range(len(np_recs) - 1, -1, -1):
+        v = np_recs[k].output
+        if v is not None and same_values(v.shape, b.input.shape) and within(v, b.input, run.dtype):
+            return k
+    x = np.asarray(run.x)
+    if same_values(x.shape, b.input.shape) and within(x, b.input, run.dtype):
+        return -1
+    return None
