@@ -51,6 +51,12 @@ def verdict(run):
         report.diagnosis = list(wrong.entries)
     else:
         report.diagnosis, rejected = _diagnose(run, first, ctx)
+        output_row = ctx.get("output_row")
+        if not report.diagnosis and output_row is not None:
+            # a layer located from inside with no trap of its own: the hypotheses on the
+            # whole output (a mode, a head) may still name what made it part
+            report.diagnosis, more = _diagnose(run, output_row, run.context.get(id(output_row), {}))
+            rejected += more
         if not report.diagnosis:
             report.first_mismatch["unexplained"] = unexplained(first, rejected)
     made = f"{first.where} is made at {ctx['made']}" if "made" in ctx else None

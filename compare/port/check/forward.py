@@ -95,8 +95,10 @@ def _scores(run):
         run.predict_in_eval = True  # compared with the port in eval() (check_eval), not here
         _heads(run, run.np.predict(run.x), eval_scores)  # each side's head, in one mode
         return
+    # an array seen from inside is not known to be the scores: the last layer's record is
     np_scores = run.np.predict(run.x) if predicts else (
-        run.np_capture.records[-1].output if run.np_capture.records else None)
+        run.np_capture.records[-1].output
+        if run.np_capture.records and not getattr(run.np_capture, "inside", False) else None)
     if np_scores is None:
         return
     compare_scores(run, np_scores, t_scores)

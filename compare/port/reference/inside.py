@@ -168,7 +168,7 @@ def inside_capture(known):
         yield capture
     finally:
         sys.settrace(previous)
-        capture.records = follower.records
+        capture.records = unique_keys(follower.records)
         capture.inside = True
         capture.truncated = follower.full
 
