@@ -106,6 +106,24 @@ class TanhNet:
     def loss(self, x, t):
         return _cross_entropy(self.predict(x), t)
 
+    def gradient(self, x, t):
+        p, n = self.params, len(t)
+        z1 = x @ p["W1"] + p["b1"]
+        h1 = np.tanh(z1)
+        z2 = h1 @ p["W2"] + p["b2"]
+        h2 = np.tanh(z2)
+        scores = h2 @ p["W3"] + p["b3"]
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))
+        dscores = e / e.sum(axis=1, keepdims=True)
+        dscores[np.arange(n), t] -= 1
+        dscores /= n
+        dh2 = dscores @ p["W3"].T
+        dz2 = dh2 * (1 - h2 ** 2)
+        dh1 = dz2 @ p["W2"].T
+        dz1 = dh1 * (1 - h1 ** 2)
+        return {"W3": h2.T @ dscores, "b3": dscores.sum(axis=0), "W2": h1.T @ dz2,
+                "b2": dz2.sum(axis=0), "W1": x.T @ dz1, "b1": dz1.sum(axis=0)}
+
 
 class TanhPort(nn.Module):
     """``bug="relu"``: ``nn.ReLU`` where the model has tanh."""

@@ -18,7 +18,8 @@ from ..pairing import numpy_layout
 from ..report import Check, compare_arrays
 from ..targets import PortSetupError
 from ..layers import numpy_kind, torch_kind
-from ..tolerance import port_tolerance, summed_tolerance
+from .inside_rows import gradient_twins
+from ..tolerance import within, port_tolerance, summed_tolerance
 from .reference_gradient import check_reference_gradient
 from .state import np_layer
 
@@ -48,9 +49,15 @@ def _order(run):
     np_recs = run.np_capture.records
     t_recs = run.t_capture.records
     seen, order = set(), []
-    for i, j in reversed(run.layer_pairs):
-        order.append(("layer", i, j))
-        owned = list(np_recs[i].param_names)
+    inside = getattr(run, "inside", None)
+    pairs = inside["pairs"] if inside is not None else run.layer_pairs
+    twins = getattr(run, "gradient_twins", {})
+    for i, j in reversed(pairs):
+        if inside is None:
+            order.append(("layer", i, j))
+        elif j in twins:  # the NumPy gradient's own array at this layer's output
+            order.append(("inside", twins[j], j))
+        owned = list(np_recs[i].param_names) if inside is None else []
         torch_owned = set(t_recs[j].param_names)
         owned += [p.numpy for p in run.pairing if p.torch in torch_owned and p.numpy not in owned]
         for name in owned:
@@ -67,8 +74,19 @@ def _param_order(run):
 
 def _analytic(run, t_grads, found):
     np_recs, t_recs = run.np_capture.records, run.t_capture.records
+    run.gradient_twins = gradient_twins(run, found)
     for item in _order(run):
-        if item[0] == "layer":
+        if item[0] == "inside":
+            _, k, j = item
+            a, b = run.inside["numpy"][k], t_recs[j]
+            shift, shift_name = found.shift(("layer", j))
+            if shift is not None and within(a.output, b.grad_output, run.dtype):
+                shift = shift_name = None  # paired without it
+            run.add(compare_arrays("backward", a.key, f"{b.key} (output)", a.output, b.grad_output,
+                                   port_tolerance(a.output, run.dtype), shift=shift,
+                                   shift_name=shift_name),
+                    expected=a.output, actual=b.grad_output, made=a.made)
+        elif item[0] == "layer":
             _, i, j = item
             a, b = np_recs[i], t_recs[j]
             if a.grad_output is None or b.grad_output is None:

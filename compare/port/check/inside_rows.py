@@ -201,3 +201,32 @@ def _input_twin(run, np_recs, b):
     if same_values(x.shape, b.input.shape) and within(x, b.input, run.dtype):
         return -1
     return None
+
+
+def gradient_twins(run, found):
+    """``{torch index: NumPy index}``: for each layer the forward rows paired, the array of
+    the NumPy ``gradient`` (made after the forward arrays) that holds the gradient autograd
+    (or the port's own gradient) gives at that layer's output. Only values that agree, with
+    a known difference added where one applies there: a NumPy backprop that keeps no such
+    array, or computes it otherwise, leaves the layer without a backward row."""
+    inside = getattr(run, "inside", None)
+    if inside is None or not inside["pairs"]:
+        return {}
+    np_recs, t_recs, pairs = inside["numpy"], inside["torch"], inside["pairs"]
+    start = pairs[-1][0] + 1
+    taken, twins = set(), {}
+    for _, j in reversed(pairs):
+        g = t_recs[j].grad_output
+        if g is None:
+            continue
+        shift, _ = found.shift(("layer", j))
+        for k in range(start, len(np_recs)):
+            a = np_recs[k].output
+            if k in taken or a is None or not same_values(a.shape, g.shape):
+                continue
+            if within(a, g, run.dtype) or (shift is not None and np.shape(shift) == a.shape
+                                          and within(a + shift, g, run.dtype)):
+                twins[j] = k
+                taken.add(k)
+                break
+    return twins
