@@ -133,3 +133,23 @@ def test_a_square_weight_used_transposed_in_a_functional_port_is_located_and_nam
     assert report.first_mismatch["where"] == "r"
     assert "W_res.T" in report.first_mismatch["torch"]
     assert [d["code"] for d in report.diagnosis] == ["transpose"]
+
+
+# --- a convolution's padding, where no NumPy layer object holds one ---------------------------
+
+@pytest.mark.parametrize("head", ["mean", "flat"])
+def test_a_right_convolution_port_passes_with_rows_inside(head):
+    report = check_port(L.ConvNet(head), L.ConvPort(head, padding=1), *L.image_batch())
+    assert report.passed, report.to_text()
+
+
+@pytest.mark.parametrize("head", ["mean", "flat"], ids=["pass runs", "pass raises"])
+def test_a_padding_the_port_forgets_is_named_with_both_values(head):
+    # the mean over the image lets the port's pass run on; a flatten makes it raise at fc
+    report = check_port(L.ConvNet(head), L.ConvPort(head, padding=0), *L.image_batch())
+    assert not report.passed
+    assert report.first_mismatch["where"].startswith("z") and report.first_mismatch["torch"] == "conv"
+    (found,) = report.diagnosis
+    assert found["code"] == "padding"
+    assert found["numpy_padding"] == (1, 1) and tuple(found["torch_padding"]) == (0, 0)
+    assert "padding=1" in found["text"]

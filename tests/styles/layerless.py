@@ -141,3 +141,50 @@ class TanhPort(nn.Module):
 def batch(n=8, seed=0):
     rng = np.random.RandomState(seed)
     return rng.randn(n, D), rng.randint(0, C, n)
+
+
+def conv2d(x, W, b, pad):
+    """A convolution as learners write it without im2col: a window view and an einsum."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, W.shape[2:], axis=(2, 3))
+    return np.einsum("ncijkl,fckl->nfij", windows, W) + b[None, :, None, None]
+
+
+class ConvNet:
+    """``conv 3x3, pad 1 -> relu -> (mean over the image | flatten) -> fc``."""
+    C_IN, F_OUT, SIDE = 2, 4, 5
+
+    def __init__(self, head="mean", seed=2):
+        rng = np.random.RandomState(seed)
+        n_in = self.F_OUT if head == "mean" else self.F_OUT * self.SIDE ** 2
+        self.params = {"W1": rng.randn(self.F_OUT, self.C_IN, 3, 3) / 3, "b1": 0.1 * rng.randn(self.F_OUT),
+                       "W2": rng.randn(n_in, C) / np.sqrt(n_in), "b2": 0.1 * rng.randn(C)}
+        self.head = head
+
+    def predict(self, x):
+        p = self.params
+        z = conv2d(x, p["W1"], p["b1"], pad=1)
+        h = np.maximum(z, 0)
+        f = h.mean(axis=(2, 3)) if self.head == "mean" else h.reshape(len(x), -1)
+        return f @ p["W2"] + p["b2"]
+
+    def loss(self, x, t):
+        return _cross_entropy(self.predict(x), t)
+
+
+class ConvPort(nn.Module):
+    def __init__(self, head="mean", padding=1):
+        super().__init__()
+        n = ConvNet.F_OUT if head == "mean" else ConvNet.F_OUT * ConvNet.SIDE ** 2
+        self.conv = nn.Conv2d(ConvNet.C_IN, ConvNet.F_OUT, 3, padding=padding).double()
+        self.fc = nn.Linear(n, C).double()
+        self.head = head
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.fc(h.mean(dim=(2, 3)) if self.head == "mean" else h.flatten(1))
+
+
+def image_batch(n=4, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.randn(n, ConvNet.C_IN, ConvNet.SIDE, ConvNet.SIDE), rng.randint(0, C, n)

@@ -230,3 +230,34 @@ def gradient_twins(run, found):
                 taken.add(k)
                 break
     return twins
+
+
+def locate_blocked(run):
+    """Where the port's own pass raises on the batch (a convolution that pads otherwise
+    shrinks what the next layer takes): the layers it recorded before it raised, against
+    the NumPy arrays seen from inside; ``(row, traps)`` where a trap names the layer that
+    parts, else ``None``."""
+    if not getattr(getattr(run, "np_capture", None), "inside", False):
+        return None
+    import torch
+    from ..report import Check
+    with torch.no_grad(), run.torch._capture() as capture:
+        try:
+            run.torch.scores(run.tx)
+        except Exception:  # the error is the check's finding; the records before it are kept
+            pass
+    np_recs, t_recs = _view(run, run.np_capture.records), capture.records
+    pairs = _matching(run, np_recs, t_recs)
+    run.inside = {"numpy": np_recs, "torch": t_recs, "pairs": pairs}
+    last_np, last_t = pairs[-1] if pairs else (-1, -1)
+    suspects = list(range(last_t + 1, len(t_recs)))[:SUSPECTS]
+    twins = [i for i in range(last_np + 1, len(np_recs)) if np_recs[i].output is not None][:TWINS]
+    found = _named(run, np_recs, t_recs, suspects, twins) if suspects and twins else None
+    if found is None:
+        return None
+    i, j, traps = found
+    a, b = np_recs[i], t_recs[j]
+    row = Check("forward", a.key, b.key, passed=False,
+                problem=f"{b.key} computes something else than the NumPy {a.key} (made at "
+                        f"{a.made}), and the port's pass cannot go on after it")
+    return row, traps

@@ -161,6 +161,12 @@ class RunState:
             row, hypothesis = found
             self.blocked = (row, [hypothesis], why)
             return True
+        if not differ and phase == "forward":
+            from .inside_rows import locate_blocked  # a NumPy model without layers
+            located = locate_blocked(self)
+            if located is not None:
+                self.blocked = (located[0], located[1], str(error))
+                return True
         if not differ:
             # the NumPy model ran on this batch and the parameters paired and loaded; a port
             # whose own tensor arithmetic then fails on it (shapes that cannot multiply)

@@ -57,7 +57,12 @@ class Convolution(LayerKind):
         return found
 
     def traps(self, site):
-        if site.what != "output" or site.numpy_record.input is None:
+        if site.what != "output":
+            return []
+        if site.numpy_layer is None:  # an array seen from inside: the port's layer rerun
+            found = _padding_from_port(site)
+            return [] if found is None else [found]
+        if site.numpy_record.input is None:
             return []
         found = self._padding(site.numpy_record.key, site.numpy_layer, site.torch_record.key,
                               site.torch_module, np.asarray(site.numpy_record.input), site.expected)
@@ -108,6 +113,58 @@ class Convolution(LayerKind):
                 "text": f"{module_name} pads by {pad_t}, the NumPy {key} by {pad_n}: with the NumPy "
                         f"padding the port's convolution computes {key}'s output; give the port "
                         f"{fix}{shown})"}
+
+
+def _conv_of(site):
+    """``(weight, bias, stride, padding, dilation, groups)`` of the port's recorded convolution,
+    from its module or its traced call; ``None`` where they cannot be read."""
+    module, record = site.torch_module, site.torch_record
+    if module is not None and hasattr(module, "weight"):
+        weight = module.weight.detach().cpu().numpy().astype(np.float64)
+        bias = None if module.bias is None else module.bias.detach().cpu().numpy().astype(np.float64)
+        return weight, bias, module.stride, _pair(module.padding), module.dilation, module.groups
+    call, params = getattr(record, "call", None), getattr(site, "torch_params", None) or {}
+    values = [params[n] for n in record.param_names if n in params]
+    weights = [v for v in values if np.ndim(v) == 4]
+    if call is None or len(weights) != 1 or isinstance(call.padding[0], str):
+        return None
+    biases = [v for v in values if np.ndim(v) == 1]
+    return (weights[0], biases[0] if biases else None, call.stride, _pair(call.padding),
+            call.dilation, call.groups)
+
+
+def _padding_from_port(site):
+    """``padding`` where no NumPy layer object holds one: the port's convolution rerun on its
+    own input (which agreed with the NumPy side's) with each other padding up to the kernel's
+    size; the one that gives the NumPy array is the NumPy side's, and is named with the
+    port's."""
+    conv = _conv_of(site)
+    u, expected = site.torch_record.input, site.expected
+    if conv is None or u is None or np.ndim(u) != 4 or np.ndim(expected) != 4:
+        return None
+    weight, bias, stride, pad_t, dilation, groups = conv
+    import torch
+    import torch.nn.functional as F
+    x = torch.from_numpy(np.asarray(u, np.float64))
+    w = torch.from_numpy(weight)
+    b = None if bias is None else torch.from_numpy(bias.reshape(-1))
+    for p in range(max(weight.shape[2:]) + 1):
+        if (p, p) == pad_t:
+            continue
+        try:
+            with torch.no_grad():
+                out = F.conv2d(x, w, b, stride=stride, padding=p, dilation=dilation, groups=groups).numpy()
+        except Exception:  # a padding the layer cannot take tells nothing
+            continue
+        if out.shape == np.shape(expected) and site.close(expected, out):
+            shown = pad_t[0] if pad_t[0] == pad_t[1] else pad_t
+            fix = "nn.Conv2d(..., padding=" if site.torch_module is not None else "F.conv2d(x, ..., padding="
+            return {"code": "padding", "numpy_padding": (p, p), "torch_padding": pad_t,
+                    "text": f"{site.torch_record.key} pads by {shown}, the NumPy "
+                            f"{site.numpy_record.key} by {p}: with padding {p} the port's "
+                            f"convolution computes the NumPy {site.numpy_record.key}; give the "
+                            f"port {fix}{p})"}
+    return None
 
 
 KIND = Convolution("convolution", numpy_names=("Convolution", "Conv"),
