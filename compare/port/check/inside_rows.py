@@ -83,7 +83,7 @@ def inside_rows(run):
     for i, j in pairs:
         a, b = np_recs[i], t_recs[j]
         run.add(compare_arrays("forward", a.key, b.key, a.output, b.output,
-                               port_tolerance(a.output, run.dtype)),
+                               port_tolerance(a.output, run.dtype), note=f"made at {a.made}"),
                 expected=a.output, actual=b.output, inputs=b.input, np_record=a, t_record=b,
                 made=a.made)
     if pairs or run.np_capture.records:
@@ -116,7 +116,7 @@ def locate(run, output_row):
     i, j, traps = found
     a, b = np_recs[i], t_recs[j]
     tol = port_tolerance(a.output, run.dtype)
-    row = compare_arrays("forward", a.key, b.key, a.output, b.output, tol)
+    row = compare_arrays("forward", a.key, b.key, a.output, b.output, tol, note=f"made at {a.made}")
     if row.passed:  # agrees after all: the output's row stays the first mismatch
         return
     checks = run.report.checks
