@@ -168,3 +168,7 @@ def elu_net():
 
 def layer_norm_net():
     return LayerNet(Tanh(), norm_eps=1e-3)
+
+
+def batch_axis_norm_net():  # each feature normalised over the batch (axis 0), eps 1e-5
+    return LayerNet(Tanh(), norm_eps=1e-5, norm_axis=0)

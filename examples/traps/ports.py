@@ -70,3 +70,7 @@ def elu_default_alpha():  # nn.ELU's alpha 1.0 where the NumPy side's is 0.5
 
 def layer_norm_default_eps():  # nn.LayerNorm's default eps 1e-5 where the NumPy side's is 1e-3
     return sequential(nn.Tanh(), norm=nn.LayerNorm(12))
+
+
+def layer_norm_per_sample():  # F.layer_norm over each sample's features, torch's eps 1e-5
+    return FunctionalPort(torch.tanh, norm=lambda h, g, b: F.layer_norm(h, h.shape[-1:], g, b))

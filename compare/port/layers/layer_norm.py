@@ -135,11 +135,12 @@ def _fix(site, axes, eps, shape):
     ndim = len(shape)
     if axes and axes[-1] == ndim - 1 and axes == tuple(range(axes[0], ndim)):
         if site.torch_module is None:
-            return f"F.layer_norm(x, x.shape[{axes[0] - ndim}:], weight, bias, eps={eps:g})"
+            return f"write F.layer_norm(x, x.shape[{axes[0] - ndim}:], weight, bias, eps={eps:g})"
         sizes = shape[axes[0]:]
-        return f"nn.LayerNorm({sizes[0] if len(sizes) == 1 else tuple(sizes)}, eps={eps:g})"
-    return (f"normalise over {axes} as the NumPy side does (x.mean({axes}, keepdim=True), "
-            f"x.var({axes}, unbiased=False, keepdim=True), eps={eps:g})")
+        return f"write nn.LayerNorm({sizes[0] if len(sizes) == 1 else tuple(sizes)}, eps={eps:g})"
+    dims = axes[0] if len(axes) == 1 else axes
+    return (f"normalise over {'axis' if len(axes) == 1 else 'axes'} {dims} as the NumPy side does ((x - x.mean({dims}, keepdim=True)) / "
+            f"(x.var({dims}, unbiased=False, keepdim=True) + {eps:g}).sqrt())")
 
 
 def ln_trap(site):
@@ -177,13 +178,13 @@ def ln_trap(site):
     else:
         if eps_n != eps_t:
             parts.append(f"{t_key} normalises with eps={eps_t:g}, the NumPy {n_key} with eps={eps_n:g}")
-        fix = f"write {_fix(site, axes_n, eps_n, u.shape)}"
-        with_numpy = "with " + " and ".join(filter(None, [
+        fix = _fix(site, axes_n, eps_n, u.shape)
+        with_numpy = " and ".join(filter(None, [
             f"over {_axes_text(axes_n, u.ndim)}" if axes_n != axes_t else "",
-            f"eps={eps_n:g}" if eps_n != eps_t else ""]))
+            f"with eps={eps_n:g}" if eps_n != eps_t else ""]))
     return [{"code": "ln_eps", "numpy_eps": eps_n, "torch_eps": eps_t,
              "numpy_axes": list(axes_n), "torch_axes": list(axes_t),
-             "text": "; ".join(parts) + f": {with_numpy} the port's normalisation gives the "
+             "text": "; ".join(parts) + f": {with_numpy}, the port's normalisation gives the "
                                         f"NumPy output; {fix}"}]
 
 
