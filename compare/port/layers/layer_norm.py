@@ -58,7 +58,8 @@ def _port(site, ndim):
         bias = _np(params.get(names[1])) if len(names) > 1 else None
     eps = float(getattr(held, "eps", TORCH_EPS))
     if kind == "layernorm":
-        shape = tuple(getattr(held, "normalized_shape", None) or ())
+        shape = getattr(held, "normalized_shape", None) or ()
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)  # F.layer_norm(x, 12)
         if not shape or len(shape) > ndim:
             return None
         axes = tuple(range(ndim - len(shape), ndim))
