@@ -19,6 +19,9 @@ an ``add`` of a parameter (the bias) to its output     output the add's)
 ``F.max_pool*``, ``F.avg_pool*``                       ``MaxPool2d``, ``AvgPool2d``...
 ``softmax``, ``log_softmax``                           ``Softmax``, ``LogSoftmax``
 ``sigmoid``, ``tanh``                                  ``Sigmoid``, ``Tanh``
+``F.leaky_relu``, ``F.elu``, ``F.gelu``, ``F.selu``,   ``LeakyReLU``, ``ELU``, ``GELU``,
+``F.softplus``, ``F.silu``                             ``SELU``, ``Softplus``, ``SiLU``
+``F.layer_norm``                                       ``LayerNorm``
 ``F.batch_norm``                                       ``BatchNorm1d``/``BatchNorm2d``
 ``F.dropout``, ``F.dropout2d``                         ``Dropout``, ``Dropout2d``
 =====================================================  ==============================
@@ -58,6 +61,17 @@ class TracedRecord(LayerRecord):
     call: object = None
 
 
+class CallSettings:
+    """A functional call's settings as the torch module it stands for holds them
+    (``F.leaky_relu(x, 0.1)``'s ``negative_slope``, ``F.layer_norm``'s ``eps``), so a kind
+    reads a call and a module alike."""
+
+    def __init__(self, name, args, kwargs):
+        for i, setting, default in CALL_SETTINGS[name]:
+            value = _arg(args, kwargs, i, setting, default)
+            setattr(self, setting, tuple(value) if isinstance(value, (list, tuple)) else value)
+
+
 class ConvCall:
     """An ``F.conv2d`` call's settings as ``nn.Conv2d`` holds them (``stride``, ``padding``,
     ``dilation``, ``groups``), for what compares the settings of both sides."""
@@ -81,6 +95,17 @@ KINDS = {
     "softmax": "Softmax", "log_softmax": "LogSoftmax",
     "sigmoid": "Sigmoid", "tanh": "Tanh",
     "batch_norm": "BatchNorm", "dropout": "Dropout", "dropout2d": "Dropout2d",
+    "leaky_relu": "LeakyReLU", "leaky_relu_": "LeakyReLU", "elu": "ELU", "elu_": "ELU",
+    "gelu": "GELU", "selu": "SELU", "selu_": "SELU", "softplus": "Softplus", "silu": "SiLU",
+    "layer_norm": "LayerNorm",
+}
+# the settings a call of these keeps: (position, keyword, torch's default)
+CALL_SETTINGS = {
+    "leaky_relu": ((1, "negative_slope", 0.01),), "leaky_relu_": ((1, "negative_slope", 0.01),),
+    "elu": ((1, "alpha", 1.0),), "elu_": ((1, "alpha", 1.0),),
+    "gelu": ((1, "approximate", "none"),),
+    "softplus": ((1, "beta", 1.0), (2, "threshold", 20.0)),
+    "layer_norm": ((1, "normalized_shape", None), (4, "eps", 1e-5)),
 }
 MATMUL = {"matmul", "mm", "__matmul__", "__rmatmul__"}
 ADD = {"add", "__add__", "__radd__"}
@@ -221,6 +246,8 @@ class _Tracer:
         record, _ = self.add(key, kind, x_copy, out, params, layouts)
         if name == "conv2d" and not isinstance(_arg(args, kwargs, 4, "padding", 0), str):
             record.call = ConvCall(args, kwargs)
+        elif name in CALL_SETTINGS:
+            record.call = CallSettings(name, args, kwargs)
         return out
 
     def _params(self, name, args, kwargs):
@@ -229,6 +256,10 @@ class _Tracer:
             slots = ((0, "input"), (2, "mat2"))
         elif name == "batch_norm":
             slots = ((3, "weight"), (4, "bias"))
+        elif name == "layer_norm":
+            slots = ((2, "weight"), (3, "bias"))
+        elif name in CALL_SETTINGS or name in ("selu", "selu_", "silu"):
+            slots = ()  # an activation's second argument is a setting, not a weight
         else:
             slots = ((1, "weight"), (2, "bias"))
         params, layouts = [], {}

@@ -23,6 +23,7 @@ from ..layers import Site, numpy_kind, torch_kind
 from ..layers.dropout import pass_traps
 from ..pairing import numpy_layout
 from ..tolerance import port_tolerance, within
+from ..torch_side import to_numpy
 from ..trace import OUT_IN, layout_text
 from ..unit_axes import as_shape
 from ..known.log_eps import eps_text
@@ -96,7 +97,8 @@ def site_of(run, ctx, row):
     site = Site(a, b, np_layer(run.np, a.key), _module(run, b.key), mode=ctx.get("mode", "train"),
                 dtype=run.dtype, rtol=tol.rtol, atol=tol.atol, what=ctx.get("what", "output"),
                 tape=getattr(run.np, "tape", None),
-                torch_buffers=getattr(run, "torch_buffers_at_forward", None))
+                torch_buffers=getattr(run, "torch_buffers_at_forward", None),
+                torch_params={n: np.asarray(to_numpy(p), np.float64) for n, p in run.torch.params.items()})
     for key, value in ctx.get("site", {}).items():
         setattr(site, key, value)
     return kind, site
@@ -148,19 +150,23 @@ def _diagnose(run, row, ctx):
     # a double softmax, where it fits, explains the loss and the gradients, and a softmax
     # over the wrong axis the output: no other hypothesis is left anything to explain
     traps, rejected = output_head_traps(run, row, ctx), []
+    counterfactuals = _counterfactuals(run, row, ctx)
     if not traps:
         # each hypothesis applied to the rest of what was measured (loss, gradients): one
         # that does not reproduce it is dropped, with the reason
         traps, rejected = verified(run, row, ctx, list(ctx.get("inside_traps", ())) + _traps(run, row, ctx)
                                     + known.traps(run, row, ctx) + mode_trap(run, row, ctx))
-        # no layer object to test a kind's trap on: a row seen from inside has none either
-        if not traps and (not _records(run, ctx)[0] or "made" in ctx):
-            traps = _pass_traps(run)  # each applied to the whole pass: verified as it is found
+        if not traps and not counterfactuals:
+            # no layer row, or nothing at it (a row seen from inside has no layer object to
+            # rerun): the bug may lie between the rows (a square weight used transposed in an
+            # inline step no layer holds); each hypothesis is applied to the whole pass,
+            # verified as it is found
+            traps = _pass_traps(run)
         if not traps:  # a kernel paired by a shape that fits two orders: the values decide
             traps = kernel_order_traps(run)
         if row.phase == "forward" and not traps:
             traps = _setting_traps(run)  # reruns the layer with the NumPy setting
-    found += traps + _counterfactuals(run, row, ctx)
+    found += traps + counterfactuals
     expected, actual = ctx.get("expected"), ctx.get("actual")
     if expected is not None:
         actual = as_shape(actual, np.shape(expected))
@@ -284,12 +290,16 @@ def _transposed_on_pass(run, rerun, reproduces):
             except Exception:  # a pass that cannot be rerun so says nothing
                 continue
             if reproduces(loss, grads, pairing):
+                # the traced call that uses it, where there is one: the line of the port to change
+                how = next(filter(None, (layout_text(r, pair.torch, pair.numpy, pair.transposed)
+                                         for r in getattr(run.t_capture, "records", ()))), None)
                 found.append({"code": "transpose", "parameter": pair.numpy,
                               "text": f"the port computes with {pair.torch} transposed: a square "
                                       f"weight used without its transpose (with {pair.numpy} "
                                       f"loaded into {pair.torch} transposed, the port's pass gives "
-                                      f"the NumPy loss and gradients); use it in the forward pass "
-                                      f"in the layout it is held in"})
+                                      f"the NumPy loss and gradients); "
+                                      + (how or "use it in the forward pass in the layout it is "
+                                                "held in")})
     finally:
         run.torch.load(run.pairing, run.np.params)
         run.torch.load_buffers(saved)

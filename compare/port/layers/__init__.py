@@ -4,24 +4,29 @@
 file               kind
 =================  ===========================================================
 ``affine.py``      the book's ``Affine`` / ``nn.Linear``, ``F.linear``, ``x @ W + b``;
-                   the flatten before it (``flatten_order``)
+                   the flatten before it (``flatten_order``); a square weight
+                   used in the other layout (``transpose``)
 ``convolution.py`` im2col ``Convolution`` / ``nn.Conv2d``, ``F.conv2d``
 ``pooling.py``     ``Pooling`` / ``nn.MaxPool2d``, ``nn.AvgPool2d``
 ``batch_norm.py``  ``BatchNormalization`` / ``nn.BatchNorm1d``, ``nn.BatchNorm2d``
                    (``bn_eps``, ``bn_momentum``, ``bn_per_channel``, ``bn_unbiased_var``)
 ``dropout.py``     ``Dropout`` / ``nn.Dropout``, ``F.dropout`` (``inverted_dropout``)
-``activations.py`` ``Relu``, ``Sigmoid``, ``Tanh``
+``activations.py`` ``Relu``, ``LeakyRelu``, ``Elu``, ``Selu``, ``Gelu``, ``Softplus``,
+                   ``Silu``, ``Sigmoid``, ``Tanh`` / their ``nn`` modules and ``F``
+                   calls (``activation``: the function or its setting differs)
+``layer_norm.py``  ``LayerNorm`` / ``nn.LayerNorm``, ``F.layer_norm`` (``ln_eps``:
+                   the eps, the axes, or where the eps is added differ)
 ``softmax_loss.py`` ``SoftmaxWithLoss`` / ``F.cross_entropy``
 =================  ===========================================================
 
 ``base.py`` says what a kind holds. Adding a kind is adding a file here, its
 ``KIND`` to ``KINDS`` below, and its tests.
 """
-from . import activations, affine, batch_norm, convolution, dropout, pooling, softmax_loss
+from . import activations, affine, batch_norm, convolution, dropout, layer_norm, pooling, softmax_loss
 from .base import LayerKind, Site, norm_name
 
-KINDS = (affine.KIND, convolution.KIND, pooling.KIND, batch_norm.KIND, dropout.KIND,
-         *activations.KINDS, softmax_loss.KIND)
+KINDS = (affine.KIND, convolution.KIND, pooling.KIND, batch_norm.KIND, layer_norm.KIND,
+         dropout.KIND, *activations.KINDS, softmax_loss.KIND)
 
 
 def numpy_kind(class_name):

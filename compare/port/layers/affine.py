@@ -6,12 +6,22 @@ order (``x.reshape(N, -1)``); a port that flattens channels-last
 (``x.permute(0, 2, 3, 1).reshape(N, -1)``, the TensorFlow habit) feeds the
 same numbers in another order. Trap ``flatten_order``: the torch layer's
 input is a permutation of the NumPy layer's, flattened.
+
+Trap ``transpose``: a square weight runs in either layout, so the shapes cannot
+show one used without its transpose (``h @ W.T`` where the NumPy side computes
+``h @ W``). The port's affine layer (``nn.Linear``, or a traced call with the
+layout it uses its weight in), rerun on the layer's input with the port's own
+weight, must give the port's output; rerun with the weight in the other layout,
+the NumPy output. Tested where no NumPy layer object is at hand (a row read off
+the NumPy forward's locals); with one, the diagnosis reruns the NumPy layer with
+its weight transposed instead (``check.diagnosis``'s counterfactuals).
 """
 import itertools
 
 import numpy as np
 
-from .base import LayerKind, summed_scale
+from ..trace import IN_OUT, OUT_IN
+from .base import LayerKind, summed_scale, torch_shown
 
 AXES = {3: "CHW", 4: "CHW", 5: "CDHW"}
 
@@ -32,6 +42,38 @@ class Affine(LayerKind):
         return None
 
     def traps(self, site):
+        return self._flatten_order(site) or self._transposed(site)
+
+    def _transposed(self, site):
+        if site.what != "output" or site.numpy_layer is not None or site.input is None:
+            return []
+        weight_name, used, weight, bias = _weight_in_use(site)
+        if weight is None or weight.ndim != 2 or weight.shape[0] != weight.shape[1]:
+            return []
+        u = np.asarray(site.input, np.float64)
+        if u.ndim < 2 or u.shape[-1] != weight.shape[0]:
+            return []
+
+        def affine(layout):  # x @ W for (in, out), x @ W.T for (out, in)
+            out = u @ (weight if layout == IN_OUT else weight.T)
+            return out if bias is None else out + bias
+        other = OUT_IN if used == IN_OUT else IN_OUT
+        if not site.close(site.actual, affine(used)) or not site.close(site.expected, affine(other)):
+            return []
+        t_key, n_key = torch_shown(site), site.numpy_record.key
+        if site.torch_module is not None:  # nn.Linear: its use is fixed, the loading is not
+            text = (f"{t_key} computes the NumPy {n_key} with {weight_name} transposed: a square "
+                    f"weight loaded in the other layout (nn.Linear holds (out, in)); the NumPy "
+                    f"weight is (in, out): pair it transposed (--param-map NUMPY={weight_name}.T)")
+        else:
+            fix = (f"x @ {weight_name}.T, or F.linear(x, {weight_name}, bias)" if other == OUT_IN
+                   else f"x @ {weight_name}, or F.linear(x, {weight_name}.T, bias)")
+            text = (f"{t_key} uses {weight_name} as an {used} matrix; used as an {other} matrix it "
+                    f"gives the NumPy {n_key}: a square weight used without its transpose (the "
+                    f"shapes cannot show it); write {fix}")
+        return [{"code": "transpose", "parameter": weight_name, "text": text}]
+
+    def _flatten_order(self, site):
         x_np, x_t = site.numpy_record.input, site.torch_record.input
         if x_np is None or x_t is None or np.ndim(x_np) < 3 or np.ndim(x_t) != 2 \
                 or np.size(x_np) != np.size(x_t):
@@ -57,3 +99,27 @@ class Affine(LayerKind):
 
 KIND = Affine("affine", numpy_names=("Affine", "Dense", "Linear", "FullyConnected"),
               torch_modules=("Linear", "LazyLinear"), torch_functions=("linear", "matmul", "addmm"))
+
+
+def _weight_in_use(site):
+    """``(name, layout, weight, bias)`` of the port's affine layer: ``nn.Linear``'s own, or a
+    traced call's weight in the layout it uses it and its other parameter, the bias; the
+    port's values as loaded. ``(None,) * 4`` where there is no weight to rerun."""
+    module = site.torch_module
+    if module is not None:
+        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+        if weight is None or not hasattr(weight, "detach"):
+            return (None,) * 4
+        as_array = lambda t: None if t is None else np.asarray(t.detach().cpu().numpy(), np.float64)
+        return f"{site.torch_record.key}.weight", OUT_IN, as_array(weight), as_array(bias)
+    layouts = getattr(site.torch_record, "layouts", None) or {}
+    params = site.torch_params or {}
+    if len(layouts) != 1:
+        return (None,) * 4
+    name, layout = next(iter(layouts.items()))
+    others = [n for n in site.torch_record.param_names if n != name]
+    if name not in params or len(others) > 1:
+        return (None,) * 4
+    bias = params.get(others[0]) if others else None
+    return name, layout, np.asarray(params[name], np.float64), \
+        None if bias is None else np.asarray(bias, np.float64)

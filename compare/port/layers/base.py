@@ -57,10 +57,21 @@ class Site:
     carried: object = 0.0
     tape: object = None  # the run's draws, so a layer rerun in training mode draws the same
     torch_buffers: dict = None  # the port's buffers as the training-mode passes found them
+    # the port's parameters (name -> float64 array), as loaded from the NumPy side: a kind's
+    # trap reruns the port's own layer with them where no NumPy layer object is at hand
+    torch_params: dict = None
 
     @property
     def expected(self):
         return self.numpy_record.output
+
+    @property
+    def input(self):
+        """The layer's input: the NumPy record's, else the port's (a row read off the NumPy
+        forward's locals records no input; the port's agreed with the NumPy side up to the
+        row, and a hypothesis fitted on it must still reproduce the NumPy output)."""
+        x = self.numpy_record.input
+        return self.torch_record.input if x is None else x
 
     @property
     def actual(self):
@@ -146,6 +157,15 @@ def summed_scale(g, axes, factor=None):
     f = 1.0 if factor is None else np.abs(np.asarray(factor, dtype=np.float64))
     count = int(np.prod([g.shape[a] for a in axes])) if axes else 1
     return float(count * g.max() * np.max(f) + np.max((g * f).sum(axis=axes)))
+
+
+def torch_shown(site):
+    """The port's layer as a trap's text names it: a module with its class (``1
+    (nn.ELU)``), a traced call as the port wrote it (``F.leaky_relu#1``)."""
+    module = site.torch_module
+    if module is None or type(module).__module__.split(".")[0] != "torch":
+        return site.torch_record.key
+    return f"{site.torch_record.key} (nn.{type(module).__name__})"
 
 
 def attribute(obj, *names, default=None):
