@@ -89,17 +89,33 @@ def test_the_predict_path_is_followed_where_the_model_has_no_gradient(dtype):
 
 # --- wrong ports are located at their layer ------------------------------------------------------
 
-def test_relu_for_tanh_is_located_at_the_activation():
+def test_relu_for_tanh_is_located_at_the_activation_and_named():
     report = check_port(L.TanhNet(), L.TanhPort("relu"), *L.batch())
     assert not report.passed
     assert (report.first_mismatch["where"], report.first_mismatch["torch"]) == ("h1", "act")
     assert "np.tanh(z1)" in report.first_mismatch["detail"]
+    (found,) = report.diagnosis
+    assert found["code"] == "activation" and "tanh" in found["text"] and "relu" in found["text"]
 
 
-def test_a_leaky_slope_is_located_at_the_activation():
-    report = check_port(L.ResidualNet(), L.ResidualPort("slope"), *L.batch())
+@pytest.mark.parametrize("port, torch_name", [(L.ResidualPort, "act"),
+                                              (L.ResidualFunctional, "F.leaky_relu#1")],
+                         ids=["nn.LeakyReLU()", "F.leaky_relu(h)"])
+def test_a_leaky_slope_left_at_its_default_is_located_and_named_with_both_slopes(port, torch_name):
+    report = check_port(L.ResidualNet(), port("slope"), *L.batch())
     assert not report.passed
-    assert (report.first_mismatch["where"], report.first_mismatch["torch"]) == ("h", "act")
+    assert (report.first_mismatch["where"], report.first_mismatch["torch"]) == ("h", torch_name)
+    (found,) = report.diagnosis
+    assert found["code"] == "activation"
+    assert "0.01" in found["text"] and "0.1" in found["text"]
+
+
+def test_a_layer_norm_eps_is_located_and_named_with_both_values():
+    report = check_port(L.ResidualNet(), L.ResidualPort("ln_eps"), *L.batch())
+    assert not report.passed
+    assert (report.first_mismatch["where"], report.first_mismatch["torch"]) == ("ln", "ln")
+    (found,) = report.diagnosis
+    assert found["code"] == "ln_eps" and "0.001" in found["text"] and "1e-05" in found["text"]
 
 
 def test_a_forgotten_skip_connection_is_named_residual():

@@ -147,7 +147,8 @@ def test_batch_norm_module_for_a_layer_norm_names_the_axes(batch):
 def test_square_weight_used_transposed_in_a_layerless_functional_port(batch):
     report = check(residual_numpy.ResidualNet(SIZES[0], 6, SIZES[2]),
                    residual_port.ResidualPort(SIZES[0], 6, SIZES[2], transposed=True), batch)
-    at(report, "predict", "forward")
+    # located from inside the NumPy forward, at the array the weight makes
+    at(report, "q", "x @ W_res.T + b_res")
     d = only(report, "transpose")
     assert d["parameter"] == "W_res"
     assert "x @ W_res.T + b_res uses W_res as an (out, in) matrix" in d["text"]
