@@ -12,6 +12,7 @@ was left out. Run from the project root, as the pages' commands are written:
 
     python docs/make_outputs.py            # rewrite the pages
     python docs/make_outputs.py --check    # exit 1 if a page's verdicts are stale
+    python docs/make_outputs.py README.md  # only the pages named
 
 Commands run as the pages show them, with ``--no-progress`` added to ``compare``
 commands (a progress bar is no output to quote), a ``--report`` folder and the files
@@ -138,8 +139,11 @@ def quoted(page):
 
 def main(argv):
     check = "--check" in argv
+    named = [a for a in argv if not a.startswith("--")]
     stale = 0
     for page in PAGES:
+        if named and not any(page == (ROOT / n).resolve() for n in named):
+            continue
         wanted = {(full, command) for _, full, command in markers(page.read_text())}
         if not wanted:
             continue
