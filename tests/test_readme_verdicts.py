@@ -1,71 +1,117 @@
-"""Every `compare port` output quoted in the README: its verdict line matches a fresh run.
+"""Every command output quoted in README.md and docs/*.md: its verdict lines match a fresh run.
 
-The README shows what a user will see; a change in the checker that turns one of those
-verdicts (a PASS into a FAIL, or another place or cause) must show up here, not in a
-user's terminal. The time at the end of a verdict line is the machine's and is left out.
+The pages show what a user will see; a change in the checker that turns one of those
+verdicts (a PASS into a FAIL, another place or another cause) must show up here, not in
+a user's terminal. Each quoted output follows a marker that names its command, and
+``docs/make_outputs.py`` writes it; the verdict lines (``PASS:``, ``FAIL:``, ``first
+mismatch:``, each ``[code]`` under ``likely cause:``) are compared, the machine's timing
+at the end of a verdict left out.
 """
+import importlib.util
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-VERDICT = ("PASS", "FAIL")
 
 
-def quoted_commands(text):
-    """``(command, verdict line)`` for each ``$ python -m compare port ...`` in a fenced block
-    whose output shows a verdict."""
-    found = []
-    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
-        lines = block.splitlines()
-        i = 0
-        while i < len(lines):
-            if not lines[i].startswith("$ python -m compare port"):
-                i += 1
-                continue
-            command = lines[i][2:]
-            while command.endswith("\\"):
-                i += 1
-                command = command[:-1] + " " + lines[i].strip()
-            j = i + 1
-            while j < len(lines) and not lines[j].startswith("$ "):
-                j += 1
-            verdicts = [line for line in lines[i + 1:j] if line.startswith(VERDICT)]
-            if verdicts:
-                found.append((command, verdicts[-1]))
-            i = j
-    return found
+def _load_make_outputs():
+    spec = importlib.util.spec_from_file_location("make_outputs", ROOT / "docs" / "make_outputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def without_time(line):
-    return re.sub(r" \[[\d.]+ s\]$", "", line.strip())
+make_outputs = _load_make_outputs()
+MARKERS = make_outputs.all_markers()
+QUOTED = {(page, full, command): lines for page in make_outputs.PAGES
+          for (full, command), lines in make_outputs.quoted(page).items()}
 
 
-COMMANDS = quoted_commands((ROOT / "README.md").read_text())
+def _ids(markers):
+    return [f"{page.name}:{command[len('python -m '):][:80]}" for page, _, command in markers]
 
 
-def test_the_readme_quotes_verdicts():
-    assert len(COMMANDS) >= 15  # the parser still finds the README's examples
+def test_the_pages_quote_their_outputs():
+    # counted so that a broken parser cannot pass on nothing: the README's first check
+    # (a pass, a fail), the guide's runs, one per cause in the trap catalogue, the fixture
+    per_page = {page.name: sum(1 for p, _, _ in MARKERS if p == page) for page in make_outputs.PAGES}
+    assert per_page["README.md"] == 2
+    assert per_page["port-guide.md"] == 12
+    assert per_page["traps.md"] == 23
+    assert per_page["python-api.md"] == 1
+    assert len(MARKERS) == 38
+
+
+def test_the_readme_reaches_a_first_pass_within_60_lines():
+    head = (ROOT / "README.md").read_text().splitlines()[:60]
+    assert 'pip install -e ".[dev]"' in head  # what CI installs (.ci/run)
+    assert any(line.startswith("PASS:") for line in head)
+    assert any(line.startswith("FAIL:") and "likely:" in line for line in head)
+    assert "## What it finds" in head
+
+
+def test_every_quoted_output_has_its_verdict():
+    for key, lines in QUOTED.items():
+        assert make_outputs.verdict_lines(lines), f"{key[0].name}: no verdict quoted for {key[2]}"
+
+
+def test_every_cause_in_the_catalogue_is_shown_by_its_own_command():
+    traps = (ROOT / "docs" / "traps.md").read_text()
+    causes = traps.split("## The causes")[1].split("\n## ")[0]
+    for section in re.split(r"\n### ", causes)[1:]:
+        code = section.split("`")[1]
+        quoted = [line for line in section.splitlines() if line.strip().startswith(f"[{code}]")]
+        assert quoted, f"traps.md: {code} has no quoted [{code}] line"
+
+
+def test_no_output_is_quoted_without_its_marker():
+    # a "$ python -m ..." line in a fenced block is a quoted run; each must be rewritten
+    # by docs/make_outputs.py, so each must sit right under its marker
+    for page in make_outputs.PAGES:
+        lines = page.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("$ python -m"):
+                assert i >= 2 and make_outputs.MARKER.match(lines[i - 2].strip()), \
+                    f"{page.name}:{i + 1}: {line[:80]} has no output marker"
+
+
+def test_the_timing_is_left_out_of_the_comparison():
+    assert make_outputs.verdict_lines(["PASS: the port agrees (16 checks) [1.3 s]"]) == \
+        make_outputs.verdict_lines(["PASS: the port agrees (16 checks) [12.0 s]"]) == \
+        ["PASS: the port agrees (16 checks)"]
+
+
+def _scripts():
+    text = (ROOT / "pyproject.toml").read_text()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10 has no tomllib: the section's `name = "value"` lines
+        section = text.split("[project.scripts]")[1].split("\n[")[0]
+        return dict(re.findall(r'^([\w-]+) = "([^"]+)"', section, re.M))
+    return tomllib.loads(text)["project"]["scripts"]
+
+
+def test_both_commands_are_declared_and_importable():
+    scripts = _scripts()
+    assert scripts["check-torch-port"] == "compare.cli:port_main"
+    assert scripts["dlfs-compare"] == "compare.cli:main"
+    from compare import cli
+    assert callable(cli.main) and callable(cli.port_main)
+
+
+def test_check_torch_port_is_the_port_subcommand(monkeypatch):
+    from compare import cli
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda argv=None: seen.append(argv) or 0)
+    assert cli.port_main(["a.py:net", "b.py:port", "--steps", "3"]) == 0
+    assert seen == [["port", "a.py:net", "b.py:port", "--steps", "3"]]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command, verdict", COMMANDS, ids=[c[:90] for c, _ in COMMANDS])
-def test_a_quoted_verdict_matches_a_fresh_run(command, verdict, tmp_path):
-    if "own.npz" in command:  # the README says where the file comes from
-        sys.path.insert(0, str(ROOT))
-        try:
-            from tests.courses.regression import write_npz
-        finally:
-            sys.path.remove(str(ROOT))
-        write_npz(tmp_path / "own.npz")
-        command = command.replace("own.npz", str(tmp_path / "own.npz"))
-    command = re.sub(r"--report \S+", f"--report {tmp_path / 'report'}", command)
-    command = command.replace("python -m", f"{sys.executable} -m", 1)
-    run = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
-    got = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith(VERDICT)]
-    assert got, run.stderr
-    assert without_time(got[-1]) == without_time(verdict)
+@pytest.mark.parametrize("page, full, command", MARKERS, ids=_ids(MARKERS))
+def test_a_quoted_verdict_matches_a_fresh_run(page, full, command):
+    fresh = make_outputs.shown(make_outputs.run(command, timeout=300), full)
+    assert make_outputs.verdict_lines(QUOTED[(page, full, command)]) == \
+        make_outputs.verdict_lines(fresh)

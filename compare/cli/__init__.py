@@ -15,6 +15,7 @@ command cannot run (a bad argument, no CUDA, no data), with one line on
 stderr and no traceback.
 """
 import argparse
+import sys
 import time
 
 from . import ch4, port
@@ -47,3 +48,9 @@ def main(argv=None):
         return refuse(args.command, exc)
     print(f"{verdict} [{time.perf_counter() - start:.1f} s]")
     return OK if ok else FAILED
+
+
+def port_main(argv=None):
+    """``check-torch-port NUMPY TORCH [options]``: the installed command named for the port
+    check, the same as ``python -m compare port NUMPY TORCH [options]``."""
+    return main(["port", *(sys.argv[1:] if argv is None else argv)])
