@@ -40,8 +40,9 @@ def check_forward(run):
         inside_rows(run)
         before = len(run.report.checks)
         _scores(run)
-        if len(run.report.checks) > before:
-            locate(run, run.report.checks[before])
+        run.inside["output_row"] = run.report.checks[before] if len(run.report.checks) > before else None
+        if run.inside["output_row"] is not None:
+            locate(run, run.inside["output_row"])
         return
     np_recs, t_recs = run.np_capture.records, run.t_capture.records
     run.layer_pairs, left_np, left_t = align(np_recs, t_recs)

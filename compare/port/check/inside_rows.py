@@ -96,9 +96,11 @@ def inside_rows(run):
         run.report.notes.append(note)
 
 
-def locate(run, output_row):
+def locate(run, output_row, named_only=False):
     """Where the port's output parts (``output_row`` failed): the row of the first layer
-    that parts, inserted before ``output_row``; nothing when no layer can be told."""
+    that parts, inserted before ``output_row``; nothing when no layer can be told.
+    ``named_only``: at the loss, where no scores were compared (a loss may part for
+    reasons of its own), only a layer a trap names."""
     inside = getattr(run, "inside", None)
     if inside is None or output_row.passed:
         return
@@ -109,7 +111,7 @@ def locate(run, output_row):
     if not suspects or not twins:
         return
     found = _named(run, np_recs, t_recs, suspects, twins)
-    if found is None:
+    if found is None and not named_only:
         found = _first_suspect(run, np_recs, t_recs, suspects, twins)
     if found is None:
         return
@@ -148,13 +150,18 @@ def _named(run, np_recs, t_recs, suspects, twins):
     """The first (suspect, twin) where a kind's trap or a skip connection reproduces the
     NumPy array."""
     earlier = [r for r in np_recs[:twins[0]] if r.output is not None]
+    pairs = getattr(run, "inside", {}).get("pairs") or []
+    last_np, last_t = pairs[-1] if pairs else (None, None)
     for j in suspects:
         b = t_recs[j]
         kind = torch_kind(b.kind)
         source = _input_twin(run, np_recs, b) if b.input is not None else None
-        for i in twins:
+        # a layer computed twice (an nn.Linear called, then its weight used raw): the array
+        # the first call agreed with is the second's twin too
+        again = [last_np] if last_t is not None and kind is not None and kind is torch_kind(t_recs[last_t].kind) else []
+        for i in again + twins:
             a = np_recs[i]
-            if source is not None and i <= source:
+            if source is not None and i <= source and i not in again:
                 continue
             if a.output is None or b.output is None or np.ndim(a.output) != np.ndim(b.output):
                 continue

@@ -9,6 +9,7 @@ from ..known.log_eps import has_references
 from ..losses import loss_scales
 from ..report import compare_arrays
 from ..tolerance import port_tolerance
+from .inside_rows import locate
 
 
 def check_loss(run):
@@ -23,3 +24,7 @@ def check_loss(run):
     run.add(compare_arrays("loss", "loss", run.torch.loss_name, np_loss, t_loss,
                            port_tolerance(np_loss, run.dtype), shift=shift, shift_name=shift_name),
             expected=np_loss, actual=t_loss, known=found.hint("loss"))
+    inside = getattr(run, "inside", None)
+    if inside is not None and inside.get("output_row") is None:
+        # a NumPy model without layers or predict: the loss is its first output compared
+        locate(run, run.report.checks[-1], named_only=True)

@@ -63,6 +63,13 @@ def per_channel(x, weight, bias, eps):
         + np.asarray(bias, np.float64).reshape(shape)
 
 
+class _Seen:
+    """A record's input and output, where the input is the port's that agreed."""
+
+    def __init__(self, input, output):
+        self.input, self.output = input, output
+
+
 def numpy_eps(record, gamma, beta):
     """The eps the NumPy layer used, read back from its training-mode output."""
     if record.input is None or record.output is None or gamma is None or beta is None:
@@ -115,6 +122,10 @@ class BatchNorm(LayerKind):
 
     def _gamma_beta(self, site):
         layer = site.numpy_layer
+        if layer is None and site.torch_module is not None:
+            # an array seen from inside: the port's weight and bias hold the NumPy values
+            w, b = attribute(site.torch_module, "weight"), attribute(site.torch_module, "bias")
+            return (None, None) if w is None or b is None else (_np(w), _np(b))
         return attribute(layer, "gamma"), attribute(layer, "beta")
 
     def traps(self, site):
@@ -122,7 +133,7 @@ class BatchNorm(LayerKind):
             return self._buffer_traps(site)
         found = []
         module = site.torch_module
-        x = site.numpy_record.input
+        x = site.input
         gamma, beta = self._gamma_beta(site)
         eps_t = attribute(module, "eps")
         if x is not None and module is not None and "2d" in type(module).__name__ and np.ndim(x) == 4:
@@ -131,13 +142,18 @@ class BatchNorm(LayerKind):
                 found.append(per_channel_hypothesis(site.numpy_record.key, site.torch_record.key,
                                                     x.shape))
         if x is not None and eps_t is not None and gamma is not None:
-            eps_n = numpy_eps(site.numpy_record, gamma, beta) if site.mode == "train" else None
+            eps_n = numpy_eps(_Seen(x, site.expected), gamma, beta) if site.mode == "train" else None
             if site.mode == "train":
                 candidate = normalise(x, gamma, beta, float(eps_t))
             else:
                 mean, var = attribute(site.numpy_layer, "running_mean"), attribute(site.numpy_layer, "running_var")
                 candidate = None if mean is None else normalise(x, gamma, beta, float(eps_t), mean, var)
-            if candidate is not None and site.close(candidate.reshape(site.actual.shape), site.actual):
+            # the NumPy eps, read back, must give the NumPy output on this input: else the
+            # input itself differs (a layer before parts) and no eps explains the row
+            reproduced = eps_n is not None and site.close(
+                normalise(x, gamma, beta, eps_n).reshape(np.shape(site.expected)), site.expected)
+            if candidate is not None and site.close(candidate.reshape(site.actual.shape), site.actual) \
+                    and (reproduced or (site.numpy_layer is not None and site.numpy_record.input is not None)):
                 shown = f"{eps_n:.3g}" if eps_n is not None else "another"
                 found.append({"code": "bn_eps", "torch_eps": float(eps_t), "numpy_eps": eps_n,
                               "text": f"{site.torch_record.key} normalises with eps={float(eps_t):g} "
