@@ -16,7 +16,10 @@ from its own ``gradient`` (set as each tensor's ``.grad``).
 Tolerance: ``tolerance.training_tolerance``, linear in the number of
 updates. At the first step out of tolerance the two updates themselves
 (``params after - params before`` on each side) go to the diagnosis: a
-learning rate off by a factor shows as ``scale``.
+learning rate off by a factor shows as ``scale``. Where the first batch agreed and
+no decay explains it, the port is trained again from the same start with its
+optimizer's hyper-parameters changed one at a time (``optimizer_traps``): one
+that reproduces every step through the parting is named (``optimizer``).
 """
 import numpy as np
 
