@@ -152,6 +152,20 @@ class TorchSide:
             raise PortSetupError(f"{SIDE}: the model cannot be copied ({type(exc).__name__}: "
                                  f"{exc}); the check never changes a user's model") from exc
 
+    def copy(self):
+        """This side as it stands, its own copy of the model (parameters, buffers, layers) and
+        a draw tape of its own; the loss and settings shared. Training reruns the port from it."""
+        import copy
+        twin = copy.copy(self)
+        twin.model = self._copy(self.model, {})
+        if self.kind == "module":
+            twin.params = dict(twin.model.named_parameters())
+        else:
+            twin.params = twin.model.params
+            twin.items = layer_items(getattr(twin.model, "layers", None))
+        twin.tape = DrawTape(self.tape.transpose)
+        return twin
+
     # --- parameters -----------------------------------------------------------------
 
     def load(self, pairing, np_params):

@@ -16,7 +16,10 @@ from its own ``gradient`` (set as each tensor's ``.grad``).
 Tolerance: ``tolerance.training_tolerance``, linear in the number of
 updates. At the first step out of tolerance the two updates themselves
 (``params after - params before`` on each side) go to the diagnosis: a
-learning rate off by a factor shows as ``scale``.
+learning rate off by a factor shows as ``scale``. Where the first batch agreed and
+no decay explains it, the port is trained again from the same start with its
+optimizer's hyper-parameters changed one at a time (``optimizer_traps``): one
+that reproduces every step through the parting is named (``optimizer``).
 """
 import numpy as np
 
@@ -31,6 +34,8 @@ from .check.modes import buffer_pairs, compare_buffers, load_numpy_buffers, unpa
 from .check.unjudged import training_unjudged
 from .check.state import pair_sides, validate_batch
 from .diagnosis import diagnose
+from .known.weight_decay import decays_of
+from .optimizer_traps import optimizer_trap
 from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of  # noqa: F401  (SGD and numpy_optimizer_of importable from here, as before)
 from .reference import reference_side
 from .report import PortReport, compare_arrays
@@ -38,13 +43,23 @@ from .targets import PortSetupError, call_side
 from .tolerance import training_tolerance
 from .torch_side import TorchSide
 
+# the optimizer's hypotheses rerun the port through the first step out of tolerance and
+# this many after it (where the run has them): a hypothesis must also carry the optimizer's
+# state (a momentum buffer, AdaGrad's sum) on past the parting, and a long run still adds
+# only a few short reruns
+AFTER_PARTING = 2
+# the NumPy parameters kept step by step for those reruns: a run parting beyond them is
+# not rerun
+HISTORY_BYTES = 256 * 2 ** 20
+
 
 class TorchTrainer:
     """The port, updated by a torch optimizer from its autograd or its own gradient."""
 
     def __init__(self, side, torch_optimizer, lr):
         self.side = side
-        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, list(side.params.values()), lr)
+        self.params = list(side.params.values())  # the order the optimizer was built on
+        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, self.params, lr)
 
     def step(self, tx, tt):
         import torch
@@ -134,29 +149,35 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     if buffers:
         load_numpy_buffers(np_side, t_side, buffers, x_first)
     carried = {}
+    # the port as training starts, for the optimizer's hypotheses (rerun from here)
+    start = t_side.copy() if first_batch_check else None
     # each update adds at most lr x the gradient's own error bound (the first batch's backward
     # rows: for a gradient that cancels, the size of the terms it sums, not its own)
     grad_atol = {r.where: r.atol for r in report.checks if r.phase == "backward" and r.rtol}
     reference = np_side.training_reference(
         numpy_optimizer, lr, lambda k: _batch(x_train, t_train, batches[k], dtype, loss), steps)
     trainer = TorchTrainer(t_side, torch_optimizer, lr)
-    from .known.weight_decay import decays_of
     decays = decays_of(trainer.optimizer, t_side.params, pairing)
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "tolerance": [], "worst_param": []}
     rows, first_fail = {}, None
     previous = ({k: v.copy() for k, v in np_side.params.items()}, t_side.values(pairing))
+    # each step's NumPy loss and parameters, through AFTER_PARTING steps past the first step
+    # out of tolerance, while they fit HISTORY_BYTES: what a rerun of the port is compared with
+    history, initial, kept_bytes, drew = [], previous[0], 0, False
     bar = _bar(steps, progress)
     for k in range(steps):
         x, t = reference.batch(k)
         np_before = np_side.buffers()
         np_loss, np_values = reference.step(k, x, t)
+        drew = drew or bool(getattr(np_side, "tape", None))
+        if (reference.storage == "full" and kept_bytes <= HISTORY_BYTES
+                and (first_fail is None or k <= first_fail[3] + AFTER_PARTING)):
+            history.append((np_loss, np_values))
+            kept_bytes += sum(v.nbytes for v in np_values.values())
         out = trainer.step(t_side.tensor(x), t_side.tensor(t))
-        found = known.at_loss(np_loss, out, loss, dtype, {"params": previous[0], "decays": decays})
-        shift, shift_name = found.shift("loss")
-        step_rows = [compare_arrays("training", "loss", loss, np.array(np_loss), np.array(out["loss"]),
-                                    training_tolerance(np.array(np_loss), dtype, k + 1),
-                                    shift=shift, shift_name=shift_name, step=k)]
+        loss_row, found = _loss_row(k, np_loss, out, loss, dtype, previous[0], decays)
+        step_rows = [loss_row]
         if buffers and getattr(reference, "capture", None) is not None:
             inputs = {r.key: r.input for r in reference.capture.records}
             buffer_rows, carried = compare_buffers(np_side, t_side, buffers, inputs, np_before, dtype,
@@ -174,9 +195,7 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
             e, a = np_values[pair.numpy], t_values[pair.numpy]
             torch_name = pair.view
             if reference.storage == "full":
-                step_rows.append(compare_arrays("training", pair.numpy, torch_name, e, a,
-                                                _param_tolerance(e, dtype, k + 1, lr, grad_atol.get(pair.numpy)),
-                                                step=k))
+                step_rows.append(_param_row(k, pair, e, a, dtype, lr, grad_atol))
                 rel[pair.numpy] = _normwise(e, a)
             else:
                 a = reference.summary(pair.numpy, a)
@@ -227,6 +246,20 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                                  "step": k, "max_abs": row.max_abs, "max_rel": row.max_rel}
         if reference.storage == "full":
             report.diagnosis = _diagnose_update(row, before, after, dtype, batch_size, lr, decays)
+            # a decay the book does not have is named already; a scheduler moves lr, which
+            # no hyper-parameter of the optimizer holds; a model that draws would need its
+            # draws again
+            if (start is not None and trainer.scheduler is None and not drew and k < len(history)
+                    and not any(d["code"] == "weight_decay" for d in report.diagnosis)):
+                def replay(factory):
+                    return _replay(start, factory, lr, reference, history, initial, pairing, loss,
+                                   dtype, grad_atol)
+                named = optimizer_trap(trainer.optimizer, trainer.params,
+                                       getattr(reference, "optimizer", None), reference.name,
+                                       replay, len(history) - 1)
+                if named:
+                    # the whole run reproduced, not one step's update: the rule, not the step size
+                    report.diagnosis = [named]
             if not report.diagnosis and row.max_abs is not None and row.max_rel is not None:
                 report.first_mismatch["unexplained"] = (
                     f"unexplained: no usual bug, applied, reproduces the update of {row.where}; "
@@ -237,6 +270,46 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
                 "differ (the optimizer's formula, its eps, a learning-rate schedule)"
                 if first_batch_check else ""))
     return report
+
+
+def _loss_row(k, np_loss, out, loss, dtype, np_before, decays):
+    """The loss row of step ``k`` (the known differences on that batch added), and those."""
+    found = known.at_loss(np_loss, out, loss, dtype, {"params": np_before, "decays": decays})
+    shift, shift_name = found.shift("loss")
+    row = compare_arrays("training", "loss", loss, np.array(np_loss), np.array(out["loss"]),
+                         training_tolerance(np.array(np_loss), dtype, k + 1),
+                         shift=shift, shift_name=shift_name, step=k)
+    return row, found
+
+
+def _param_row(k, pair, expected, actual, dtype, lr, grad_atol):
+    return compare_arrays("training", pair.numpy, pair.view, expected, actual,
+                          _param_tolerance(expected, dtype, k + 1, lr, grad_atol.get(pair.numpy)),
+                          step=k)
+
+
+def _replay(start, factory, lr, reference, history, initial, pairing, loss, dtype, grad_atol):
+    """The port from ``start`` trained again by the optimizer ``factory`` makes, on the same
+    batches: does every loss and parameter row of the steps in ``history`` agree, under the
+    tolerances of the run? Stops at the first that does not."""
+    side = start.copy()
+    try:
+        trainer = TorchTrainer(side, factory, lr)
+        decays = decays_of(trainer.optimizer, side.params, pairing)
+        np_before = initial
+        for k, (np_loss, np_values) in enumerate(history):
+            x, t = reference.batch(k)
+            out = trainer.step(side.tensor(x), side.tensor(t))
+            if not _loss_row(k, np_loss, out, loss, dtype, np_before, decays)[0].passed:
+                return False
+            t_values = side.values(pairing)
+            if not all(_param_row(k, p, np_values[p.numpy], t_values[p.numpy], dtype, lr, grad_atol).passed
+                       for p in pairing):
+                return False
+            np_before = np_values
+    except PortSetupError:  # the port's own code refused the rebuilt optimizer
+        return False
+    return True
 
 
 def _normwise(expected, actual):

@@ -23,6 +23,40 @@ class Momentum:
             params[key] += self.v[key]
 
 
+class Nesterov:
+    """Nesterov's momentum as torch's ``SGD(momentum=m, nesterov=True)`` computes it:
+    v_old = v; v = m v - lr g; W += -m v_old + (1 + m) v."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr, self.momentum, self.v = lr, momentum, None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            v_old = self.v[key].copy()
+            self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
+            params[key] += -self.momentum * v_old + (1 + self.momentum) * self.v[key]
+
+
+class BookNesterov:
+    """The book's Nesterov: v = m v - lr g, then W += m^2 v - (1 + m) lr g with the velocity
+    already updated, so each step is m^3 v_old - (1 + m + m^2) lr g. torch's nesterov=True
+    takes m^2 of the velocity before the update (``Nesterov`` above): no torch setting
+    computes this one."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr, self.momentum, self.v = lr, momentum, None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
+            params[key] += self.momentum * self.momentum * self.v[key]
+            params[key] -= (1 + self.momentum) * self.lr * grads[key]
+
+
 class AdaGrad:
     """h += g * g; W -= lr g / (sqrt(h) + 1e-7): the book adds its 1e-7 after the root."""
 
@@ -69,6 +103,27 @@ class Adam:
             self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
             self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
             params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + 1e-7)
+
+
+class BiasCorrectedAdam:
+    """Adam as its paper writes it, and torch.optim.Adam computes it: m and v corrected by
+    1 - beta^t, eps added to sqrt(v_hat) (the book adds its 1e-7 to sqrt(v) instead)."""
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.iter, self.m, self.v = 0, None, None
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.m = {key: np.zeros_like(val) for key, val in params.items()}
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        self.iter += 1
+        for key in params.keys():
+            self.m[key] = self.beta1 * self.m[key] + (1 - self.beta1) * grads[key]
+            self.v[key] = self.beta2 * self.v[key] + (1 - self.beta2) * grads[key] ** 2
+            m_hat = self.m[key] / (1 - self.beta1 ** self.iter)
+            v_hat = self.v[key] / (1 - self.beta2 ** self.iter)
+            params[key] -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 def torch_momentum(params, lr=0.01):
@@ -130,3 +185,15 @@ def torch_adam(params, lr=0.001):
 def torch_step_decay_early(params, lr=0.01):
     """The schedule one step early (StepLR(step_size=49) against the book's 50)."""
     return torch_step_decay(params, lr=lr, step_size=49)
+
+
+def torch_nesterov(params, lr=0.01):
+    """SGD with Nesterov's momentum: ``Nesterov`` above, step for step."""
+    import torch
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
+
+
+def torch_momentum_dampened(params, lr=0.01):
+    """dampening=0.9 scales each new gradient by 0.1 in the buffer: the book's Momentum has none."""
+    import torch
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, dampening=0.9)
