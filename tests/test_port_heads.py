@@ -298,3 +298,31 @@ def test_the_command_line_exit_codes(tmp_path, capsys, monkeypatch):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["first_mismatch"]["phase"] == "loss"
     assert report["diagnosis"][0]["code"] == "double_softmax"
+
+
+# --- a predict that gives class labels ---------------------------------------------------------
+
+def test_a_numpy_predict_giving_labels_is_compared_with_the_ports_argmax():
+    from styles import layerless as L
+
+    class Labels(L.TanhNet):
+        def predict(self, x):
+            return np.argmax(L.TanhNet.predict(self, x), axis=1)
+
+        def loss(self, x, t):
+            return L._cross_entropy(L.TanhNet.predict(self, x), t)
+    x, t = L.batch()
+    report = check_port(Labels(), L.TanhPort(), x, t)
+    assert report.passed, report.to_text()
+    row = next(c for c in report.checks if c.where == "predict")
+    assert "class labels" in row.note
+    wrong = check_port(Labels(), L.TanhPort("relu"), x, t)
+    assert not wrong.passed
+
+
+def test_labels_whose_two_best_scores_tie_within_round_off_are_either_sides_to_break():
+    from compare.port.heads import argmax_with_ties
+    from compare.port.tolerance import port_tolerance
+    scores = np.array([[1.0, 1.0 + 1e-14, 0.0], [0.0, 2.0, 1.0], [3.0, 2.9, 0.0]])
+    labels, ties = argmax_with_ties(scores, port_tolerance(scores, "float64"))
+    assert labels.tolist() == [1, 1, 0] and ties.tolist() == [True, False, False]

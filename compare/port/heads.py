@@ -143,3 +143,20 @@ def to_logits(head, a):
         if head == SIGMOID:
             return np.log(a) - np.log1p(-a)
     return a
+
+
+def are_labels(np_out, t_out):
+    """A NumPy output of integer class labels, one per row, against the port's ``(N, C)``."""
+    np_out, t_out = np.asarray(np_out), np.asarray(t_out)
+    return (np_out.dtype.kind in "iu" and t_out.ndim == 2 and t_out.shape[1] > 1
+            and np_out.size == t_out.shape[0] and np_out.ndim <= 2)
+
+
+def argmax_with_ties(scores, tol):
+    """``(labels, ties)``: each row's argmax, and where its two best scores are within the
+    tolerance ``tol`` of each other (round-off may order them either way)."""
+    labels = np.argmax(scores, axis=1)
+    ordered = np.sort(scores, axis=1)
+    top, second = ordered[:, -1], ordered[:, -2]
+    ties = (top - second) <= 2 * (tol.atol + tol.rtol * np.abs(top))
+    return labels, ties

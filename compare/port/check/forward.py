@@ -40,7 +40,10 @@ def check_forward(run):
         inside_rows(run)
         before = len(run.report.checks)
         _scores(run)
-        run.inside["output_row"] = run.report.checks[before] if len(run.report.checks) > before else None
+        row = run.report.checks[before] if len(run.report.checks) > before else None
+        # labels that agree say nothing of the scores: the loss is then the output compared
+        labels = row is not None and run.context[id(row)].get("labels_row")
+        run.inside["output_row"] = None if labels and row.passed else row
         if run.inside["output_row"] is not None:
             locate(run, run.inside["output_row"])
         return
@@ -156,6 +159,8 @@ def compare_scores(run, np_scores, t_scores, suffix=""):
     """The NumPy ``predict`` (or last layer) against the port's scores, in one mode; where
     the two stop at different heads (scores, probabilities, log-probabilities), compared at
     the later one (``heads.match``), and the note says so."""
+    if heads.are_labels(np_scores, t_scores):
+        return _labels(run, np_scores, t_scores, suffix)
     raw = (np_scores, t_scores)
     np_scores, t_scores, note, found = heads.match(np_scores, t_scores, run.dtype)
     if not suffix:
@@ -169,3 +174,22 @@ def compare_scores(run, np_scores, t_scores, suffix=""):
                            note=note),
             expected=np_scores, actual=t_scores, mode="eval" if suffix else "train",
             head_row=True, raw=raw)
+
+
+def _labels(run, labels, t_scores, suffix):
+    """A NumPy ``predict`` that gives class labels, against the argmax of the port's output.
+    A label that differs only where the port's two best scores are within round-off of each
+    other is a tie either side may break: counted in the note, not failed."""
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    t_scores = np.asarray(t_scores, np.float64)
+    t_labels, ties = heads.argmax_with_ties(t_scores, port_tolerance(t_scores, run.dtype))
+    judged = np.where(ties & (labels != t_labels), labels, t_labels)
+    note = "NumPy predict gives class labels: compared with the argmax of the port's output"
+    tied = int(np.sum(ties & (labels != t_labels)))
+    if tied:
+        note += f"; {tied} rows whose two best scores tie within round-off take the NumPy label"
+    name = "forward" if run.torch.kind == "module" else "predict"
+    run.add(compare_arrays("forward", "predict" + suffix, name + suffix, labels.astype(np.float64),
+                           judged.astype(np.float64), port_tolerance(labels.astype(np.float64), run.dtype),
+                           note=note),
+            expected=labels, actual=judged, mode="eval" if suffix else "train", labels_row=True)
