@@ -189,3 +189,28 @@ class ConvPort(nn.Module):
 def image_batch(n=4, seed=0):
     rng = np.random.RandomState(seed)
     return rng.randn(n, ConvNet.C_IN, ConvNet.SIDE, ConvNet.SIDE), rng.randint(0, C, n)
+
+
+# zero-argument factories, for the command line (docs/traps.md)
+def skip_forgotten():
+    return ResidualPort("skip")
+
+
+def default_slope():
+    return ResidualPort("slope")
+
+
+def layer_norm_eps():
+    return ResidualPort("ln_eps")
+
+
+def relu_for_tanh():
+    return TanhPort("relu")
+
+
+def padding_forgotten():
+    return ConvPort("flat", padding=0)
+
+
+def flat_conv_net():
+    return ConvNet("flat")
