@@ -149,8 +149,10 @@ def _module(run, key):
 def _named(run, np_recs, t_recs, suspects, twins):
     """The first (suspect, twin) where a kind's trap or a skip connection reproduces the
     NumPy array."""
-    earlier = [r for r in np_recs[:twins[0]] if r.output is not None]
     pairs = getattr(run, "inside", {}).get("pairs") or []
+    # what a skip connection can carry: the input, or an array the port computes too (a
+    # layer's output); never an array of the NumPy side's own (its targets, a cache)
+    earlier = [_batch_record(run)] + [np_recs[i] for i, _ in pairs]
     last_np, last_t = pairs[-1] if pairs else (None, None)
     for j in suspects:
         b = t_recs[j]
@@ -172,7 +174,7 @@ def _named(run, np_recs, t_recs, suspects, twins):
                 except Exception:  # a trap that cannot be tested on these records says nothing
                     traps = []
             if not traps:
-                traps = residual_traps(run, a, b, earlier + [np_recs[k] for k in twins if k < i])
+                traps = residual_traps(run, a, b, [r for r in earlier if _made_before(np_recs, r, a)])
             if traps:
                 return i, j, traps
     return None
@@ -268,3 +270,16 @@ def locate_blocked(run):
                 problem=f"{b.key} computes something else than the NumPy {a.key} (made at "
                         f"{a.made}), and the port's pass cannot go on after it")
     return row, traps
+
+
+def _batch_record(run):
+    from ..capture import LayerRecord
+    return LayerRecord("x", "", None, np.asarray(run.x))
+
+
+def _made_before(np_recs, r, a):
+    """``r`` (the batch, or a NumPy array) was there before ``a`` was made."""
+    if r.key == "x" and not any(q is r for q in np_recs):
+        return True
+    index = {id(q): k for k, q in enumerate(np_recs)}
+    return index.get(id(r), len(np_recs)) < index.get(id(a), -1)
