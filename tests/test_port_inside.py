@@ -169,3 +169,18 @@ def test_a_padding_the_port_forgets_is_named_with_both_values(head):
     assert found["code"] == "padding"
     assert found["numpy_padding"] == (1, 1) and tuple(found["torch_padding"]) == (0, 0)
     assert "padding=1" in found["text"]
+
+
+def test_a_pass_too_long_to_follow_is_followed_to_a_bound_and_said():
+    from compare.port.reference import inside
+
+    def loop(x):
+        total = np.zeros_like(x)
+        for _ in range(inside.MAX_LINES):
+            total = total + x
+        return total
+    x = np.ones(3)
+    with inside_capture(existing_arrays(x)) as capture:
+        out = loop(x)
+    assert out[0] == inside.MAX_LINES  # the pass itself runs to its end
+    assert capture.truncated and 0 < len(capture.records) <= inside.MAX_LINES

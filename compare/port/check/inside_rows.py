@@ -17,13 +17,16 @@ against the first NumPy array of its shape. The row is added before the output's
 row, so it is the first mismatch, and it names the NumPy expression and the line that
 made it.
 """
+from dataclasses import replace
+
 import numpy as np
 
 from ..layers import Site, torch_kind
+from ..reference import inside
 from ..report import compare_arrays
 from ..tolerance import port_tolerance, within
 from ..unit_axes import same_values
-from .residual import residual_traps
+from .residual import residual_traps, torch_module
 
 SUSPECTS = 8  # torch records after the last agreement tried against...
 TWINS = 16  # ...the NumPy arrays made after it
@@ -70,7 +73,6 @@ def _matching(run, np_recs, t_recs):
 
 def _view(run, records):
     """The records with their arrays batch first (copies of the records, the capture kept)."""
-    from dataclasses import replace
     return [replace(r, output=batch_first(run, r.output)) for r in records]
 
 
@@ -92,7 +94,8 @@ def inside_rows(run):
                 f"{kept} arrays its code made, {len(pairs)} of them paired by value with the "
                 f"port's {len(t_recs)} recorded layers")
         if getattr(run.np_capture, "truncated", False):
-            note += " (the pass made more arrays than are followed: the rest are not)"
+            note += (f" (followed up to {inside.MAX_ARRAYS} arrays, {inside.MAX_BYTES // 2 ** 20} MiB copied "
+                     f"and {inside.MAX_LINES} lines: what came later is not)")
         run.report.notes.append(note)
 
 
@@ -129,21 +132,15 @@ def locate(run, output_row, named_only=False):
 
 
 def _site(run, a, b):
+    """The pair as a kind's trap sees it: no NumPy layer object, the port's parameters as
+    loaded (read once per check)."""
     tol = port_tolerance(a.output, run.dtype)
-    params = {n: p.detach().cpu().numpy().astype(np.float64) for n, p in run.torch.params.items()} \
-        if hasattr(run.torch, "params") else None
-    site = Site(a, b, None, _module(run, b.key), dtype=run.dtype, rtol=tol.rtol, atol=tol.atol)
-    site.torch_params = params
-    return site
-
-
-def _module(run, key):
-    if run.torch.kind != "module":
-        return None
-    try:
-        return run.torch.model.get_submodule(key)
-    except (AttributeError, TypeError):
-        return None
+    if "torch_params" not in run.inside:
+        run.inside["torch_params"] = {n: p.detach().cpu().numpy().astype(np.float64)
+                                      for n, p in getattr(run.torch, "params", {}).items()
+                                      if hasattr(p, "detach")}
+    return Site(a, b, None, torch_module(run, b.key), dtype=run.dtype, rtol=tol.rtol, atol=tol.atol,
+                tape=getattr(run.np, "tape", None), torch_params=run.inside["torch_params"])
 
 
 def _named(run, np_recs, t_recs, suspects, twins):

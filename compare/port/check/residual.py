@@ -33,7 +33,7 @@ def rerun_record(run, record, u):
         if record.kind == "Linear":
             return _linear(run, record, u)
         return None
-    module = _module(run, record.key)
+    module = torch_module(run, record.key)
     if module is None:
         return None
     import torch
@@ -48,7 +48,8 @@ def rerun_record(run, record, u):
     return out.detach().cpu().numpy().astype(np.float64)
 
 
-def _module(run, key):
+def torch_module(run, key):
+    """The port's module behind a record's key (``None`` for a traced call or a literal port)."""
     if run.torch.kind != "module":
         return None
     try:

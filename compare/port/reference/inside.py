@@ -33,7 +33,11 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # compar
 _ROOTS = tuple(sorted({os.path.abspath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
                        if (p := sysconfig.get_paths().get(key))} | {
     os.path.dirname(os.path.abspath(np.__file__)) + os.sep, _PACKAGE + os.sep}))
-MAX_ARRAYS = 2000  # a pass that makes more (a loop over samples) is not followed further
+# a pass that makes more arrays, copies more bytes or runs more lines (a loop over samples
+# or pixels) is not followed further: the rows stop there, the check goes on
+MAX_ARRAYS = 2000
+MAX_BYTES = 256 * 2 ** 20
+MAX_LINES = 50_000
 
 
 @dataclass
@@ -101,11 +105,13 @@ class _Follower:
         self.snap = {}  # id -> (record, array): arrays whose later in-place change is noted
         self.returned = {}  # id -> record of an array a user function returned unnamed
         self.full = False
+        self.lines = self.bytes = 0
 
     def note(self, held, value, frame, line):
-        if len(self.records) >= MAX_ARRAYS:
+        if len(self.records) >= MAX_ARRAYS or self.bytes + value.nbytes > MAX_BYTES:
             self.full = True
             return
+        self.bytes += value.nbytes
         record = InsideRecord(held, "", None, np.array(value, copy=True), held=held,
                               file=frame.f_code.co_filename, line=line,
                               function=frame.f_code.co_name)
@@ -141,6 +147,10 @@ class _Follower:
         state = {"line": frame.f_lineno}
 
         def local(frame, event, arg):
+            self.lines += 1
+            if self.full or self.lines > MAX_LINES:
+                self.full = True
+                return None  # this frame is no longer followed
             if event == "line":
                 self.scan(frame, state["line"])
                 state["line"] = frame.f_lineno
