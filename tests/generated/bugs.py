@@ -98,16 +98,22 @@ LAYERED = ("book", "cs231n", "adapter")
 # the bugs inside a hidden layer, which only a layer's rerun can name; the others are seen
 # at the output or the loss of any model
 LAYER_BOUND = ("transpose", "inverted_dropout", "bn_eps", "bn_momentum")
+# a model without layers is followed from inside its forward: these bugs are located at the
+# array the layer made (never the output's row) and named there
+INSIDE_BOUND = ("transpose", "inverted_dropout")
+INSIDE = r"^(?!predict|scores)"
 
 
 def expected_for(bug, style):
-    """``EXPECTED[bug]`` as a style can show it: a model without layers is located at its
-    output, or at its loss (with dropout drawn inline, the training pass's output has no row
+    """``EXPECTED[bug]`` as a style can show it: a model without layers is located at the
+    array its layer made (``INSIDE_BOUND``), else at its output, or at its loss (with dropout drawn inline, the training pass's output has no row
     of its own: only the evaluation pass's, compared last), and a cause the checker cannot
     rerun there need not be named (any it names must be the bug's)."""
     exp = EXPECTED[bug]
     if style in LAYERED or bug not in LAYER_BOUND:
         return exp
+    if bug in INSIDE_BOUND:  # followed from inside: at the array the layer made, named
+        return Expected(("forward",), INSIDE, exp.codes)
     return Expected(tuple(dict.fromkeys(exp.phases + ("loss",))), OUTPUT, exp.codes, required=False)
 
 
