@@ -184,3 +184,18 @@ def test_a_pass_too_long_to_follow_is_followed_to_a_bound_and_said():
         out = loop(x)
     assert out[0] == inside.MAX_LINES  # the pass itself runs to its end
     assert capture.truncated and 0 < len(capture.records) <= inside.MAX_LINES
+
+
+def test_an_array_made_in_a_call_is_named_by_its_caller_and_made_on_the_callers_line():
+    def act(z):
+        return np.where(z > 0, z, 0.1 * z)  # returned unnamed
+
+    def forward(x, W):
+        out = act(x @ W)  # the argument made here, the result bound here
+        return out
+    x, W = np.array([[1.0, -2.0]]), np.eye(2)
+    with inside_capture(existing_arrays(x, W)) as capture:
+        forward(x, W)
+    argument, result = capture.records[:2]
+    assert argument.held == "z (argument of act)" and "out = act(x @ W)" in argument.made
+    assert result.held == "out" and "return np.where(z > 0, z, 0.1 * z)" in result.made

@@ -164,17 +164,30 @@ def _named(run, np_recs, t_recs, suspects, twins):
                 continue
             if a.output is None or b.output is None or np.ndim(a.output) != np.ndim(b.output):
                 continue
-            traps = []
-            if kind is not None:
-                try:
-                    traps = kind.traps(_site(run, a, b))
-                except Exception:  # a trap that cannot be tested on these records says nothing
-                    traps = []
+            traps = _traps_at(run, np_recs, a, b, kind, earlier)
             if not traps:
-                traps = residual_traps(run, a, b, [r for r in earlier if _made_before(np_recs, r, a)])
-            if traps:
-                return i, j, traps
+                continue
+            # a layer written in steps that rebind one name (h = h * mask; h = h / keep):
+            # its output is the last step a trap still fits, not a step on the way
+            k = i + 1
+            while k < len(np_recs) and np_recs[k].held == a.held and np.shape(np_recs[k].output) == np.shape(a.output):
+                later = _traps_at(run, np_recs, np_recs[k], b, kind, earlier)
+                if not later:
+                    break
+                i, traps, k = k, later, k + 1
+            return i, j, traps
     return None
+
+
+def _traps_at(run, np_recs, a, b, kind, earlier):
+    """What a kind's trap, or a skip connection, names at the pair ``(a, b)``."""
+    traps = []
+    if kind is not None:
+        try:
+            traps = kind.traps(_site(run, a, b))
+        except Exception:  # a trap that cannot be tested on these records says nothing
+            traps = []
+    return traps or residual_traps(run, a, b, [r for r in earlier if _made_before(np_recs, r, a)])
 
 
 def _first_suspect(run, np_recs, t_recs, suspects, twins):

@@ -74,6 +74,11 @@ def keep_prob_trap(site):
     keep = attribute(site.numpy_layer, "keep_prob")
     if keep is None and site.tape is not None:
         keep = site.tape.keep_by_key.get(site.numpy_record.key)
+    if keep is None and site.tape is not None and site.numpy_layer is None:
+        # a dropout drawn inline, seen from inside: its keep probability is the one its
+        # masks were drawn with, where every mask of the pass was drawn with one
+        drawn = {k for k in site.tape.keeps if k is not None}
+        keep = drawn.pop() if len(drawn) == 1 else None
     p = attribute(site.torch_module, "p")
     if keep is None or p is None or not 0 < float(p) < 1 or site.expected is None:
         return []

@@ -119,22 +119,34 @@ class _Follower:
         self.snap[id(value)] = (record, value)
         return record
 
-    def scan(self, frame, line):
+    def scan(self, frame, line, first=False):
         try:
             local = frame.f_locals
         except Exception:  # a frame whose locals cannot be read tells nothing
             return
+        code = frame.f_code
+        arguments = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
         for name, value in list(local.items()):
             for held, array in _held(name, value):
                 key = id(array)
-                if key in self.returned:  # named where it is bound, made where returned
-                    record = self.returned.pop(key)
-                    record.key = record.held = held
+                if key in self.returned:
+                    record, caller = self.returned[key]
+                    if frame is caller:  # named where its caller binds it, made where returned
+                        del self.returned[key]
+                        record.key = record.held = held
                     continue
                 if key not in self.known:
                     self.known.add(key)
                     self.keep.append(array)
-                    self.note(held, array, frame, line)
+                    caller = frame.f_back
+                    if first and name in arguments and caller is not None and _user_code(
+                            caller.f_code.co_filename):
+                        # made by the caller's expression (f(x @ W + b)): its line, and the
+                        # name the function gives it
+                        self.note(f"{held} (argument of {code.co_name})", array, caller,
+                                  caller.f_lineno)
+                    else:
+                        self.note(held, array, frame, line)
                 elif key in self.snap:
                     record, _ = self.snap[key]
                     if (record.output.shape == array.shape and record.function == frame.f_code.co_name
@@ -144,24 +156,24 @@ class _Follower:
     def tracer(self, frame, event, arg):
         if event != "call" or self.full or not _user_code(frame.f_code.co_filename):
             return None
-        state = {"line": frame.f_lineno}
+        state = {"line": frame.f_lineno, "first": True}
 
         def local(frame, event, arg):
             self.lines += 1
             if self.full or self.lines > MAX_LINES:
                 self.full = True
                 return None  # this frame is no longer followed
+            if event in ("line", "return"):
+                self.scan(frame, state["line"], first=state["first"])
+                state["first"] = False
             if event == "line":
-                self.scan(frame, state["line"])
                 state["line"] = frame.f_lineno
-            elif event == "return":
-                self.scan(frame, state["line"])
-                if _floats(arg) and id(arg) not in self.known:
-                    self.known.add(id(arg))
-                    self.keep.append(arg)
-                    record = self.note(f"{frame.f_code.co_name}()", arg, frame, state["line"])
-                    if record is not None:
-                        self.returned[id(arg)] = record
+            elif event == "return" and _floats(arg) and id(arg) not in self.known:
+                self.known.add(id(arg))
+                self.keep.append(arg)
+                record = self.note(f"{frame.f_code.co_name}()", arg, frame, state["line"])
+                if record is not None:
+                    self.returned[id(arg)] = (record, frame.f_back)
             return local
         return local
 
