@@ -199,3 +199,26 @@ def test_an_array_made_in_a_call_is_named_by_its_caller_and_made_on_the_callers_
     argument, result = capture.records[:2]
     assert argument.held == "z (argument of act)" and "out = act(x @ W)" in argument.made
     assert result.held == "out" and "return np.where(z > 0, z, 0.1 * z)" in result.made
+
+
+# --- a last step the port leaves out ----------------------------------------------------------
+
+class LeakyOut(L.TanhNet):
+    """A leaky ReLU after the last layer too (some from-scratch nets put one after each);
+    no backprop of its own."""
+    gradient = None
+
+    def predict(self, x):
+        z = L.TanhNet.predict(self, x)
+        return np.maximum(z, 0.1 * z)
+
+
+@pytest.mark.parametrize("shift", [0.0, -5.0], ids=["mixed signs", "all negative"])
+def test_a_last_activation_the_port_leaves_out_is_named_not_taken_for_a_factor(shift):
+    net = LeakyOut()
+    net.params["b3"] = net.params["b3"] + shift  # all negative: the port's output is 10x
+    report = check_port(net, L.TanhPort(), *L.batch(), loss="mse_loss")
+    assert not report.passed
+    assert [d["code"] for d in report.diagnosis] == ["activation"]
+    assert "leaves out the last activation" in report.diagnosis[0]["text"]
+    assert "the port's output is the NumPy z" in report.first_mismatch["detail"]

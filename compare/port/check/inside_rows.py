@@ -111,11 +111,15 @@ def locate(run, output_row, named_only=False):
     last_np, last_t = pairs[-1] if pairs else (-1, -1)
     suspects = list(range(last_t + 1, len(t_recs)))[:SUSPECTS]
     twins = [i for i in range(last_np + 1, len(np_recs)) if np_recs[i].output is not None][:TWINS]
-    if not suspects or not twins:
+    skipped = None
+    if pairs and last_t == len(t_recs) - 1 and twins:
+        found, skipped = _stops_early(run, np_recs, t_recs, output_row)
+    elif not suspects or not twins:
         return
-    found = _named(run, np_recs, t_recs, suspects, twins)
-    if found is None and not named_only:
-        found = _first_suspect(run, np_recs, t_recs, suspects, twins)
+    else:
+        found = _named(run, np_recs, t_recs, suspects, twins)
+        if found is None and not named_only:
+            found = _first_suspect(run, np_recs, t_recs, suspects, twins)
     if found is None:
         return
     i, j, traps = found
@@ -126,9 +130,47 @@ def locate(run, output_row, named_only=False):
         return
     checks = run.report.checks
     run.add(row, expected=a.output, actual=b.output, inputs=b.input, np_record=a, t_record=b,
-            made=a.made, inside_traps=traps, np_records=np_recs, output_row=output_row)
+            made=a.made, inside_traps=traps, np_records=np_recs, output_row=output_row,
+            **({"skipped": skipped} if skipped else {}))
     checks.remove(row)
     checks.insert(checks.index(output_row), row)
+
+
+def _stops_early(run, np_recs, t_recs, output_row):
+    """Every layer of the port agrees, and its output still parts: the port stops where the
+    NumPy side goes on. Its last layer's output is a NumPy array made before the NumPy
+    output; what the NumPy side computes after it, the port leaves out. ``((NumPy output,
+    port's last layer, traps), what is left out)``, or ``(None, None)``; ``activation``
+    where that step is an activation of the port's output."""
+    raw = run.context.get(id(output_row), {}).get("raw")
+    wanted = np.asarray(raw[0] if raw else run.context.get(id(output_row), {}).get("expected"))
+    j = len(t_recs) - 1
+    b = t_recs[j]
+    out = next((k for k in range(len(np_recs) - 1, -1, -1) if np_recs[k].output is not None
+                and np.shape(np_recs[k].output) == wanted.shape and within(wanted, np_recs[k].output, run.dtype)),
+               None)
+    stop = next((k for k, r in enumerate(np_recs) if r.output is not None and k != out
+                 and same_values(r.output.shape, b.output.shape) and within(r.output, b.output, run.dtype)), None)
+    if out is None or stop is None or stop >= out or np.shape(np_recs[out].output) != np.shape(b.output):
+        return None, None
+    a, p = np_recs[out], np_recs[stop]
+    steps = [r.key for r in np_recs[stop + 1:out] if r.output is not None]
+    through = f" through {', '.join(steps)}" if steps else ""
+    skipped = (f"the port's output is the NumPy {p.key} (made at {p.made}); the NumPy side goes on"
+               f"{through} to {a.key}: the port leaves that out")
+    traps = []
+    from ..layers.activations import SHOWN, numpy_function
+    site = _site(run, a, replace(b, input=b.output))
+    found = numpy_function(site, np.asarray(b.output, np.float64), np.asarray(a.output, np.float64))
+    if found is not None and found[0] != "identity":
+        name, setting = found
+        shown = SHOWN[name] + (f" ({setting:g})" if setting is not None else "")
+        traps = [{"code": "activation", "numpy_function": name, "torch_function": "identity",
+                  "numpy_setting": setting, "torch_setting": None,
+                  "text": f"the port leaves out the last activation: its output is the NumPy "
+                          f"{p.key}, to which the NumPy side applies {shown} to make {a.key} "
+                          f"(made at {a.made}); add it at the end of the port's forward"}]
+    return (out, j, traps), skipped
 
 
 def _site(run, a, b):
