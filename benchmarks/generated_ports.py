@@ -57,7 +57,8 @@ def main(argv=None):
 
     print(f"\n## Bugs: caught where they are / drawn ({args.bugs} per cell, the style's habits"
           " besides what the bug needs; then every convention drawn; a float32 gap: a bug whose"
-          " difference float32's tolerance holds, caught in float64)\n")
+          " difference float32's tolerance holds, caught in float64; a partial penalty: weight decay"
+          " over W1 and W2 but not W_res, failed at the loss, not named)\n")
     print("| bug | " + " | ".join(styles) + " |")
     print("|---|" + "---|" * len(styles))
     for bug in BUGS:
@@ -70,8 +71,10 @@ def main(argv=None):
             b = survey.bug_run(bug, style, args.bugs, False, not args.no_attribute)
             failures += [(f"{bug}/{style}", o) for o in a + b if not o.ok]
             cell = f"{sum(o.ok for o in a)}/{len(a)}, {sum(o.ok for o in b)}/{len(b)}"
-            gaps = sum(o.item == survey.FLOAT32_GAP for o in a + b)
-            cells.append(f"{cell} ({gaps} float32 gap{'s' if gaps > 1 else ''})" if gaps else cell)
+            gaps = [f"{n} {what}" for what, item in (("float32 gap", survey.FLOAT32_GAP),
+                                                     ("partial penalty", survey.PARTIAL_PENALTY))
+                    if (n := sum(o.item == item for o in a + b))]
+            cells.append(f"{cell} ({', '.join(gaps)})" if gaps else cell)
         print(f"| {bug} | " + " | ".join(cells) + " |", flush=True)
 
     print(f"\n## Failures by issue-20 item ({len(failures)})\n")
