@@ -56,7 +56,9 @@ def main(argv=None):
         print(f"| {style} | " + " | ".join(cells) + " |", flush=True)
 
     print(f"\n## Bugs: caught where they are / drawn ({args.bugs} per cell, the style's habits"
-          " besides what the bug needs; then every convention drawn)\n")
+          " besides what the bug needs; then every convention drawn; a float32 gap: a bug whose"
+          " difference float32's tolerance holds, caught in float64; a partial penalty: weight decay"
+          " over W1 and W2 but not W_res, failed at the loss, not named)\n")
     print("| bug | " + " | ".join(styles) + " |")
     print("|---|" + "---|" * len(styles))
     for bug in BUGS:
@@ -68,7 +70,11 @@ def main(argv=None):
             a = survey.bug_run(bug, style, args.bugs, True, not args.no_attribute)
             b = survey.bug_run(bug, style, args.bugs, False, not args.no_attribute)
             failures += [(f"{bug}/{style}", o) for o in a + b if not o.ok]
-            cells.append(f"{sum(o.ok for o in a)}/{len(a)}, {sum(o.ok for o in b)}/{len(b)}")
+            cell = f"{sum(o.ok for o in a)}/{len(a)}, {sum(o.ok for o in b)}/{len(b)}"
+            gaps = [f"{n} {what}" for what, item in (("float32 gap", survey.FLOAT32_GAP),
+                                                     ("partial penalty", survey.PARTIAL_PENALTY))
+                    if (n := sum(o.item == item for o in a + b))]
+            cells.append(f"{cell} ({', '.join(gaps)})" if gaps else cell)
         print(f"| {bug} | " + " | ".join(cells) + " |", flush=True)
 
     print(f"\n## Failures by issue-20 item ({len(failures)})\n")

@@ -147,6 +147,36 @@ def test_sigmoid_probabilities_against_a_logit_port_with_bce_with_logits():
     assert row.max_abs < 1e-12
 
 
+class SmallLogits(LogisticRegression):
+    """Logits that all lie in [0, 1] on the batch: by their values alone they read as
+    sigmoid probabilities."""
+
+    def __init__(self, d=5, seed=0):
+        super().__init__(d, seed)
+        self.params["w"] *= 0.05
+        self.params["b"][:] = 0.5
+
+
+class SmallLogitsPredicted(SmallLogits):
+    def predict(self, x):
+        return self.logits(x)
+
+
+@pytest.mark.parametrize("net, port, loss", [
+    (SmallLogits, lambda: nn.Linear(5, 1), "binary_cross_entropy_with_logits"),
+    (SmallLogitsPredicted, lambda: nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), "binary_cross_entropy"),
+])
+def test_logits_within_zero_and_one_are_still_scores_to_the_other_head(net, port, loss):
+    x, t = binary_batch()
+    model = net()
+    logits = model.logits(x)
+    assert logits.min() >= 0 and logits.max() <= 1  # the case itself: they read as probabilities
+    report = check_port(model, port(), x, t, loss=loss)
+    assert report.passed, report.to_text()
+    (row,) = [c for c in report.checks if c.where == "predict"]
+    assert "compared with sigmoid of the" in row.note and row.max_abs < 1e-12
+
+
 def test_logits_against_a_sigmoid_port_with_bce():
     x, t = binary_batch()
     report = check_port(LogitRegression(), nn.Sequential(nn.Linear(5, 1), nn.Sigmoid()), x, t,

@@ -188,6 +188,35 @@ def test_square_weight_used_transposed_between_layer_rows(batch):
     assert d["parameter"] == "W_res" and "write x @ W_res" in d["text"]
 
 
+class SkipForgotten(residual_port.ResidualPort):
+    def forward(self, x):
+        z = x @ self.W_in + self.b_in
+        h = F.leaky_relu(F.layer_norm(z, z.shape[-1:], self.gamma, self.beta, eps=self.eps), self.slope)
+        return F.leaky_relu(h @ self.W_res + self.b_res, self.slope) @ self.W_out + self.b_out
+
+
+class SkipAdded(MixedNet):
+    def _forward(self, x):
+        h = x
+        for key in ("Affine1", "LayerNorm", "LeakyRelu"):
+            h = self.layers[key].forward(h)
+        q = h @ self.params["W_res"] + self.params["b_res"]
+        return self.layers["Affine2"].forward(residual_numpy.leaky_relu(q, 0.1))
+
+
+def test_a_skip_connection_between_layer_rows_is_named_residual(batch):
+    """The skip lies between two layer objects: the layer after it takes another input."""
+    sizes = (SIZES[0], 6, SIZES[2])
+    report = check(MixedNet(*sizes), SkipForgotten(*sizes), batch)
+    at(report, "Affine2", "x @ W_out + b_out")
+    d = only(report, "residual")
+    assert d["direction"] == "forgotten" and d["skip"] == "LeakyRelu"
+    report = check(SkipAdded(*sizes), residual_port.ResidualPort(*sizes), batch)
+    at(report, "Affine2", "x @ W_out + b_out")
+    d = only(report, "residual")
+    assert d["direction"] == "added" and d["skip"] == "LeakyRelu"
+
+
 # --- each trap alone, on a row read off the NumPy locals --------------------------------------
 
 def leaky(u, slope):

@@ -16,7 +16,10 @@ Two right implementations may stop at different heads (a NumPy ``predict``
 ending in softmax or sigmoid, a port returning the logits its loss takes).
 ``match`` brings the side whose head comes earlier to the other's (softmax,
 log-softmax or sigmoid of the scores; ``exp`` of log-probabilities) to
-compare the outputs, and says so. It never changes what is judged: the loss
+compare the outputs, and says so. Logits that happen to lie in [0, 1] (a
+one-output net with a sigmoid before its last layer) read as sigmoid
+probabilities by value: an output so read is also tried as scores, converted
+only where that makes the two agree. It never changes what is judged: the loss
 is the one training computes from the port's own output (``torch_side``).
 
 A port whose output is already probabilities, fed to a loss that applies the
@@ -90,6 +93,13 @@ def fits(a, e, dtype):
     return np.shape(a) == np.shape(e) and within(e, a, dtype)
 
 
+def readings(a):
+    """The heads an output can be: its head by value, and scores too where every value lies
+    in [0, 1] (logits that happen to, as a net with a sigmoid before its last layer gives)."""
+    head = head_of(a)
+    return (head, SCORES) if head == SIGMOID else (head,)
+
+
 def match(np_out, t_out, dtype):
     """``(np_out, t_out, note, heads)``: the two outputs brought to one head where their
     heads differ and one is a step of the other; ``heads`` is ``{"numpy", "torch",
@@ -97,29 +107,31 @@ def match(np_out, t_out, dtype):
     port's head where that is the side converted or none is). A conversion is made where
     it makes the two agree; softmax of scores that hold negatives against probabilities
     also where it does not (a port's logits against a NumPy softmax are compared as
-    probabilities, for the diagnosis)."""
+    probabilities, for the diagnosis). An output read as sigmoid probabilities is also
+    tried as scores (``readings``), converted only where that makes the two agree."""
     np_head, t_head = head_of(np_out), head_of(t_out)
     heads = {"numpy": np_head, "torch": t_head, "converted": None, "numpy_output": np_out}
     if np.shape(np_out) != np.shape(t_out):
         return np_out, t_out, None, heads
-    for side, head, other in (("torch", t_head, np_head), ("numpy", np_head, t_head)):
-        found = CONVERSIONS.get((head, other))
-        if found is None:
-            continue
-        fn, name = found
-        source = t_out if side == "torch" else np_out
-        converted = fn(np.asarray(source, np.float64)).astype(np.result_type(source))
-        a, e = (converted, np_out) if side == "torch" else (t_out, converted)
-        if not (fits(a, e, dtype) or (name == "softmax" and (np.asarray(source) < 0).any())):
-            continue
-        heads["converted"] = side
-        if side == "torch":
-            note = (f"NumPy predict gives {other}, the port {head}: compared with {name} of the "
-                    f"port's output")
-            return np_out, converted, note, heads
-        heads["numpy_output"] = converted
-        note = f"the port gives {other}, NumPy predict {head}: compared with {name} of the NumPy output"
-        return converted, t_out, note, heads
+    for side, source, target in (("torch", t_out, np_out), ("numpy", np_out, t_out)):
+        for head in readings(source):
+            for other in readings(target):
+                found = CONVERSIONS.get((head, other))
+                if found is None:
+                    continue
+                fn, name = found
+                converted = fn(np.asarray(source, np.float64)).astype(np.result_type(source))
+                a, e = (converted, np_out) if side == "torch" else (t_out, converted)
+                if not (fits(a, e, dtype) or (name == "softmax" and (np.asarray(source) < 0).any())):
+                    continue
+                heads.update(converted=side, **{side: head, ("numpy" if side == "torch" else "torch"): other})
+                if side == "torch":
+                    note = (f"NumPy predict gives {other}, the port {head}: compared with {name} of the "
+                            f"port's output")
+                    return np_out, converted, note, heads
+                heads["numpy_output"] = converted
+                note = f"the port gives {other}, NumPy predict {head}: compared with {name} of the NumPy output"
+                return converted, t_out, note, heads
     return np_out, t_out, None, heads
 
 

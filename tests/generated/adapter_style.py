@@ -32,6 +32,49 @@ class Activation_ReLU:
         self.dinputs[self.inputs <= 0] = 0
 
 
+class Activation_Function:
+    """The other activations as nnfs writes its own: ``.output``, ``.dinputs``."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def forward(self, inputs):
+        self.inputs = inputs
+        self.output = core.act_forward(inputs, self.spec)
+
+    def backward(self, dvalues):
+        self.dinputs = core.act_backward(dvalues, self.inputs, self.output, self.spec)
+
+
+class Activation_Tanh(Activation_Function):
+    pass
+
+
+class Activation_Sigmoid(Activation_Function):
+    pass
+
+
+class Activation_LeakyReLU(Activation_Function):
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.alpha = spec.act_param
+
+
+class Activation_ELU(Activation_LeakyReLU):
+    pass
+
+
+class Activation_GELU(Activation_Function):
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.approximate = "tanh" if spec.act == "gelu_tanh" else "none"
+
+
+ACTIVATIONS = {"relu": Activation_ReLU, "tanh": Activation_Tanh, "sigmoid": Activation_Sigmoid,
+               "leaky_relu": Activation_LeakyReLU, "elu": Activation_ELU, "gelu": Activation_GELU,
+               "gelu_tanh": Activation_GELU}
+
+
 class Layer_Dropout:
     def __init__(self, spec):
         self.spec = spec
@@ -67,7 +110,8 @@ class Adapter:
         values = init_params(spec)
         dense1 = Layer_Dense(values["W1"], values["b1"], spec.bias)
         dense2 = Layer_Dense(values["W2"], values["b2"], spec.bias)
-        self.layers = {"dense1": dense1, "relu1": Activation_ReLU()}
+        act = Activation_ReLU() if spec.act == "relu" else ACTIVATIONS[spec.act](spec)
+        self.layers = {"dense1": dense1, "relu1" if spec.act == "relu" else "activation1": act}
         if spec.dropout:
             self.layers["dropout1"] = Layer_Dropout(spec)
         self.layers["dense2"] = dense2

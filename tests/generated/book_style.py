@@ -36,6 +36,62 @@ class Relu:
         return dout
 
 
+class Activation:
+    """The book's ``Sigmoid`` keeps its output, ``Relu`` its mask; the others, their input."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def forward(self, x):
+        self.x = x
+        self.out = core.act_forward(x, self.spec)
+        return self.out
+
+    def backward(self, dout):
+        return core.act_backward(dout, self.x, self.out, self.spec)
+
+
+class Sigmoid(Activation):
+    pass
+
+
+class Tanh(Activation):
+    pass
+
+
+class LeakyRelu(Activation):
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.alpha = spec.act_param
+
+
+class Elu(LeakyRelu):
+    pass
+
+
+class Gelu(Activation):
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.approximate = spec.act == "gelu_tanh"
+
+
+ACTIVATIONS = {"tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyRelu, "elu": Elu,
+               "gelu": Gelu, "gelu_tanh": Gelu}
+
+
+class LayerNorm:
+    def __init__(self, gamma, beta, eps):
+        self.gamma, self.beta, self.eps = gamma, beta, eps
+
+    def forward(self, x):
+        out, self.cache = core.ln_forward(x, self.gamma, self.beta, self.eps)
+        return out
+
+    def backward(self, dout):
+        dx, self.dgamma, self.dbeta = core.ln_backward(dout, self.cache)
+        return dx
+
+
 class BatchNormalization:
     def __init__(self, gamma, beta, spec, momentum=0.9):
         self.gamma, self.beta, self.spec, self.momentum = gamma, beta, spec, momentum
@@ -104,7 +160,13 @@ class BookNet:
         self.layers["Affine1"] = Affine(p["W1"], p["b1"], spec.bias)
         if spec.bn:
             self.layers["BatchNorm1"] = BatchNormalization(p["gamma1"], p["beta1"], spec)
-        self.layers["Relu1"] = Relu()
+        if spec.ln:
+            self.layers["LayerNorm1"] = LayerNorm(p["gamma1"], p["beta1"], spec.ln_eps)
+        if spec.act == "relu":
+            self.layers["Relu1"] = Relu()
+        else:
+            cls = ACTIVATIONS[spec.act]
+            self.layers[f"{cls.__name__}1"] = cls(spec)
         if spec.dropout:
             self.layers["Dropout1"] = Dropout(spec)
         self.layers["Affine2"] = Affine(p["W2"], p["b2"], spec.bias)
@@ -136,7 +198,7 @@ class BookNet:
             affine = self.layers[f"Affine{i}"]
             grads[f"W{i}"] = affine.dW + core.decay(self.params, f"W{i}", self.spec)
             grads[f"b{i}"] = affine.db
-        if self.spec.bn:
-            grads["gamma1"] = self.layers["BatchNorm1"].dgamma
-            grads["beta1"] = self.layers["BatchNorm1"].dbeta
+        norm = self.layers.get("BatchNorm1") or self.layers.get("LayerNorm1")
+        if norm is not None:
+            grads["gamma1"], grads["beta1"] = norm.dgamma, norm.dbeta
         return {name: grads[name] for name in self.params}

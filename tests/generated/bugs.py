@@ -16,6 +16,15 @@ LAYER1 = r"(?i)^(w1|b1|affine_?1|dense_?1|linear_?1|fc_?1)$"
 DROPOUT = r"(?i)dropout_?1"
 BATCH_NORM = r"(?i)(batch_?norm_?1|bn_?1|gamma1|beta1|running_(mean|var))"
 OUTPUT = r"(?i).*"  # the output or the loss: any place in the phase
+# the hidden activation: a layer (``Relu1``, ``Tanh1``, ``leaky_relu1``, ``activation1``), or the
+# array a forward without layers makes with it (plain's ``h``, the course's ``A1``)
+ACTIVATION1 = r"(?i)^((relu|tanh|sigmoid|leaky_?relu|elu|gelu|activation)_?1|h|A1)\b"
+LAYER_NORM = r"(?i)^(layer_?norm_?1|ln_?1|n1|L1)\b"
+# the square layer: cs231n's second affine call, plain's ``q``, the course's ``Zr``
+RESIDUAL_LAYER = r"(?i)^(affine_?2|q|Zr)\b"
+# where a skip connection parts: the layer after it (cs231n's third affine call), or the
+# array made from the sum (the output's ``z``, ``Z2``)
+AFTER_SKIP = r"(?i)^(affine_?3|z|Z2|scores)\b"
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,12 @@ EXPECTED = {
     "bn_momentum": Expected(("buffers", "forward", "eval"), BATCH_NORM, ("bn_momentum",)),
     "weight_decay": Expected(("loss",), None, ("weight_decay",)),
     "numpy_gradient": Expected(("backward",), None, ("numpy_gradient",)),
+    "activation_slope": Expected(("forward",), ACTIVATION1, ("activation",)),
+    "activation_function": Expected(("forward",), ACTIVATION1, ("activation",)),
+    "skip_forgotten": Expected(("forward",), AFTER_SKIP, ("residual",)),
+    "skip_added": Expected(("forward",), AFTER_SKIP, ("residual",)),
+    "ln_eps": Expected(("forward",), LAYER_NORM, ("ln_eps",)),
+    "transpose_square": Expected(("forward",), RESIDUAL_LAYER, ("transpose",)),
 }
 
 
@@ -54,6 +69,9 @@ def _requires(bug):
         "bn_momentum": dict(),
         "weight_decay": dict(),
         "numpy_gradient": dict(reduction="mean"),
+        "skip_forgotten": dict(res="skip"),
+        "skip_added": dict(res="chain"),
+        "ln_eps": dict(ln=True, bn=None),
     }.get(bug, {})
 
 
@@ -67,6 +85,12 @@ def _style_takes(style, bug):
         return any(ch["bn"])
     if bug == "weight_decay":
         return any(ch["reg"])
+    if bug in ("activation_slope", "activation_function"):
+        return len(ch["act"]) > 1
+    if bug == "ln_eps":
+        return any(ch["ln"])
+    if bug in ("skip_forgotten", "skip_added", "transpose_square"):
+        return any(ch["res"])
     return True
 
 
@@ -89,6 +113,17 @@ def bug_specs(draw, bug, style, habits=True):
         fixed["bn"] = draw(st.sampled_from([b for b in ch["bn"] if b]))
     if bug == "weight_decay":
         fixed["reg"] = max(ch["reg"])
+    if bug == "activation_slope":  # a setting other than torch's default
+        fixed["act"] = draw(st.sampled_from(("leaky_relu", "elu")))
+        fixed["act_param"] = draw(st.sampled_from((0.1, 0.2))) if fixed["act"] == "leaky_relu" else 0.5
+    if bug == "activation_function":
+        fixed["act"] = draw(st.sampled_from(("tanh", "gelu_tanh")))
+    if bug == "ln_eps":
+        fixed["ln_eps"] = draw(st.sampled_from((1e-3, 1e-6)))
+    if bug == "transpose_square":
+        fixed["res"] = draw(st.sampled_from(("skip", "chain")))
+    if bug in ("activation_slope", "activation_function", "ln_eps") and habits:
+        fixed.pop("act_form", None), fixed.pop("port_call", None)  # each way of writing it
     return draw(specs(style, **fixed))
 
 

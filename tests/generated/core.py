@@ -6,7 +6,10 @@ starts from, written the way right code writes it: a loss taken from
 probabilities with an epsilon in its log back-propagates ``p - t`` as though the
 epsilon were not there (the book's ``SoftmaxWithLoss``, the course's ``AL - Y``).
 """
+import math
+
 import numpy as np
+from scipy.special import erf, erfc
 
 
 def softmax(z):
@@ -148,3 +151,74 @@ def bn_state(spec, dtype):
     shape = (1, spec.H) if spec.bn == "row" else (spec.H,)
     # the book and the course start both at zero
     return {"running_mean": np.zeros(shape, dtype), "running_var": np.zeros(shape, dtype)}
+
+
+# --- hidden activations, each in two ways learners write it --------------------------------
+
+SQRT_2_PI = math.sqrt(2.0 / math.pi)
+GELU_C = 0.044715
+
+# (spec.act, form) -> f(z, a): ``a`` the slope or alpha; python floats keep a float32 array float32
+ACT_FORMS = {
+    ("relu", 0): lambda z, a: np.maximum(0, z),
+    ("relu", 1): lambda z, a: z * (z > 0),
+    ("tanh", 0): lambda z, a: np.tanh(z),
+    ("tanh", 1): lambda z, a: (np.exp(z) - np.exp(-z)) / (np.exp(z) + np.exp(-z)),
+    ("sigmoid", 0): lambda z, a: 1 / (1 + np.exp(-z)),
+    ("sigmoid", 1): lambda z, a: np.exp(-np.logaddexp(0, -z)),
+    ("leaky_relu", 0): lambda z, a: np.where(z > 0, z, a * z),
+    ("leaky_relu", 1): lambda z, a: np.maximum(a * z, z),
+    ("elu", 0): lambda z, a: np.where(z > 0, z, a * (np.exp(np.minimum(z, 0)) - 1)),
+    ("elu", 1): lambda z, a: np.where(z > 0, z, a * np.expm1(np.minimum(z, 0))),
+    ("gelu", 0): lambda z, a: 0.5 * z * (1 + erf(z / math.sqrt(2.0))),
+    ("gelu", 1): lambda z, a: z * 0.5 * erfc(-z / math.sqrt(2.0)),
+    ("gelu_tanh", 0): lambda z, a: 0.5 * z * (1 + np.tanh(SQRT_2_PI * (z + GELU_C * z ** 3))),
+    ("gelu_tanh", 1): lambda z, a: 0.5 * z * (1 + np.tanh(SQRT_2_PI * (z + GELU_C * np.power(z, 3)))),
+}
+
+
+def act_forward(z, spec):
+    return ACT_FORMS[(spec.act, spec.act_form)](z, spec.act_param)
+
+
+def act_backward(dout, z, out, spec):
+    """``dout`` through the activation, from its input ``z`` and output ``out``."""
+    a = spec.act_param
+    if spec.act == "relu":
+        return dout * (z > 0)
+    if spec.act == "tanh":
+        return dout * (1 - out ** 2)
+    if spec.act == "sigmoid":
+        return dout * out * (1 - out)
+    if spec.act == "leaky_relu":
+        return dout * np.where(z > 0, 1, a).astype(z.dtype)
+    if spec.act == "elu":
+        return dout * np.where(z > 0, 1, out + a).astype(z.dtype)
+    if spec.act == "gelu":
+        cdf = 0.5 * (1 + erf(z / math.sqrt(2.0)))
+        return dout * (cdf + z * np.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi))
+    th = np.tanh(SQRT_2_PI * (z + GELU_C * z ** 3))
+    return dout * (0.5 * (1 + th) + 0.5 * z * (1 - th ** 2) * SQRT_2_PI * (1 + 3 * GELU_C * z ** 2))
+
+
+# --- layer norm, per sample over the features -----------------------------------------------
+
+def ln_forward(x, gamma, beta, eps, axis=1):
+    """``axis``: the features' (1 batch first, 0 features first); gamma and beta broadcast."""
+    mu = x.mean(axis=axis, keepdims=True)
+    var = x.var(axis=axis, keepdims=True)
+    std = np.sqrt(var + eps)
+    xn = (x - mu) / std
+    return gamma * xn + beta, (xn, std, gamma, axis)
+
+
+def ln_backward(dout, cache):
+    """``(dx, dgamma, dbeta)``, dgamma and dbeta summed over the batch in gamma's shape."""
+    xn, std, gamma, axis = cache
+    batch_axis = 1 - axis
+    dxn = dout * gamma
+    dx = (dxn - dxn.mean(axis=axis, keepdims=True)
+          - xn * (dxn * xn).mean(axis=axis, keepdims=True)) / std
+    dgamma = (dout * xn).sum(axis=batch_axis).reshape(np.shape(gamma))
+    dbeta = dout.sum(axis=batch_axis).reshape(np.shape(gamma))
+    return dx, dgamma, dbeta

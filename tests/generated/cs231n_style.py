@@ -2,6 +2,8 @@
 ``relu_*``, ``batchnorm_*`` with a ``bn_param`` holding the running statistics,
 ``dropout_*`` with a ``dropout_param``, ``softmax_loss``) and a model whose
 ``loss(X, y=None)`` gives the scores in test mode or ``(loss, grads)`` in train mode."""
+from dataclasses import replace
+
 import numpy as np
 
 from . import core
@@ -27,6 +29,63 @@ def relu_forward(x):
 
 def relu_backward(dout, cache):
     return dout * (cache > 0)
+
+
+# the other activations, each with its cache as the assignments' ``relu_forward``; the way
+# each is written (``core.ACT_FORMS``) is the model's spec's, set as the model runs
+ACT_SPEC = None
+
+
+def _forms(name, **setting):
+    return replace(ACT_SPEC, act=name, **setting)
+
+
+def tanh_forward(x):
+    out = core.act_forward(x, _forms("tanh"))
+    return out, (x, out, _forms("tanh"))
+
+
+def sigmoid_forward(x):
+    out = core.act_forward(x, _forms("sigmoid"))
+    return out, (x, out, _forms("sigmoid"))
+
+
+def leaky_relu_forward(x, alpha):
+    spec = _forms("leaky_relu", act_param=alpha)
+    out = core.act_forward(x, spec)
+    return out, (x, out, spec)
+
+
+def elu_forward(x, alpha):
+    spec = _forms("elu", act_param=alpha)
+    out = core.act_forward(x, spec)
+    return out, (x, out, spec)
+
+
+def gelu_forward(x, approximate=False):
+    spec = _forms("gelu_tanh" if approximate else "gelu")
+    out = core.act_forward(x, spec)
+    return out, (x, out, spec)
+
+
+def _act_backward(dout, cache):
+    x, out, spec = cache
+    return core.act_backward(dout, x, out, spec)
+
+
+tanh_backward = sigmoid_backward = leaky_relu_backward = elu_backward = gelu_backward = _act_backward
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    eps = ln_param.get("eps", 1e-5)
+    mu = x.mean(axis=1, keepdims=True)
+    var = x.var(axis=1, keepdims=True)
+    xn = (x - mu) / np.sqrt(var + eps)
+    return gamma * xn + beta, (xn, np.sqrt(var + eps), gamma, 1)
+
+
+def layernorm_backward(dout, cache):
+    return core.ln_backward(dout, cache)
 
 
 def batchnorm_forward(x, gamma, beta, bn_param):
@@ -88,8 +147,24 @@ class FullyConnectedNet:
         self.bn_params = ([{"mode": "train", "eps": spec.bn_eps, "keepdims": spec.bn == "row"}]
                           if spec.bn else [])
 
+    def _act_forward(self, x):
+        # looked up in the module's globals at each call, as a solution's own calls are
+        spec = self.spec
+        fn = globals()[("gelu" if spec.act == "gelu_tanh" else spec.act) + "_forward"]
+        if spec.act in ("leaky_relu", "elu"):
+            return fn(x, spec.act_param)
+        if spec.act.startswith("gelu"):
+            return fn(x, approximate=spec.act == "gelu_tanh")
+        return fn(x)
+
+    def _act_backward(self, dout, cache):
+        spec = self.spec
+        return globals()[("gelu" if spec.act == "gelu_tanh" else spec.act) + "_backward"](dout, cache)
+
     def loss(self, X, y=None):
         spec = self.spec
+        global ACT_SPEC
+        ACT_SPEC = spec
         mode = "test" if y is None else "train"
         if self.use_dropout:
             self.dropout_param["mode"] = mode
@@ -99,9 +174,15 @@ class FullyConnectedNet:
         out, fc1 = affine_forward(X, p["W1"], p["b1"])
         if spec.bn:
             out, bn_cache = batchnorm_forward(out, p["gamma1"], p["beta1"], self.bn_params[0])
-        out, relu_cache = relu_forward(out)
+        if spec.ln:
+            out, ln_cache = layernorm_forward(out, p["gamma1"], p["beta1"], {"eps": spec.ln_eps})
+        out, relu_cache = self._act_forward(out)
         if self.use_dropout:
             out, drop_cache = dropout_forward(out, self.dropout_param)
+        if spec.res:
+            q, res_fc = affine_forward(out, p["W_res"], p["b_res"])
+            r, res_act = self._act_forward(q)
+            out = out + r if spec.res == "skip" else r
         scores, fc2 = affine_forward(out, p["W2"], p["b2"])
         if mode == "test":
             return scores
@@ -110,11 +191,17 @@ class FullyConnectedNet:
         loss += core.penalty(p, spec)
         grads = {}
         dh, grads["W2"], grads["b2"] = affine_backward(dscores, fc2)
+        if spec.res:
+            dq = self._act_backward(dh, res_act)
+            dr, grads["W_res"], grads["b_res"] = affine_backward(dq, res_fc)
+            dh = dh + dr if spec.res == "skip" else dr
         if self.use_dropout:
             dh = dropout_backward(dh, drop_cache)
-        dh = relu_backward(dh, relu_cache)
+        dh = self._act_backward(dh, relu_cache)
         if spec.bn:
             dh, grads["gamma1"], grads["beta1"] = batchnorm_backward(dh, bn_cache)
+        if spec.ln:
+            dh, grads["gamma1"], grads["beta1"] = layernorm_backward(dh, ln_cache)
         _, grads["W1"], grads["b1"] = affine_backward(dh, fc1)
         for name in ("W1", "W2"):
             grads[name] = grads[name] + core.decay(p, name, spec)

@@ -16,14 +16,28 @@ def column(b):
 def forward_propagation(X, parameters, spec, training):
     W1, b1, W2, b2 = (parameters[k] for k in ("W1", "b1", "W2", "b2"))
     Z1 = np.dot(W1, X) + column(b1)
-    A1 = np.maximum(0, Z1)
+    LN1 = None
+    if spec.ln:  # each example normalised over its units: axis 0, features first
+        L1, LN1 = core.ln_forward(Z1, column(parameters["gamma1"]), column(parameters["beta1"]),
+                                  spec.ln_eps, axis=0)
+        A1 = core.act_forward(L1, spec)
+        act = (L1, A1)
+    else:
+        A1 = np.maximum(0, Z1) if spec.act == "relu" else core.act_forward(Z1, spec)
+        act = (Z1, A1)
     D1 = None
     if spec.dropout and training:
         keep_prob = 1.0 - spec.p
         D1 = np.random.rand(A1.shape[0], A1.shape[1]) < keep_prob
         A1 = A1 * D1 / keep_prob
+    RES = None
+    if spec.res:
+        Zr = np.dot(parameters["W_res"], A1) + column(parameters["b_res"])
+        Ar = core.act_forward(Zr, spec)
+        RES = (A1, Zr, Ar)
+        A1 = A1 + Ar if spec.res == "skip" else Ar
     Z2 = np.dot(W2, A1) + column(b2)
-    return Z2, (X, Z1, A1, D1)
+    return Z2, (X, act, A1, D1, LN1, RES)
 
 
 def compute_cost(Z2, Y, spec):
@@ -33,12 +47,19 @@ def compute_cost(Z2, Y, spec):
 
 
 def backward_propagation(dZ2, cache, parameters, spec):
-    X, Z1, A1, D1 = cache
+    X, act, A1, D1, LN1, RES = cache
     grads = {"dW2": np.dot(dZ2, A1.T), "db2": np.sum(dZ2, axis=1, keepdims=True)}
     dA1 = np.dot(parameters["W2"].T, dZ2)
+    if RES is not None:
+        A_in, Zr, Ar = RES
+        dZr = core.act_backward(dA1, Zr, Ar, spec)
+        grads["dW_res"], grads["db_res"] = np.dot(dZr, A_in.T), np.sum(dZr, axis=1, keepdims=True)
+        dA1 = np.dot(parameters["W_res"].T, dZr) + (dA1 if spec.res == "skip" else 0)
     if D1 is not None:
         dA1 = dA1 * D1 / (1.0 - spec.p)
-    dZ1 = dA1 * (Z1 > 0)
+    dZ1 = core.act_backward(dA1, *act, spec)
+    if LN1 is not None:
+        dZ1, grads["dgamma1"], grads["dbeta1"] = core.ln_backward(dZ1, LN1)
     grads["dW1"] = np.dot(dZ1, X.T)
     grads["db1"] = np.sum(dZ1, axis=1, keepdims=True)
     return grads

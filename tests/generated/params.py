@@ -15,9 +15,15 @@ def init_params(spec, features_first=False):
         values[f"W{i}"] = rng.randn(*shape) / np.sqrt(a)
         # biases away from zero: a bias copied in the wrong shape or order shows
         values[f"b{i}"] = 0.1 * rng.randn(*bias_shape(b, spec.bias))
-    if spec.bn:
-        values["gamma1"] = 1 + 0.1 * rng.randn(spec.H)
-        values["beta1"] = 0.1 * rng.randn(spec.H)
+    if spec.bn or spec.ln:
+        # a features-first layer norm's gamma and beta are columns, as its biases are
+        shape = bias_shape(spec.H, spec.bias) if spec.ln and features_first else (spec.H,)
+        values["gamma1"] = 1 + 0.1 * rng.randn(*shape)
+        values["beta1"] = 0.1 * rng.randn(*shape)
+    if spec.res:
+        # drawn after the others, so that a spec without it keeps its parameters
+        values["W_res"] = rng.randn(spec.H, spec.H) / np.sqrt(spec.H)
+        values["b_res"] = 0.1 * rng.randn(*bias_shape(spec.H, spec.bias))
     return {name: values[name].astype(spec.dtype) for name in spec.order}
 
 

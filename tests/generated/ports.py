@@ -11,7 +11,44 @@ import torch.nn.functional as F
 from torch import nn
 
 BUGS = ("transpose", "missing_n", "sign", "softmax_axis", "double_softmax", "double_sigmoid",
-        "inverted_dropout", "bn_eps", "bn_momentum", "weight_decay", "numpy_gradient")
+        "inverted_dropout", "bn_eps", "bn_momentum", "weight_decay", "numpy_gradient",
+        "activation_slope", "activation_function", "skip_forgotten", "skip_added", "ln_eps",
+        "transpose_square")
+
+TORCH_LN_EPS = 1e-5
+
+
+def _port_activation(spec, bug):
+    """``(function name, setting)`` the port computes: the spec's, or the bug's."""
+    act, a = spec.act, spec.act_param
+    if bug == "activation_slope":  # the slope or alpha left at torch's default
+        a = {"leaky_relu": 0.01, "elu": 1.0}[act]
+    if bug == "activation_function":
+        act = {"tanh": "relu", "gelu_tanh": "gelu"}[act]
+    return act, a
+
+
+def activation_module(act, a):
+    return {"relu": lambda: nn.ReLU(), "tanh": lambda: nn.Tanh(), "sigmoid": lambda: nn.Sigmoid(),
+            "leaky_relu": lambda: nn.LeakyReLU() if a == 0.01 else nn.LeakyReLU(a),
+            "elu": lambda: nn.ELU() if a == 1.0 else nn.ELU(alpha=a),
+            "gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh")}[act]()
+
+
+def activation_call(act, a, x):
+    if act == "relu":
+        return F.relu(x)
+    if act == "tanh":
+        return torch.tanh(x)
+    if act == "sigmoid":
+        return torch.sigmoid(x)
+    if act == "leaky_relu":
+        return F.leaky_relu(x) if a == 0.01 else F.leaky_relu(x, a)
+    if act == "elu":
+        return F.elu(x) if a == 1.0 else F.elu(x, a)
+    if act == "gelu":
+        return F.gelu(x)
+    return F.gelu(x, approximate="tanh")
 
 
 class BookDropout(nn.Module):
@@ -76,7 +113,21 @@ class Port(nn.Module):
             if bug == "bn_momentum":
                 momentum = 0.9
             self.bn1 = nn.BatchNorm1d(spec.H, eps=eps, momentum=momentum)
-        self.relu1 = nn.ReLU()
+        if spec.ln:
+            eps = TORCH_LN_EPS if bug == "ln_eps" else spec.ln_eps
+            if spec.port_call == "module":
+                self.ln1 = nn.LayerNorm(spec.H) if eps == TORCH_LN_EPS else nn.LayerNorm(spec.H, eps=eps)
+            else:
+                self.gamma1 = nn.Parameter(torch.ones(spec.H))
+                self.beta1 = nn.Parameter(torch.zeros(spec.H))
+            self.ln_eps = eps
+        self.act = _port_activation(spec, bug)
+        if spec.port_call == "module":
+            self.act1 = activation_module(*self.act)
+        if spec.res:
+            self.res = nn.Linear(spec.H, spec.H)
+            if spec.port_call == "module":
+                self.act_res = activation_module(*self.act)
         if spec.dropout:
             inverted = spec.inverted or bug == "inverted_dropout"
             self.dropout1 = nn.Dropout(spec.p) if inverted else BookDropout(spec.p)
@@ -90,9 +141,18 @@ class Port(nn.Module):
             h = self.fc1(x)
         if self.spec.bn:
             h = self.bn1(h)
-        h = self.relu1(h)
+        if self.spec.ln:
+            if self.spec.port_call == "module":
+                h = self.ln1(h)
+            elif self.ln_eps == TORCH_LN_EPS:
+                h = F.layer_norm(h, (self.spec.H,), self.gamma1, self.beta1)
+            else:
+                h = F.layer_norm(h, (self.spec.H,), self.gamma1, self.beta1, eps=self.ln_eps)
+        h = self._activation(h, "act1")
         if self.spec.dropout:
             h = self.dropout1(h)
+        if self.spec.res:
+            h = self._residual(h)
         z = self.fc2(h)
         if self.bug == "double_softmax":
             return F.softmax(z, dim=1)
@@ -104,11 +164,28 @@ class Port(nn.Module):
             return torch.sigmoid(z)
         return z
 
+    def _activation(self, h, name):
+        if self.spec.port_call == "module":
+            return getattr(self, name)(h)
+        return activation_call(*self.act, h)
+
+    def _residual(self, h):
+        if self.bug == "transpose_square":  # W_res as NumPy holds it, on torch's (out, in) weight
+            q = F.linear(h, self.res.weight.T, self.res.bias)
+        else:
+            q = self.res(h)
+        r = self._activation(q, "act_res")
+        skip = self.spec.res == "skip"
+        if self.bug in ("skip_forgotten", "skip_added"):
+            skip = not skip
+        return h + r if skip else r
+
     def loss(self, x, t):
         """The NumPy loss's penalty in the port's own loss (checked with ``loss="model"``)."""
         value = PortLoss(self.spec)(self(x), t)
         if self.bug != "weight_decay":
-            value = value + 0.5 * self.spec.reg * (self.fc1.weight.pow(2).sum() + self.fc2.weight.pow(2).sum())
+            weights = [self.fc1.weight, self.fc2.weight]
+            value = value + 0.5 * self.spec.reg * sum(w.pow(2).sum() for w in weights)
         return value
 
 

@@ -89,16 +89,28 @@ def gradient_errors(spec):
     return out
 
 
-def copy_into_port(model, port, spec):
-    p = {k: torch.from_numpy(np.array(v, dtype=spec.dtype)) for k, v in model.params.items()}
+def port_tensors(port, spec):
+    """``{NumPy name: (port tensor, transposed)}``: where each parameter lives in the port."""
     ff = spec.style in FEATURES_FIRST
+    out = {"W1": (port.fc1.weight, not ff), "b1": (port.fc1.bias, False),
+           "W2": (port.fc2.weight, not ff), "b2": (port.fc2.bias, False)}
+    if spec.bn:
+        out.update(gamma1=(port.bn1.weight, False), beta1=(port.bn1.bias, False))
+    if spec.ln:
+        ln = getattr(port, "ln1", None)
+        out.update(gamma1=(ln.weight if ln is not None else port.gamma1, False),
+                   beta1=(ln.bias if ln is not None else port.beta1, False))
+    if spec.res:
+        out.update(W_res=(port.res.weight, not ff), b_res=(port.res.bias, False))
+    return out
+
+
+def copy_into_port(model, port, spec):
     with torch.no_grad():
-        for i, fc in ((1, port.fc1), (2, port.fc2)):
-            fc.weight.copy_(p[f"W{i}"] if ff else p[f"W{i}"].T)
-            fc.bias.copy_(p[f"b{i}"].reshape(-1))
-        if spec.bn:
-            port.bn1.weight.copy_(p["gamma1"])
-            port.bn1.bias.copy_(p["beta1"])
+        for name, (tensor, transposed) in port_tensors(port, spec).items():
+            value = torch.from_numpy(np.array(model.params[name], dtype=spec.dtype))
+            value = value.T if transposed else value.reshape(-1) if tensor.dim() == 1 else value
+            tensor.copy_(value)
 
 
 def _np_bn_state(model, spec):
@@ -135,10 +147,8 @@ def port_errors(spec):
     value = port.loss(torch.from_numpy(x), tt) if spec.reg else PortLoss(spec)(port(torch.from_numpy(x)), tt)
     value.backward()
     ff = spec.style in FEATURES_FIRST
-    torch_grads = {"W1": port.fc1.weight.grad if ff else port.fc1.weight.grad.T, "b1": port.fc1.bias.grad,
-                   "W2": port.fc2.weight.grad if ff else port.fc2.weight.grad.T, "b2": port.fc2.bias.grad}
-    if spec.bn:
-        torch_grads.update(gamma1=port.bn1.weight.grad, beta1=port.bn1.bias.grad)
+    torch_grads = {name: tensor.grad.T if transposed else tensor.grad
+                   for name, (tensor, transposed) in port_tensors(port, spec).items()}
     errors = {"loss": (abs(np_loss - float(value.detach())), abs(np_loss))}
     for name, g in np_grads.items():
         tg = torch_grads[name].numpy()

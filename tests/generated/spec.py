@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 
 STYLES = ("book", "cs231n", "dlai", "adapter", "plain")
 EPSILONS = (None, 1e-7, 1e-8, 1e-10)
+ACTS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "gelu_tanh")
+ACT_PARAMS = {"leaky_relu": (0.1, 0.2), "elu": (1.0, 0.5)}
+LN_EPSILONS = (1e-5, 1e-3, 1e-6)
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,21 @@ class Spec:
     port_head: str = "scores"    # what the port returns: scores, logprobs (softmax), probs (bce)
     np_bug: str = None           # a wrong NumPy backward: "forget_reg", "sum_grad"
     mode: str = None             # features first: no mode (the course's), or a ``training`` flag
+    act: str = "relu"            # the hidden activation: relu, tanh, sigmoid, leaky_relu, elu, gelu, gelu_tanh
+    act_param: float = None      # a leaky ReLU's slope, an ELU's alpha
+    act_form: int = 0            # which of two ways learners write it (``core.ACT_FORMS``)
+    port_call: str = "module"    # the port's activation and layer norm: nn modules, or F calls
+    ln: bool = False             # a layer norm after the first affine layer (never beside batch norm)
+    ln_eps: float = 1e-5
+    res: str = None              # a square layer after the activation: None, "skip" (h + f(h W + b)), "chain" (f(h W + b))
 
     @property
     def param_names(self):
         names = ["W1", "b1", "W2", "b2"]
-        if self.bn:
+        if self.bn or self.ln:
             names += ["gamma1", "beta1"]
+        if self.res:
+            names += ["W_res", "b_res"]
         return names
 
     def describe(self):
@@ -63,6 +75,16 @@ class Spec:
             parts.append(f"bn={self.bn}:eps={self.bn_eps:g}")
         if self.reg:
             parts.append(f"reg={self.reg}")
+        if self.act != "relu":
+            parts.append(f"act={self.act}" + (f":{self.act_param:g}" if self.act_param is not None else ""))
+        if self.act_form:
+            parts.append(f"act_form={self.act_form}")
+        if self.ln:
+            parts.append(f"ln:eps={self.ln_eps:g}")
+        if self.res:
+            parts.append(f"res={self.res}")
+        if self.port_call != "module":
+            parts.append(f"port_call={self.port_call}")
         parts.append(f"port={self.port_head}")
         if self.mode:
             parts.append(f"mode={self.mode}")
@@ -75,19 +97,23 @@ class Spec:
 STYLE_CHOICES = {
     "book": dict(bias=("flat", "row", "col"), head=("scores", "probs", "logprobs"),
                  loss=("softmax_ce", "bce", "mse"), dropout=(None, "layer"), bn=(None, "flat", "row"),
-                 reg=(0.0, 0.1), inverted=(False, True), labels=("onehot", "index")),
+                 reg=(0.0, 0.1), inverted=(False, True), labels=("onehot", "index"),
+                 act=ACTS, ln=(False, True), res=(None,)),
     "cs231n": dict(bias=("flat", "row"), head=("scores",), loss=("softmax_ce",),
                    dropout=(None, "layer"), bn=(None, "flat", "row"), reg=(0.0, 0.05),
-                   inverted=(True,), labels=("index",)),
+                   inverted=(True,), labels=("index",), act=ACTS, ln=(False, True),
+                   res=(None, "skip", "chain")),
     "dlai": dict(bias=("col", "flat"), head=("probs",), loss=("bce", "softmax_ce"),
                  dropout=(None, "inline"), bn=(None,), reg=(0.0,), inverted=(True,),
-                 labels=("onehot",), mode=(None, "training")),
+                 labels=("onehot",), mode=(None, "training"), act=ACTS, ln=(False, True),
+                 res=(None, "skip", "chain")),
     "adapter": dict(bias=("row", "flat"), head=("scores", "probs"), loss=("softmax_ce", "bce", "mse"),
                     dropout=(None, "layer"), bn=(None,), reg=(0.0,), inverted=(True,),
-                    labels=("index", "onehot")),
+                    labels=("index", "onehot"), act=ACTS, ln=(False,), res=(None,)),
     "plain": dict(bias=("flat", "row", "col"), head=("scores", "probs", "logprobs"),
                   loss=("softmax_ce", "bce", "mse"), dropout=(None, "inline"), bn=(None,),
-                  reg=(0.0, 0.1), inverted=(False, True), labels=("onehot", "index")),
+                  reg=(0.0, 0.1), inverted=(False, True), labels=("onehot", "index"),
+                  act=ACTS, ln=(False, True), res=(None, "skip", "chain")),
 }
 
 
@@ -113,6 +139,8 @@ def specs(draw, style=None, **fixed):
     else:
         port_head = "scores"
     bn = pick("bn", ch["bn"])
+    act = pick("act", ch["act"])
+    ln = False if bn else pick("ln", ch["ln"])
     dropout = pick("dropout", ch["dropout"])
     spec = Spec(
         style=style, D=pick("D", (3, 4, 5, 6)), H=pick("H", (4, 5, 6, 7)), C=C,
@@ -126,6 +154,9 @@ def specs(draw, style=None, **fixed):
         bn_eps=(1e-6 if style == "book" else pick("bn_eps", (1e-5, 1e-6))) if bn else 1e-5,
         reg=pick("reg", ch["reg"]), port_head=port_head, np_bug=fixed.get("np_bug"),
         mode=pick("mode", ch.get("mode", (None,))),
+        act=act, act_param=pick("act_param", ACT_PARAMS[act]) if act in ACT_PARAMS else None,
+        act_form=pick("act_form", (0, 1)), port_call=pick("port_call", ("module", "functional")),
+        ln=ln, ln_eps=pick("ln_eps", LN_EPSILONS) if ln else 1e-5, res=pick("res", ch["res"]),
     )
     names = spec.param_names
     order = fixed.get("order")
@@ -137,8 +168,8 @@ def specs(draw, style=None, **fixed):
 
 # the order each style's own code fills its params dict in: the book makes every W and b
 # first and batch norm's gamma and beta in the layer loop; cs231n's net, layer by layer
-HABIT_ORDER = {style: ("W1", "b1", "W2", "b2", "gamma1", "beta1") for style in STYLES}
-HABIT_ORDER["cs231n"] = ("W1", "b1", "gamma1", "beta1", "W2", "b2")
+HABIT_ORDER = {style: ("W1", "b1", "W_res", "b_res", "W2", "b2", "gamma1", "beta1") for style in STYLES}
+HABIT_ORDER["cs231n"] = ("W1", "b1", "gamma1", "beta1", "W_res", "b_res", "W2", "b2")
 
 
 def natural(style):
@@ -148,7 +179,8 @@ def natural(style):
     fixed = dict(bias=ch["bias"][0], head=ch["head"][0], loss=loss, reduction="mean",
                  labels=ch["labels"][0], dropout=None, bn=None, reg=0.0, dtype="float64", N=16,
                  port_head="scores", eps=None, log_from="probs" if style == "dlai" else "logits",
-                 inverted=ch["inverted"][0], mode=None)
+                 inverted=ch["inverted"][0], mode=None, act="relu", act_form=0, port_call="module",
+                 ln=False, res=None)
     fixed["order"] = "habit"
     return fixed
 
@@ -167,6 +199,9 @@ FOCUS = {
     "batch_norm": ("bn", "bn_eps"),
     "weight_decay": ("reg",),
     "mode": ("mode",),
+    "activation": ("act", "act_param", "act_form", "port_call"),
+    "layer_norm": ("ln", "ln_eps", "port_call"),
+    "residual": ("res", "act"),
     "all": None,  # every convention drawn
 }
 
@@ -188,5 +223,6 @@ def focuses(style):
     ch = STYLE_CHOICES[style]
     skip = {"dropout": not any(ch["dropout"]), "batch_norm": not any(ch["bn"]),
             "weight_decay": not any(ch["reg"]), "bias": len(ch["bias"]) < 2,
-            "mode": len(ch.get("mode", ())) < 2}
+            "mode": len(ch.get("mode", ())) < 2, "activation": len(ch["act"]) < 2,
+            "layer_norm": not any(ch["ln"]), "residual": not any(ch["res"])}
     return [f for f in FOCUS if not skip.get(f)]

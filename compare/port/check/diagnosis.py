@@ -29,6 +29,7 @@ from ..unit_axes import as_shape
 from ..known.log_eps import eps_text
 from .kernel_order import kernel_order_traps
 from .modes import mode_trap
+from .residual import between_layers
 from .output_head import axis_on_pass, numpy_loss_without_eps, traps as output_head_traps
 from .state import np_layer, pairing_trap, settings_differences, settings_text
 from .unjudged import leave_unjudged
@@ -117,6 +118,20 @@ def _traps(run, row, ctx):
         return []
 
 
+def _skip_traps(run, row, ctx):
+    """A skip connection forgotten or added between two layers of a model with layers (rows
+    read from inside test it where they pair: ``inside_traps``)."""
+    if row.phase != "forward" or "inside_traps" in ctx or ctx.get("what", "output") != "output":
+        return []
+    a, b = _records(run, ctx)
+    if a is None or b is None:
+        return []
+    try:
+        return between_layers(run, a, b, ctx.get("np_records", run.np_capture.records))
+    except Exception:  # a rerun these records cannot take says nothing
+        return []
+
+
 def _settings(run, ctx):
     """The settings both sides hold (stride, padding, eps, momentum, p) that differ."""
     differ = settings_differences(run.np, run.torch, run.tx)
@@ -158,7 +173,8 @@ def _diagnose(run, row, ctx):
         # each hypothesis applied to the rest of what was measured (loss, gradients): one
         # that does not reproduce it is dropped, with the reason
         traps, rejected = verified(run, row, ctx, list(ctx.get("inside_traps", ())) + _traps(run, row, ctx)
-                                    + known.traps(run, row, ctx) + mode_trap(run, row, ctx))
+                                    + _skip_traps(run, row, ctx) + known.traps(run, row, ctx)
+                                    + mode_trap(run, row, ctx))
         if not traps and not counterfactuals:
             # no layer row, or nothing at it (a row seen from inside has no layer object to
             # rerun): the bug may lie between the rows (a square weight used transposed in an

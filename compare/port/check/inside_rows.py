@@ -26,7 +26,7 @@ from ..reference import inside
 from ..report import compare_arrays
 from ..tolerance import port_tolerance, within
 from ..unit_axes import same_values
-from .residual import residual_traps, torch_module
+from .residual import batch_record, residual_traps, torch_module
 
 SUSPECTS = 8  # torch records after the last agreement tried against...
 TWINS = 16  # ...the NumPy arrays made after it
@@ -191,7 +191,7 @@ def _named(run, np_recs, t_recs, suspects, twins):
     pairs = getattr(run, "inside", {}).get("pairs") or []
     # what a skip connection can carry: the input, or an array the port computes too (a
     # layer's output); never an array of the NumPy side's own (its targets, a cache)
-    earlier = [_batch_record(run)] + [np_recs[i] for i, _ in pairs]
+    earlier = [batch_record(run)] + [np_recs[i] for i, _ in pairs]
     last_np, last_t = pairs[-1] if pairs else (None, None)
     for j in suspects:
         b = t_recs[j]
@@ -322,11 +322,6 @@ def locate_blocked(run):
                 problem=f"{b.key} computes something else than the NumPy {a.key} (made at "
                         f"{a.made}), and the port's pass cannot go on after it")
     return row, traps
-
-
-def _batch_record(run):
-    from ..capture import LayerRecord
-    return LayerRecord("x", "", None, np.asarray(run.x))
 
 
 def _made_before(np_recs, r, a):

@@ -7,6 +7,10 @@ on its own input plus (or minus) an array the NumPy pass made earlier, gives the
 array that parts from it (or the port's output plus that array gives it, where the
 skip is the last thing added). Named only when that rerun reproduces the NumPy array
 within the row's tolerance, and the layer as it ran does not.
+
+Tested where the rows are read from inside a forward (``inside_rows``), and, in a
+model of layer objects or functions, where a layer's row parts with its input already
+different from the NumPy layer's (``between_layers``): the skip lies between the layers.
 """
 import numpy as np
 
@@ -72,6 +76,26 @@ def _linear(run, record, u):
         if n != w:
             out = out + v.reshape(-1)
     return out
+
+
+def batch_record(run):
+    """The batch as a record: the first array a skip connection can carry."""
+    from ..capture import LayerRecord
+    return LayerRecord("x", "", None, np.asarray(run.x))
+
+
+def between_layers(run, a, b, np_recs):
+    """``residual_traps`` for the paired layer records ``a`` (NumPy) and ``b`` (port) of a
+    model with layers, where ``b``'s input is not ``a``'s: the arrays a skip can carry are
+    the batch and the outputs of the NumPy layers that ran before ``a``."""
+    if a.input is None or b.input is None or np.shape(a.input) != np.shape(b.input):
+        return []
+    if within(np.asarray(a.input, np.float64), np.asarray(b.input, np.float64), run.dtype):
+        return []  # the same input: the difference arises inside the layer
+    index = next((k for k, r in enumerate(np_recs) if r is a), None)
+    if index is None:
+        return []
+    return residual_traps(run, a, b, [batch_record(run)] + list(np_recs[:index]))
 
 
 def residual_traps(run, a, b, earlier):
