@@ -174,6 +174,9 @@ class _Follower:
                 record = self.note(f"{frame.f_code.co_name}()", arg, frame, state["line"])
                 if record is not None:
                     self.returned[id(arg)] = (record, frame.f_back)
+            elif event == "return" and id(arg) in self.returned and self.returned[id(arg)][1] is frame:
+                # handed on unnamed (return act(z)): named where the next caller binds it
+                self.returned[id(arg)] = (self.returned[id(arg)][0], frame.f_back)
             return local
         return local
 
