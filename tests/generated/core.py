@@ -80,9 +80,7 @@ def penalty(params, spec):
     """``0.5 * reg * sum W**2`` over the weights."""
     if not spec.reg:
         return 0
-    # every weight, the residual's too, as learners' ``sum(W**2 for W in weights)`` does (a
-    # penalty on some weights only is a gap of the weight-decay fit, not drawn here)
-    return 0.5 * spec.reg * sum(np.sum(params[k] ** 2) for k in params if k.startswith("W"))
+    return 0.5 * spec.reg * sum(np.sum(params[k] ** 2) for k in ("W1", "W2"))
 
 
 def decay(params, name, spec):
