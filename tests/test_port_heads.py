@@ -356,3 +356,27 @@ def test_labels_whose_two_best_scores_tie_within_round_off_are_either_sides_to_b
     scores = np.array([[1.0, 1.0 + 1e-14, 0.0], [0.0, 2.0, 1.0], [3.0, 2.9, 0.0]])
     labels, ties = argmax_with_ties(scores, port_tolerance(scores, "float64"))
     assert labels.tolist() == [1, 1, 0] and ties.tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("predicts", ["labels", "nothing"])
+def test_a_double_softmax_is_named_whatever_the_numpy_predict_gives(predicts):
+    from styles import layerless as L
+
+    class Net(L.TanhNet):
+        gradient = None
+
+        def loss(self, x, t):
+            return L._cross_entropy(L.TanhNet.predict(self, x), t)
+    if predicts == "labels":
+        Net.predict = lambda self, x: np.argmax(L.TanhNet.predict(self, x), axis=1)
+    else:
+        Net.predict = None
+
+    class SoftmaxOut(L.TanhPort):
+        def forward(self, x):
+            return torch.softmax(super().forward(x), dim=1)  # cross_entropy applies it again
+    x, t = L.batch()
+    report = check_port(Net(), SoftmaxOut(), x, t)
+    assert not report.passed
+    assert [d["code"] for d in report.diagnosis] == ["double_softmax"]
+    assert check_port(Net(), L.TanhPort(), x, t).passed

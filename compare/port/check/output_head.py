@@ -93,14 +93,19 @@ def axis(ctx, dtype):
 
 def double_head(run):
     found = getattr(run, "heads", None)
-    if found is None or run.np_loss is None or run.out.get("scores") is None:
+    if run.np_loss is None or run.out.get("scores") is None:
         return []
     if run.torch.kind != "module" and run.torch.loss_name != "model":
         return []  # a literal port's loss takes probabilities as such (-log p)
     y = np.asarray(run.out["scores"], np.float64)
+    if found is None:
+        # no NumPy output compared (no predict, or one giving labels): the port's head is
+        # read off its own output, and the hypothesis must still give the NumPy loss and
+        # gradients
+        found = {"torch": heads.head_of(y), "numpy": None, "converted": None}
     t_head = found["torch"]
     if t_head in (heads.PROBABILITIES, heads.SIGMOID):
-        if found["converted"] == "torch" or (found["converted"] is None and found["numpy"] != t_head):
+        if found["converted"] == "torch" or (found["converted"] is None and found["numpy"] not in (None, t_head)):
             return []  # the NumPy output is not in the port's head
         candidates = [(t_head, "output")]
     else:  # scores: the extra head may be inside the port's loss
