@@ -222,3 +222,36 @@ def test_a_last_activation_the_port_leaves_out_is_named_not_taken_for_a_factor(s
     assert [d["code"] for d in report.diagnosis] == ["activation"]
     assert "leaves out the last activation" in report.diagnosis[0]["text"]
     assert "the port's output is the NumPy z" in report.first_mismatch["detail"]
+
+
+def test_weight_decay_is_fitted_on_the_weights_alone_where_biases_are_rows():
+    # a (1, H) bias on both sides is added, not multiplied: no weight the penalty holds
+    class Decayed(L.TanhNet):
+        gradient = None
+        lam = 0.1
+
+        def __init__(self):
+            super().__init__()
+            for k in ("b1", "b2", "b3"):
+                self.params[k] = self.params[k].reshape(1, -1) + 0.3
+
+        def loss(self, x, t):
+            penalty = 0.5 * self.lam * sum(np.sum(self.params[k] ** 2) for k in ("W1", "W2", "W3"))
+            return L._cross_entropy(L.TanhNet.predict(self, x), t) + penalty
+
+    import torch
+    from torch import nn
+
+    class Literal(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for k, v in Decayed().params.items():
+                setattr(self, k, nn.Parameter(torch.zeros(v.shape, dtype=torch.float64)))
+
+        def forward(self, x):
+            h = torch.tanh(torch.tanh(x @ self.W1 + self.b1) @ self.W2 + self.b2)
+            return h @ self.W3 + self.b3
+    report = check_port(Decayed(), Literal(), *L.batch())
+    assert not report.passed
+    (found,) = report.diagnosis
+    assert found["code"] == "weight_decay" and abs(found["lambda"] - 0.1) < 1e-6

@@ -96,6 +96,12 @@ def inside_rows(run):
         if getattr(run.np_capture, "truncated", False):
             note += (f" (followed up to {inside.MAX_ARRAYS} arrays, {inside.MAX_BYTES // 2 ** 20} MiB copied "
                      f"and {inside.MAX_LINES} lines: what came later is not)")
+        n = int(np.shape(run.x)[0])
+        if not pairs and kept and not any(np.ndim(r.output) and np.shape(r.output)[0] == n
+                                          for r in np_recs if r.output is not None):
+            note += (f"; none of them holds the batch's {n} rows (a forward that loops over the "
+                     f"samples one at a time): no layer can be paired, only the output, the loss "
+                     f"and the gradients are compared")
         run.report.notes.append(note)
 
 

@@ -19,6 +19,8 @@ penalty is diagnosed (``trap``), with the fitted lambda.
 """
 import numpy as np
 
+from ..roles import SHIFT
+
 from ..tolerance import port_tolerance
 from .difference import Known, KnownDifference
 
@@ -56,10 +58,33 @@ def weights_of(params, weights=None):
 def run_weights(run):
     """The NumPy parameters whose torch twins are weights (two or more axes): a bias held as
     (1, H) or (H, 1) is no weight, though its array has two axes."""
-    twins = {p.numpy: run.torch.params[p.torch] for p in getattr(run, "pairing", None) or ()}
-    if not twins:
+    pairs = getattr(run, "pairing", None) or ()
+    if not pairs:
         return None
-    return [n for n, t in twins.items() if t.dim() >= 2]
+    out, roles = [], None
+    for p in pairs:
+        t = run.torch.params[p.torch]
+        if t.dim() < 2:
+            continue
+        if 1 in tuple(t.shape):  # (1, H) is a bias held as a row, or a weight of one output
+            if roles is None:
+                roles = _roles(run)
+            if roles.get(p.torch) == SHIFT:  # added, as a bias is
+                continue
+        out.append(p.numpy)
+    return out
+
+
+def _roles(run):
+    """``{torch name: role}``: what the port's forward pass first computes with each."""
+    cached = getattr(run, "_torch_roles", None)
+    if cached is None:
+        try:
+            cached = dict(run.torch.use_order(run.x))
+        except Exception:  # a pass that cannot be followed tells no roles
+            cached = {}
+        run._torch_roles = cached
+    return cached
 
 
 def fitted_lambda(difference, params, weights=None):
@@ -155,7 +180,7 @@ def trap(np_loss, t_loss, params, np_grads=None, t_grads=None, dtype="float64", 
                   f"assignment 2 does" + (f"; the NumPy loss was called with reg={given_reg!r}"
                                           if given_reg is not None else "") + ")")
     return {"code": CODE, "lambda": lam,
-            "text": f"the NumPy {where} exceed the port's by a weight-decay penalty: lambda/2 * "
+            "text": f"the NumPy side exceeds the port's, in its {where}, by a weight-decay penalty: lambda/2 * "
                     f"sum(W**2) with lambda = {lam:.6g} (fitted from the two losses){course}, lambda * W "
                     f"in each weight's gradient; {has}: give its optimizer "
                     f"weight_decay={lam:.6g} for the weights alone (a parameter group with "
