@@ -34,6 +34,7 @@ def test_book_nditer_loop_and_project_numerical_gradient_agree(mnist_batch):
         np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-9, err_msg=key)
 
 
+@pytest.mark.slow  # seconds of MNIST reading or training: in the full run
 def test_book_pickle_loader_gives_the_project_s_arrays(tmp_path, mnist):
     import os
     from pathlib import Path

@@ -212,8 +212,14 @@ CASES += [(side, "TwoLayerNet", "in_gradient", raise_inside_gradient_at(27), 27)
           for side in ("numpy", "torch")]
 
 
+# the literal torch net's cases run with the full suite: the quick run keeps one side of
+# each loop (the book's, the module's) for every kind of interrupt
+QUICK_CASES = [pytest.param(*c, marks=pytest.mark.slow) if c[:2] == ("torch", "TwoLayerNet") else c
+               for c in CASES]
+
+
 @pytest.mark.usefixtures("ctrl_c_delivered")
-@pytest.mark.parametrize("side, cls, kind, interrupt, completed", CASES,
+@pytest.mark.parametrize("side, cls, kind, interrupt, completed", QUICK_CASES,
                          ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
 def test_every_kind_of_interrupt_saves_the_last_completed_iteration(side, cls, kind, interrupt,
                                                                     completed, small64,

@@ -115,6 +115,7 @@ def test_train_both_sides_prints_the_books_lines(run, tmp_path):
     assert saved["numpy"]["train_acc"] == saved["torch"]["train_acc"]
 
 
+@pytest.mark.slow  # seconds of MNIST reading or training: in the full run
 def test_train_one_side_prints_the_books_lines_unprefixed(run, tmp_path):
     code, out = run("train", "--side", "numpy", "--iters", "2", "--eval-every", "1",
                     "--out", str(tmp_path))

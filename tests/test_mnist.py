@@ -126,6 +126,7 @@ def test_consistent_file_of_the_wrong_shape_is_refused(tmp_path, dims):
     assert str(raw / IMAGES) in str(exc.value)
 
 
+@pytest.mark.slow  # seconds of MNIST reading or training: in the full run
 def test_real_copy_loads_like_the_shared_data(tmp_path, mnist):
     # The good case: real bytes copied to a new folder (not linked) load as the book's shapes.
     raw = tmp_path / "MNIST" / "raw"
@@ -141,6 +142,7 @@ def test_real_copy_loads_like_the_shared_data(tmp_path, mnist):
     assert np.array_equal(x_test, x1) and np.array_equal(t_test, t1)
 
 
+@pytest.mark.slow  # seconds of MNIST reading or training: in the full run
 @pytest.mark.parametrize("options", [{}, {"normalize": False, "flatten": False,
                                           "one_hot_label": True}])
 def test_outputs_are_independent(options, mnist):
@@ -211,6 +213,7 @@ def raw_form(data):
     return [a for pair in data for a in pair]
 
 
+@pytest.mark.slow  # seconds of MNIST reading or training: in the full run
 def test_a_later_load_reads_the_cache_and_gives_torchvision_s_arrays(tmp_path, torchvision_reads):
     raw_copy(tmp_path, symlink=True)
     first = load_mnist(tmp_path, normalize=False, flatten=False, download=False)

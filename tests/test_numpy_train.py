@@ -56,6 +56,7 @@ def test_training_replays_the_books_loop(mnist):
         np.testing.assert_array_equal(net.params[key], params[key])
 
 
+@pytest.mark.slow  # seconds of MNIST reading or training: in the full run
 def test_divergence_stops_and_keeps_the_history(mnist):
     # Sigmoid saturates and the gradient vanishes, so this network does not blow
     # up for any lr up to 1e307 (measured); lr = 1e308 overflows the weights.

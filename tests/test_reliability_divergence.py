@@ -34,6 +34,7 @@ def numpy_warnings(record):
     return [w for w in record if "encountered" in str(w.message)]
 
 
+@pytest.mark.slow  # seconds of MNIST reading or training: in the full run
 def test_the_books_lr_10_stays_finite(side, small_mnist):
     net = side.mod.TwoLayerNet(784, 50, 10, seed=0)
     with warnings.catch_warnings():

@@ -148,6 +148,7 @@ def test_module_training_follows_the_literal_net(small):
     assert np.all(gap > 0) and np.all(gap < 1e-5)
 
 
+@pytest.mark.slow  # seconds of MNIST reading or training: in the full run
 def test_module_with_the_books_loss_records_the_books_loss(small):
     # It differentiates the loss with the 1e-7, so its steps differ from the
     # backprop ones by the ~1e-8 gradient gap: losses within ~1e-6 relative.
