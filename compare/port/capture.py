@@ -77,10 +77,12 @@ def param_owners(items, params):
     ids = {id(v): name for name, v in params.items()}
     owners = {}
     for key, layer in items:
-        for value in vars(layer).values() if hasattr(layer, "__dict__") else ():
-            name = ids.get(id(value))
-            if name is not None:
-                owners.setdefault(name, key)
+        for held in vars(layer).values() if hasattr(layer, "__dict__") else ():
+            # the book's second volume keeps a layer's arrays in its own list (self.params)
+            for value in held if isinstance(held, (list, tuple)) else (held,):
+                name = ids.get(id(value))
+                if name is not None:
+                    owners.setdefault(name, key)
     return owners
 
 

@@ -14,7 +14,8 @@ The door (what any NumPy model offers, or an adapter of a few lines gives it):
 
 Nothing else is assumed: the last layer may be called anything or be absent.
 cs231n's ``loss(X, y=None, ...)`` and the features-first layout are recognised
-and seen through this door (``shapes``); a model with neither ``layers`` nor
+and seen through this door (``shapes``), and so are the book's second volume's
+``params`` and ``grads`` lists (``list_door``); a model with neither ``layers`` nor
 layer objects has its module-level layer functions recorded
 (``compare.port.layer_functions``).
 
@@ -39,6 +40,7 @@ from ..targets import PortSetupError, call_side, mode_keyword
 from ..unit_axes import as_shape
 from .predict_mode import runs_as_eval
 from .uses import use_order
+from .list_door import ListDoor, through_list_door
 from .shapes import LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n, modal_cs231n, parse_kwargs
 
 SIDE = "numpy side"
@@ -66,6 +68,9 @@ def _not_finite(value):
 
 class NumpySide:
     def __init__(self, model, dtype=None, numpy_kwargs=None, numpy_layout=None):
+        # the book's second volume keeps its parameters in lists: seen through the door first,
+        # on the user's own arrays, so that the copy below copies the view with the model
+        model = through_list_door(model)
         params = getattr(model, "params", None)
         if not isinstance(params, dict):
             raise PortSetupError(f"{SIDE}: the model ({type(model).__name__}) has no 'params' dict "
@@ -81,7 +86,8 @@ class NumpySide:
         self.dtype = np.dtype(first if dtype is None else dtype)
         if self.dtype not in (np.float32, np.float64):
             raise PortSetupError(f"dtype must be float64 or float32, got {self.dtype}")
-        memo = {id(v): v.astype(self.dtype) for v in params.values() if v.dtype != self.dtype}
+        along = [v for v in getattr(model, "cast_along", ()) if isinstance(v, np.ndarray)]
+        memo = {id(v): v.astype(self.dtype) for v in [*params.values(), *along] if v.dtype != self.dtype}
         try:
             self.model = deep_copy(model, memo)
         except Exception as exc:
@@ -91,7 +97,7 @@ class NumpySide:
         self.params = self.model.params
         self.items = layer_items(getattr(self.model, "layers", None))
         self.owners = param_owners(self.items, self.params)
-        self.description = type(model).__name__
+        self.description = type(model.inner if isinstance(model, ListDoor) else model).__name__
         # the book's chapter-6 nets take their mode as loss(x, t, train_flg=...) and
         # predict(x, train_flg=...); the check's gradients are training's
         self.loss_mode = mode_keyword(self.model.loss)

@@ -1,0 +1,148 @@
+"""The book's second volume seen through the book's door.
+
+*Deep Learning from Scratch 2* keeps a model's parameters as lists: ``params``
+and ``grads`` of the same length, ``forward(x, t)`` returning the loss,
+``backward(dout=1)`` filling ``grads`` in place (``self.grads[0][...] = dW``),
+``predict(x)`` optional, and ``layers`` a list of layer objects, each with its
+own ``params`` and ``grads`` lists. ``ListDoor`` is such a model as the book's
+first-volume shape:
+
+* ``params``: a dict named by layer and role (``Affine0.W``, ``Affine0.b``,
+  ``Sigmoid0`` holding none), the model's own arrays, not copies; an array
+  listed twice (tied weights) is one parameter, named where it is first listed;
+* ``loss(x, t)``: ``forward(x, t)``;
+* ``gradient(x, t)``: ``forward``, then ``backward()``, then ``grads`` read
+  (copies), the gradients of an array listed twice summed, as the book's
+  ``remove_duplicate`` sums them;
+* ``layers``: the layer objects keyed by the same names, for the layer rows.
+
+The arrays keep the dtype the model made them in: the book's ``'f'`` makes
+a float32 check, with float32's derived tolerances.
+"""
+import numpy as np
+
+from ..targets import PortSetupError
+
+SIDE = "numpy side"
+
+# the roles the book's layers list their arrays in, where the layer keeps them only in
+# ``params`` (its ``Affine`` unpacks ``W, b = self.params`` in each pass)
+ROLES = {
+    "affine": ("W", "b"), "timeaffine": ("W", "b"),
+    "embedding": ("W",), "timeembedding": ("W",),
+    "rnn": ("Wx", "Wh", "b"), "timernn": ("Wx", "Wh", "b"),
+    "lstm": ("Wx", "Wh", "b"), "timelstm": ("Wx", "Wh", "b"),
+    "gru": ("Wx", "Wh", "b"), "timegru": ("Wx", "Wh", "b"),
+}
+
+
+def is_list_model(model):
+    """The book's second-volume shape: its parameters a list."""
+    return isinstance(getattr(model, "params", None), (list, tuple))
+
+
+def through_list_door(model):
+    """``model`` as the book's first-volume shape where it keeps its parameters in a list
+    (``ListDoor``); any other model as it is."""
+    if not is_list_model(model):
+        return model
+    params, grads = model.params, getattr(model, "grads", None)
+    name = type(model).__name__
+    if not isinstance(grads, (list, tuple)):
+        raise PortSetupError(f"{SIDE}: {name}.params is a list but {name}.grads is "
+                             f"{type(grads).__name__}; a model with list params keeps "
+                             f"grads as a list of the same length, filled by backward()")
+    if len(grads) != len(params):
+        raise PortSetupError(f"{SIDE}: {name}.params has {len(params)} arrays but {name}.grads "
+                             f"has {len(grads)}; backward() must fill one gradient per parameter")
+    for what in ("forward", "backward"):
+        if not callable(getattr(model, what, None)):
+            raise PortSetupError(f"{SIDE}: {name}.params is a list but {name} has no {what}(); "
+                                 f"a model with list params offers forward(x, t) returning the "
+                                 f"loss and backward(dout=1) filling grads")
+    return ListDoor(model)
+
+
+def _role(layer, value, position):
+    for attr, held in vars(layer).items() if hasattr(layer, "__dict__") else ():
+        if held is value and attr not in ("params", "grads"):
+            return attr
+    roles = ROLES.get(type(layer).__name__.lower(), ())
+    return roles[position] if position < len(roles) else f"params[{position}]"
+
+
+def _shared_memory(params, first):
+    """A pair of distinct arrays of ``params`` over the same memory (an array listed once and
+    once as its transpose, ``embed_W.T``): the deep copy the check works on would part them."""
+    for i, a in enumerate(params):
+        for j in range(i + 1, len(params)):
+            b = params[j]
+            if first[j] == j and first[i] == i and np.shares_memory(a, b):
+                return i, j
+    return None
+
+
+def name_parameters(model):
+    """``(names, layers, first)``: a name per list position (layer class, its count among
+    the layers of that class, role), the layer objects keyed by their names, and for each
+    position the first position that lists the same array."""
+    params = list(model.params)
+    first = []
+    for i, value in enumerate(params):
+        first.append(next(j for j in range(i + 1) if params[j] is value))
+    names = [None] * len(params)
+    layers, counts = {}, {}
+    raw = getattr(model, "layers", None) or []
+    for layer in (raw.values() if hasattr(raw, "values") else raw):
+        kind = type(layer).__name__
+        key = f"{kind}{counts.get(kind, 0)}"
+        counts[kind] = counts.get(kind, 0) + 1
+        layers[key] = layer
+        for position, value in enumerate(getattr(layer, "params", None) or ()):
+            for i, listed in enumerate(params):
+                if listed is value and names[first[i]] is None:
+                    names[first[i]] = f"{key}.{_role(layer, value, position)}"
+    for i in range(len(params)):
+        if names[first[i]] is None:  # an array no listed layer holds
+            names[first[i]] = f"params[{first[i]}]"
+        names[i] = names[first[i]]
+    return names, layers, first
+
+
+class ListDoor:
+    """The list-params model as the book's first-volume shape (see the module's text)."""
+
+    def __init__(self, model):
+        self.inner = model
+        names, self.layers, first = name_parameters(model)
+        shared = _shared_memory(model.params, first)
+        if shared is not None:
+            i, j = shared
+            raise PortSetupError(f"{SIDE}: params[{i}] ({names[i]}) and params[{j}] ({names[j]}) "
+                                 f"share memory (one a view of the other, as a transpose): "
+                                 f"tied weights through a view are not checked yet; list the "
+                                 f"same array twice instead")
+        self.positions = {}  # name -> the list positions that hold it
+        for i, name in enumerate(names):
+            self.positions.setdefault(name, []).append(i)
+        self.params = {name: model.params[at[0]] for name, at in self.positions.items()}
+        # cast with the parameters where the check runs in another dtype, so that backward's
+        # in-place writes keep the run's precision
+        self.cast_along = list(model.grads)
+        if callable(getattr(model, "predict", None)):
+            self.predict = model.predict
+
+    def loss(self, x, t):
+        return self.inner.forward(x, t)
+
+    def gradient(self, x, t):
+        self.inner.forward(x, t)
+        self.inner.backward()
+        grads = self.inner.grads
+        out = {}
+        for name, at in self.positions.items():
+            total = np.array(grads[at[0]])
+            for i in at[1:]:  # tied: the sum, as remove_duplicate makes it
+                total = total + grads[i]
+            out[name] = total
+        return out
