@@ -207,7 +207,7 @@ def cmd_port(args):
     if wants_twins(args.numpy, args.torch):
         return cmd_twins(args)
     from ..port import check_port
-    from ..port.data import first_batch
+    from ..port.data import as_input, first_batch
     from ..port.reference import GoldenFile, is_golden_path, reference_side
     from ..port.targets import load_attribute, load_target
 
@@ -233,7 +233,7 @@ def cmd_port(args):
         else:
             xb, tb = first_batch(*dataset(args, shape_params, reference.dtype.name),
                                  batch=args.batch, seed=args.seed)
-        report = check_port(numpy_model, torch_model, xb.astype(reference.dtype), tb,
+        report = check_port(numpy_model, torch_model, as_input(xb, reference.dtype), tb,
                             seed=args.seed, torch_optimizer=t_opt, lr=args.lr, **options)
     else:
         from ..port.training import check_training

@@ -146,8 +146,9 @@ def load_npz(path, *, labels=None, input_shape=None, params=None):
             raise PortSetupError(f"--data {path}: x's samples have shape {x.shape[1:]}, which "
                                  f"--input-shape {tuple(input_shape)} cannot hold")
         x = x.reshape((x.shape[0],) + tuple(input_shape))
-    if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+    if x.dtype == bool:
         x = x.astype(np.float64)
+    # integer x stays integer: token ids, which an embedding looks up
     return x, _labels_as(t, labels, params, path)
 
 
@@ -210,4 +211,9 @@ def command_batch(params, dtype, **options):
         options["labels"] = None  # a file's labels handed on as stored
     x, t = command_dataset(params, dtype, **options)
     x, t = first_batch(x, t, batch=options["batch"], seed=options["seed"])
-    return x.astype(dtype), t
+    return as_input(x, dtype), t
+
+
+def as_input(x, dtype):
+    """``x`` in the run's ``dtype``; integer ``x`` (token ids) kept as it is."""
+    return x if np.issubdtype(x.dtype, np.integer) else x.astype(dtype)

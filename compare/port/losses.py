@@ -48,6 +48,10 @@ line; 0/1 targets against a one-output port name the binary losses to give.
 Where no loss was given, ``binary_loss_for`` picks, for such a port, the one of
 ``BINARY_CHOICES`` that gives the NumPy loss on the batch (the check says which).
 
+Scores ``(N, T, V)`` against integer targets ``(N, T)`` (token ids) are taken as
+``N*T`` rows (``token_rows``): the default loss is the cross-entropy averaged
+over the tokens.
+
 ``loss_scales`` names the factors by which two reductions of the same
 per-element losses differ (the book's ``0.5 * sum`` against ``mse_loss``'s
 mean is ``N * k / 2``), for the diagnosis of a ``scale`` mismatch.
@@ -150,6 +154,17 @@ def target_kind(loss):
         return "any"
     name = loss[2:] if isinstance(loss, str) and loss.startswith("F.") else loss
     return "classes" if name == "book" else NAMED.get(name, "any")
+
+
+def token_rows(scores, t):
+    """Scores ``(N, T, ..., V)`` against integer targets ``(N, T, ...)`` as the rows
+    ``(N*T..., V)`` and targets ``(N*T...,)`` a classification loss takes: the
+    cross-entropy is then averaged over the tokens, as ``F.cross_entropy(scores.reshape(-1,
+    V), t.reshape(-1))``. Any other pair is returned as it is."""
+    if (scores.dim() >= 3 and not t.is_floating_point() and t.dim() == scores.dim() - 1
+            and tuple(t.shape) == tuple(scores.shape[:-1])):
+        return scores.reshape(-1, scores.shape[-1]), t.reshape(-1)
+    return scores, t
 
 
 def _shape(t):
@@ -351,10 +366,11 @@ def _expression(coef, dn, dk):
     return text
 
 
-def _described(reduction, spec, n, k, side):
+def _described(reduction, spec, n, k, side, unit="examples"):
     squared = spec.functional in SQUARED
-    noun = ("squared errors" if squared else "per-element losses" if k > 1 else "per-example losses")
-    elements = f"the N*k = {n * k} elements" if k > 1 else f"the N = {n} examples"
+    noun = ("squared errors" if squared else "per-element losses" if k > 1 else
+            f"per-{unit[:-1]} losses")
+    elements = f"the N*k = {n * k} elements" if k > 1 else f"the N = {n} {unit}"
     half = reduction.startswith("0.5")
     base = reduction[6:] if half else reduction
     if base == "sum" and half and (squared or spec.functional is None):
@@ -396,6 +412,10 @@ def loss_scales(spec, output_shape, labels=False):
     k = 1 if (labels or spec.classification) else outputs
     if n < 1 or k < 1:
         return []
+    if len(output_shape) >= 3 and (labels or spec.classification):
+        # scores (N, T, V) of token ids: one loss per token, N*T of them (token_rows)
+        tokens = int(np.prod(output_shape[:-1], dtype=np.int64))
+        return _scales(spec, tokens, 1, unit="tokens")
     found = _scales(spec, n, k)
     if labels and spec.kind == "any" and outputs > 1:
         # a loss of the user's own on class labels may still be per element of one-hot rows
@@ -407,7 +427,7 @@ def loss_scales(spec, output_shape, labels=False):
     return found
 
 
-def _scales(spec, n, k):
+def _scales(spec, n, k, unit="examples"):
     names = [r for r in REDUCTIONS if k > 1 or "/ N" not in r]  # with k = 1, sum / N is the mean
     torch_names = ["mean"] if spec.reduction == "mean" else names
     found = []
@@ -423,10 +443,10 @@ def _scales(spec, n, k):
             shown = (coef, dn, dk) if factor > 1 else (1 / coef, -dn, -dk)
             expression = _expression(*shown)
             size = factor if factor > 1 else 1 / factor
-            counts = f"N = {n} examples" + (f", k = {k} outputs each" if k > 1 else "")
+            counts = f"N = {n} {unit}" + (f", k = {k} outputs each" if k > 1 else "")
             text = (f"the factor {expression} = {size:g} ({counts}): the NumPy loss is "
-                    f"{_described(np_r, spec, n, k, 'numpy')}, the torch loss "
-                    f"{_described(t_r, spec, n, k, 'torch')}")
+                    f"{_described(np_r, spec, n, k, 'numpy', unit)}, the torch loss "
+                    f"{_described(t_r, spec, n, k, 'torch', unit)}")
             if spec.functional and t_r == "mean":
                 form = "F.{f}(output, t)" if np_r == "mean" else _TORCH_FORM[np_r]
                 text += (f"; use {form.format(f=spec.functional)} on the torch side, or the "

@@ -293,7 +293,9 @@ class TorchSide:
     # --- forward and loss -----------------------------------------------------------
 
     def tensor(self, array):
-        return _torch().from_numpy(np.ascontiguousarray(array)).to(self.device)
+        tensor = _torch().from_numpy(np.ascontiguousarray(array)).to(self.device)
+        # integer arrays are token ids or class indices: int64, as torch indexes with
+        return tensor.long() if np.issubdtype(np.asarray(array).dtype, np.integer) else tensor
 
     @property
     def has_gradient(self):
@@ -324,6 +326,7 @@ class TorchSide:
         # a literal port's predict may end in softmax as the book's does, its loss -log p; an
         # nn.Module's output is what training feeds the loss, probabilities or not (a double
         # softmax is then judged as training computes it, and named: heads.py)
+        scores, t = named_losses.token_rows(scores, t)
         probabilities = self.kind == "literal" and are_probabilities(to_numpy(scores))
         spec, out = self.loss, {}
         if spec.fn is not None:
@@ -369,6 +372,7 @@ class TorchSide:
         loss (known.log_eps)."""
         torch = _torch()
         import torch.nn.functional as F
+        scores, t = named_losses.token_rows(scores, t)
         spec, given_t = self.loss, t
         if spec.classification or (spec.kind == "any" and named_losses.labels_fit(t, scores)):
             if spec.fn is None:

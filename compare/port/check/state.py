@@ -10,7 +10,7 @@ differences (``known``), the unused torch parameters (``unused_torch``).
 """
 import numpy as np
 
-from ..data import BATCH_DEFAULTS, command_batch
+from ..data import BATCH_DEFAULTS, as_input, command_batch
 from ..known import Known
 from ..layers import numpy_kind, torch_kind
 from ..report import Check
@@ -42,7 +42,7 @@ def validate_batch(x, t, dtype, loss="cross_entropy"):
         raise PortSetupError("x holds NaN or infinity")
     kind = target_kind(loss)
     if kind in CLASS_KINDS:
-        return x.astype(dtype), _class_labels(x, t, dtype, loss)
+        return as_input(x, dtype), _class_labels(x, t, dtype, loss)
     if t.shape[:1] != x.shape[:1]:
         raise PortSetupError(f"t must have one row per row of x ({x.shape[0]}), got shape {t.shape}")
     if not (np.issubdtype(t.dtype, np.number) or t.dtype == bool) or \
@@ -51,12 +51,16 @@ def validate_batch(x, t, dtype, loss="cross_entropy"):
     if not np.all(np.isfinite(t)):
         raise PortSetupError("t holds NaN or infinity")
     whole = t.ndim == 1 and (not np.issubdtype(t.dtype, np.floating) or (
-        kind == "any" and np.all(t == np.round(t))))
-    return x.astype(dtype), (t.astype(np.int64) if whole else t.astype(dtype))
+        kind == "any" and np.all(t == np.round(t)))) or (kind == "any" and _token_targets(x, t))
+    return as_input(x, dtype), (t.astype(np.int64) if whole else t.astype(dtype))
 
 
 def _class_labels(x, t, dtype, loss):
     real = ": real targets need a regression loss such as mse_loss"
+    if _token_targets(x, t):
+        if t.size and t.min() < 0:
+            raise PortSetupError(f"token ids t must be >= 0, got {t.min()}")
+        return t.astype(np.int64)
     if t.shape[:1] != x.shape[:1] or t.ndim not in (1, 2):
         raise PortSetupError(f"t must be (N,) class indices or (N, C) one-hot rows for the "
                              f"{x.shape[0]} rows of x, got shape {t.shape}")
@@ -77,6 +81,17 @@ def _class_labels(x, t, dtype, loss):
         raise PortSetupError(f"t holds negative values ({t.min():.4g}), and the loss {loss} "
                              f"takes class indices or one-hot rows{real}")
     return t
+
+
+def _token_targets(x, t):
+    """Integer targets ``(N, T, ...)`` that are token ids, one per position of the token
+    ids ``x`` (a language model's next tokens), or that no one-hot row could be: targets
+    ``(N, T)`` of the output ``(N, T, V)``, never rows to take as classes' probabilities."""
+    if not np.issubdtype(t.dtype, np.integer) or t.ndim < 2 or t.shape[:1] != x.shape[:1]:
+        return False
+    if np.issubdtype(x.dtype, np.integer) and t.shape == x.shape:
+        return True
+    return t.ndim > 2 or not (np.isin(t, (0, 1)).all() and (t.sum(axis=1) == 1).all())
 
 
 class RunState:
@@ -100,6 +115,7 @@ class RunState:
             raise PortSetupError("give both x and t, or neither (the command's default batch)")
         self.x, self.t = validate_batch(x, t, self.dtype, loss)
         self.torch = TorchSide(torch_model, self.dtype, device, loss)
+        self.x = self._features_or_tokens(self.x)
         if getattr(self.np, "tape", None) is not None:
             self.torch.tape = self.np.tape  # one draw for both sides
         self.report = PortReport()
@@ -133,6 +149,24 @@ class RunState:
         self.heads = None  # the forward phase's output heads (compare.port.heads.match)
         self.unused_torch = set()
         self.context = {}  # check id -> what the diagnosis needs
+
+    def _features_or_tokens(self, x):
+        """Integer ``x`` is handed on as token ids (int64 on the torch side); where the
+        port's pass cannot take integers (``nn.Linear`` on features that happen to be whole
+        numbers), it is features: cast to the run's dtype on both sides, as before."""
+        if not np.issubdtype(x.dtype, np.integer):
+            return x
+        import torch
+        before, missed = self.torch.buffer_values(), len(self.torch.tape.missed)
+        try:
+            with torch.no_grad():
+                self.torch.scores(self.torch.tensor(x))
+            return x
+        except (RuntimeError, TypeError, PortSetupError):
+            return x.astype(self.dtype)
+        finally:  # the trial pass leaves no trace: buffers as they were, no draw noted
+            self.torch.load_buffers(before)
+            del self.torch.tape.missed[missed:]
 
     def _pair(self, param_map):
         """Parameters paired in the order of the layers that own them: the book's dicts list
