@@ -33,7 +33,7 @@ def _book_step(net, x_train, t_train, mask, learning_rate):
     return float(net._loss(x_batch, t_batch))
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("form", ["indices", "one-hot", "soft"])
 def test_step_equals_gradient_update_and_loss(impl_side, mnist, dtype, form):
     side = impl_side

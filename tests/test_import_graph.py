@@ -12,6 +12,8 @@ own parts.
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1] / "compare"
 FACES = ("compare.cli", "compare.testing", "compare.pytest_plugin")
 
@@ -91,6 +93,7 @@ def climbs(graph):
                   for b in edges if any(b == f or b.startswith(f + ".") for f in FACES))
 
 
+@pytest.mark.slow  # reads every module's source: in the full run
 def test_the_graph_is_read_from_the_source():
     graph = import_graph()
     # edges of each form: relative, lazy (inside a function), from a package to its parts

@@ -310,6 +310,7 @@ def read_only(tmp_path):
         folder.chmod(0o755)
 
 
+@pytest.mark.slow  # seconds of MNIST reading: in the full run
 def test_a_read_only_data_folder_uses_the_per_user_cache(tmp_path, monkeypatch, read_only):
     import compare.mnist
 
@@ -337,6 +338,7 @@ def test_a_read_only_data_folder_uses_the_per_user_cache(tmp_path, monkeypatch, 
         assert np.array_equal(load_mnist(root, download=False)[1][1], t_test)
 
 
+@pytest.mark.slow  # seconds of MNIST reading: in the full run
 def test_loads_running_together_on_a_cold_cache_agree(tmp_path):
     raw_copy(tmp_path, symlink=True)
     results, errors = [None] * 3, []

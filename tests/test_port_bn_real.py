@@ -368,6 +368,7 @@ def test_a_kernel_with_h_and_w_swapped_fails_and_the_values_name_the_order():
     assert found["layout"] == "conv.weight.permute(3, 2, 1, 0)" and "(w, h, c_in, n_f)" in found["text"]
 
 
+@pytest.mark.slow  # seconds: each kernel order loaded and rerun
 def test_a_kernel_order_no_permutation_explains_is_not_named():
     class Flipped(ConvPort):  # the kernel flipped (a correlation made a convolution): no order fits
         def forward(self, x):
