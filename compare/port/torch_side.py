@@ -190,6 +190,16 @@ class TorchSide:
         layouts = weight_layouts(self.model, self.tensor(x))
         return {n for n in square if layouts.get(n) == OUT_IN}
 
+    def layer_of(self, key):
+        """The module (or a literal port's layer object) behind a record's key, as the NumPy
+        side's ``layer_of``; ``None`` for a traced call."""
+        if self.kind != "module":
+            return dict(self.items).get(key)
+        try:
+            return self.model.get_submodule(key)
+        except (AttributeError, TypeError):
+            return None
+
     def execution_order(self, x):
         """The parameter names in the order their modules run (one pass in eval mode, so no
         running statistic moves and nothing is drawn); registration order when it cannot run."""

@@ -80,15 +80,6 @@ def _records(run, ctx):
     return run.np_capture.records[ctx["np_index"]], run.t_capture.records[ctx["t_index"]]
 
 
-def _module(run, key):
-    if run.torch.kind != "module":
-        return dict(run.torch.items).get(key)
-    try:
-        return run.torch.model.get_submodule(key)
-    except (AttributeError, TypeError):
-        return None
-
-
 def site_of(run, ctx, row):
     """The paired layer a row compares, for its kind's traps."""
     a, b = _records(run, ctx)
@@ -98,7 +89,7 @@ def site_of(run, ctx, row):
     if kind is None:
         return None, None
     tol = port_tolerance(ctx.get("actual", b.output), run.dtype)
-    site = Site(a, b, np_layer(run.np, a.key), _module(run, b.key), mode=ctx.get("mode", "train"),
+    site = Site(a, b, np_layer(run.np, a.key), run.torch.layer_of(b.key), mode=ctx.get("mode", "train"),
                 dtype=run.dtype, rtol=tol.rtol, atol=tol.atol, what=ctx.get("what", "output"),
                 tape=getattr(run.np, "tape", None),
                 torch_buffers=getattr(run, "torch_buffers_at_forward", None),

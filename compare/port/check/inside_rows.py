@@ -22,11 +22,12 @@ from dataclasses import replace
 import numpy as np
 
 from ..layers import Site, torch_kind
+from ..layers.activations import SHOWN, numpy_function
 from ..reference import inside
 from ..report import compare_arrays
 from ..tolerance import port_tolerance, within
 from ..unit_axes import same_values
-from .residual import batch_record, residual_traps, torch_module
+from .residual import batch_record, residual_traps
 
 SUSPECTS = 8  # torch records after the last agreement tried against...
 TWINS = 16  # ...the NumPy arrays made after it
@@ -165,7 +166,6 @@ def _stops_early(run, np_recs, t_recs, output_row):
     skipped = (f"the port's output is the NumPy {p.key} (made at {p.made}); the NumPy side goes on"
                f"{through} to {a.key}: the port leaves that out")
     traps = []
-    from ..layers.activations import SHOWN, numpy_function
     site = _site(run, a, replace(b, input=b.output))
     found = numpy_function(site, np.asarray(b.output, np.float64), np.asarray(a.output, np.float64))
     if found is not None and found[0] != "identity":
@@ -187,7 +187,7 @@ def _site(run, a, b):
         run.inside["torch_params"] = {n: p.detach().cpu().numpy().astype(np.float64)
                                       for n, p in getattr(run.torch, "params", {}).items()
                                       if hasattr(p, "detach")}
-    return Site(a, b, None, torch_module(run, b.key), dtype=run.dtype, rtol=tol.rtol, atol=tol.atol,
+    return Site(a, b, None, run.torch.layer_of(b.key), dtype=run.dtype, rtol=tol.rtol, atol=tol.atol,
                 tape=getattr(run.np, "tape", None), torch_params=run.inside["torch_params"])
 
 
@@ -197,7 +197,7 @@ def _named(run, np_recs, t_recs, suspects, twins):
     pairs = getattr(run, "inside", {}).get("pairs") or []
     # what a skip connection can carry: the input, or an array the port computes too (a
     # layer's output); never an array of the NumPy side's own (its targets, a cache)
-    earlier = [batch_record(run)] + [np_recs[i] for i, _ in pairs]
+    earlier = [(-1, batch_record(run))] + [(i, np_recs[i]) for i, _ in pairs]  # (made at, array)
     last_np, last_t = pairs[-1] if pairs else (None, None)
     for j in suspects:
         b = t_recs[j]
@@ -212,14 +212,14 @@ def _named(run, np_recs, t_recs, suspects, twins):
                 continue
             if a.output is None or b.output is None or np.ndim(a.output) != np.ndim(b.output):
                 continue
-            traps = _traps_at(run, np_recs, a, b, kind, earlier)
+            traps = _traps_at(run, i, a, b, kind, earlier)
             if not traps:
                 continue
             # a layer written in steps that rebind one name (h = h * mask; h = h / keep):
             # its output is the last step a trap still fits, not a step on the way
             k = i + 1
             while k < len(np_recs) and np_recs[k].held == a.held and np.shape(np_recs[k].output) == np.shape(a.output):
-                later = _traps_at(run, np_recs, np_recs[k], b, kind, earlier)
+                later = _traps_at(run, k, np_recs[k], b, kind, earlier)
                 if not later:
                     break
                 i, traps, k = k, later, k + 1
@@ -227,15 +227,16 @@ def _named(run, np_recs, t_recs, suspects, twins):
     return None
 
 
-def _traps_at(run, np_recs, a, b, kind, earlier):
-    """What a kind's trap, or a skip connection, names at the pair ``(a, b)``."""
+def _traps_at(run, i, a, b, kind, earlier):
+    """What a kind's trap, or a skip connection (carrying an array made before ``a``, the
+    ``i``-th), names at the pair ``(a, b)``."""
     traps = []
     if kind is not None:
         try:
             traps = kind.traps(_site(run, a, b))
         except Exception:  # a trap that cannot be tested on these records says nothing
             traps = []
-    return traps or residual_traps(run, a, b, [r for r in earlier if _made_before(np_recs, r, a)])
+    return traps or residual_traps(run, a, b, [r for k, r in earlier if k < i])
 
 
 def _first_suspect(run, np_recs, t_recs, suspects, twins):
@@ -328,11 +329,3 @@ def locate_blocked(run):
                 problem=f"{b.key} computes something else than the NumPy {a.key} (made at "
                         f"{a.made}), and the port's pass cannot go on after it")
     return row, traps
-
-
-def _made_before(np_recs, r, a):
-    """``r`` (the batch, or a NumPy array) was there before ``a`` was made."""
-    if r.key == "x" and not any(q is r for q in np_recs):
-        return True
-    index = {id(q): k for k, q in enumerate(np_recs)}
-    return index.get(id(r), len(np_recs)) < index.get(id(a), -1)

@@ -37,10 +37,10 @@ def rerun_record(run, record, u):
         if record.kind == "Linear":
             return _linear(run, record, u)
         return None
-    module = torch_module(run, record.key)
-    if module is None:
-        return None
     import torch
+    module = run.torch.layer_of(record.key)
+    if not isinstance(module, torch.nn.Module):  # a literal port's layer object: not rerun
+        return None
     param = next(iter(module.parameters()), None)
     dtype = param.dtype if param is not None else torch.float64
     try:
@@ -50,16 +50,6 @@ def rerun_record(run, record, u):
         return None
     out = out[0] if isinstance(out, (tuple, list)) else out
     return out.detach().cpu().numpy().astype(np.float64)
-
-
-def torch_module(run, key):
-    """The port's module behind a record's key (``None`` for a traced call or a literal port)."""
-    if run.torch.kind != "module":
-        return None
-    try:
-        return run.torch.model.get_submodule(key)
-    except (AttributeError, TypeError):
-        return None
 
 
 def _linear(run, record, u):

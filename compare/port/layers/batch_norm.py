@@ -33,6 +33,7 @@ from the same state, whatever each initialises to), and then:
 """
 import numpy as np
 
+from ..capture import LayerRecord
 from .base import LayerKind, attribute, other_mode_trap, summed_scale
 
 BOOK_EPS = 10e-7
@@ -61,13 +62,6 @@ def per_channel(x, weight, bias, eps):
     mu, v = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
     return np.asarray(weight, np.float64).reshape(shape) * (x - mu) / np.sqrt(v + eps) \
         + np.asarray(bias, np.float64).reshape(shape)
-
-
-class _Seen:
-    """A record's input and output, where the input is the port's that agreed."""
-
-    def __init__(self, input, output):
-        self.input, self.output = input, output
 
 
 def numpy_eps(record, gamma, beta):
@@ -142,7 +136,7 @@ class BatchNorm(LayerKind):
                 found.append(per_channel_hypothesis(site.numpy_record.key, site.torch_record.key,
                                                     x.shape))
         if x is not None and eps_t is not None and gamma is not None:
-            eps_n = numpy_eps(_Seen(x, site.expected), gamma, beta) if site.mode == "train" else None
+            eps_n = numpy_eps(LayerRecord(site.numpy_record.key, "", x, site.expected), gamma, beta) if site.mode == "train" else None
             if site.mode == "train":
                 candidate = normalise(x, gamma, beta, float(eps_t))
             else:
