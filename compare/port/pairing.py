@@ -40,6 +40,8 @@ What cannot be paired is refused with both sides listed.
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from .targets import PortSetupError
 from .unit_axes import same_values, squeezed
 
@@ -52,6 +54,14 @@ class Pair:
     reshape: tuple = None  # the NumPy shape, where the torch tensor holds it in another
     permute: tuple = None  # the NumPy axes in the torch tensor's order (a channels-last kernel)
     also_fits: tuple = ()  # other axis orders the shapes allow: the forward's values decide
+    # a recurrent layer's fused gates: the torch tensor's first axis holds len(gates) blocks,
+    # block k the NumPy block gates[k]; gate_names: (NumPy letters, torch letters)
+    gates: tuple = None
+    gate_names: tuple = None
+    gate_axis: int = 0  # the torch tensor's axis the blocks lie along
+    # torch tensors the NumPy value is the sum with (``bias_hh`` beside ``bias_ih``): loaded
+    # with zeros, their values added when read back; their gradient is this one's
+    summed: tuple = ()
 
     def to_dict(self):
         out = {"numpy": self.numpy, "torch": self.torch, "transposed": self.transposed}
@@ -59,34 +69,63 @@ class Pair:
             out["reshaped"] = list(self.reshape)
         if self.permute is not None:
             out["layout"] = self.view
+        if self.gates is not None:
+            out["gates"] = self.gate_text
+        if self.summed:
+            out["summed"] = list(self.summed)
         return out
 
     @property
     def view(self):
         """The torch tensor as it holds the NumPy value: ``fc1.weight.T``,
-        ``conv.weight.permute(2, 3, 1, 0)``."""
+        ``conv.weight.permute(2, 3, 1, 0)``, ``lstm.bias_ih_l0 + lstm.bias_hh_l0``."""
         if self.permute is not None:
             return f"{self.torch}.permute({', '.join(str(a) for a in inverse(self.permute))})"
+        if self.summed:
+            return " + ".join((self.torch, *self.summed))
         return self.torch + (".T" if self.transposed else "")
+
+    @property
+    def gate_text(self):
+        if self.gates is None:
+            return ""
+        if self.gate_names is None:
+            return f"gate blocks {list(self.gates)} of the NumPy value in the port's order"
+        mine, theirs = self.gate_names
+        return f"gate blocks {','.join(mine)} (NumPy) -> {','.join(theirs)} (torch)"
 
     def to_torch(self, value, torch_shape):
         """A NumPy value in the torch tensor's layout."""
         if self.permute is not None:
             return value.transpose(self.permute)
         value = value.T if self.transposed else value
-        return value.reshape(torch_shape) if self.reshape is not None else value
+        value = value.reshape(torch_shape) if self.reshape is not None else value
+        return value if self.gates is None else gate_blocks(value, self.gates, self.gate_axis)
 
     def to_numpy(self, value):
         """A torch value (as an array) in the NumPy layout."""
         if self.permute is not None:
             return value.transpose(inverse(self.permute))
+        if self.gates is not None:
+            value = gate_blocks(value, inverse(self.gates), self.gate_axis)
         if self.reshape is not None:
             return value.reshape(self.reshape)
         return value.T if self.transposed else value
 
     def __str__(self):
         shown = f" reshaped to {tuple(self.reshape)}" if self.reshape is not None else ""
+        if self.summed:
+            shown += f" ({', '.join(self.summed)} = 0)"
+        if self.gates is not None:
+            shown += f", {self.gate_text}"
         return f"{self.numpy} <-> {self.view}{shown}"
+
+
+def gate_blocks(value, order, axis=0):
+    """``value``'s ``axis`` cut into ``len(order)`` equal blocks, block k of the result
+    block ``order[k]`` of ``value``."""
+    size = value.shape[axis] // len(order)
+    return np.take(value, [b * size + i for b in order for i in range(size)], axis=axis)
 
 
 # a convolution kernel written channels last, (h, w, c_in, n_f) as Keras keeps it, in

@@ -30,6 +30,7 @@ from . import losses as named_losses
 from .capture import book_layer_capture, layer_items, param_owners
 from .copying import deep_copy
 from .draws import DrawTape
+from .hidden_state import keep_port_state
 from .targets import PortSetupError, call_side, mode_keyword
 from .tolerance import port_tolerance
 from .torch_uses import use_order
@@ -73,6 +74,7 @@ class TorchSide:
             self.model = self._copy(model, {})
             self.model.to(device=self.device, dtype=self.torch_dtype)
             self.params = dict(self.model.named_parameters())
+            keep_port_state(self.model)  # each pass from the state the port was handed in
             linear = {id(m.weight) for m in self.model.modules() if isinstance(m, torch.nn.Linear)}
             self.linear_weights = {n for n, p in self.params.items() if id(p) in linear}
             self.items = []
@@ -176,6 +178,8 @@ class TorchSide:
                 target = self.params[pair.torch]
                 value = pair.to_torch(np_params[pair.numpy], tuple(target.shape))
                 target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+                for other in pair.summed:  # the NumPy value is the sum: the rest hold 0
+                    self.params[other].zero_()
 
     def functional_linear_weights(self, x):
         """The square weights the forward pass on ``x`` uses as ``F.linear`` takes them,
@@ -297,7 +301,10 @@ class TorchSide:
         """Each paired parameter back in the NumPy layout."""
         out = {}
         for pair in pairing:
-            out[pair.numpy] = pair.to_numpy(to_numpy(self.params[pair.torch]))
+            value = to_numpy(self.params[pair.torch])
+            for other in pair.summed:
+                value = value + to_numpy(self.params[other])
+            out[pair.numpy] = pair.to_numpy(value)
         return out
 
     # --- forward and loss -----------------------------------------------------------

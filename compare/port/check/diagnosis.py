@@ -21,6 +21,7 @@ from ..capture import forward_output
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..layers.dropout import pass_traps
+from ..layers.recurrent import pass_traps as recurrent_traps
 from ..pairing import numpy_layout
 from ..tolerance import port_tolerance, within
 from ..torch_side import to_numpy
@@ -242,7 +243,8 @@ def _pass_traps(run):
     missed = len(run.np.tape.missed)
     try:
         return (pass_traps(run.np.tape, rerun, reproduces) or axis_on_pass(rerun, reproduces)
-                or _transposed_on_pass(run, rerun, reproduces))
+                or _transposed_on_pass(run, rerun, reproduces)
+                or recurrent_traps(run, rerun, reproduces))
     finally:
         del run.np.tape.missed[missed:]  # the hypotheses' passes are no part of the check
 

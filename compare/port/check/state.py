@@ -126,6 +126,9 @@ class RunState:
         self.directions, self.locate, self.seed = directions, locate, seed
         self.blocked = None  # a row that stops the check before the passes (no pairing)
         self.pairing = self._pair(param_map)
+        if self.pairing:
+            from .gates import read_gate_order
+            self.pairing = read_gate_order(self)
         self.report.pairing = self.pairing
         for pair in self.pairing:
             if pair.also_fits:
@@ -134,7 +137,8 @@ class RunState:
         self.np_loss = None
         self.t_grads = None
         self.twin = {p.numpy: p.torch for p in self.pairing}
-        extra = [k for k in self.torch.params if k not in set(self.twin.values())]
+        held = {n for p in self.pairing for n in (p.torch, *p.summed)}
+        extra = [k for k in self.torch.params if k not in held]
         if extra and self.blocked is None:
             self.report.notes.append(f"torch parameters left unpaired (not checked): {extra}")
         self.report.settings = {
@@ -259,6 +263,30 @@ def pair_sides(np_side, t_side, x, param_map=None, t=None):
     np_shapes = {k: np_side.params[k].shape for k in layer_order(np_side.params, np_side.owners,
                                                                  np_side.items)}
     t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(t_side.tensor(x))}
+    fused = fused_recurrent(np_shapes, t_side, param_map)
+    if fused:  # the recurrent modules' fused gates paired by their kind; the rest as below
+        taken = {p.numpy for p in fused}
+        held = {n for p in fused for n in (p.torch, *p.summed)}
+        rest = _pair_rest({k: s for k, s in np_shapes.items() if k not in taken},
+                          {k: s for k, s in t_shapes.items() if k not in held},
+                          np_side, t_side, x, param_map, t)
+        by_name = {p.numpy: p for p in [*fused, *rest]}
+        return [by_name[k] for k in np_shapes if k in by_name]
+    return _pair_rest(np_shapes, t_shapes, np_side, t_side, x, param_map, t)
+
+
+def fused_recurrent(np_shapes, t_side, param_map):
+    """The recurrent modules' pairs (``layers/recurrent.py``), the NumPy names a
+    ``--param-map`` gives left to it."""
+    if t_side.kind != "module":
+        return []
+    from ..layers.recurrent import fused_pairs
+    from ..pairing import parse_param_map
+    mapped = set(parse_param_map(param_map) or {})
+    return fused_pairs(np_shapes, t_side.model, used=mapped)
+
+
+def _pair_rest(np_shapes, t_shapes, np_side, t_side, x, param_map, t):
     # features first, W is (out, in) as nn.Linear holds it: the shapes alone decide
     linear = set() if getattr(np_side, "layout", None) == "features-first" else (
         t_side.linear_weights | t_side.functional_linear_weights(x))

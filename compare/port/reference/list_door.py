@@ -11,6 +11,7 @@ first-volume shape:
   ``Sigmoid0`` holding none), the model's own arrays, not copies; an array
   listed twice (tied weights) is one parameter, named where it is first listed;
 * ``loss(x, t)``: ``forward(x, t)``;
+* a stateful model's hidden state put back before each pass (``hidden_state.py``);
 * ``gradient(x, t)``: ``forward``, then ``backward()``, then ``grads`` read
   (copies), the gradients of an array listed twice summed, as the book's
   ``remove_duplicate`` sums them;
@@ -129,13 +130,21 @@ class ListDoor:
         # cast with the parameters where the check runs in another dtype, so that backward's
         # in-place writes keep the run's precision
         self.cast_along = list(model.grads)
+        self._state = None  # the hidden state as the first pass found it (hidden_state.py)
+        self.loss = Fresh(self, "forward")
         if callable(getattr(model, "predict", None)):
-            self.predict = model.predict
+            self.predict = Fresh(self, "predict")
 
-    def loss(self, x, t):
-        return self.inner.forward(x, t)
+    def fresh(self):
+        """A stateful model's hidden state put back as the check found it: each of the
+        check's passes starts where the first did."""
+        if self._state is None:
+            from ..hidden_state import NumpyState
+            self._state = NumpyState(self.inner, [*self.inner.params, *self.inner.grads])
+        self._state.put_back()
 
     def gradient(self, x, t):
+        self.fresh()
         self.inner.forward(x, t)
         self.inner.backward()
         grads = self.inner.grads
@@ -146,3 +155,21 @@ class ListDoor:
                 total = total + grads[i]
             out[name] = total
         return out
+
+
+class Fresh:
+    """``model.forward`` or ``model.predict`` of the list-params model, its hidden state put
+    back first; its signature the model's own (so its mode keyword, the book's
+    ``train_flg``, is seen)."""
+
+    def __init__(self, door, name):
+        self.door, self.name = door, name
+
+    @property
+    def __signature__(self):
+        import inspect
+        return inspect.signature(getattr(self.door.inner, self.name))
+
+    def __call__(self, *args, **kwargs):
+        self.door.fresh()
+        return getattr(self.door.inner, self.name)(*args, **kwargs)
