@@ -158,13 +158,15 @@ def module_capture(module):
         names = tuple(param_ids[id(p)] for p in leaf.parameters(recurse=False) if id(p) in param_ids)
 
         def hook(mod, inputs, output, _name=name, _names=names):
-            record = LayerRecord(_name, type(mod).__name__, _to_numpy(inputs[0] if inputs else None),
-                                 _to_numpy(output), param_names=_names)
+            # a time-major recurrent module's (T, N, .) recorded batch first, as NumPy keeps it
+            view = _batch_first_view(mod, inputs)
+            record = LayerRecord(_name, type(mod).__name__, view(_to_numpy(inputs[0] if inputs else None)),
+                                 view(_to_numpy(output)), param_names=_names)
             capture.records.append(record)
             tensor = output[0] if isinstance(output, (tuple, list)) else output
             if hasattr(tensor, "requires_grad") and tensor.requires_grad:
                 def grad_hook(grad, _record=record):
-                    _record.grad_output = _to_numpy(grad)
+                    _record.grad_output = view(_to_numpy(grad))
                 tensor.register_hook(grad_hook)
 
         handles.append(leaf.register_forward_hook(hook))
@@ -173,3 +175,75 @@ def module_capture(module):
     finally:
         for handle in handles:
             handle.remove()
+
+
+RECURRENT = ("RNN", "LSTM", "GRU")
+CELLS = ("RNNCell", "LSTMCell", "GRUCell")
+
+
+def _batch_first_view(module, inputs):
+    """``nn.RNN``/``nn.LSTM``/``nn.GRU`` with ``batch_first=False`` on a 3-D batch: its
+    input and output swapped to ``(N, T, .)``, the layout the NumPy time layers keep."""
+    time_major = (type(module).__name__ in RECURRENT and not getattr(module, "batch_first", True)
+                  and inputs and getattr(inputs[0], "dim", lambda: 0)() == 3)
+    if not time_major:
+        return lambda a: a
+    return lambda a: None if a is None or a.ndim != 3 else np.swapaxes(a, 0, 1).copy()
+
+
+class StepsRecord:
+    """The calls of one cell in a loop (``nn.LSTMCell`` once per time step) as one record of
+    the whole sequence, ``(N, T, H)``, as a NumPy time layer records it: each step's input
+    and output stacked on axis 1."""
+
+    def __init__(self, steps):
+        self.steps = steps
+        first = steps[0]
+        self.key, self.kind, self.param_names = first.key, first.kind, first.param_names
+        self.mask = None
+
+    def _stacked(self, what):
+        parts = [getattr(s, what) for s in self.steps]
+        if any(p is None for p in parts) or len({p.shape for p in parts}) != 1:
+            return None
+        return np.stack(parts, axis=1)
+
+    @property
+    def input(self):
+        return self._stacked("input")
+
+    @property
+    def output(self):
+        return self._stacked("output")
+
+    @property
+    def grad_output(self):
+        # autograd's gradient into a step's h holds the next step's share as well, where the
+        # NumPy time layer's backward is handed only what the layers above send: not the same
+        # quantity, so no row (the parameters' gradients are compared as they are)
+        return None
+
+    @property
+    def shape(self):
+        out = self.output
+        return None if out is None else tuple(out.shape)
+
+
+def steps_as_sequences(records):
+    """Each cell called more than once in a pass, its calls as one ``StepsRecord`` at the place
+    of its first; every other record as it is."""
+    calls = {}
+    for r in records:
+        if r.kind in CELLS:
+            calls.setdefault(r.key, []).append(r)
+    merged = {k: StepsRecord(v) for k, v in calls.items()
+              if len(v) > 1 and len({None if s.output is None else s.output.shape for s in v}) == 1}
+    out = []
+    for r in records:
+        if r.key in merged:
+            if merged[r.key] is not None:
+                out.append(merged[r.key])
+                merged[r.key] = None  # placed
+            continue
+        out.append(r)
+    return out

@@ -47,7 +47,7 @@ the pass runs in (the dropout replay of ``compare.port.draws``): it sees
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .capture import LayerRecord, _to_numpy, module_capture, module_leaves
+from .capture import LayerRecord, _to_numpy, module_capture, module_leaves, steps_as_sequences
 
 IN_OUT, OUT_IN = "(in, out)", "(out, in)"
 
@@ -397,6 +397,7 @@ def traced_capture(module):
     order of execution, in one ``Capture``."""
     with module_capture(module) as capture, function_trace(module, capture):
         yield capture
+    capture.records = steps_as_sequences(capture.records)  # a cell's steps: one sequence
 
 
 def weight_layouts(module, x):

@@ -20,6 +20,7 @@ import itertools
 
 import numpy as np
 
+from ..targets import PortSetupError
 from .base import LayerKind
 
 # torch's gate order, per kind (and the number of gate blocks)
@@ -174,6 +175,57 @@ def summed_value(value, others):
     return value + sum(np.asarray(o) for o in others)
 
 
+# --- the gate order read off the values (check/gates.py) ----------------------------------
+
+CLEAR = 1e-3  # relative gap to the NumPy loss a winner must be within
+MARGIN = 10.0  # and the factor by which it must be nearer than the next
+
+
+def gated_kinds(pairing):
+    kinds = []
+    for pair in pairing:
+        kind = kind_of_pair(pair) if pair.gates is not None and len(pair.gates) > 1 else None
+        if kind is not None and kind not in kinds:
+            kinds.append(kind)
+    return kinds
+
+
+def numpy_eval_loss(run):
+    try:
+        return run.np.loss(run.x, run.t, mode="eval")
+    except PortSetupError:
+        return None
+
+
+def read_order(expected, side, pairing, params, x, t):
+    """``(pairing, clear)``: each recurrent kind's gate order that makes ``side`` (its mode
+    as set) give the loss ``expected``, where one clearly does; the pairing as given
+    otherwise. ``side`` is left loaded with the pairing returned."""
+    tx, tt = side.tensor(x), side.tensor(t)
+    clear = True
+    for kind in gated_kinds(pairing):
+        found = []
+        for mine in orders(kind):
+            trial = [with_order(p, mine) if p.gates is not None and kind_of_pair(p) == kind else p
+                     for p in pairing]
+            try:
+                side.load(trial, params)
+                loss = side.outputs(tx, tt)["loss"]
+            except (PortSetupError, RuntimeError):
+                side.load(pairing, params)
+                return pairing, False
+            gap = abs(loss - expected) / max(abs(expected), np.finfo(np.float64).tiny)
+            found.append((gap if np.isfinite(gap) else np.inf, trial))
+        ranked = sorted(found, key=lambda f: f[0])  # stable: conventions first among equals
+        best, second = ranked[0][0], ranked[1][0] if len(ranked) > 1 else np.inf
+        if best <= CLEAR and best * MARGIN <= second:
+            pairing = ranked[0][1]
+        else:
+            clear = False
+    side.load(pairing, params)
+    return pairing, clear
+
+
 # --- traps on the port's whole pass ----------------------------------------------------------
 
 def numpy_triples(np_shapes, owners=None):
@@ -250,22 +302,31 @@ def gate_order_trap(run, rerun, reproduces):
 
 def batch_first_trap(run, rerun, reproduces):
     """An ``(N, T, D)`` batch read as ``(T, N, D)``: each recurrent module of the port rerun
-    with ``batch_first`` the other way, named where the port's pass then gives the NumPy
-    loss and gradients."""
+    with ``batch_first`` the other way (its gate order read again under it: a port wrong so
+    gives no order its values can be read by), named where the port's pass then gives the
+    NumPy loss and gradients."""
     if run.torch.kind != "module":
         return []
+    expected = numpy_eval_loss(run)
     for name, module in run.torch.model.named_modules():
         if TORCH_MODULES.get(type(module).__name__) is None or not hasattr(module, "batch_first"):
             continue
-        was = module.batch_first
+        was, mode = module.batch_first, run.torch.mode
         module.batch_first = not was
+        hit = False
         try:
+            pairing = run.pairing
+            if expected is not None:
+                run.torch.mode = "eval"
+                pairing, _ = read_order(expected, run.torch, run.pairing, run.np.params, run.x, run.t)
+                run.torch.mode = mode
             out, grads = rerun()
-            hit = reproduces(out, grads)
+            hit = reproduces(out, grads, pairing)
         except Exception:
             hit = False
         finally:
-            module.batch_first = was
+            module.batch_first, run.torch.mode = was, mode
+            run.torch.load(run.pairing, run.np.params)
         if hit:
             fix = ("give batch_first=True" if not was else
                    "give batch_first=False, or hand it the batch as (N, T, D)")
