@@ -197,3 +197,25 @@ def test_a_literal_port_slicing_another_gate_order_is_named_gate_order():
     assert not report.passed
     assert [d["code"] for d in report.diagnosis] == ["gate_order"]
     assert "slices its gate blocks f,g,i,o, the port reads them as i,f,g,o" in report.diagnosis[0]["text"]
+
+
+class TwiceBiased(Literal):
+    """The bias added with each product, as torch's two biases are."""
+
+    def forward(self, xs):
+        e = self.W_embed[xs]
+        h = c = e.new_zeros(e.shape[0], H)
+        hs = []
+        for t in range(e.shape[1]):
+            a = dict(zip(self.order, ((e[:, t] @ self.Wx + self.b) + (h @ self.Wh + self.b)).split(H, dim=1)))
+            c = torch.sigmoid(a["f"]) * c + torch.tanh(a["g"]) * torch.sigmoid(a["i"])
+            h = torch.sigmoid(a["o"]) * torch.tanh(c)
+            hs.append(h)
+        return torch.stack(hs, 1) @ self.W_out + self.b_out
+
+
+def test_a_bias_added_with_each_product_is_named_double_bias():
+    x, t = tokens()
+    report = check_port(Rnnlm(), TwiceBiased(), x, t, param_map=literal_pairing())
+    assert not report.passed
+    assert [(d["code"], d["parameter"]) for d in report.diagnosis] == [("double_bias", "TimeLSTM0.b")]

@@ -340,5 +340,48 @@ def batch_first_trap(run, rerun, reproduces):
     return []
 
 
+def _recurrent_biases(run):
+    """The NumPy names of the recurrent layers' biases: paired with gate blocks, or found
+    beside a fused ``Wh`` by their shapes (a literal port's ``b``)."""
+    shapes = {k: np.shape(v) for k, v in run.np.params.items()}
+    names = [p.numpy for p in run.pairing if p.gates is not None and len(shapes[p.numpy]) == 1
+             or p.summed]
+    for _, _, found in numpy_triples(shapes, getattr(run.np, "owners", None)):
+        names += [n for n in found[2:] if n not in names]
+    return names
+
+
+def double_bias_trap(run, rerun, reproduces):
+    """A recurrent bias added twice by the port (``x @ Wx + b + h @ Wh + b``, or the NumPy
+    ``b`` copied into both ``bias_ih`` and ``bias_hh`` and both used): half the NumPy bias
+    loaded, named where the port's pass then gives the NumPy loss, and twice its gradient
+    (two uses, each the whole gradient) the NumPy one."""
+    for name in _recurrent_biases(run):
+        params = dict(run.np.params)
+        params[name] = params[name] / 2
+        try:
+            run.torch.load(run.pairing, params)
+            out, grads = rerun()
+            pair = next(p for p in run.pairing if p.numpy == name)
+            grads = dict(grads)
+            if grads.get(pair.torch) is not None:
+                grads[pair.torch] = grads[pair.torch] / 2
+            hit = reproduces(out, grads)
+        except Exception:
+            hit = False
+        finally:
+            run.torch.load(run.pairing, run.np.params)
+        if hit:
+            return [{"code": "double_bias", "parameter": name,
+                     "text": f"the port adds {run.torch_name(name)} "
+                             f"twice in each step where the NumPy layer adds {name} once (torch's "
+                             f"recurrent layers hold two biases, bias_ih and bias_hh, whose sum is "
+                             f"the NumPy b): with half of {name} loaded, the port's pass gives the "
+                             f"NumPy loss and gradients; add it once, or copy it into bias_ih "
+                             f"with bias_hh = 0"}]
+    return []
+
+
 def pass_traps(run, rerun, reproduces):
-    return batch_first_trap(run, rerun, reproduces) or gate_order_trap(run, rerun, reproduces)
+    return (batch_first_trap(run, rerun, reproduces) or gate_order_trap(run, rerun, reproduces)
+            or double_bias_trap(run, rerun, reproduces))
