@@ -219,3 +219,44 @@ def test_a_bias_added_with_each_product_is_named_double_bias():
     report = check_port(Rnnlm(), TwiceBiased(), x, t, param_map=literal_pairing())
     assert not report.passed
     assert [(d["code"], d["parameter"]) for d in report.diagnosis] == [("double_bias", "TimeLSTM0.b")]
+
+
+class SequenceProbabilities:
+    """A tanh RNN on float inputs whose predict ends in softmax over the vocabulary, (N, T, V),
+    as the deeplearning.ai course's y_pred; float64, no layer objects."""
+
+    def __init__(self):
+        r = np.random.RandomState(0)
+        self.params = {"Wx": r.randn(2, H), "Wh": r.randn(H, H) * 0.5, "b": r.randn(H) * 0.5,
+                       "Wy": r.randn(H, 3), "by": r.randn(3) * 0.5}
+
+    def predict(self, x):
+        p, h, out = self.params, np.zeros((x.shape[0], H)), []
+        for t in range(x.shape[1]):
+            h = np.tanh(x[:, t] @ p["Wx"] + h @ p["Wh"] + p["b"])
+            out.append(h @ p["Wy"] + p["by"])
+        s = np.stack(out, 1)
+        e = np.exp(s - s.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    def loss(self, x, t):
+        p = self.predict(x)
+        n, steps = t.shape
+        return float(-np.log(p[np.arange(n)[:, None], np.arange(steps)[None], t]).mean())
+
+
+class RnnLogits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.fc = nn.RNN(2, H, batch_first=True), nn.Linear(H, 3)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0])
+
+
+def test_a_predict_ending_in_softmax_over_each_token_pairs_with_logits():
+    rs = np.random.RandomState(2)
+    x, t = rs.randn(3, 4, 2), rs.randint(0, 3, (3, 4))
+    report = check_port(SequenceProbabilities(), RnnLogits(), x, t)
+    assert report.passed, str(report)
+    assert row(report, "forward", "predict").passed

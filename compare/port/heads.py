@@ -48,11 +48,12 @@ def head_of(a):
     if not np.issubdtype(a.dtype, np.floating) or a.ndim < 1 or not a.size \
             or not np.all(np.isfinite(a)):
         return SCORES
-    if a.ndim == 2 and a.shape[1] > 1:
-        if (a >= 0).all() and np.all(np.abs(a.sum(axis=1) - 1) <= _slack(a)):
+    # over the last axis: (N, C) rows, or a sequence's (N, T, V) tokens
+    if a.ndim >= 2 and a.shape[-1] > 1:
+        if (a >= 0).all() and np.all(np.abs(a.sum(axis=-1) - 1) <= _slack(a)):
             return PROBABILITIES
         # exp carries the round-off of the log-probabilities, relative to their size
-        if (a <= 0).all() and np.all(np.abs(np.exp(a).sum(axis=1) - 1)
+        if (a <= 0).all() and np.all(np.abs(np.exp(a).sum(axis=-1) - 1)
                                      <= _slack(a, max(1.0, float(np.abs(a).max())))):
             return LOG_PROBABILITIES
     if (a >= 0).all() and (a <= 1).all():
