@@ -260,3 +260,69 @@ def test_a_predict_ending_in_softmax_over_each_token_pairs_with_logits():
     report = check_port(SequenceProbabilities(), RnnLogits(), x, t)
     assert report.passed, str(report)
     assert row(report, "forward", "predict").passed
+
+
+# --- the deeplearning.ai sequence course: one matrix per gate, features first -------------------
+
+from tests.styles import course_sequence as course  # noqa: E402
+
+
+class CourseLstmPort(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(course.N_X, course.N_A, batch_first=True)
+        self.fc = nn.Linear(course.N_A, course.N_Y)
+
+    def forward(self, x):
+        return self.fc(self.lstm(x)[0])
+
+
+class CourseRnnPort(CourseLstmPort):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.RNN(course.N_X, course.N_A, batch_first=True)
+
+
+def summed_over_steps(scores, t):
+    """The course's loss: the cross-entropy summed over the steps, averaged over the examples."""
+    return nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), t.reshape(-1),
+                                       reduction="sum") / scores.shape[0]
+
+
+@pytest.mark.parametrize("concat", ["ax", "xa"])
+def test_the_course_lstm_gate_matrices_pair_with_nn_lstm_by_rows(concat):
+    x, t = course.batch()
+    report = check_port(course.CourseLSTM(concat=concat), CourseLstmPort(), x, t,
+                        loss=summed_over_steps)
+    assert report.passed, str(report)
+    wf = next(p for p in report.pairing if p.numpy == "Wf")
+    # f is torch's second block: rows 4:8 of both matrices
+    assert wf.view == "lstm.weight_hh_l0[4:8] | lstm.weight_ih_l0[4:8]"
+    assert wf.concat == ("[a_prev; x]" if concat == "ax" else "[x; a_prev]")
+    bc = next(p for p in report.pairing if p.numpy == "bc")  # c is torch's g: the third block
+    assert bc.view == "lstm.bias_ih_l0[8:12] + lstm.bias_hh_l0[8:12]"
+
+
+def test_the_course_lstm_weights_moved_by_hand_give_its_loss():
+    """Independent of the checker: the course's Wf, Wi, Wc, Wo cut by hand into nn.LSTM."""
+    model, port = course.CourseLSTM(), CourseLstmPort().double()
+    p, A = model.params, course.N_A
+    with torch.no_grad():
+        for k, g in enumerate("ifco"):  # torch's i, f, g, o
+            port.lstm.weight_hh_l0[k * A:(k + 1) * A] = torch.from_numpy(p[f"W{g}"][:, :A])
+            port.lstm.weight_ih_l0[k * A:(k + 1) * A] = torch.from_numpy(p[f"W{g}"][:, A:])
+            port.lstm.bias_ih_l0[k * A:(k + 1) * A] = torch.from_numpy(p[f"b{g}"][:, 0])
+        port.lstm.bias_hh_l0.zero_()
+        port.fc.weight[:] = torch.from_numpy(p["Wy"])
+        port.fc.bias[:] = torch.from_numpy(p["by"][:, 0])
+    x, t = course.batch()
+    expected = model.loss(x.transpose(2, 0, 1), np.eye(course.N_Y)[t].transpose(2, 0, 1))
+    got = summed_over_steps(port(torch.from_numpy(x)), torch.from_numpy(t)).item()
+    assert abs(got - expected) < 1e-12 * abs(expected)
+
+
+def test_the_course_rnn_pairs_with_nn_rnn_as_it_is():
+    x, t = course.batch()
+    report = check_port(course.CourseRNN(), CourseRnnPort(), x, t, loss=summed_over_steps)
+    assert report.passed, str(report)
+    assert {p.numpy: p.view for p in report.pairing}["ba"] == "lstm.bias_ih_l0 + lstm.bias_hh_l0"

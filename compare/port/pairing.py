@@ -62,6 +62,13 @@ class Pair:
     # torch tensors the NumPy value is the sum with (``bias_hh`` beside ``bias_ih``): loaded
     # with zeros, their values added when read back; their gradient is this one's
     summed: tuple = ()
+    # the NumPy array cut across torch tensors (the course's Wf (H, H+D) is rows of
+    # weight_hh and of weight_ih): (torch name, first row, end row, first column, end column
+    # or None for a vector, zero) each; a zero piece is loaded with zeros and added when read
+    # (bias_hh beside bias_ih). ``torch`` is then the first piece's tensor, ``reshape`` the
+    # NumPy shape
+    pieces: tuple = ()
+    concat: str = None  # the order of the NumPy matrix's columns: "[a_prev; x]" or "[x; a_prev]"
 
     def to_dict(self):
         out = {"numpy": self.numpy, "torch": self.torch, "transposed": self.transposed}
@@ -81,9 +88,45 @@ class Pair:
         ``conv.weight.permute(2, 3, 1, 0)``, ``lstm.bias_ih_l0 + lstm.bias_hh_l0``."""
         if self.permute is not None:
             return f"{self.torch}.permute({', '.join(str(a) for a in inverse(self.permute))})"
+        if self.pieces:
+            cut = lambda p: f"{p[0]}[{p[1]}:{p[2]}]"
+            kept = [cut(p) for p in self.pieces if not p[5]]
+            added = [cut(p) for p in self.pieces if p[5]]
+            if added:
+                return " + ".join((*kept, *added))
+            return " | ".join(kept)
         if self.summed:
             return " + ".join((self.torch, *self.summed))
         return self.torch + (".T" if self.transposed else "")
+
+    @property
+    def torch_names(self):
+        """Every torch tensor this pair reads or writes."""
+        return tuple(dict.fromkeys((self.torch, *self.summed, *(p[0] for p in self.pieces))))
+
+    def to_pieces(self, value):
+        """``[(torch name, first row, end row, array or None for zeros)]``: the NumPy value cut
+        into the torch tensors' rows."""
+        out = []
+        for name, start, stop, c0, c1, zero in self.pieces:
+            part = None if zero else (value[:, c0:c1] if c1 is not None else value.reshape(-1))
+            out.append((name, start, stop, part))
+        return out
+
+    def from_pieces(self, values, zeros=True):
+        """The NumPy value put together from the torch tensors' rows (``values``: name ->
+        array); ``zeros``: the zero pieces added (a value), or left out (a gradient, which
+        each piece of a sum has whole). None where a piece's tensor has none."""
+        parts = [(values.get(p[0]), p) for p in self.pieces if zeros or not p[5]]
+        if any(v is None for v, _ in parts):
+            return None
+        out = np.zeros(self.reshape, dtype=np.result_type(*[v for v, _ in parts]))
+        for value, (name, start, stop, c0, c1, zero) in parts:
+            if c1 is None:
+                out.reshape(-1)[...] += value[start:stop]
+            else:
+                out[:, c0:c1] += value[start:stop]
+        return out
 
     @property
     def gate_text(self):
@@ -118,6 +161,8 @@ class Pair:
             shown += f" ({', '.join(self.summed)} = 0)"
         if self.gates is not None:
             shown += f", {self.gate_text}"
+        if self.concat is not None:
+            shown += f", the NumPy columns {self.concat}"
         return f"{self.numpy} <-> {self.view}{shown}"
 
 
@@ -429,6 +474,9 @@ def numpy_layout(pairing, torch_values):
     twin transposed back); None stays None."""
     out = {}
     for pair in pairing:
+        if pair.pieces:
+            out[pair.numpy] = pair.from_pieces(torch_values, zeros=False)
+            continue
         value = torch_values[pair.torch]
         out[pair.numpy] = None if value is None else pair.to_numpy(value)
     return out

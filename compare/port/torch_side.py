@@ -175,6 +175,14 @@ class TorchSide:
         torch = _torch()
         with torch.no_grad():
             for pair in pairing:
+                if pair.pieces:  # the NumPy array cut across the torch tensors' rows
+                    for name, start, stop, part in pair.to_pieces(np_params[pair.numpy]):
+                        rows = self.params[name][start:stop]
+                        if part is None:
+                            rows.zero_()
+                        else:
+                            rows.copy_(torch.from_numpy(np.ascontiguousarray(part)).reshape(rows.shape))
+                    continue
                 target = self.params[pair.torch]
                 value = pair.to_torch(np_params[pair.numpy], tuple(target.shape))
                 target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
@@ -301,6 +309,10 @@ class TorchSide:
         """Each paired parameter back in the NumPy layout."""
         out = {}
         for pair in pairing:
+            if pair.pieces:
+                out[pair.numpy] = pair.from_pieces(
+                    {n: to_numpy(self.params[n]) for n in pair.torch_names})
+                continue
             value = to_numpy(self.params[pair.torch])
             for other in pair.summed:
                 value = value + to_numpy(self.params[other])
@@ -343,11 +355,14 @@ class TorchSide:
         # a literal port's predict may end in softmax as the book's does, its loss -log p; an
         # nn.Module's output is what training feeds the loss, probabilities or not (a double
         # softmax is then judged as training computes it, and named: heads.py)
+        # a user's own function takes the output as the port gives it, (N, T, V) included
+        given = (scores, t)
         scores, t = named_losses.token_rows(scores, t)
         probabilities = self.kind == "literal" and are_probabilities(to_numpy(scores))
         spec, out = self.loss, {}
         if spec.fn is not None:
-            out[self.loss_name] = named_losses.apply(spec, scores, t)
+            out[self.loss_name] = named_losses.apply(spec, *(given if spec.functional is None
+                                                             else (scores, t)))
         if spec.classification or (spec.kind == "any" and named_losses.labels_fit(t, scores)):
             if spec.fn is None:
                 t = named_losses.targets_for(spec, scores, t)

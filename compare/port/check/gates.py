@@ -12,8 +12,11 @@ convention stays (the book's classes f,g,i,o; cs231n's functions i,f,o,g; else t
 the check's rows show where the passes part, and a trap on the port's whole pass reads the
 order again with its hypothesis applied (``read_order``). The pairing line says the order.
 """
-from ..layers.recurrent import (CONVENTIONS, gated_kinds, kind_of_pair, numpy_eval_loss,
-                                read_order, with_order)
+import numpy as np
+
+from ..layers.recurrent import (CLEAR, CONVENTIONS, MARGIN, gated_kinds, kind_of_pair,
+                                numpy_eval_loss, read_order, swap_concat, with_order)
+from ..targets import PortSetupError
 
 
 def own_convention(run, pairing):
@@ -34,7 +37,7 @@ def read_gate_order(run):
     """``run.pairing`` with each recurrent kind's NumPy gate order read off the values."""
     pairing = run.pairing
     if not gated_kinds(pairing):
-        return pairing
+        return read_concat(run)
     expected = numpy_eval_loss(run)
     if expected is None:
         return pairing
@@ -43,3 +46,29 @@ def read_gate_order(run):
     found, _ = read_order(expected, port, own_convention(run, pairing), run.np.params,
                           run.x, run.t)
     return found
+
+
+def read_concat(run):
+    """The course's gate matrices on ``[a_prev; x]`` or on ``[x; a_prev]``: the order under
+    which the port gives the NumPy loss, where one clearly does (``[a_prev; x]``, the
+    course's, otherwise)."""
+    pairing = run.pairing
+    if not any(p.concat for p in pairing):
+        return pairing
+    expected = numpy_eval_loss(run)
+    if expected is None:
+        return pairing
+    port = run.torch.copy()
+    port.mode = "eval"
+    tx, tt = port.tensor(run.x), port.tensor(run.t)
+    gaps = []
+    for trial in (pairing, [swap_concat(p) for p in pairing]):
+        try:
+            port.load(trial, run.np.params)
+            loss = port.outputs(tx, tt)["loss"]
+        except (PortSetupError, RuntimeError):
+            return pairing
+        gap = abs(loss - expected) / max(abs(expected), np.finfo(np.float64).tiny)
+        gaps.append((gap if np.isfinite(gap) else np.inf, trial))
+    (best, chosen), (other, _) = sorted(gaps, key=lambda g: g[0])
+    return chosen if best <= CLEAR and best * MARGIN <= other else pairing

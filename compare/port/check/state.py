@@ -137,7 +137,7 @@ class RunState:
         self.np_loss = None
         self.t_grads = None
         self.twin = {p.numpy: p.torch for p in self.pairing}
-        held = {n for p in self.pairing for n in (p.torch, *p.summed)}
+        held = {n for p in self.pairing for n in p.torch_names}
         extra = [k for k in self.torch.params if k not in held]
         if extra and self.blocked is None:
             self.report.notes.append(f"torch parameters left unpaired (not checked): {extra}")
@@ -266,7 +266,7 @@ def pair_sides(np_side, t_side, x, param_map=None, t=None):
     fused = fused_recurrent(np_shapes, t_side, param_map)
     if fused:  # the recurrent modules' fused gates paired by their kind; the rest as below
         taken = {p.numpy for p in fused}
-        held = {n for p in fused for n in (p.torch, *p.summed)}
+        held = {n for p in fused for n in p.torch_names}
         rest = _pair_rest({k: s for k, s in np_shapes.items() if k not in taken},
                           {k: s for k, s in t_shapes.items() if k not in held},
                           np_side, t_side, x, param_map, t)

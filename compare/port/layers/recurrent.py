@@ -114,6 +114,11 @@ def fused_pairs(np_shapes, model, used=()):
 
         def with_shape(*shapes):
             return [n for n in free if tuple(np_shapes[n]) in shapes]
+        course = course_pairs(np_shapes, free, kind, roles, D, H)
+        if course:  # the course's gate matrices, one per gate, on [a_prev; x]
+            pairs += course
+            taken |= {p.numpy for p in course}
+            continue
         whs = with_shape((H, G * H))
         wxs = [n for n in with_shape((D, G * H))]
         if not whs or not wxs:
@@ -150,6 +155,69 @@ def fused_pairs(np_shapes, model, used=()):
                                   gate_names=names, summed=summed))
                 taken.add(biases[0])
     return pairs
+
+
+# the deeplearning.ai sequence course: one matrix per gate, W (H, H + D) on the
+# concatenation [a_prev; x], and b (H, 1); its c (the candidate) is torch's g
+COURSE_GATES = {"lstm": {"i": "i", "f": "f", "c": "g", "o": "o"}}
+
+
+def _course_name(names, letter, prefix):
+    """The NumPy name whose stem is ``prefix + letter`` (``Wf``, ``W_f``, ``bf``), or None."""
+    found = [n for n in names if _stem(n).replace("_", "") == f"{prefix}{letter}"]
+    return found[0] if len(found) == 1 else None
+
+
+def course_pairs(np_shapes, free, kind, roles, D, H):
+    """The course's layouts against one torch module: an LSTM's ``Wf``, ``Wi``, ``Wc``,
+    ``Wo`` ``(H, H + D)`` each cut into the rows of its gate in ``weight_hh`` (the columns
+    of ``a_prev``) and in ``weight_ih`` (those of ``x``), its ``b`` into ``bias_ih`` beside a
+    zero ``bias_hh``; an RNN's ``Wax (H, D)``, ``Waa (H, H)`` (features first, torch's own
+    layout) and ``ba`` against ``bias_ih + bias_hh``. ``[]`` where the names are not the
+    course's."""
+    from ..pairing import Pair
+    if kind == "rnn":
+        wax, waa, ba = (_course_name(free, "", stem) for stem in ("wax", "waa", "ba"))
+        if None in (wax, waa) or tuple(np_shapes[wax]) != (H, D) or tuple(np_shapes[waa]) != (H, H):
+            return []
+        out = [Pair(wax, roles["ih"]), Pair(waa, roles["hh"])]
+        if ba is not None and "bias_ih" in roles and int(np.prod(np_shapes[ba])) == H:
+            shape = tuple(np_shapes[ba])
+            out.append(Pair(ba, roles["bias_ih"], reshape=shape if shape != (H,) else None,
+                            summed=(roles["bias_hh"],) if "bias_hh" in roles else ()))
+        return out
+    gates = COURSE_GATES.get(kind)
+    if gates is None:
+        return []
+    out, torch_order = [], TORCH_GATES[kind]
+    for letter, theirs in gates.items():
+        w, b = _course_name(free, letter, "w"), _course_name(free, letter, "b")
+        if w is None or tuple(np_shapes[w]) != (H, H + D):
+            return []
+        k = torch_order.index(theirs)
+        rows = (k * H, (k + 1) * H)
+        out.append(Pair(w, roles["hh"], reshape=(H, H + D), concat="[a_prev; x]",
+                        pieces=((roles["hh"], *rows, 0, H, False),
+                                (roles["ih"], *rows, H, H + D, False))))
+        if b is not None and "bias_ih" in roles and int(np.prod(np_shapes[b])) == H:
+            bias = ((roles["bias_ih"], *rows, None, None, False),)
+            if "bias_hh" in roles:
+                bias += ((roles["bias_hh"], *rows, None, None, True),)
+            out.append(Pair(b, roles["bias_ih"], reshape=tuple(np_shapes[b]), pieces=bias))
+    return out
+
+
+def swap_concat(pair):
+    """A course pair read as the concatenation ``[x; a_prev]`` (``[a_prev; x]`` as made)."""
+    from dataclasses import replace
+    if not pair.pieces or pair.pieces[0][4] is None:
+        return pair
+    (hh, r0, r1, _, _, z0), (ih, s0, s1, _, _, z1) = pair.pieces
+    H, D = r1 - r0, pair.reshape[1] - (r1 - r0)
+    first = pair.concat == "[a_prev; x]"
+    pieces = ((hh, r0, r1, D, D + H, z0), (ih, s0, s1, 0, D, z1)) if first else \
+        ((hh, r0, r1, 0, H, z0), (ih, s0, s1, H, H + D, z1))
+    return replace(pair, pieces=pieces, concat="[x; a_prev]" if first else "[a_prev; x]")
 
 
 def orders(kind):

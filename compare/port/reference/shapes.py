@@ -10,7 +10,9 @@
 * features first (the deeplearning.ai course: ``W1`` ``(n_h, n_x)`` with ``b1``
   ``(n_h, 1)``, inputs ``(features, examples)``): the batch handed over
   transposed, ``x.T``, labels as ``(classes, m)`` or ``(1, m)``; what comes back
-  (scores) transposed to batch first.
+  (scores) transposed to batch first. A sequence ``(m, T, n_x)`` goes as the course's
+  ``(n_x, m, T_x)``, its token targets ``(m, T)`` one-hot as ``(n_y, m, T_y)``, and its
+  ``y_pred`` ``(n_y, m, T_y)`` comes back as ``(m, T_y, n_y)``.
 
 ``Shaped`` is the model as the book's shape: ``params``, ``layers``, ``loss(x, t)``,
 ``gradient(x, t)``, ``predict(x, train_flg=...)``. Keywords for the NumPy ``loss``
@@ -128,6 +130,7 @@ class Shaped:
     def __init__(self, model, *, cs231n=False, layout="batch-first", kwargs=None):
         self.inner, self.cs231n, self.kwargs = model, cs231n, dict(kwargs or {})
         self.features_first = layout == "features-first"
+        self.sequence = False  # the batch is a sequence (N, T, D): set on the first 3-D x
         self.params = model.params
         # cs231n's scores in train mode exist only inside loss(X, y): the check reads them off
         # the last layer's record (a net without modes gives the same scores either way)
@@ -142,6 +145,8 @@ class Shaped:
         return getattr(self.inner, "layers", None)
 
     def _x(self, x):
+        if self.features_first and x.ndim == 3:  # a sequence: (n_x, m, T_x), the course's
+            return x.transpose(2, 0, 1)
         return x.T if self.features_first and x.ndim == 2 else x
 
     def _t(self, t):
@@ -149,14 +154,20 @@ class Shaped:
             t = t.argmax(axis=1) if t.ndim == 2 else t.astype(np.int64)
         if not self.features_first:
             return t
+        classes = output_size(self.params)
+        if t.ndim == 2 and np.issubdtype(t.dtype, np.integer) and self.sequence:
+            # a token per step: one-hot (n_y, m, T_y), as the course's Y
+            return np.eye(classes)[t].transpose(2, 0, 1)
+        if t.ndim == 3:
+            return t.transpose(2, 0, 1)
         if t.ndim == 2:
             return t.T
-        classes = output_size(self.params)
         if classes > 1 and np.issubdtype(t.dtype, np.integer):
             return np.eye(classes)[t].T
         return t.reshape(1, -1)
 
     def loss(self, x, t, **mode):
+        self.sequence = self.sequence or np.ndim(x) == 3
         out = self.inner.loss(self._x(x), self._t(t), **mode, **self.kwargs)
         if self.cs231n:
             if not (isinstance(out, tuple) and len(out) == 2):
@@ -169,6 +180,7 @@ class Shaped:
         if self.cs231n:
             out = self.inner.loss(self._x(x), self._t(t), **self.kwargs)
             return out[1] if isinstance(out, tuple) and len(out) == 2 else out
+        self.sequence = self.sequence or np.ndim(x) == 3
         fn = self.inner.gradient
         sig = _signature(fn)
         extra = {k: v for k, v in self.kwargs.items() if sig is not None and k in sig.parameters}
@@ -184,6 +196,8 @@ class Shaped:
             keyword = mode_keyword(self.inner.predict)
             scores = self.inner.predict(self._x(x), **({} if keyword is None else {keyword: train}))
         scores = np.asarray(scores)
+        if self.features_first and scores.ndim == 3:  # (n_y, m, T_y) back to (m, T_y, n_y)
+            return scores.transpose(1, 2, 0)
         return scores.T if self.features_first and scores.ndim == 2 else scores
 
 
