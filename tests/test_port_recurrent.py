@@ -326,3 +326,13 @@ def test_the_course_rnn_pairs_with_nn_rnn_as_it_is():
     report = check_port(course.CourseRNN(), CourseRnnPort(), x, t, loss=summed_over_steps)
     assert report.passed, str(report)
     assert {p.numpy: p.view for p in report.pairing}["ba"] == "lstm.bias_ih_l0 + lstm.bias_hh_l0"
+
+
+def test_a_param_map_may_say_a_numpy_bias_is_the_sum_of_torch_two():
+    x, t = course.batch()
+    mapping = ("Wax=lstm.weight_ih_l0,Waa=lstm.weight_hh_l0,ba=lstm.bias_ih_l0+lstm.bias_hh_l0,"
+               "Wya=fc.weight,by=fc.bias")
+    report = check_port(course.CourseRNN(), CourseRnnPort(), x, t, loss=summed_over_steps,
+                        param_map=mapping)
+    assert report.passed, str(report)
+    assert not any("unpaired" in n for n in report.notes)

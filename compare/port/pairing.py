@@ -204,7 +204,8 @@ UNFOLLOWED = "what the forward passes compute with them could not be followed"
 
 
 def parse_param_map(text):
-    """``"W1=fc1.weight.T,b1=fc1.bias"`` -> ``{"W1": ("fc1.weight", True), ...}``."""
+    """``"W1=fc1.weight.T,b1=fc1.bias"`` -> ``{"W1": ("fc1.weight", True), ...}``; a sum
+    (``b=rnn.bias_ih_l0+rnn.bias_hh_l0``) kept as one name, cut by ``_summands``."""
     if text is None:
         return None
     if isinstance(text, dict):
@@ -216,7 +217,7 @@ def parse_param_map(text):
             numpy_name, sep, torch_name = part.partition("=")
             if not sep or not numpy_name.strip() or not torch_name.strip():
                 raise PortSetupError(f"--param-map entries are NUMPY=TORCH (TORCH may end in .T or "
-                                     f".permute(...)), "
+                                     f".permute(...), or be a sum A+B), "
                                      f"got {part!r}")
             items.append((numpy_name.strip(), torch_name.strip()))
     out = {}
@@ -229,9 +230,16 @@ def parse_param_map(text):
                                      f"axis once, got {axes}")
             out[numpy_name] = (match.group(1), inverse(axes))
             continue
+        torch_name = torch_name.replace(" ", "")  # a sum, "bias_ih_l0 + bias_hh_l0", kept whole
         transposed = torch_name.endswith(".T")
         out[numpy_name] = (torch_name[:-2] if transposed else torch_name, transposed)
     return out
+
+
+def _summands(t_name):
+    """``"rnn.bias_ih_l0+rnn.bias_hh_l0"`` -> ``["rnn.bias_ih_l0", "rnn.bias_hh_l0"]``: a NumPy
+    value that is the sum of torch tensors (torch's two recurrent biases)."""
+    return [n for n in t_name.split("+") if n] if isinstance(t_name, str) else [t_name]
 
 
 PERMUTE = re.compile(r"(.+)\.permute\(([\d,\s]+)\)")
@@ -420,14 +428,14 @@ def _pair_by_structure(np_shapes, torch_shapes, linear_weights):
 
 def _pair_by_map(np_shapes, torch_shapes, mapping):
     unknown_np = [k for k in mapping if k not in np_shapes]
-    unknown_t = [v for v, _ in mapping.values() if v not in torch_shapes]
+    unknown_t = [n for v, _ in mapping.values() for n in _summands(v) if n not in torch_shapes]
     if unknown_np or unknown_t:
         what = "; ".join(filter(None, [
             f"no NumPy parameter {unknown_np}" if unknown_np else "",
             f"no torch parameter {unknown_t}" if unknown_t else ""]))
         raise PortSetupError(f"--param-map: {what}. " + _listing(np_shapes, torch_shapes))
     missing = [k for k in np_shapes if k not in mapping]
-    used = [v for v, _ in mapping.values()]
+    used = [n for v, _ in mapping.values() for n in _summands(v)]
     twice = sorted({v for v in used if used.count(v) > 1})
     if missing or twice:
         what = "; ".join(filter(None, [
@@ -437,7 +445,17 @@ def _pair_by_map(np_shapes, torch_shapes, mapping):
     pairs = []
     for n_name in np_shapes:
         t_name, transposed = mapping[n_name]
+        t_name, *summed = _summands(t_name)
         n_shape, t_shape = np_shapes[n_name], torch_shapes[t_name]
+        if summed:  # the NumPy value the sum of torch tensors of one shape: loaded into the first
+            other = [n for n in summed if tuple(torch_shapes[n]) != tuple(t_shape)]
+            if other or transposed or not (_fits(n_shape, t_shape, False) or _reshapes(n_shape, t_shape)):
+                raise PortSetupError(f"--param-map: {n_name} {tuple(n_shape)} cannot be the sum "
+                                     f"{' + '.join([t_name, *summed])}: a sum pairs tensors of the "
+                                     f"NumPy value's shape, untransposed")
+            reshape = tuple(n_shape) if _reshapes(n_shape, t_shape) else None
+            pairs.append(Pair(n_name, t_name, False, reshape, summed=tuple(summed)))
+            continue
         kernel = _mapped_kernel(n_name, n_shape, t_name, t_shape, transposed)
         if kernel is not None:
             pairs.append(kernel)
