@@ -258,40 +258,102 @@ def gated_kinds(pairing):
     return kinds
 
 
-def numpy_eval_loss(run):
+def numpy_reference(run):
+    """What the NumPy model computes in evaluation mode (nothing drawn), that an order must
+    reproduce: ``("scores", array)`` where it has a ``predict``, else ``("loss", number)``;
+    None where neither can be had."""
+    if getattr(run.np, "has_predict", False):
+        try:
+            out = np.asarray(run.np.predict(run.x, mode="eval"))
+            if np.issubdtype(out.dtype, np.floating) and np.all(np.isfinite(out)):
+                return "scores", out
+        except (PortSetupError, TypeError, ValueError):
+            pass
     try:
-        return run.np.loss(run.x, run.t, mode="eval")
+        return "loss", run.np.loss(run.x, run.t, mode="eval")
     except PortSetupError:
         return None
 
 
-def read_order(expected, side, pairing, params, x, t):
-    """``(pairing, clear)``: each recurrent kind's gate order that makes ``side`` (its mode
-    as set) give the loss ``expected``, where one clearly does; the pairing as given
-    otherwise. ``side`` is left loaded with the pairing returned."""
-    tx, tt = side.tensor(x), side.tensor(t)
-    clear = True
-    for kind in gated_kinds(pairing):
-        found = []
-        for mine in orders(kind):
-            trial = [with_order(p, mine) if p.gates is not None and kind_of_pair(p) == kind else p
-                     for p in pairing]
+def references_of(run):
+    """The NumPy scores, then its loss, as ``read_order`` asks them (read once per run)."""
+    cached = getattr(run, "gate_references", None)
+    if cached is None:
+        first = numpy_reference(run)
+        cached = [first] if first is not None else []
+        if first is not None and first[0] == "scores":
             try:
-                side.load(trial, params)
-                loss = side.outputs(tx, tt)["loss"]
-            except (PortSetupError, RuntimeError):
-                side.load(pairing, params)
-                return pairing, False
-            gap = abs(loss - expected) / max(abs(expected), np.finfo(np.float64).tiny)
-            found.append((gap if np.isfinite(gap) else np.inf, trial))
-        ranked = sorted(found, key=lambda f: f[0])  # stable: conventions first among equals
-        best, second = ranked[0][0], ranked[1][0] if len(ranked) > 1 else np.inf
-        if best <= CLEAR and best * MARGIN <= second:
-            pairing = ranked[0][1]
-        else:
-            clear = False
-    side.load(pairing, params)
-    return pairing, clear
+                cached.append(("loss", run.np.loss(run.x, run.t, mode="eval")))
+            except PortSetupError:
+                pass
+        run.gate_references = cached
+    return cached
+
+
+def choose(reference, side, trials, params, x, t, dtype):
+    """The trial pairing under which ``side`` (its mode as set) reproduces ``reference``:
+    by scores, the first whose scores equal the NumPy ones within the forward tolerance
+    (heads brought together as the forward rows bring them); by loss, one within ``CLEAR``
+    of the NumPy loss and ``MARGIN`` times nearer than any other. None where none does (the
+    port parts elsewhere too) or the outputs cannot be compared (then the loss is asked).
+    ``side`` is left loaded with the last trial."""
+    from ..heads import fits, match
+    tx, tt = side.tensor(x), side.tensor(t)
+    what, expected = reference
+    gaps = []
+    for trial in trials:
+        try:
+            side.load(trial, params)
+            out = side.outputs(tx, tt)
+        except (PortSetupError, RuntimeError):
+            return None
+        if what == "scores":
+            if out["scores"] is None:
+                return None
+            np_out, t_out, _, heads = match(expected, out["scores"], dtype)
+            if np.shape(np_out) != np.shape(t_out) or (
+                    heads["numpy"] != heads["torch"] and heads["converted"] is None):
+                return None
+            if fits(t_out, np_out, dtype):
+                return trial
+            continue
+        gap = abs(out["loss"] - expected) / max(abs(expected), np.finfo(np.float64).tiny)
+        gaps.append((gap if np.isfinite(gap) else np.inf, trial))
+    if what == "scores" or not gaps:
+        return None
+    ranked = sorted(gaps, key=lambda g: g[0])  # stable: conventions first among equals
+    best, second = ranked[0][0], ranked[1][0] if len(ranked) > 1 else np.inf
+    return ranked[0][1] if best <= CLEAR and best * MARGIN <= second else None
+
+
+def order_trials(pairing):
+    """Every combination of the gated kinds' orders (conventions first), as pairings."""
+    kinds = gated_kinds(pairing)
+    out = []
+    for combo in itertools.product(*(orders(kind) for kind in kinds)):
+        chosen = dict(zip(kinds, combo))
+        out.append([with_order(p, chosen[kind_of_pair(p)])
+                    if p.gates is not None and kind_of_pair(p) in chosen else p for p in pairing])
+    return out
+
+
+def read_order(references, side, pairing, params, x, t, dtype):
+    """``pairing`` with its gate orders (and the course's column order) read off the values:
+    each reference in turn (the scores, then the loss) asked to choose; the pairing as given
+    where none does. ``side`` is left loaded with the pairing returned."""
+    trials = order_trials(pairing) if gated_kinds(pairing) else [pairing]
+    if any(p.concat for p in pairing):
+        trials = [variant for trial in trials
+                  for variant in (trial, [swap_concat(p) for p in trial])]
+    found = None
+    if len(trials) > 1:
+        for reference in references:
+            found = choose(reference, side, trials, params, x, t, dtype)
+            if found is not None:
+                break
+    found = pairing if found is None else found
+    side.load(found, params)
+    return found
 
 
 # --- traps on the port's whole pass ----------------------------------------------------------
@@ -347,9 +409,12 @@ def gate_order_trap(run, rerun, reproduces):
             run.torch.load(trial, run.np.params)
             try:
                 out, grads = rerun()
+                hit = reproduces(out, grads, trial)
             except Exception:
-                continue
-            if not reproduces(out, grads, trial):
+                hit = False
+            finally:
+                run.torch.load(run.pairing, run.np.params)
+            if not hit:
                 continue
             letters = _book_letters(run, names)
             if letters is not None:
@@ -375,7 +440,7 @@ def batch_first_trap(run, rerun, reproduces):
     NumPy loss and gradients."""
     if run.torch.kind != "module":
         return []
-    expected = numpy_eval_loss(run)
+    references = references_of(run)
     for name, module in run.torch.model.named_modules():
         if TORCH_MODULES.get(type(module).__name__) is None or not hasattr(module, "batch_first"):
             continue
@@ -383,11 +448,10 @@ def batch_first_trap(run, rerun, reproduces):
         module.batch_first = not was
         hit = False
         try:
-            pairing = run.pairing
-            if expected is not None:
-                run.torch.mode = "eval"
-                pairing, _ = read_order(expected, run.torch, run.pairing, run.np.params, run.x, run.t)
-                run.torch.mode = mode
+            run.torch.mode = "eval"
+            pairing = read_order(references, run.torch, run.pairing, run.np.params, run.x,
+                                 run.t, run.dtype)
+            run.torch.mode = mode
             out, grads = rerun()
             hit = reproduces(out, grads, pairing)
         except Exception:
