@@ -268,10 +268,110 @@ def test_rnn_port_passes():
     assert {("forward", "TimeRNN0"), ("backward", "TimeRNN0.Wx"), ("backward", "TimeRNN0.b")} <= rows
 
 
+# --- the gate order, read off the values -------------------------------------------------
+
+def fgio_to_ifog(a):
+    f, g, i, o = np.split(a, 4, axis=-1)
+    return np.concatenate([i, f, o, g], axis=-1)
+
+
+def ifog_to_fgio(a):
+    i, f, o, g = np.split(a, 4, axis=-1)
+    return np.concatenate([f, g, i, o], axis=-1)
+
+
+class IfogTimeLSTM(N_.TimeLSTM):
+    """A TimeLSTM whose arrays hold the gate blocks i, f, o, g (cs231n's order): each pass
+    computes with copies in the book's order and hands the gradients back in its own."""
+
+    def forward(self, xs):
+        held = self.params
+        self.params = [ifog_to_fgio(p) for p in held]
+        try:
+            return super().forward(xs)
+        finally:
+            self.params = held
+
+    def backward(self, dhs):
+        dxs = super().backward(dhs)
+        for g in self.grads:
+            g[...] = fgio_to_ifog(g.copy())
+        return dxs
+
+
+class IfogRnnlm(N_.Rnnlm):
+    def __init__(self):
+        super().__init__()
+        Wx, Wh, b = (fgio_to_ifog(p) for p in self.layers[1].params)
+        self.layers[1] = IfogTimeLSTM(Wx, Wh, b, stateful=True)
+        self._gather()
+
+
+class IfogRnnlmWithoutPredict(IfogRnnlm):
+    """The same model offering no ``predict``: only its loss can tell the order."""
+    predict = None
+
+    def forward(self, xs, ts):
+        for layer in self.layers:
+            xs = layer.forward(xs)
+        return self.loss_layer.forward(xs, ts)
+
+
+CS231N_LSTM = (("i", "f", "o", "g"), ("i", "f", "g", "o"))
+
+
+@pytest.mark.parametrize("model_class", [IfogRnnlm, IfogRnnlmWithoutPredict],
+                         ids=["by_scores", "by_loss"])
+def test_another_gate_order_is_read_off_the_values(model_class):
+    model = model_class()
+    _, grads = backprop(model_class(), XS, TS)  # the reordering wrapper is itself right:
+    _, book = backprop(N_.Rnnlm(), XS, TS)      # the same loss, its gradients permuted
+    np.testing.assert_array_equal(ifog_to_fgio(grads[1]), book[1])
+    report = check_port(model, P.make_lstm(), XS, TS)
+    assert report.passed, report.to_text()
+    assert set(_gate_names(report).values()) == {CS231N_LSTM}
+
+
+class DecayRnnlm(N_.Rnnlm):
+    """The book's weight decay in the NumPy loss, ``0.5 * lambda * sum(W**2)`` over every
+    array, and ``lambda * W`` in its gradients; the port's optimizer decays instead."""
+    LAMBDA = 0.1
+
+    def forward(self, xs, ts):
+        penalty = sum(float(np.sum(p.astype(np.float64) ** 2)) for p in self.params)
+        return super().forward(xs, ts) + 0.5 * self.LAMBDA * penalty
+
+    def backward(self, dout=1):
+        dxs = super().backward(dout)
+        for p, g in zip(self.params, self.grads):
+            g += self.LAMBDA * p
+        return dxs
+
+
+@pytest.mark.slow
+def test_a_penalty_only_the_numpy_loss_holds_leaves_the_gate_order_right():
+    """The loss gap is the penalty under every gate order: read off the losses, the nearest
+    order was any and this right port failed in its forward rows."""
+    def decaying(params, lr):
+        return torch.optim.SGD(params, lr=lr, weight_decay=DecayRnnlm.LAMBDA)
+    report = check_port(DecayRnnlm(), P.make_lstm(), XS, TS, torch_optimizer=decaying)
+    assert report.passed, report.to_text()
+    assert set(_gate_names(report).values()) == {BOOK_LSTM}
+    assert "weight_decay" in {k["code"] for k in report.to_dict()["known"]}
+
+
 def _fails(port_factory, **options):
     report = check_port(N_.make_rnnlm(), port_factory(), XS, TS, **options)
     assert not report.passed
     return report, report.to_dict()
+
+
+@pytest.mark.slow
+def test_batch_first_named_at_the_lstm():
+    report, d = _fails(B.make_batch_first)
+    assert (d["first_mismatch"]["where"], d["first_mismatch"]["torch"]) == ("TimeLSTM0", "lstm")
+    assert [h["code"] for h in d["diagnosis"]] == ["batch_first"], d["diagnosis"]
+    assert d["diagnosis"][0]["layer"] == "lstm"
 
 
 @pytest.mark.slow
@@ -284,9 +384,50 @@ def test_gate_order_named_on_the_lstm_weights():
 
 
 @pytest.mark.slow
+def test_summed_token_loss_named_scale_by_the_token_count_at_the_loss():
+    report, d = _fails(B.make_summed_loss, loss="model")
+    assert d["first_mismatch"]["where"] == "loss"
+    # the forward passes agree: the gate order was read off the scores, not the wrong loss
+    assert all(c.passed for c in report.checks if c.phase == "forward")
+    (h,) = d["diagnosis"]
+    assert h["code"] == "scale" and abs(h["factor"] - XS.size) <= 1e-3 * XS.size, h
+
+
+@pytest.mark.slow
+def test_loss_summed_over_time_fails_at_the_loss():
+    """A mean over the sequences of each one's summed token losses: T times the NumPy
+    loss. The factor T is no reduction the checker names, so it says no cause (and never
+    a wrong one)."""
+    report, d = _fails(B.make_batch_mean_loss, loss="model")
+    assert d["first_mismatch"]["where"] == "loss"
+    assert all(c.passed for c in report.checks if c.phase == "forward")
+    T = XS.shape[1]
+    assert all(h["code"] == "scale" and abs(h["factor"] - T) <= 1e-3 * T for h in d["diagnosis"])
+
+
+@pytest.mark.slow
 def test_state_not_carried_fails_in_the_forward_pass():
     report, d = _fails(B.make_state_not_carried)
     assert d["first_mismatch"]["phase"] == "forward"
     embedding = [c for c in report.checks if c.phase == "forward" and c.where == "TimeEmbedding0"]
     assert embedding and embedding[0].passed  # it parts after the embedding, in the recurrence
     assert {h["code"] for h in d["diagnosis"]} <= {"state_reset"}, d["diagnosis"]
+
+
+@pytest.mark.slow
+def test_cli_as_a_process(tmp_path):
+    data = tmp_path / "tokens.npz"
+    DATA.main([str(data)])
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def run(port):
+        return subprocess.run([sys.executable, "-m", "compare", "port",
+                               f"{EXAMPLE}/numpy_lm.py:make_rnnlm", port, "--data", str(data),
+                               "--no-progress"], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=120)
+    right = run(f"{EXAMPLE}/torch_lm.py:make_lstm")
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert right.stdout.splitlines()[-1].startswith("PASS:")
+    wrong = run(f"{EXAMPLE}/bugs.py:make_batch_first")
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert "[batch_first]" in wrong.stdout and "Traceback" not in wrong.stderr
