@@ -255,7 +255,7 @@ def test_lstm_ports_pass(factory):
 
 
 @pytest.mark.slow
-def test_literal_port_passes_paired_by_its_names():
+def test_literal_port_passes_paired_array_for_array():
     report, rows = _passes(N_.make_rnnlm, P.make_literal)
     assert {p.numpy: p.torch for p in report.pairing} == {
         "TimeEmbedding0.W": "embed_W", "TimeLSTM0.Wx": "lstm_Wx", "TimeLSTM0.Wh": "lstm_Wh",
