@@ -246,7 +246,6 @@ def test_lstm_port_passes_with_the_books_gate_order_read_off():
     assert {("forward", "TimeLSTM0"), ("backward", "TimeLSTM0.Wx"), ("backward", "TimeLSTM0.b")} <= rows
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("factory", ["make_seq_first_lstm", "make_cell_loop"])
 def test_lstm_ports_pass(factory):
     report, rows = _passes(N_.make_rnnlm, getattr(P, factory))
@@ -254,7 +253,6 @@ def test_lstm_ports_pass(factory):
     assert {("backward", "TimeLSTM0.Wx"), ("backward", "TimeLSTM0.Wh"), ("backward", "TimeLSTM0.b")} <= rows
 
 
-@pytest.mark.slow
 def test_literal_port_passes_paired_array_for_array():
     report, rows = _passes(N_.make_rnnlm, P.make_literal)
     assert {p.numpy: p.torch for p in report.pairing} == {
@@ -262,7 +260,6 @@ def test_literal_port_passes_paired_array_for_array():
         "TimeLSTM0.b": "lstm_b", "TimeAffine0.W": "affine_W", "TimeAffine0.b": "affine_b"}
 
 
-@pytest.mark.slow
 def test_rnn_port_passes():
     report, rows = _passes(N_.make_simple_rnnlm, P.make_rnn)
     assert {("forward", "TimeRNN0"), ("backward", "TimeRNN0.Wx"), ("backward", "TimeRNN0.b")} <= rows
@@ -366,7 +363,6 @@ def _fails(port_factory, **options):
     return report, report.to_dict()
 
 
-@pytest.mark.slow
 def test_batch_first_named_at_the_lstm():
     report, d = _fails(B.make_batch_first)
     assert (d["first_mismatch"]["where"], d["first_mismatch"]["torch"]) == ("TimeLSTM0", "lstm")
@@ -383,7 +379,6 @@ def test_gate_order_named_on_the_lstm_weights():
     assert "f,g,i,o" in h["text"] and "i,f,g,o" in h["text"]
 
 
-@pytest.mark.slow
 def test_summed_token_loss_named_scale_by_the_token_count_at_the_loss():
     report, d = _fails(B.make_summed_loss, loss="model")
     assert d["first_mismatch"]["where"] == "loss"
@@ -393,7 +388,6 @@ def test_summed_token_loss_named_scale_by_the_token_count_at_the_loss():
     assert h["code"] == "scale" and abs(h["factor"] - XS.size) <= 1e-3 * XS.size, h
 
 
-@pytest.mark.slow
 def test_loss_summed_over_time_fails_at_the_loss():
     """A mean over the sequences of each one's summed token losses: T times the NumPy
     loss. The factor T is no reduction the checker names, so it says no cause (and never
@@ -405,7 +399,6 @@ def test_loss_summed_over_time_fails_at_the_loss():
     assert all(h["code"] == "scale" and abs(h["factor"] - T) <= 1e-3 * T for h in d["diagnosis"])
 
 
-@pytest.mark.slow
 def test_state_not_carried_fails_in_the_forward_pass():
     report, d = _fails(B.make_state_not_carried)
     assert d["first_mismatch"]["phase"] == "forward"
