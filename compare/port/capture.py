@@ -146,7 +146,7 @@ def module_leaves(module):
 
 
 @contextmanager
-def module_capture(module):
+def module_capture(module, batch=None):
     """Forward hooks on every leaf module; the gradient into each output through a
     tensor hook (it fires inside ``autograd.grad`` as well as ``backward``)."""
     capture = Capture()
@@ -159,7 +159,7 @@ def module_capture(module):
 
         def hook(mod, inputs, output, _name=name, _names=names):
             # a time-major recurrent module's (T, N, .) recorded batch first, as NumPy keeps it
-            view = _batch_first_view(mod, inputs)
+            view = _batch_first_view(mod, inputs, batch)
             record = LayerRecord(_name, type(mod).__name__, view(_to_numpy(inputs[0] if inputs else None)),
                                  view(_to_numpy(output)), param_names=_names)
             capture.records.append(record)
@@ -181,11 +181,15 @@ RECURRENT = ("RNN", "LSTM", "GRU")
 CELLS = ("RNNCell", "LSTMCell", "GRUCell")
 
 
-def _batch_first_view(module, inputs):
-    """``nn.RNN``/``nn.LSTM``/``nn.GRU`` with ``batch_first=False`` on a 3-D batch: its
-    input and output swapped to ``(N, T, .)``, the layout the NumPy time layers keep."""
+def _batch_first_view(module, inputs, batch=None):
+    """``nn.RNN``/``nn.LSTM``/``nn.GRU`` with ``batch_first=False`` on a 3-D input that holds
+    the batch on its second axis (``batch`` where known): its input and output swapped to
+    ``(N, T, .)``, the layout the NumPy time layers keep. A batch handed in as ``(N, T, D)``
+    (the ``batch_first`` trap) is recorded as it is, so its row pairs and parts."""
+    x = inputs[0] if inputs else None
     time_major = (type(module).__name__ in RECURRENT and not getattr(module, "batch_first", True)
-                  and inputs and getattr(inputs[0], "dim", lambda: 0)() == 3)
+                  and getattr(x, "dim", lambda: 0)() == 3
+                  and (batch is None or int(x.shape[1]) == batch))
     if not time_major:
         return lambda a: a
     return lambda a: None if a is None or a.ndim != 3 else np.swapaxes(a, 0, 1).copy()

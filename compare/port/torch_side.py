@@ -569,9 +569,9 @@ class TorchSide:
 
     # --- one recorded pass ----------------------------------------------------------
 
-    def _capture(self):
-        if self.kind == "module":
-            return traced_capture(self.model)  # leaf modules and the functional calls between
+    def _capture(self, x=None):
+        if self.kind == "module":  # leaf modules and the functional calls between
+            return traced_capture(self.model, batch=None if x is None else int(x.shape[0]))
         return book_layer_capture(self.items, param_owners(self.items, self.params))
 
     @contextmanager
@@ -587,7 +587,7 @@ class TorchSide:
         """The scores of one pass recorded layer by layer, without gradients: ``(capture,
         scores as a NumPy array or None)``."""
         torch = _torch()
-        with torch.no_grad(), self._capture() as capture:
+        with torch.no_grad(), self._capture(x) as capture:
             scores = self.scores(x)
         return capture, None if scores is None else to_numpy(scores)
 
@@ -611,7 +611,7 @@ class TorchSide:
             if kind != "gradient":
                 for p in self.params.values():
                     p.requires_grad_(True)
-            with self._capture() as capture, torch.enable_grad(), self._placed(capture):
+            with self._capture(x) as capture, torch.enable_grad(), self._placed(capture):
                 if kind == "gradient":
                     given = _call("gradient", self.model.gradient, x, t)
                     if not isinstance(given, dict) or any(k not in given for k in self.params):

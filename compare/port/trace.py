@@ -392,10 +392,12 @@ def function_trace(module, capture):
 
 
 @contextmanager
-def traced_capture(module):
+def traced_capture(module, batch=None):
     """Leaf modules through their hooks and the functional layer calls between them, in
-    order of execution, in one ``Capture``."""
-    with module_capture(module) as capture, function_trace(module, capture):
+    order of execution, in one ``Capture``; ``batch``: the batch size, where known (a
+    time-major recurrent module's records are turned batch first where its input holds
+    the batch on its second axis)."""
+    with module_capture(module, batch) as capture, function_trace(module, capture):
         yield capture
     capture.records = steps_as_sequences(capture.records)  # a cell's steps: one sequence
 

@@ -309,7 +309,7 @@ def locate_blocked(run):
         return None
     import torch
     from ..report import Check
-    with torch.no_grad(), run.torch._capture() as capture:
+    with torch.no_grad(), run.torch._capture(run.tx) as capture:
         try:
             run.torch.scores(run.tx)
         except Exception:  # the error is the check's finding; the records before it are kept
