@@ -24,7 +24,9 @@ arithmetic could never pass. So the draw is shared:
   with the NumPy keep masks, whatever the port calls.
 
 ``F.dropout`` replayed keeps torch's own arithmetic, ``x * mask / (1 - p)``
-(inverted dropout): a port with ``nn.Dropout`` against the book's
+(inverted dropout), and so does the dropout a stacked ``nn.LSTM(num_layers=2,
+dropout=p)`` draws between its layers (``stacked_dropout``): a port with
+``nn.Dropout`` against the book's
 non-inverted dropout still differs by ``1 / (1 - p)``, which is its bug, not
 the draw's. A draw the tape cannot answer (another shape, more draws than
 were recorded, a random op it does not know) is drawn fresh and kept in
@@ -36,6 +38,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import stacked_dropout
 
 NUMPY_DRAWS = ("rand", "random", "random_sample", "uniform", "binomial")
 UNIFORM_DRAWS = ("rand", "random", "random_sample", "uniform")
@@ -313,6 +317,7 @@ def _torch_replay(tape):
     uniform_fns = {torch.rand, torch.rand_like}
     mask_fns = {torch.bernoulli, torch.Tensor.bernoulli_, torch.Tensor.bernoulli}
     unanswered = _unanswered(torch, F)
+    stacked = stacked_dropout.stacked_ops(torch)
 
     class Replay(TorchFunctionMode):
         def __init__(self):
@@ -332,6 +337,20 @@ def _torch_replay(tape):
                 return self.masks.pop(0)
             return None, None
 
+        def _dropout(self, x, p, fresh=False):
+            """``x`` dropped with the next NumPy keep mask, in torch's arithmetic; else
+            ``None``, or with ``fresh`` a fresh draw counted as missed."""
+            k, keep = self._next_mask(x.shape)
+            if keep is not None:
+                m = torch.from_numpy(np.ascontiguousarray(keep)).to(device=x.device, dtype=x.dtype)
+                scale = 1 / (1 - p) if tape.dropout_scale is None else \
+                    tape.dropout_scale(float(p), tape.keep_of(k))
+                return x * m * scale
+            if not fresh:
+                return None
+            tape.miss("torch", "dropout between recurrent layers", x.shape)
+            return F.dropout(x, p, training=True)
+
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             if func in dropout_fns:
@@ -339,13 +358,18 @@ def _torch_replay(tape):
                 p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
                 training = kwargs.get("training", kwargs.get("train", args[2] if len(args) > 2 else True))
                 if training and p > 0:
-                    k, keep = self._next_mask(x.shape)
-                    if keep is not None:
-                        m = torch.from_numpy(np.ascontiguousarray(keep)).to(device=x.device, dtype=x.dtype)
-                        scale = 1 / (1 - p) if tape.dropout_scale is None else \
-                            tape.dropout_scale(float(p), tape.keep_of(k))
-                        return x * m * scale
+                    answered = self._dropout(x, p)
+                    if answered is not None:
+                        return answered
                     tape.miss("torch", _name(func), x.shape)
+            elif func in stacked and stacked_dropout.draws(args, kwargs):
+                dropout = lambda x, p: self._dropout(x, p, fresh=True)  # noqa: E731
+                out = stacked_dropout.split(func, args, dropout)
+                if out is not None:
+                    return out
+                out = func(*args, **kwargs)
+                tape.miss("torch", f"{_name(func)} (dropout between layers)", tuple(out[0].shape))
+                return out
             elif func in uniform_fns:
                 shape = tuple(args[0].shape) if func is torch.rand_like else _torch_shape(args, kwargs)
                 u = self._next(self.uniforms, shape)
