@@ -179,3 +179,43 @@ def test_right_ports_of_better_rnnlm_pass(port):
     assert report.to_dict()["settings"]["dtype"] == "float32"
     rows = {c.where for c in report.checks if c.phase == "backward"}
     assert "TimeEmbedding0.W" in rows and "TimeLSTM1.Wx" in rows
+
+
+# --- tied_weights ----------------------------------------------------------------------------
+
+def test_an_untied_port_of_the_tied_model_is_named_tied_weights_at_the_embedding():
+    xs, ts = lm.tokens()
+    report = check_port(lm.make_lm(), lm_ports.untied(), xs, ts)
+    assert not report.passed
+    first = report.first_mismatch
+    assert (first["phase"], first["where"], first["torch"]) == ("parameters", "TimeEmbedding0.W", "fc.weight")
+    (found,) = report.diagnosis
+    assert found["code"] == "tied_weights" and found["parameter"] == "TimeEmbedding0.W"
+    assert "fc.weight = embed.weight" in found["text"]
+    # the hypothesis, applied, reproduces: every other row of the check agrees
+    assert all(c.passed for c in report.checks[1:]) and len(report.checks) > 20
+
+
+def test_a_tied_port_of_an_untied_model_is_named_tied_weights_at_the_affine():
+    xs, ts = lm.tokens()
+    report = check_port(lm.make_untied_lm(), lm_ports.two_modules(), xs, ts)
+    assert not report.passed
+    assert report.first_mismatch["where"] == "TimeAffine0.W"
+    (found,) = report.diagnosis
+    assert found["code"] == "tied_weights" and "TimeEmbedding0.W.T" in found["text"]
+    assert all(c.passed for c in report.checks[1:])
+
+
+def test_an_untied_port_with_another_bug_is_refused_saying_the_tie():
+    xs, ts = lm.tokens()
+    with pytest.raises(PortSetupError) as err:
+        check_port(lm.make_lm(), lm_ports.untied_scaled(), xs, ts)
+    text = str(err.value)
+    assert "ties TimeAffine0.W to TimeEmbedding0.W" in text and "not the only difference" in text
+    assert "\n" not in text
+
+
+def test_an_untied_port_of_an_untied_model_passes():
+    xs, ts = lm.tokens()
+    report = check_port(lm.make_untied_lm(), lm_ports.untied(), xs, ts)
+    assert report.passed, report.to_text()

@@ -2,10 +2,11 @@
 
 Right: ``TwoModules`` (two ``nn.LSTM`` with ``nn.Dropout`` between them) and ``Stacked``
 (one ``nn.LSTM(num_layers=2, dropout=p)``: torch drops between the layers inside the op),
-each with ``fc.weight = embed.weight``. ``stateless`` ports start each pass from zeros,
-as the check's passes do.
+each with ``fc.weight = embed.weight``, start each pass from zeros; ``Stateful`` carries
+``(h, c)`` between calls and resets it in ``reset_state``.
 
-Broken: ``Untied`` (an ``nn.Linear`` of its own against the tied NumPy model) and
+Broken: ``untied`` (an ``nn.Linear`` of its own against the tied NumPy model),
+``untied_scaled`` (that, and the embedding halved: the tie not the only difference) and
 ``TwoModules`` against ``book_vol2_lm.make_untied_lm`` (a tied port against an untied
 model): the ``tied_weights`` trap.
 """
@@ -88,3 +89,20 @@ def no_dropout():
 
 def stacked_no_dropout():
     return Stacked(p=0.0)
+
+
+class UntiedScaled(TwoModules):
+    """Untied, and the embedding's output halved: the tie is not the only difference."""
+
+    def __init__(self):
+        super().__init__(tie=False)
+
+    def forward(self, xs):
+        h = self.drop(0.5 * self.embed(xs))
+        h, _ = self.lstm1(h)
+        h, _ = self.lstm2(self.drop(h))
+        return self.fc(self.drop(h))
+
+
+def untied_scaled():
+    return UntiedScaled()
