@@ -37,7 +37,7 @@ SIDE = "numpy side"
 # ``params`` (its ``Affine`` unpacks ``W, b = self.params`` in each pass)
 ROLES = {
     "affine": ("W", "b"), "timeaffine": ("W", "b"),
-    "embedding": ("W",), "timeembedding": ("W",),
+    "embedding": ("W",), "timeembedding": ("W",), "embeddingdot": ("W",),
     "rnn": ("Wx", "Wh", "b"), "timernn": ("Wx", "Wh", "b"),
     "lstm": ("Wx", "Wh", "b"), "timelstm": ("Wx", "Wh", "b"),
     "gru": ("Wx", "Wh", "b"), "timegru": ("Wx", "Wh", "b"),
@@ -97,6 +97,34 @@ def _shared_memory(params, first):
     return None
 
 
+def _layer_like(obj):
+    return isinstance(getattr(obj, "params", None), list) and callable(getattr(obj, "forward", None))
+
+
+def found_layers(model):
+    """A model without ``layers`` (the book's word2vec: ``in_layers``, ``ns_loss``): the layer
+    objects its attributes hold, in order, lists of them included. A layer whose ``params``
+    list gathers its sub-layers' (the book's ``NegativeSamplingLoss``) stands for them; one
+    that shares its sub-layer's list (``EmbeddingDot`` holding an ``Embedding``) is a layer."""
+    out, seen = [], set()
+
+    def visit(obj, depth):
+        for value in list(vars(obj).values()) if hasattr(obj, "__dict__") else ():
+            for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                if not _layer_like(item) or id(item) in seen or item is model:
+                    continue
+                seen.add(id(item))
+                subs = [v for v in vars(item).values()
+                        if _layer_like(v) or (isinstance(v, (list, tuple)) and any(map(_layer_like, v)))]
+                shares = any(getattr(v, "params", None) is item.params for v in vars(item).values())
+                if subs and not shares and depth < 3:
+                    visit(item, depth + 1)
+                else:
+                    out.append(item)
+    visit(model, 0)
+    return out
+
+
 def name_parameters(model):
     """``(names, layers, first)``: a name per list position (layer class, its count among
     the layers of that class, role), the layer objects keyed by their names, and for each
@@ -110,11 +138,15 @@ def name_parameters(model):
     names = [None] * len(params)
     layers, counts = {}, {}
     raw = getattr(model, "layers", None) or []
-    for layer in (raw.values() if hasattr(raw, "values") else raw):
+    # a model without ``layers``: its layer objects name its arrays, and give no layer rows
+    # (called with two inputs, or on one column of the batch each, their outputs pair with
+    # no module's by shape alone)
+    for layer in (raw.values() if hasattr(raw, "values") else raw) if raw else found_layers(model):
         kind = type(layer).__name__
         key = f"{kind}{counts.get(kind, 0)}"
         counts[kind] = counts.get(kind, 0) + 1
-        layers[key] = layer
+        if raw:
+            layers[key] = layer
         for position, value in enumerate(getattr(layer, "params", None) or ()):
             for i, listed in enumerate(params):
                 if listed is value and names[first[i]] is None:
