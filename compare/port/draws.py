@@ -28,7 +28,9 @@ arithmetic could never pass. So the draw is shared:
 dropout=p)`` draws between its layers (``stacked_dropout``): a port with
 ``nn.Dropout`` against the book's
 non-inverted dropout still differs by ``1 / (1 - p)``, which is its bug, not
-the draw's. A draw the tape cannot answer (another shape, more draws than
+the draw's. The integer draws, ``np.random.choice`` (the book's word2vec's negative samples),
+answer ``torch.multinomial`` and ``torch.randint`` in order (``draw_samples``).
+A draw the tape cannot answer (another shape, more draws than
 were recorded, a random op it does not know) is drawn fresh and kept in
 ``missed`` with its side, its call, its shape and its place (``where``: the
 number of layer records made when it happened): what comes after it on
@@ -40,8 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import stacked_dropout
+from .draw_samples import INTEGER_DRAWS, Samples, randint_bounds
 
-NUMPY_DRAWS = ("rand", "random", "random_sample", "uniform", "binomial")
+NUMPY_DRAWS = ("rand", "random", "random_sample", "uniform", "binomial", *INTEGER_DRAWS)
 UNIFORM_DRAWS = ("rand", "random", "random_sample", "uniform")
 # comparisons of a draw ``u`` with a threshold ``c``: the probability of keeping, u on the left
 _KEEP = {np.less: lambda c: c, np.less_equal: lambda c: c,
@@ -214,6 +217,10 @@ class DrawTape:
     def uniforms(self):
         return [a for name, a in self.numpy if name in UNIFORM_DRAWS]
 
+    def samples(self):
+        """The integer draws (``np.random.choice``), in order (``draw_samples``)."""
+        return [a for name, a in self.numpy if name in INTEGER_DRAWS]
+
     @contextmanager
     def torch_pass(self):
         """Answer the port's random draws with the NumPy side's, for one pass."""
@@ -301,7 +308,7 @@ def _requested_shape(name, args, kwargs):
         return tuple(int(a) for a in args)
     size = kwargs.get("size")
     if size is None:
-        position = {"random": 0, "random_sample": 0, "uniform": 2, "binomial": 2}[name]
+        position = {"random": 0, "random_sample": 0, "uniform": 2, "binomial": 2, "choice": 1}[name]
         size = args[position] if len(args) > position else None
     if size is None:
         return ()
@@ -324,6 +331,7 @@ def _torch_replay(tape):
             super().__init__()
             self.uniforms = [tape.to_port(u) for u in tape.uniforms()]
             self.masks = list(enumerate(tape.masks))
+            self.samples = Samples(tape.samples())
 
         @staticmethod
         def _next(queue, shape):
@@ -390,6 +398,19 @@ def _torch_replay(tape):
                         return ref
                     return m
                 tape.miss("torch", _name(func), ref.shape)
+            elif func is torch.multinomial or func is torch.randint:
+                out = func(*args, **kwargs)
+                if func is torch.multinomial:
+                    n = kwargs.get("num_samples", args[1] if len(args) > 1 else None)
+                    values = None if n is None else self.samples.multinomial(
+                        args[0].detach().cpu().numpy(), int(n))
+                else:
+                    bounds = randint_bounds(args, kwargs)
+                    values = None if bounds is None else self.samples.randint(*bounds)
+                if values is None or tuple(values.shape) != tuple(out.shape):
+                    tape.miss("torch", _name(func), tuple(out.shape))
+                    return out
+                return torch.as_tensor(values, dtype=out.dtype, device=out.device)
             elif func in unanswered:
                 out = func(*args, **kwargs)
                 if unanswered[func](args, kwargs):
