@@ -11,10 +11,13 @@ from torch import nn
 
 from compare import check_port
 from compare.port import stacked_dropout
+from compare.port.draw_samples import Samples
 from compare.port.reference.list_door import through_list_door
 from compare.port.targets import PortSetupError
 from tests.styles import book_vol2_lm as lm
 from tests.styles import book_vol2_lm_ports as lm_ports
+from tests.styles import book_vol2_w2v as w2v
+from tests.styles import book_vol2_w2v_ports as w2v_ports
 
 # the book's LSTM f,g,i,o blocks, in torch's order i,f,g,o
 TORCH_FROM_BOOK = (2, 0, 1, 3)
@@ -169,7 +172,6 @@ def test_a_bidirectional_stack_is_not_split():
 
 # --- BetterRnnlm: the check ------------------------------------------------------------------
 
-@pytest.mark.slow
 @pytest.mark.parametrize("port", ["two_modules", "stacked", "stateful"])
 def test_right_ports_of_better_rnnlm_pass(port):
     xs, ts = lm.tokens()
@@ -219,3 +221,86 @@ def test_an_untied_port_of_an_untied_model_passes():
     xs, ts = lm.tokens()
     report = check_port(lm.make_untied_lm(), lm_ports.untied(), xs, ts)
     assert report.passed, report.to_text()
+
+
+# --- word2vec: CBOW with negative sampling ---------------------------------------------------
+
+def test_cbow_backprop_with_shared_arrays_summed_matches_central_differences():
+    model = w2v.CBOW(dtype=np.float64)
+    x, t = w2v.contexts_and_target()
+    door = through_list_door(model)
+    assert list(door.params) == ["Embedding0.W", "EmbeddingDot0.W"]  # 2 + 4 listings, 2 arrays
+    np.random.seed(3)
+    grads = door.gradient(x, t)
+
+    def loss():
+        np.random.seed(3)  # the same negatives on every pass
+        return float(model.forward(x, t))
+    for name, W in door.params.items():
+        one = [[np.eye(W.size)[k].reshape(W.shape)] for k in range(W.size)]
+        numeric = central(loss, [W], one).reshape(W.shape)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-9)
+
+
+def numpy_negatives(model, x, t, seed=3):
+    np.random.seed(seed)
+    loss = model.forward(x, t)
+    model.backward()
+    np.random.seed(seed)
+    return loss, model.ns_loss.sampler.get_negative_sample(t)
+
+
+def test_cbow_port_autograd_matches_the_numpy_backprop_by_hand():
+    model = w2v.CBOW()
+    x, t = w2v.contexts_and_target()
+    loss, negative = numpy_negatives(model, x, t)
+    port = w2v_ports.Multinomial()
+    with torch.no_grad():
+        port.in_embed.weight.copy_(torch.tensor(model.params[0]))
+        port.out_embed.weight.copy_(torch.tensor(model.params[2]))
+    port.negatives = lambda target: torch.tensor(negative)
+    t_loss = port.loss(torch.tensor(x), torch.tensor(t))
+    t_loss.backward()
+    # the book's 1e-7 in each of its 4 logs: below float32's round-off of the loss
+    assert abs(t_loss.item() - loss) <= 1e-4 * abs(loss)
+    W_in = sum(model.grads[:2])
+    W_out = sum(model.grads[2:])
+    for got, want in ((port.in_embed.weight.grad, W_in), (port.out_embed.weight.grad, W_out)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_numpy_choice_draws_answer_torch_multinomial_in_any_grouping():
+    draws = [np.array([3, 1]), np.array([0, 2]), np.array([2, 3])]
+    p = np.full((3, 4), 0.25)
+    np.testing.assert_array_equal(Samples(draws).multinomial(p, 2), [[3, 1], [0, 2], [2, 3]])
+    whole = Samples([np.array([[3, 1], [0, 2], [2, 3]])])
+    assert [list(whole.multinomial(p[0], 2)) for _ in range(3)] == [[3, 1], [0, 2], [2, 3]]
+    assert whole.multinomial(p[0], 2) is None  # none left
+
+
+def test_a_draw_the_port_could_not_make_is_not_answered():
+    p = np.full((2, 4), 0.25)
+    p[1, 2] = 0  # the second row's target
+    samples = Samples([np.array([0, 1]), np.array([2, 3])])
+    assert samples.multinomial(p, 2) is None
+    assert samples.cursor == 0  # nothing taken
+    assert Samples([np.array([5])]).randint(0, 4, (1,)) is None
+
+
+@pytest.mark.parametrize("port", ["multinomial", "per_row"])
+def test_right_ports_of_cbow_pass_on_the_numpy_negatives(port):
+    x, t = w2v.contexts_and_target()
+    report = check_port(w2v.make_cbow(), getattr(w2v_ports, port)(), x, t, loss="model")
+    assert report.passed and not report.not_judged, report.to_text()
+    rows = {c.where for c in report.checks if c.phase == "backward"}
+    assert {"Embedding0.W", "EmbeddingDot0.W"} <= rows
+
+
+def test_a_port_drawing_more_negatives_is_not_judged_past_the_draws_and_says_so():
+    x, t = w2v.contexts_and_target()
+    report = check_port(w2v.make_cbow(), w2v_ports.Multinomial(k=w2v.SAMPLES + 1), x, t, loss="model")
+    missed = report.not_judged
+    assert missed and missed["draws"][0]["call"] == "torch.multinomial"
+    assert missed["draws"][0]["shape"] == [len(t), w2v.SAMPLES + 1]
+    assert "np.random.choice" in missed["text"]
+    assert not any(c.phase == "loss" and c.judged for c in report.checks)
