@@ -10,7 +10,6 @@ Broken: ``untied`` (an ``nn.Linear`` of its own against the tied NumPy model),
 ``TwoModules`` against ``book_vol2_lm.make_untied_lm`` (a tied port against an untied
 model): the ``tied_weights`` trap.
 """
-import torch
 from torch import nn
 
 from tests.styles.book_vol2_lm import HIDDEN, VOCAB, WORDVEC
