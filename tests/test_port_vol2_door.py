@@ -8,6 +8,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from compare import check_port
+from compare.port.copying import deep_copy
 from compare.port.reference import NumpySide
 from compare.port.reference.list_door import through_list_door
 from compare.port.targets import PortSetupError
@@ -248,9 +249,44 @@ def test_lists_of_different_lengths_refused_in_one_line():
     assert "4 arrays" in str(err.value) and "3" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_transposed_view_is_refused_rather_than_parted_by_the_copy():
+def test_a_transposed_view_is_one_parameter_with_the_transposed_gradient_added():
+    net = tied_net()
+    net.layers[2].params[0] = net.params[0].T  # the second affine computes with W.T
+    net.params[2] = net.layers[2].params[0]
+    door = through_list_door(net)
+    assert list(door.params) == ["Affine0.W", "Affine0.b", "Affine1.b"]
+    rng = np.random.RandomState(3)
+    x, t = rng.rand(8, 4).astype("f"), rng.randint(0, 4, 8)
+    grads = door.gradient(x, t)
+    W, b1, _, b2 = (torch.tensor(p.astype(np.float64), requires_grad=True)
+                    for p in net.params)
+    scores = torch.sigmoid(torch.tensor(x, dtype=torch.float64) @ W + b1) @ W.T + b2
+    F.cross_entropy(scores, torch.tensor(t)).backward()
+    np.testing.assert_allclose(grads["Affine0.W"], W.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [None, "float64"])
+def test_the_checks_copy_keeps_the_transpose_a_view_of_its_parameter(dtype):
     net = tied_net()
     net.layers[2].params[0] = net.params[0].T
     net.params[2] = net.layers[2].params[0]
-    with pytest.raises(PortSetupError, match="share memory"):
+    side = NumpySide(net, dtype=dtype)
+    inner = side.inner.inner
+    W, view = inner.params[0], inner.layers[2].params[0]
+    assert W is side.params["Affine0.W"] and W.dtype == view.dtype == side.dtype
+    assert inner.params[2] is view and view.base is not None and np.shares_memory(W, view)
+    W[1, 2] += 1.0  # a step of the numerical check reaches the layer computing with W.T
+    assert view[2, 1] == W[1, 2]
+    assert not np.shares_memory(W, net.params[0])  # the user's arrays untouched
+    # the float64 copy a float32 run's central differences are taken on keeps the tie too
+    wide = deep_copy(side, {id(v): v.astype(np.float64) for v in side.params.values()})
+    W64 = wide.params["Affine0.W"]
+    assert W64.dtype == np.float64 and wide.inner.inner.layers[2].params[0].base is W64
+
+
+def test_memory_shared_otherwise_than_as_a_transpose_is_refused():
+    net = tied_net()
+    net.layers[2].params[0] = net.params[0][:, ::-1]
+    net.params[2] = net.layers[2].params[0]
+    with pytest.raises(PortSetupError, match="neither is the other nor its transpose"):
         NumpySide(net)

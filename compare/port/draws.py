@@ -24,9 +24,13 @@ arithmetic could never pass. So the draw is shared:
   with the NumPy keep masks, whatever the port calls.
 
 ``F.dropout`` replayed keeps torch's own arithmetic, ``x * mask / (1 - p)``
-(inverted dropout): a port with ``nn.Dropout`` against the book's
+(inverted dropout), and so does the dropout a stacked ``nn.LSTM(num_layers=2,
+dropout=p)`` draws between its layers (``stacked_dropout``): a port with
+``nn.Dropout`` against the book's
 non-inverted dropout still differs by ``1 / (1 - p)``, which is its bug, not
-the draw's. A draw the tape cannot answer (another shape, more draws than
+the draw's. The integer draws, ``np.random.choice`` (the book's word2vec's negative samples),
+answer ``torch.multinomial`` and ``torch.randint`` in order (``draw_samples``).
+A draw the tape cannot answer (another shape, more draws than
 were recorded, a random op it does not know) is drawn fresh and kept in
 ``missed`` with its side, its call, its shape and its place (``where``: the
 number of layer records made when it happened): what comes after it on
@@ -37,7 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUMPY_DRAWS = ("rand", "random", "random_sample", "uniform", "binomial")
+from . import stacked_dropout
+from .draw_samples import INTEGER_DRAWS, Samples, randint_bounds
+
+NUMPY_DRAWS = ("rand", "random", "random_sample", "uniform", "binomial", *INTEGER_DRAWS)
 UNIFORM_DRAWS = ("rand", "random", "random_sample", "uniform")
 # comparisons of a draw ``u`` with a threshold ``c``: the probability of keeping, u on the left
 _KEEP = {np.less: lambda c: c, np.less_equal: lambda c: c,
@@ -210,6 +217,10 @@ class DrawTape:
     def uniforms(self):
         return [a for name, a in self.numpy if name in UNIFORM_DRAWS]
 
+    def samples(self):
+        """The integer draws (``np.random.choice``), in order (``draw_samples``)."""
+        return [a for name, a in self.numpy if name in INTEGER_DRAWS]
+
     @contextmanager
     def torch_pass(self):
         """Answer the port's random draws with the NumPy side's, for one pass."""
@@ -297,7 +308,7 @@ def _requested_shape(name, args, kwargs):
         return tuple(int(a) for a in args)
     size = kwargs.get("size")
     if size is None:
-        position = {"random": 0, "random_sample": 0, "uniform": 2, "binomial": 2}[name]
+        position = {"random": 0, "random_sample": 0, "uniform": 2, "binomial": 2, "choice": 1}[name]
         size = args[position] if len(args) > position else None
     if size is None:
         return ()
@@ -313,12 +324,14 @@ def _torch_replay(tape):
     uniform_fns = {torch.rand, torch.rand_like}
     mask_fns = {torch.bernoulli, torch.Tensor.bernoulli_, torch.Tensor.bernoulli}
     unanswered = _unanswered(torch, F)
+    stacked = stacked_dropout.stacked_ops(torch)
 
     class Replay(TorchFunctionMode):
         def __init__(self):
             super().__init__()
             self.uniforms = [tape.to_port(u) for u in tape.uniforms()]
             self.masks = list(enumerate(tape.masks))
+            self.samples = Samples(tape.samples())
 
         @staticmethod
         def _next(queue, shape):
@@ -332,6 +345,20 @@ def _torch_replay(tape):
                 return self.masks.pop(0)
             return None, None
 
+        def _dropout(self, x, p, fresh=False):
+            """``x`` dropped with the next NumPy keep mask, in torch's arithmetic; else
+            ``None``, or with ``fresh`` a fresh draw counted as missed."""
+            k, keep = self._next_mask(x.shape)
+            if keep is not None:
+                m = torch.from_numpy(np.ascontiguousarray(keep)).to(device=x.device, dtype=x.dtype)
+                scale = 1 / (1 - p) if tape.dropout_scale is None else \
+                    tape.dropout_scale(float(p), tape.keep_of(k))
+                return x * m * scale
+            if not fresh:
+                return None
+            tape.miss("torch", "dropout between recurrent layers", x.shape)
+            return F.dropout(x, p, training=True)
+
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             if func in dropout_fns:
@@ -339,13 +366,18 @@ def _torch_replay(tape):
                 p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
                 training = kwargs.get("training", kwargs.get("train", args[2] if len(args) > 2 else True))
                 if training and p > 0:
-                    k, keep = self._next_mask(x.shape)
-                    if keep is not None:
-                        m = torch.from_numpy(np.ascontiguousarray(keep)).to(device=x.device, dtype=x.dtype)
-                        scale = 1 / (1 - p) if tape.dropout_scale is None else \
-                            tape.dropout_scale(float(p), tape.keep_of(k))
-                        return x * m * scale
+                    answered = self._dropout(x, p)
+                    if answered is not None:
+                        return answered
                     tape.miss("torch", _name(func), x.shape)
+            elif func in stacked and stacked_dropout.draws(args, kwargs):
+                dropout = lambda x, p: self._dropout(x, p, fresh=True)  # noqa: E731
+                out = stacked_dropout.split(func, args, dropout)
+                if out is not None:
+                    return out
+                out = func(*args, **kwargs)
+                tape.miss("torch", f"{_name(func)} (dropout between layers)", tuple(out[0].shape))
+                return out
             elif func in uniform_fns:
                 shape = tuple(args[0].shape) if func is torch.rand_like else _torch_shape(args, kwargs)
                 u = self._next(self.uniforms, shape)
@@ -366,6 +398,19 @@ def _torch_replay(tape):
                         return ref
                     return m
                 tape.miss("torch", _name(func), ref.shape)
+            elif func is torch.multinomial or func is torch.randint:
+                out = func(*args, **kwargs)
+                if func is torch.multinomial:
+                    n = kwargs.get("num_samples", args[1] if len(args) > 1 else None)
+                    values = None if n is None else self.samples.multinomial(
+                        args[0].detach().cpu().numpy(), int(n))
+                else:
+                    bounds = randint_bounds(args, kwargs)
+                    values = None if bounds is None else self.samples.randint(*bounds)
+                if values is None or tuple(values.shape) != tuple(out.shape):
+                    tape.miss("torch", _name(func), tuple(out.shape))
+                    return out
+                return torch.as_tensor(values, dtype=out.dtype, device=out.device)
             elif func in unanswered:
                 out = func(*args, **kwargs)
                 if unanswered[func](args, kwargs):

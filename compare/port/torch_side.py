@@ -245,10 +245,16 @@ class TorchSide:
             return max(siblings) + 0.5 if siblings else len(rank)
         return sorted(names, key=lambda n: (place(n), names.index(n)))
 
-    def use_order(self, x):
+    def use_order(self, x, t=None):
         """``[(name, role)]``: what one pass on ``x`` first computes with each parameter, in
-        order (``torch_uses``; eval mode, nothing drawn or updated); None when it cannot run."""
+        order (``torch_uses``; eval mode, nothing drawn or updated); None when it cannot run.
+        With the port's own loss (``"model"``) and ``t``, the pass is that loss's: a
+        parameter only the loss uses (word2vec's output embedding) is seen."""
         fn = self.model if self.kind == "module" else getattr(self.model, "predict", None)
+        if self.loss_name == "model" and t is not None and callable(getattr(self.model, "loss", None)):
+            tt = self.tensor(t)
+            loss = self.model.loss
+            fn = lambda x: loss(x, tt)  # noqa: E731
         if fn is None:
             return None
         x = self.tensor(x)

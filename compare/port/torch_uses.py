@@ -8,7 +8,7 @@ A layer call says the role of each argument (``F.linear``'s weight is a ``matrix
 bias a ``shift``; ``F.batch_norm``'s weight a ``scale``); an arithmetic call says it as
 NumPy's does (``x @ W``, ``+ b``, ``* gamma``), when it combines the parameter with data.
 """
-from .roles import MATRIX, OTHER, SCALE, SHIFT, flat
+from .roles import LOOKUP, MATRIX, OTHER, SCALE, SHIFT, flat
 
 # function name -> {argument position or keyword: role}
 LAYER_ARGUMENTS = {
@@ -25,7 +25,7 @@ LAYER_ARGUMENTS = {
     "instance_norm": {(3, "weight"): SCALE, (4, "bias"): SHIFT},
     "layer_norm": {(2, "weight"): SCALE, (3, "bias"): SHIFT},
     "group_norm": {(2, "weight"): SCALE, (3, "bias"): SHIFT},
-    "embedding": {(1, "weight"): MATRIX},
+    "embedding": {(1, "weight"): LOOKUP},
 }
 ARITHMETIC = {"matmul": MATRIX, "mm": MATRIX, "bmm": MATRIX, "mv": MATRIX, "einsum": MATRIX,
               "tensordot": MATRIX, "dot": MATRIX, "__matmul__": MATRIX, "__rmatmul__": MATRIX,
@@ -37,6 +37,11 @@ VIEWS = {"t", "reshape", "view", "unsqueeze", "squeeze", "flatten", "contiguous"
          "expand_as", "to", "double", "float", "clone", "transpose", "permute", "view_as",
          "reshape_as", "detach"}
 ATTRIBUTE_VIEWS = {"T", "mT", "H", "data"}
+
+
+def _bool():
+    import torch
+    return torch.bool
 
 
 class _Observer:
@@ -65,6 +70,12 @@ class _Observer:
             if args and self.name(args[0]) is not None and hasattr(out, "shape"):
                 self.known[id(out)] = (out, self.name(args[0]))
             return out
+        if fname in ("__getitem__", "index_select") and args and self.name(args[0]) is not None:
+            index = args[-1]
+            if getattr(index, "dtype", None) is not None and not index.dtype.is_floating_point \
+                    and index.dtype != _bool():
+                self.note(self.name(args[0]), LOOKUP)  # rows picked by ids: W[idx]
+                return out
         slots = LAYER_ARGUMENTS.get(fname)
         if slots is not None:
             for (i, keyword), role in slots.items():

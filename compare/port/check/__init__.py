@@ -25,6 +25,7 @@ from ..draws import seeded
 from ..reference import open_reference
 from ..targets import PortSetupError
 from ..torch_side import SIDE as TORCH_SIDE
+from . import tied_weights
 from .backward import check_backward
 from .diagnosis import blocked_verdict, verdict
 from .forward import check_forward
@@ -76,13 +77,26 @@ def check_port(numpy_model, torch_model, x=None, t=None, *, dtype=None, loss=Non
     the request (a model without ``params``, a batch the model cannot take,
     NaN in an output) raise ``PortSetupError`` (a ``ValueError``).
     """
+    options = dict(dtype=dtype, loss=loss, param_map=param_map, device=device,
+                   numpy_gradient=numpy_gradient, directions=directions, locate=locate, seed=seed,
+                   torch_optimizer=torch_optimizer, lr=lr, numpy_kwargs=numpy_kwargs,
+                   numpy_layout=numpy_layout)
     with seeded(seed):
-        run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype,
-                       loss="cross_entropy" if loss is None else loss,
-                       param_map=param_map, device=device, numpy_gradient=numpy_gradient,
-                       directions=directions, locate=locate, seed=seed,
-                       torch_optimizer=torch_optimizer, lr=lr, numpy_kwargs=numpy_kwargs,
-                       numpy_layout=numpy_layout)
+        try:
+            run = RunState(open_reference(numpy_model), torch_model, x, t, dtype=dtype,
+                           loss="cross_entropy" if loss is None else loss,
+                           param_map=param_map, device=device, numpy_gradient=numpy_gradient,
+                           directions=directions, locate=locate, seed=seed,
+                           torch_optimizer=torch_optimizer, lr=lr, numpy_kwargs=numpy_kwargs,
+                           numpy_layout=numpy_layout)
+        except PortSetupError as error:
+            # tied on one side only: the hypothesis checked in full on a NumPy copy
+            named = tied_weights.explain(
+                error, numpy_model, torch_model,
+                lambda trial: check_port(trial, torch_model, x, t, **options))
+            if named is None:
+                raise
+            return named
         run.loss_auto = loss is None
         if run.blocked is not None:
             return blocked_verdict(run)

@@ -297,7 +297,7 @@ def _pair_rest(np_shapes, t_shapes, np_side, t_side, x, param_map, t):
         observe = None
     # what each pass computes with each parameter pairs them whatever order a dict lists them
     # in; a golden file's order is the one it was recorded in
-    uses = (observe(x, t), t_side.use_order(x)) if observe is not None else None
+    uses = (observe(x, t), t_side.use_order(x, t)) if observe is not None else None
     # the order of layer objects is evidence, but not the order a dict lists one layer's
     # arrays in (a batch norm's gamma and beta)
     alike = [(np_side.owners.get(k), shape_group(s)) for k, s in np_shapes.items()]

@@ -65,8 +65,18 @@ def _text(missed, t_recs, rows):
     return (f"{len(missed)} random draw{'s' if len(missed) != 1 else ''} could not be answered with the "
             f"NumPy side's ({listed}): from there on the two sides draw from two random streams, "
             f"so {rows} comparison{'s' if rows != 1 else ''} after it {'are' if rows != 1 else 'is'} "
-            f"not judged (neither passed nor failed); draw the port's masks with nn.Dropout, "
-            f"F.dropout, torch.rand or torch.bernoulli, once per NumPy draw, to have them judged")
+            f"not judged (neither passed nor failed); {_advice(missed)}")
+
+
+def _advice(missed):
+    """How to draw so that the NumPy draws can answer: samples as samples, masks as masks."""
+    samples = [m for m in missed if m.call in ("torch.multinomial", "torch.randint")]
+    if samples and len(samples) == len(missed):
+        return ("draw the port's samples with torch.multinomial (or torch.randint), as many "
+                "values as the NumPy np.random.choice draws, in the same order, each one the "
+                "port's probabilities allow, to have them judged")
+    return ("draw the port's masks with nn.Dropout, F.dropout, torch.rand or torch.bernoulli, "
+            "once per NumPy draw, to have them judged")
 
 
 def training_unjudged(report, missed):

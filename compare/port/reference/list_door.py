@@ -9,17 +9,24 @@ first-volume shape:
 
 * ``params``: a dict named by layer and role (``Affine0.W``, ``Affine0.b``,
   ``Sigmoid0`` holding none), the model's own arrays, not copies; an array
-  listed twice (tied weights) is one parameter, named where it is first listed;
+  listed twice, or once and once as its transpose (tied weights: chapter 6's
+  ``TimeAffine(embed_W.T, b)``), is one parameter, named where it is first listed;
 * ``loss(x, t)``: ``forward(x, t)``;
 * a stateful model's hidden state put back before each pass (``hidden_state.py``);
 * ``gradient(x, t)``: ``forward``, then ``backward()``, then ``grads`` read
-  (copies), the gradients of an array listed twice summed, as the book's
-  ``remove_duplicate`` sums them;
+  (copies), the gradients of an array listed twice summed, a transpose's
+  gradient added transposed, as the book's ``remove_duplicate`` sums them;
+* a deep copy of the door keeps each transpose a view of its array's copy (a plain
+  ``deepcopy`` would copy the view into an array of its own, and the tie would part:
+  a change to the parameter, the numerical check's steps, would not reach the layer
+  that computes with the transpose);
 * ``layers``: the layer objects keyed by the same names, for the layer rows.
 
 The arrays keep the dtype the model made them in: the book's ``'f'`` makes
 a float32 check, with float32's derived tolerances.
 """
+import copy
+
 import numpy as np
 
 from ..targets import PortSetupError
@@ -30,7 +37,7 @@ SIDE = "numpy side"
 # ``params`` (its ``Affine`` unpacks ``W, b = self.params`` in each pass)
 ROLES = {
     "affine": ("W", "b"), "timeaffine": ("W", "b"),
-    "embedding": ("W",), "timeembedding": ("W",),
+    "embedding": ("W",), "timeembedding": ("W",), "embeddingdot": ("W",),
     "rnn": ("Wx", "Wh", "b"), "timernn": ("Wx", "Wh", "b"),
     "lstm": ("Wx", "Wh", "b"), "timelstm": ("Wx", "Wh", "b"),
     "gru": ("Wx", "Wh", "b"), "timegru": ("Wx", "Wh", "b"),
@@ -72,9 +79,16 @@ def _role(layer, value, position):
     return roles[position] if position < len(roles) else f"params[{position}]"
 
 
+def is_transpose(a, b):
+    """``a`` is ``b.T``: the same memory read with the axes swapped."""
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim == b.ndim == 2
+            and a.shape == b.shape[::-1] and a.strides == b.strides[::-1]
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
 def _shared_memory(params, first):
-    """A pair of distinct arrays of ``params`` over the same memory (an array listed once and
-    once as its transpose, ``embed_W.T``): the deep copy the check works on would part them."""
+    """A pair of distinct parameters of ``params`` over the same memory, neither the other
+    nor its transpose (a slice of another): the deep copy the check works on would part them."""
     for i, a in enumerate(params):
         for j in range(i + 1, len(params)):
             b = params[j]
@@ -83,22 +97,56 @@ def _shared_memory(params, first):
     return None
 
 
+def _layer_like(obj):
+    return isinstance(getattr(obj, "params", None), list) and callable(getattr(obj, "forward", None))
+
+
+def found_layers(model):
+    """A model without ``layers`` (the book's word2vec: ``in_layers``, ``ns_loss``): the layer
+    objects its attributes hold, in order, lists of them included. A layer whose ``params``
+    list gathers its sub-layers' (the book's ``NegativeSamplingLoss``) stands for them; one
+    that shares its sub-layer's list (``EmbeddingDot`` holding an ``Embedding``) is a layer."""
+    out, seen = [], set()
+
+    def visit(obj, depth):
+        for value in list(vars(obj).values()) if hasattr(obj, "__dict__") else ():
+            for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                if not _layer_like(item) or id(item) in seen or item is model:
+                    continue
+                seen.add(id(item))
+                subs = [v for v in vars(item).values()
+                        if _layer_like(v) or (isinstance(v, (list, tuple)) and any(map(_layer_like, v)))]
+                shares = any(getattr(v, "params", None) is item.params for v in vars(item).values())
+                if subs and not shares and depth < 3:
+                    visit(item, depth + 1)
+                else:
+                    out.append(item)
+    visit(model, 0)
+    return out
+
+
 def name_parameters(model):
     """``(names, layers, first)``: a name per list position (layer class, its count among
     the layers of that class, role), the layer objects keyed by their names, and for each
-    position the first position that lists the same array."""
+    position the first position that lists the same array, or the array it is the
+    transpose of."""
     params = list(model.params)
     first = []
     for i, value in enumerate(params):
-        first.append(next(j for j in range(i + 1) if params[j] is value))
+        first.append(next(j for j in range(i + 1) if params[j] is value or
+                          (first[j] == j and j < i and is_transpose(value, params[j]))))
     names = [None] * len(params)
     layers, counts = {}, {}
     raw = getattr(model, "layers", None) or []
-    for layer in (raw.values() if hasattr(raw, "values") else raw):
+    # a model without ``layers``: its layer objects name its arrays, and give no layer rows
+    # (called with two inputs, or on one column of the batch each, their outputs pair with
+    # no module's by shape alone)
+    for layer in (raw.values() if hasattr(raw, "values") else raw) if raw else found_layers(model):
         kind = type(layer).__name__
         key = f"{kind}{counts.get(kind, 0)}"
         counts[kind] = counts.get(kind, 0) + 1
-        layers[key] = layer
+        if raw:
+            layers[key] = layer
         for position, value in enumerate(getattr(layer, "params", None) or ()):
             for i, listed in enumerate(params):
                 if listed is value and names[first[i]] is None:
@@ -120,9 +168,12 @@ class ListDoor:
         if shared is not None:
             i, j = shared
             raise PortSetupError(f"{SIDE}: params[{i}] ({names[i]}) and params[{j}] ({names[j]}) "
-                                 f"share memory (one a view of the other, as a transpose): "
-                                 f"tied weights through a view are not checked yet; list the "
-                                 f"same array twice instead")
+                                 f"share memory, and neither is the other nor its transpose: "
+                                 f"one parameter read in part by another cannot be checked as "
+                                 f"two; list the array itself (or its transpose .T)")
+        # position -> the position whose array it is the transpose of
+        self.transposes = {i: first[i] for i in range(len(first))
+                           if first[i] != i and model.params[i] is not model.params[first[i]]}
         self.positions = {}  # name -> the list positions that hold it
         for i, name in enumerate(names):
             self.positions.setdefault(name, []).append(i)
@@ -152,9 +203,24 @@ class ListDoor:
         for name, at in self.positions.items():
             total = np.array(grads[at[0]])
             for i in at[1:]:  # tied: the sum, as remove_duplicate makes it
-                total = total + grads[i]
+                total = total + (grads[i].T if i in self.transposes else grads[i])
             out[name] = total
         return out
+
+    def __deepcopy__(self, memo):
+        params = self.inner.params
+        for i, j in self.transposes.items():
+            view, array = params[i], params[j]
+            if id(array) not in memo and id(view) in memo:  # the view cast or copied already
+                memo[id(array)] = memo[id(view)].T
+            else:
+                memo[id(view)] = copy.deepcopy(array, memo).T
+            memo.setdefault(id(memo), []).append(view)  # its id stays its own while copying
+        twin = type(self).__new__(type(self))
+        memo[id(self)] = twin
+        for name, value in vars(self).items():
+            setattr(twin, name, copy.deepcopy(value, memo))
+        return twin
 
 
 class Fresh:

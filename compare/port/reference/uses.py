@@ -20,7 +20,7 @@ from types import FunctionType, ModuleType
 
 import numpy as np
 
-from ..roles import MATRIX, OTHER, SCALE, SHIFT, flat
+from ..roles import LOOKUP, MATRIX, OTHER, SCALE, SHIFT, flat
 ROLES_OF_UFUNCS = {"matmul": MATRIX, "add": SHIFT, "subtract": SHIFT, "multiply": SCALE,
                    "divide": SCALE, "true_divide": SCALE}
 PRODUCTS = {"dot", "matmul", "inner", "tensordot", "einsum", "vdot", "convolve", "correlate"}
@@ -104,6 +104,16 @@ class _Watched(np.ndarray):
             return method(*args, **kwargs)
         finally:
             watch.copying = False
+
+    def __getitem__(self, index):
+        """Rows picked by integer ids (``W[idx]``, the book's ``Embedding``): a ``lookup``,
+        whose result is data; any other index a view, still the parameter."""
+        ids = [i for i in (index if isinstance(index, tuple) else (index,))
+               if isinstance(i, np.ndarray) and np.issubdtype(i.dtype, np.integer)]
+        if not ids or not _named(self):
+            return super().__getitem__(index)
+        self._use_watch.note([self, np.empty(2)], LOOKUP)
+        return self.view(np.ndarray)[_plain(index)]
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         watch = next((a._use_watch for a in inputs if isinstance(a, _Watched) and a._use_watch), None)
