@@ -388,15 +388,16 @@ def test_summed_token_loss_named_scale_by_the_token_count_at_the_loss():
     assert h["code"] == "scale" and abs(h["factor"] - XS.size) <= 1e-3 * XS.size, h
 
 
-def test_loss_summed_over_time_fails_at_the_loss():
-    """A mean over the sequences of each one's summed token losses: T times the NumPy
-    loss. The factor T is no reduction the checker names, so it says no cause (and never
-    a wrong one)."""
+def test_loss_summed_over_time_named_scale_by_the_step_count():
+    """A mean over the sequences of each one's summed token losses (cs231n's reduction)
+    against the book's mean over the tokens: T times the NumPy loss, named as such."""
     report, d = _fails(B.make_batch_mean_loss, loss="model")
     assert d["first_mismatch"]["where"] == "loss"
     assert all(c.passed for c in report.checks if c.phase == "forward")
     T = XS.shape[1]
-    assert all(h["code"] == "scale" and abs(h["factor"] - T) <= 1e-3 * T for h in d["diagnosis"])
+    (h,) = d["diagnosis"]
+    assert h["code"] == "scale" and abs(h["factor"] - T) <= 1e-3 * T, h
+    assert "averaged over the N = 4 sequences" in h["text"]
 
 
 def test_state_not_carried_fails_in_the_forward_pass():

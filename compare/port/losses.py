@@ -356,21 +356,23 @@ REDUCTIONS = {
 LIKELY = {"sum": 0, "mean": 0, "0.5 * sum": 1, "sum / N": 2, "0.5 * mean": 3, "0.5 * sum / N": 3}
 
 
-def _expression(coef, dn, dk):
-    """``N*k/2``, ``2*N``, ``k``... for ``coef * N**dn * k**dk``."""
-    num = (["2"] if coef == 2 else []) + ["N"] * (dn > 0) + ["k"] * (dk > 0)
-    den = (["2"] if coef == 0.5 else []) + ["N"] * (dn < 0) + ["k"] * (dk < 0)
+def _expression(coef, dn, dk, k="k"):
+    """``N*k/2``, ``2*N``, ``k``... for ``coef * N**dn * k**dk`` (``k`` named T for steps)."""
+    num = (["2"] if coef == 2 else []) + ["N"] * (dn > 0) + [k] * (dk > 0)
+    den = (["2"] if coef == 0.5 else []) + ["N"] * (dn < 0) + [k] * (dk < 0)
     text = "*".join(num) or "1"
     if den:
         text += "/" + ("*".join(den) if len(den) == 1 else f"({'*'.join(den)})")
     return text
 
 
-def _described(reduction, spec, n, k, side, unit="examples"):
+def _described(reduction, spec, n, k, side, unit="examples", each="outputs"):
     squared = spec.functional in SQUARED
-    noun = ("squared errors" if squared else "per-element losses" if k > 1 else
-            f"per-{unit[:-1]} losses")
-    elements = f"the N*k = {n * k} elements" if k > 1 else f"the N = {n} {unit}"
+    tokens = each == "steps"
+    noun = ("squared errors" if squared else "per-token losses" if tokens else
+            "per-element losses" if k > 1 else f"per-{unit[:-1]} losses")
+    elements = (f"the N*T = {n * k} tokens" if tokens else
+                f"the N*k = {n * k} elements" if k > 1 else f"the N = {n} {unit}")
     half = reduction.startswith("0.5")
     base = reduction[6:] if half else reduction
     if base == "sum" and half and (squared or spec.functional is None):
@@ -380,7 +382,9 @@ def _described(reduction, spec, n, k, side, unit="examples"):
     elif base == "sum":
         text = f"the sum of the {noun} over {elements}"
     elif base == "sum / N":
-        text = f"the sum over each example's k = {k} outputs, averaged over the N = {n} examples"
+        text = (f"the sum over each sequence's T = {k} steps, averaged over the N = {n} sequences"
+                if tokens else
+                f"the sum over each example's k = {k} outputs, averaged over the N = {n} examples")
     else:
         text = f"the mean over {elements}"
     if half and not text.startswith(("the book's", "0.5")):
@@ -413,9 +417,12 @@ def loss_scales(spec, output_shape, labels=False):
     if n < 1 or k < 1:
         return []
     if len(output_shape) >= 3 and (labels or spec.classification):
-        # scores (N, T, V) of token ids: one loss per token, N*T of them (token_rows)
-        tokens = int(np.prod(output_shape[:-1], dtype=np.int64))
-        return _scales(spec, tokens, 1, unit="tokens")
+        # scores (N, T, V) of token ids: one loss per token (token_rows), T per sequence:
+        # summed, averaged over the N sequences (cs231n's, the course's), or over the N*T tokens
+        steps = int(np.prod(output_shape[1:-1], dtype=np.int64))
+        if steps == 1:
+            return _scales(spec, n, 1, unit="tokens")
+        return _scales(spec, n, steps, unit="sequences", each="steps")
     found = _scales(spec, n, k)
     if labels and spec.kind == "any" and outputs > 1:
         # a loss of the user's own on class labels may still be per element of one-hot rows
@@ -427,7 +434,7 @@ def loss_scales(spec, output_shape, labels=False):
     return found
 
 
-def _scales(spec, n, k, unit="examples"):
+def _scales(spec, n, k, unit="examples", each="outputs"):
     names = [r for r in REDUCTIONS if k > 1 or "/ N" not in r]  # with k = 1, sum / N is the mean
     torch_names = ["mean"] if spec.reduction == "mean" else names
     found = []
@@ -441,12 +448,13 @@ def _scales(spec, n, k, unit="examples"):
             if factor == 1:
                 continue
             shown = (coef, dn, dk) if factor > 1 else (1 / coef, -dn, -dk)
-            expression = _expression(*shown)
+            expression = _expression(*shown, k="T" if each == "steps" else "k")
             size = factor if factor > 1 else 1 / factor
-            counts = f"N = {n} {unit}" + (f", k = {k} outputs each" if k > 1 else "")
+            counts = (f"N = {n} {unit}" + (f", T = {k} {each} each" if each == "steps" else
+                                           f", k = {k} {each} each" if k > 1 else ""))
             text = (f"the factor {expression} = {size:g} ({counts}): the NumPy loss is "
-                    f"{_described(np_r, spec, n, k, 'numpy', unit)}, the torch loss "
-                    f"{_described(t_r, spec, n, k, 'torch', unit)}")
+                    f"{_described(np_r, spec, n, k, 'numpy', unit, each)}, the torch loss "
+                    f"{_described(t_r, spec, n, k, 'torch', unit, each)}")
             if spec.functional and t_r == "mean":
                 form = "F.{f}(output, t)" if np_r == "mean" else _TORCH_FORM[np_r]
                 text += (f"; use {form.format(f=spec.functional)} on the torch side, or the "
