@@ -189,6 +189,9 @@ def test_a_batch_read_as_time_major_is_named_batch_first():
     assert not report.passed
     assert [d["code"] for d in report.diagnosis] == ["batch_first"]
     assert report.diagnosis[0]["layer"] == "lstm"
+    assert report.first_mismatch["where"] == "TimeLSTM0"
+    # the outputs part before the loss: no eps in a log is fitted to the loss's gap
+    assert not report.known
 
 
 def test_a_literal_port_slicing_another_gate_order_is_named_gate_order():

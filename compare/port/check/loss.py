@@ -14,8 +14,13 @@ from .inside_rows import locate
 
 def check_loss(run):
     np_loss, t_loss = np.array(run.np_loss), np.array(run.out["loss"])
+    # where the outputs already part, a gap between the losses is theirs: no eps in a log
+    # is fitted to it (a wrong port's loss matches some written eps within float32's
+    # tolerance)
+    parted = any(not c.passed for c in run.report.checks if c.phase == "forward")
     found = known.at_loss(run.np_loss, run.out, run.torch.loss_name, run.dtype,
-                          {"params": run.np.params, "decays": run.decays})
+                          {"params": run.np.params, "decays": run.decays,
+                           "outputs_part": parted})
     run.apply_known(found)
     shift, shift_name = found.shift("loss")
     scores = run.out["scores"]
