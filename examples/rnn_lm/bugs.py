@@ -13,6 +13,9 @@ make_batch_mean_loss   the token losses summed over time, averaged over the batc
                        no ``/ T`` (``--loss model``)
 make_state_not_carried ``h`` and ``c`` set back to zeros at each time step, so no step
                        sees the one before it
+make_double_bias       the literal port adding ``b`` with each product, as torch's
+                       ``bias_ih`` and ``bias_hh`` are added: twice where the NumPy
+                       code adds it once
 =====================  ===========================================================
 """
 import torch
@@ -32,6 +35,22 @@ class GateOrderBug(LiteralPort):
         H = self.hidden_size
         i, f, g, o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
         return torch.sigmoid(f), torch.tanh(g), torch.sigmoid(i), torch.sigmoid(o)
+
+
+class DoubleBiasBug(LiteralPort):
+    def forward(self, xs):
+        es = self.embed_W[xs]
+        N, T, _ = es.shape
+        h = es.new_zeros(N, self.hidden_size)
+        c = es.new_zeros(N, self.hidden_size)
+        hs = []
+        for t in range(T):
+            A = (es[:, t] @ self.lstm_Wx + self.lstm_b) + (h @ self.lstm_Wh + self.lstm_b)
+            f, g, i, o = self.gates(A)
+            c = f * c + g * i
+            h = o * torch.tanh(c)
+            hs.append(h)
+        return torch.stack(hs, dim=1) @ self.affine_W + self.affine_b
 
 
 class SummedLossBug(LstmPort):
@@ -80,3 +99,7 @@ def make_batch_mean_loss():
 
 def make_state_not_carried():
     return StateNotCarriedBug()
+
+
+def make_double_bias():
+    return DoubleBiasBug()
