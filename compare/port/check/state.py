@@ -164,7 +164,10 @@ class RunState:
         before, missed = self.torch.buffer_values(), len(self.torch.tape.missed)
         try:
             with torch.no_grad():
-                self.torch.scores(self.torch.tensor(x))
+                if self.torch.forward_needs_more:
+                    self.torch.model_loss(self.torch.tensor(x), self.torch.tensor(self.t))
+                else:
+                    self.torch.scores(self.torch.tensor(x))
             return x
         except (RuntimeError, TypeError, PortSetupError):
             return x.astype(self.dtype)
@@ -262,7 +265,8 @@ def pair_sides(np_side, t_side, x, param_map=None, t=None):
     its parameters (``pairing.pair_by_use``), else by the order of their layers."""
     np_shapes = {k: np_side.params[k].shape for k in layer_order(np_side.params, np_side.owners,
                                                                  np_side.items)}
-    t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(t_side.tensor(x))}
+    t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(
+        t_side.tensor(x), None if t is None else t_side.tensor(t))}
     fused = fused_recurrent(np_shapes, t_side, param_map)
     if fused:  # the recurrent modules' fused gates paired by their kind; the rest as below
         taken = {p.numpy for p in fused}
@@ -297,7 +301,7 @@ def _pair_rest(np_shapes, t_shapes, np_side, t_side, x, param_map, t):
         observe = None
     # what each pass computes with each parameter pairs them whatever order a dict lists them
     # in; a golden file's order is the one it was recorded in
-    uses = (observe(x, t), t_side.use_order(x)) if observe is not None else None
+    uses = (observe(x, t), t_side.use_order(x, t)) if observe is not None else None
     # the order of layer objects is evidence, but not the order a dict lists one layer's
     # arrays in (a batch norm's gamma and beta)
     alike = [(np_side.owners.get(k), shape_group(s)) for k, s in np_shapes.items()]
