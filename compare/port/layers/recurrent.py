@@ -174,6 +174,35 @@ def summed_value(value, others):
     return value + sum(np.asarray(o) for o in others)
 
 
+# --- the output sequence's gradient --------------------------------------------------------
+
+def last_state(module, output):
+    """``(h_n, add)`` for a torch recurrent module's ``(out, h_n)`` or ``(out, (h_n, c_n))``:
+    the NumPy layer's ``hs[:, -1]`` is the ``h`` it hands on (the book's encoder passes it to
+    the decoder), so its output's gradient holds what reaches that ``h``; torch's ``out`` and
+    ``h_n`` are two outputs, each with its own gradient. ``add(grad_out, grad_h_n)`` is the
+    output's gradient as the NumPy side sums it (the last layer's ``h_n`` added at the last
+    step). None for a cell, two directions, or a packed sequence."""
+    import torch
+    if TORCH_MODULES.get(type(module).__name__) not in ("rnn", "lstm", "gru") \
+            or type(module).__name__.endswith("Cell") or getattr(module, "bidirectional", False):
+        return None
+    if not isinstance(output, (tuple, list)) or len(output) != 2:
+        return None
+    out, state = output
+    h_n = state[0] if isinstance(state, (tuple, list)) else state
+    if not isinstance(out, torch.Tensor) or not isinstance(h_n, torch.Tensor) or out.dim() < 2:
+        return None
+    step = (slice(None), -1) if out.dim() == 3 and module.batch_first else (-1,)
+
+    def add(grad_out, grad_h_n):
+        total = np.zeros(tuple(out.shape)) if grad_out is None else np.array(grad_out, copy=True)
+        if grad_h_n is not None:
+            total[step] += np.asarray(grad_h_n)[-1]
+        return total
+    return h_n, add
+
+
 # --- traps on the port's whole pass ----------------------------------------------------------
 
 def numpy_triples(np_shapes, owners=None):
