@@ -4,14 +4,16 @@ A recurrent layer's fused weights hold their gate blocks in the order the NumPy 
 slices them: the book's LSTM f,g,i,o, cs231n's i,f,o,g, many learners' i,f,g,o as torch.
 The names cannot tell (``Wx`` in all three), the code's slicing is not read: the order is
 the one under which the port, loaded with the NumPy values, computes the NumPy loss
-(evaluation mode: nothing drawn). Every order is tried, the kind's conventions first; the
-nearest is taken. Where none reproduces the NumPy loss, the kind's first convention stays
-and the check's rows show where the passes part. The pairing line says the order taken.
+(evaluation mode: nothing drawn) within the run's tolerance. Every order is tried, the
+kind's conventions first. Where none reproduces the NumPy loss (the port computes something
+else), the order the NumPy layer's code implies stays (the book's classes f,g,i,o; cs231n's
+functions i,f,o,g; else the kind's first convention): the nearest loss of a wrong port says
+nothing of the gates, and another order would part a right layer from its twin. The
+pairing line says the order taken.
 """
-import numpy as np
-
-from ..layers.recurrent import kind_of_pair, orders, with_order
+from ..layers.recurrent import kind_of_pair, numpy_convention, orders, with_order
 from ..targets import PortSetupError
+from ..tolerance import within
 
 
 def _gated_kinds(pairing):
@@ -37,8 +39,7 @@ def read_gate_order(run):
     port.mode = "eval"
     tx, tt = port.tensor(run.x), port.tensor(run.t)
     for kind in kinds:
-        found = []
-        for mine in orders(kind):
+        for mine in orders(kind):  # the first that reproduces: conventions first
             trial = [with_order(p, mine) if p.gates is not None and kind_of_pair(p) == kind else p
                      for p in pairing]
             try:
@@ -46,8 +47,10 @@ def read_gate_order(run):
                 loss = port.outputs(tx, tt)["loss"]
             except (PortSetupError, RuntimeError):
                 return pairing
-            gap = abs(loss - expected) / max(abs(expected), np.finfo(np.float64).tiny)
-            found.append((gap if np.isfinite(gap) else np.inf, mine, trial))
-        best = min(found, key=lambda f: f[0])  # the first of equals: conventions first
-        pairing = best[2]
+            if within(expected, loss, run.dtype):
+                pairing = trial
+                break
+        else:
+            pairing = [with_order(p, numpy_convention(run, kind, p.numpy))
+                       if p.gates is not None and kind_of_pair(p) == kind else p for p in pairing]
     return pairing

@@ -230,12 +230,24 @@ def _book_letters(run, names):
     """The NumPy gate letters where the layer's kind says its convention: the book's classes
     (f,g,i,o), cs231n's functions (i,f,o,g); else None."""
     owner = (getattr(run.np, "owners", None) or {}).get(names[0], "") or names[0]
-    low = str(owner).lower()
+    layer_of = getattr(run.np, "layer_of", None)
+    layer = layer_of(owner) if callable(layer_of) and owner else None
+    low = str(owner if layer is None else type(layer).__name__).lower()
     if "lstm_step" in low or "lstm_forward" in low:
         return CONVENTIONS["lstm"][1]
     if low.startswith(("timelstm", "lstm")):
         return CONVENTIONS["lstm"][0]
+    if low.startswith(("timegru", "gru")):
+        return CONVENTIONS["gru"][0]
     return None
+
+
+def numpy_convention(run, kind, name):
+    """The gate order the NumPy layer holding ``name`` implies by where its code comes from
+    (the book's classes, cs231n's functions), else the kind's first convention."""
+    letters = _book_letters(run, [name])
+    return letters if letters is not None and len(letters) == len(TORCH_GATES[kind]) \
+        else CONVENTIONS[kind][0]
 
 
 def gate_order_trap(run, rerun, reproduces):
