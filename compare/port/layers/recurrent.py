@@ -320,5 +320,145 @@ def batch_first_trap(run, rerun, reproduces):
     return []
 
 
+def _torch_modules(run, *names):
+    if run.torch.kind != "module":
+        return []
+    return [(name, m) for name, m in run.torch.model.named_modules()
+            if type(m).__name__ in names and type(m).__module__.split(".")[0] == "torch"]
+
+
+def encoder_c_trap(run, rerun, reproduces):
+    """The encoder's ``c`` handed on with its ``h`` (``decoder(x, (h, c))``) where the book's
+    decoder takes ``h`` only and starts from ``c = 0`` (``Decoder.lstm.set_state(h)``): each
+    ``nn.LSTM`` handed an initial state rerun with that state's ``c`` zeroed, named where the
+    port's pass then gives the NumPy loss and gradients."""
+    import torch
+    lstms = _torch_modules(run, "LSTM")
+    for name, module in lstms:
+        seen, ends = {}, {}
+
+        def zero_c(mod, args, kwargs):
+            hx = kwargs["hx"] if "hx" in kwargs else (args[1] if len(args) > 1 else None)
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                return None
+            seen.setdefault("c0", hx[1].detach().clone())
+            state = (hx[0], torch.zeros_like(hx[1]))
+            if "hx" in kwargs:
+                return args, {**kwargs, "hx": state}
+            return (args[0], state, *args[2:]), kwargs
+
+        def keep_c(other):
+            def hook(mod, args, output):
+                c_n = output[1][1] if isinstance(output[1], (tuple, list)) else None
+                if c_n is not None:
+                    ends.setdefault(other, c_n.detach().clone())
+            return hook
+        handles = [module.register_forward_pre_hook(zero_c, with_kwargs=True)]
+        handles += [m.register_forward_hook(keep_c(n)) for n, m in lstms if m is not module]
+        try:
+            out, grads = rerun()
+            hit = "c0" in seen and bool(seen["c0"].abs().max() > 0) and reproduces(out, grads)
+        except Exception:  # a pass the hypothesis cannot run says nothing
+            hit = False
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not hit:
+            continue
+        source = next((n for n, c in ends.items() if c.shape == seen["c0"].shape
+                       and torch.equal(c, seen["c0"])), None)
+        whose = f"the encoder's c (the c_n of {source})" if source else "a nonzero c"
+        return [{"code": "encoder_c", "layer": name,
+                 "text": f"the port hands its {name} (nn.LSTM) {whose} with h as its initial "
+                         f"state, where the NumPy decoder is handed h only and starts from "
+                         f"c = 0 (the book's Decoder: lstm.set_state(h)): with c zeroed there, "
+                         f"the port's pass gives the NumPy loss and gradients; hand it "
+                         f"(h, torch.zeros_like(c))"}]
+    return []
+
+
+BOOK_GRU_CELL = (
+    "z = torch.sigmoid(x @ Wx[:, :H] + h @ Wh[:, :H] + b[:H])",
+    "r = torch.sigmoid(x @ Wx[:, H:2*H] + h @ Wh[:, H:2*H] + b[H:2*H])",
+    "h_hat = torch.tanh(x @ Wx[:, 2*H:] + (r * h) @ Wh[:, 2*H:] + b[2*H:])",
+    "h = (1 - z) * h + z * h_hat")
+
+
+def _book_gru(module, args):
+    """The book's GRU over ``nn.GRU``'s input, on the module's own weights read by gate:
+    torch's blocks r, z, n taken as the book's r, z, h~ (the biases summed)."""
+    import torch
+    xs = args[0]
+    H = module.hidden_size
+    blocks = dict(zip("rzn", range(3)))
+
+    def part(w, g):
+        return w[blocks[g] * H:(blocks[g] + 1) * H]
+    w_ih, w_hh = module.weight_ih_l0, module.weight_hh_l0
+    b = (module.bias_ih_l0 + module.bias_hh_l0) if module.bias else torch.zeros(3 * H, dtype=xs.dtype)
+    steps = xs.unbind(1 if module.batch_first else 0)
+    h0 = args[1] if len(args) > 1 and args[1] is not None else None
+    h = h0[0] if h0 is not None else xs.new_zeros(steps[0].shape[0], H)
+    hs = []
+    for x in steps:
+        z = torch.sigmoid(x @ part(w_ih, "z").T + h @ part(w_hh, "z").T + part(b, "z"))
+        r = torch.sigmoid(x @ part(w_ih, "r").T + h @ part(w_hh, "r").T + part(b, "r"))
+        h_hat = torch.tanh(x @ part(w_ih, "n").T + (r * h) @ part(w_hh, "n").T + part(b, "n"))
+        h = (1 - z) * h + z * h_hat
+        hs.append(h)
+    return torch.stack(hs, 1 if module.batch_first else 0), h.unsqueeze(0)
+
+
+def gru_convention_trap(run, rerun, reproduces):
+    """``nn.GRU`` against the book's GRU: torch applies the reset gate to ``W_hn h + b_hn``,
+    the book to ``h`` before its product with ``Wh``, and no weight mapping makes one the
+    other. Each ``nn.GRU`` paired with a NumPy fused GRU is rerun as the book's cell on its
+    own weights (the NumPy blocks loaded in each order, the book's z, r, h~ first), named
+    where the port's pass then gives the NumPy loss and gradients, with the cell to write."""
+    grus = [(n, m) for n, m in _torch_modules(run, "GRU")
+            if m.num_layers == 1 and not m.bidirectional]
+    try:
+        for name, module in grus:
+            prefix = f"{name}." if name else ""
+            own = [p for p in run.pairing if p.torch.startswith(prefix) and p.gates is not None]
+            if not own:
+                continue
+            handle = module.register_forward_hook(lambda mod, args, output: _book_gru(mod, args))
+            try:
+                for mine in orders("gru"):
+                    trial = [with_order(p, mine) if p in own else p for p in run.pairing]
+                    try:
+                        run.torch.load(trial, run.np.params)
+                        out, grads = rerun()
+                        hit = reproduces(out, grads, trial)
+                    except Exception:  # a pass the hypothesis cannot run says nothing
+                        hit = False
+                    if hit:
+                        break
+            finally:
+                handle.remove()
+            if not hit:
+                continue
+            names = [p.numpy for p in own]
+            letters = ",".join("h~" if g == "n" else g for g in mine)
+            cell = "\n      ".join(BOOK_GRU_CELL)
+            return [{"code": "gru_convention", "layer": name, "parameter": names[0],
+                     "cell": list(BOOK_GRU_CELL),
+                     "text": f"the port's {name} (nn.GRU) computes torch's GRU, which applies "
+                             f"the reset gate to W_hn h + b_hn, where the NumPy GRU "
+                             f"({', '.join(names)}; gate blocks {letters}) applies it to h "
+                             f"before its product with Wh: r * (h @ Wh) != (r * h) @ Wh, so no "
+                             f"weight mapping makes nn.GRU compute it (torch's z also weighs "
+                             f"the new state where the book's weighs h~). The book's cell on "
+                             f"{name}'s own weights gives the NumPy loss and gradients: write "
+                             f"it, with Wx (D, 3H), Wh (H, 3H), b (3H,) as nn.Parameters in "
+                             f"the NumPy layout, for each step x of (N, D):\n      {cell}"}]
+    finally:
+        if grus:
+            run.torch.load(run.pairing, run.np.params)
+    return []
+
+
 def pass_traps(run, rerun, reproduces):
-    return batch_first_trap(run, rerun, reproduces) or gate_order_trap(run, rerun, reproduces)
+    return (batch_first_trap(run, rerun, reproduces) or gate_order_trap(run, rerun, reproduces)
+            or encoder_c_trap(run, rerun, reproduces) or gru_convention_trap(run, rerun, reproduces))
