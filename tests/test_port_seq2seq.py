@@ -228,3 +228,16 @@ def test_a_hypothesis_that_explains_only_part_is_not_named():
     report = _check(book.Seq2seq, ports.PassesCScaledLoss)
     assert report.first_mismatch["where"] == "decoder.lstm"
     assert not _named(report, "encoder_c")
+
+
+@pytest.mark.slow
+def test_cli_seq2seq_with_the_ports_own_loss(tmp_path, capsys):
+    from compare import cli
+    x, t = book.pairs()
+    data = tmp_path / "pairs.npz"
+    np.savez(data, x=x, t=t)
+    numpy_side, torch_side = "tests/book_seq2seq.py", "tests/torch_seq2seq.py"
+    args = ["--data", str(data), "--loss", "model", "--no-progress"]
+    assert cli.main(["port", f"{numpy_side}:make_peeky", f"{torch_side}:PeekyPort", *args]) == 0
+    assert cli.main(["port", f"{numpy_side}:make_seq2seq", f"{torch_side}:PassesC", *args]) == 1
+    assert "[encoder_c]" in capsys.readouterr().out
