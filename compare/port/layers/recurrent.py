@@ -99,15 +99,22 @@ def _hinted(name, role):
     return any(stem == h or stem.endswith(h) for h in _HINTS[role])
 
 
-def fused_pairs(np_shapes, model, used=()):
+def fused_pairs(np_shapes, model, used=(), order=None):
     """The recurrent modules' parameters paired with the NumPy fused ``Wx``, ``Wh``, ``b``
     (module docstring): ``[Pair]`` with the kind's first convention for the gate blocks
     (``check/gates.py`` reads the right one off the values), and the names both sides paired
-    so. A module whose arrays are not found on the NumPy side is left to the general
-    pairing."""
+    so. The modules are taken in the order their weights run (``order``, the port's
+    parameter names in order of execution; else as registered), each with the first NumPy
+    arrays of its shapes left: a decoder registered before its encoder still pairs with
+    the NumPy decoder. A module whose arrays are not found on the NumPy side is left to the
+    general pairing."""
     from ..pairing import Pair  # the pairing asks the kind; the kind builds its pairs
     taken, pairs = set(used), []
-    for module, kind, roles, dims in torch_groups(model):
+    groups = torch_groups(model)
+    if order is not None:
+        rank = {name: i for i, name in enumerate(order)}
+        groups.sort(key=lambda g: rank.get(g[2]["ih"], len(rank)))
+    for module, kind, roles, dims in groups:
         D, H, G = dims["D"], dims["H"], dims["G"]
         free = [n for n in np_shapes if n not in taken]
 
