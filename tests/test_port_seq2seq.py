@@ -175,8 +175,8 @@ def _rows(report, phase):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("make, port", [
-    (book.Seq2seq, ports.Seq2seqPort), (book.PeekySeq2seq, ports.PeekyPort),
-    (book.AttentionSeq2seq, ports.AttentionPort)])
+    (book.Seq2seq, ports.Seq2seqPort), (book.Seq2seq, ports.DecoderFirst),
+    (book.PeekySeq2seq, ports.PeekyPort), (book.AttentionSeq2seq, ports.AttentionPort)])
 def test_right_seq2seq_ports_pass_in_float32_with_rows(make, port):
     report = _check(make, port)
     assert report.passed, report.to_text()

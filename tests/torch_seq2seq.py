@@ -47,6 +47,19 @@ class Seq2seqPort(nn.Module):
         return token_mean_ce(self(xs, ts[:, :-1]), ts[:, 1:])
 
 
+class DecoderFirst(Seq2seqPort):
+    """The same port, its decoder's modules registered before the encoder's: two LSTMs of
+    one shape, told apart by the order they run in."""
+
+    def __init__(self, V=8, D=5, H=4):
+        nn.Module.__init__(self)
+        self.dec_embed = nn.Embedding(V, D)
+        self.decoder = nn.LSTM(D, H, batch_first=True)
+        self.fc = nn.Linear(H, V)
+        self.enc_embed = nn.Embedding(V, D)
+        self.encoder = nn.LSTM(D, H, batch_first=True)
+
+
 class PassesC(Seq2seqPort):
     """The encoder's ``(h, c)`` handed on whole: the book's decoder gets ``h`` only."""
 
