@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"^<!-- output( full)?: (.+?) -->$")
@@ -60,7 +62,20 @@ def _own_npz(path):
     write_npz(path)
 
 
-FILES = {"own.npz": _own_npz}  # files a page's command reads, and how to make them
+def _seq2seq_npz(path, which):
+    sys.path.insert(0, str(ROOT))
+    try:
+        from tests import book_seq2seq
+    finally:
+        sys.path.remove(str(ROOT))
+    x, t = getattr(book_seq2seq, which)()
+    np.savez(path, x=x, t=t)
+
+
+# files a page's command reads, and how to make them
+FILES = {"own.npz": _own_npz,
+         "seq2seq.npz": lambda path: _seq2seq_npz(path, "pairs"),  # source ids, targets
+         "gru_tokens.npz": lambda path: _seq2seq_npz(path, "tokens")}
 
 
 def run(command, timeout=600):

@@ -145,6 +145,21 @@ def module_leaves(module):
             if name and not any(True for _ in m.children())]
 
 
+def _hook_sequence(record, out, h_n, add):
+    """A recurrent module's output gradient: what reaches ``out`` plus what reaches the
+    last step through ``h_n`` (``layers/recurrent.last_state``), as either arrives."""
+    parts = {}
+
+    def hook(name):
+        def keep(grad):
+            parts[name] = _to_numpy(grad)
+            record.grad_output = add(parts.get("out"), parts.get("h_n"))
+        return keep
+    for name, tensor in (("out", out), ("h_n", h_n)):
+        if getattr(tensor, "requires_grad", False):
+            tensor.register_hook(hook(name))
+
+
 @contextmanager
 def module_capture(module, batch=None):
     """Forward hooks on every leaf module; the gradient into each output through a
@@ -164,7 +179,11 @@ def module_capture(module, batch=None):
                                  view(_to_numpy(output)), param_names=_names)
             capture.records.append(record)
             tensor = output[0] if isinstance(output, (tuple, list)) else output
-            if hasattr(tensor, "requires_grad") and tensor.requires_grad:
+            from .layers.recurrent import last_state
+            state = last_state(mod, output)
+            if state is not None:  # the last step's h also handed on as h_n
+                _hook_sequence(record, tensor, *state)
+            elif hasattr(tensor, "requires_grad") and tensor.requires_grad:
                 def grad_hook(grad, _record=record):
                     _record.grad_output = view(_to_numpy(grad))
                 tensor.register_hook(grad_hook)

@@ -113,6 +113,10 @@ class TorchSide:
         if loss == "model" and not callable(getattr(self.model, "loss", None)):
             raise PortSetupError(f"{SIDE}: --loss model needs the port's own loss(x, t), and "
                                  f"{type(model).__name__} has none")
+        # a seq2seq port's forward(xs, decoder_xs): no scores of x alone; with its own loss,
+        # each pass the check makes of the port goes through loss(x, t)
+        self.forward_needs_more = (loss == "model" and self.kind == "module"
+                                   and _required_positional(self.model.forward) > 1)
         if self.kind == "literal" and not callable(getattr(self.model, "predict", None)) \
                 and loss != "model":
             raise PortSetupError(f"{SIDE}: the literal port has no predict(x) to take "
@@ -212,7 +216,7 @@ class TorchSide:
         except (AttributeError, TypeError):
             return None
 
-    def execution_order(self, x):
+    def execution_order(self, x, t=None):
         """The parameter names in the order their modules run (one pass in eval mode, so no
         running statistic moves and nothing is drawn); registration order when it cannot run."""
         if self.kind != "module":
@@ -224,7 +228,7 @@ class TorchSide:
             # the functional calls too: an nn.Linear called as F.linear(h, fc2.weight, ...)
             # runs where that call is, not where it was registered
             with torch.no_grad(), traced_capture(self.model) as capture:
-                self.model(x)
+                self.one_pass(x, t)()
         except Exception:
             return list(self.params)
         finally:
@@ -262,7 +266,8 @@ class TorchSide:
             was = self.model.training
             self.model.eval()
             try:
-                return use_order(self.model, lambda: fn(x), self.model.named_parameters())
+                return use_order(self.model, self.one_pass(x, None if t is None else self.tensor(t)),
+                                 self.model.named_parameters())
             finally:
                 self.model.train(was)
         kwargs = self._mode_kwargs(fn)
@@ -340,9 +345,16 @@ class TorchSide:
         keyword = mode_keyword(fn)
         return {} if keyword is None else {keyword: self.mode == "train"}
 
+    def one_pass(self, x, t=None):
+        """A call that runs the port once on ``x``: its forward, or its own loss where its
+        forward takes more than ``x`` (``forward_needs_more``, with ``t`` given)."""
+        if self.forward_needs_more and t is not None:
+            return lambda: self.model.loss(x, t)
+        return lambda: self.model(x)
+
     def scores(self, x):
         fn = self.model if self.kind == "module" else getattr(self.model, "predict", None)
-        if fn is None:
+        if fn is None or self.forward_needs_more:
             return None
         if self.kind == "module":
             self.model.train(self.mode == "train")
@@ -702,6 +714,17 @@ class TorchSide:
 
 
 _UNREAD = object()
+
+
+def _required_positional(fn):
+    """How many positional arguments ``fn`` cannot do without."""
+    import inspect
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+               for p in params)
 
 
 def _dtype_names(named):

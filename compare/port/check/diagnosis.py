@@ -21,6 +21,7 @@ from ..capture import forward_output
 from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..layers.dropout import pass_traps
+from ..layers.attention import pass_traps as attention_traps
 from ..layers.recurrent import pass_traps as recurrent_traps
 from ..pairing import numpy_layout
 from ..tolerance import port_tolerance, within
@@ -28,6 +29,7 @@ from ..torch_side import to_numpy
 from ..trace import OUT_IN, layout_text
 from ..unit_axes import as_shape
 from ..known.log_eps import eps_text
+from .concat_order import concat_order_trap
 from .kernel_order import kernel_order_traps
 from .modes import mode_trap
 from .residual import between_layers
@@ -231,7 +233,7 @@ def _pass_traps(run):
     """The hypotheses tested on the port's whole pass (dropout drawn inline, a softmax over
     the batch axis): named where the fix, applied, reproduces the NumPy loss (with the known
     differences added) and, where there is one, its gradient."""
-    if run.torch.loss_name == "model" or getattr(run.np, "tape", None) is None:
+    if getattr(run.np, "tape", None) is None:
         return []
     chosen = "gradient" if run.torch.has_gradient else run.torch.loss_name
 
@@ -242,9 +244,13 @@ def _pass_traps(run):
         return _reproduced(run, out, grads, pairing)
     missed = len(run.np.tape.missed)
     try:
-        return (pass_traps(run.np.tape, rerun, reproduces) or axis_on_pass(rerun, reproduces)
-                or _transposed_on_pass(run, rerun, reproduces)
-                or recurrent_traps(run, rerun, reproduces))
+        # the port's own loss: the hypotheses on its scores have nothing to act on
+        on_scores = run.torch.loss_name != "model"
+        return ((on_scores and (pass_traps(run.np.tape, rerun, reproduces)
+                                or axis_on_pass(rerun, reproduces)
+                                or _transposed_on_pass(run, rerun, reproduces)))
+                or recurrent_traps(run, rerun, reproduces) or attention_traps(run, rerun, reproduces)
+                or concat_order_trap(run, rerun, reproduces))
     finally:
         del run.np.tape.missed[missed:]  # the hypotheses' passes are no part of the check
 

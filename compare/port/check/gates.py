@@ -5,37 +5,31 @@ slices them: the book's LSTM f,g,i,o, cs231n's i,f,o,g, many learners' i,f,g,o a
 the course's gate matrices lie on ``[a_prev; x]`` or, in some learners' code, ``[x; a_prev]``.
 The names cannot tell (``Wx`` in all three), the code's slicing is not read: the order is
 the one under which the port, loaded with the NumPy values, computes what the NumPy model
-computes (evaluation mode: nothing drawn). Every order is tried, the kind's conventions
-first (``layers/recurrent.py``: ``read_order``):
+computes (evaluation mode: nothing drawn). Every order is tried, the NumPy layer's own
+convention first, then the kinds' (``layers/recurrent.py``: ``read_order``):
 
 * where the NumPy model has a ``predict``, the first order whose port scores equal the
   NumPy scores within the forward tolerance;
 * else (or where the scores cannot be compared), an order whose port loss is within 1e-3
-  of the NumPy loss and ten times nearer than any other: a port whose loss differs for
-  another reason (a sum over the tokens, a penalty only the NumPy loss holds) gives every
-  order a loss as far off, and the nearest would then be noise.
+  of the NumPy loss and ten times nearer than any other, and within 1e-3 again at two other
+  sets of parameter values (the NumPy ones moved by noise): one number may agree by
+  chance, three do not. A port whose loss differs for another reason (a sum over the
+  tokens, a penalty only the NumPy loss holds) gives every order a loss as far off.
 
-Where no order is taken, the NumPy layer's own convention stays (the book's classes
-f,g,i,o; cs231n's functions i,f,o,g), the check's rows show where the passes part, and a
-trap on the port's whole pass (``batch_first``) reads the order again with its hypothesis
-applied. The pairing line says the order taken.
+Where no order is taken, the order the NumPy layer's code implies stays (the book's classes
+f,g,i,o, its GRU z,r,h~; cs231n's functions i,f,o,g; else the kind's first convention), the
+check's rows show where the passes part, and a trap on the port's whole pass
+(``batch_first``) reads the order again with its hypothesis applied. The pairing line says
+the order taken.
 """
-from ..layers.recurrent import (CONVENTIONS, gated_kinds, kind_of_pair, read_order,
+from ..layers.recurrent import (gated_kinds, kind_of_pair, numpy_convention, read_order,
                                 references_of, with_order)
 
 
 def own_convention(run, pairing):
-    """Each gated pair with its NumPy layer's own convention, where its kind says one (the
-    book's classes, cs231n's functions)."""
-    owners = getattr(run.np, "owners", None) or {}
-    out = []
-    for p in pairing:
-        kind = kind_of_pair(p) if p.gates is not None else None
-        owner = str(owners.get(p.numpy, "") or p.numpy).lower()
-        if kind == "lstm" and ("lstm_step" in owner or "lstm_forward" in owner):
-            p = with_order(p, CONVENTIONS["lstm"][1])
-        out.append(p)
-    return out
+    """Each gated pair in the order its NumPy layer's code implies."""
+    return [with_order(p, numpy_convention(run, kind_of_pair(p), p.numpy))
+            if p.gates is not None and kind_of_pair(p) is not None else p for p in pairing]
 
 
 def read_gate_order(run):

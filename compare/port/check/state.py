@@ -164,7 +164,10 @@ class RunState:
         before, missed = self.torch.buffer_values(), len(self.torch.tape.missed)
         try:
             with torch.no_grad():
-                self.torch.scores(self.torch.tensor(x))
+                if self.torch.forward_needs_more:
+                    self.torch.model_loss(self.torch.tensor(x), self.torch.tensor(self.t))
+                else:
+                    self.torch.scores(self.torch.tensor(x))
             return x
         except (RuntimeError, TypeError, PortSetupError):
             return x.astype(self.dtype)
@@ -262,8 +265,9 @@ def pair_sides(np_side, t_side, x, param_map=None, t=None):
     its parameters (``pairing.pair_by_use``), else by the order of their layers."""
     np_shapes = {k: np_side.params[k].shape for k in layer_order(np_side.params, np_side.owners,
                                                                  np_side.items)}
-    t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(t_side.tensor(x))}
-    fused = fused_recurrent(np_shapes, t_side, param_map)
+    t_shapes = {k: tuple(t_side.params[k].shape) for k in t_side.execution_order(
+        t_side.tensor(x), None if t is None else t_side.tensor(t))}
+    fused = fused_recurrent(np_shapes, t_side, param_map, order=list(t_shapes))
     if fused:  # the recurrent modules' fused gates paired by their kind; the rest as below
         taken = {p.numpy for p in fused}
         held = {n for p in fused for n in p.torch_names}
@@ -275,15 +279,16 @@ def pair_sides(np_side, t_side, x, param_map=None, t=None):
     return _pair_rest(np_shapes, t_shapes, np_side, t_side, x, param_map, t)
 
 
-def fused_recurrent(np_shapes, t_side, param_map):
+def fused_recurrent(np_shapes, t_side, param_map, order=None):
     """The recurrent modules' pairs (``layers/recurrent.py``), the NumPy names a
-    ``--param-map`` gives left to it."""
+    ``--param-map`` gives left to it; ``order``: the port's parameters in order of
+    execution."""
     if t_side.kind != "module":
         return []
     from ..layers.recurrent import fused_pairs
     from ..pairing import parse_param_map
     mapped = set(parse_param_map(param_map) or {})
-    return fused_pairs(np_shapes, t_side.model, used=mapped)
+    return fused_pairs(np_shapes, t_side.model, used=mapped, order=order)
 
 
 def _pair_rest(np_shapes, t_shapes, np_side, t_side, x, param_map, t):

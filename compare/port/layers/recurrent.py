@@ -100,15 +100,22 @@ def _hinted(name, role):
     return any(stem == h or stem.endswith(h) for h in _HINTS[role])
 
 
-def fused_pairs(np_shapes, model, used=()):
+def fused_pairs(np_shapes, model, used=(), order=None):
     """The recurrent modules' parameters paired with the NumPy fused ``Wx``, ``Wh``, ``b``
     (module docstring): ``[Pair]`` with the kind's first convention for the gate blocks
     (``check/gates.py`` reads the right one off the values), and the names both sides paired
-    so. A module whose arrays are not found on the NumPy side is left to the general
-    pairing."""
+    so. The modules are taken in the order their weights run (``order``, the port's
+    parameter names in order of execution; else as registered), each with the first NumPy
+    arrays of its shapes left: a decoder registered before its encoder still pairs with
+    the NumPy decoder. A module whose arrays are not found on the NumPy side is left to the
+    general pairing."""
     from ..pairing import Pair  # the pairing asks the kind; the kind builds its pairs
     taken, pairs = set(used), []
-    for module, kind, roles, dims in torch_groups(model):
+    groups = torch_groups(model)
+    if order is not None:
+        rank = {name: i for i, name in enumerate(order)}
+        groups.sort(key=lambda g: rank.get(g[2]["ih"], len(rank)))
+    for module, kind, roles, dims in groups:
         D, H, G = dims["D"], dims["H"], dims["G"]
         free = [n for n in np_shapes if n not in taken]
 
@@ -260,8 +267,9 @@ def gated_kinds(pairing):
 
 def numpy_reference(run):
     """What the NumPy model computes in evaluation mode (nothing drawn), that an order must
-    reproduce: ``("scores", array)`` where it has a ``predict``, else ``("loss", number)``;
-    None where neither can be had."""
+    reproduce: ``("scores", array)`` where it has a ``predict``, else ``("loss", number,
+    loss_at)``, ``loss_at(values)`` its loss at other parameter values; None where neither
+    can be had."""
     if getattr(run.np, "has_predict", False):
         try:
             out = np.asarray(run.np.predict(run.x, mode="eval"))
@@ -269,10 +277,41 @@ def numpy_reference(run):
                 return "scores", out
         except (PortSetupError, TypeError, ValueError):
             pass
+    return _loss_reference(run)
+
+
+def _loss_reference(run):
     try:
-        return "loss", run.np.loss(run.x, run.t, mode="eval")
+        return "loss", run.np.loss(run.x, run.t, mode="eval"), lambda v: _numpy_loss_at(run, v)
     except PortSetupError:
         return None
+
+
+def _numpy_loss_at(run, values):
+    """The NumPy loss with its parameters set to ``values`` in place, then put back."""
+    saved = {name: np.array(a, copy=True) for name, a in run.np.params.items()}
+    try:
+        for name, a in run.np.params.items():
+            a[...] = values[name]
+        return run.np.loss(run.x, run.t, mode="eval")
+    finally:
+        for name, a in run.np.params.items():
+            a[...] = saved[name]
+
+
+def perturbed(params, points=2, seed=0):
+    """``points`` other sets of parameter values, each array moved by noise of its own size
+    (0.1 where it is all zeros): an order that gives the NumPy loss by chance at the given
+    values does not at these, where the right one gives it at every point."""
+    rng = np.random.RandomState(seed)
+    out = []
+    for _ in range(points):
+        moved = {}
+        for name, value in params.items():
+            size = float(np.std(value)) or 0.1
+            moved[name] = (value + size * rng.standard_normal(np.shape(value))).astype(value.dtype)
+        out.append(moved)
+    return out
 
 
 def references_of(run):
@@ -282,10 +321,9 @@ def references_of(run):
         first = numpy_reference(run)
         cached = [first] if first is not None else []
         if first is not None and first[0] == "scores":
-            try:
-                cached.append(("loss", run.np.loss(run.x, run.t, mode="eval")))
-            except PortSetupError:
-                pass
+            loss = _loss_reference(run)
+            if loss is not None:
+                cached.append(loss)
         run.gate_references = cached
     return cached
 
@@ -299,7 +337,7 @@ def choose(reference, side, trials, params, x, t, dtype):
     ``side`` is left loaded with the last trial."""
     from ..heads import fits, match
     tx, tt = side.tensor(x), side.tensor(t)
-    what, expected = reference
+    what, expected = reference[:2]
     gaps = []
     for trial in trials:
         try:
@@ -323,17 +361,39 @@ def choose(reference, side, trials, params, x, t, dtype):
         return None
     ranked = sorted(gaps, key=lambda g: g[0])  # stable: conventions first among equals
     best, second = ranked[0][0], ranked[1][0] if len(ranked) > 1 else np.inf
-    return ranked[0][1] if best <= CLEAR and best * MARGIN <= second else None
+    if not (best <= CLEAR and best * MARGIN <= second):
+        return None
+    # one number may agree by chance: the winner must give the NumPy loss at two other sets
+    # of values too, where a wrong order does not
+    winner = ranked[0][1]
+    for values in perturbed(params):
+        try:
+            expected = reference[2](values)
+            side.load(winner, values)
+            loss = side.outputs(tx, tt)["loss"]
+        except (PortSetupError, RuntimeError):
+            return None
+        gap = abs(loss - expected) / max(abs(expected), np.finfo(np.float64).tiny)
+        if not gap <= CLEAR:
+            return None
+    return winner
+
+
+MAX_TRIALS = 200  # orders tried, over every recurrent kind of the model together
 
 
 def order_trials(pairing):
-    """Every combination of the gated kinds' orders (conventions first), as pairings."""
+    """``pairing`` as it is (its layers' own conventions), then every other combination of
+    the gated kinds' orders (the kinds' conventions first), as pairings."""
     kinds = gated_kinds(pairing)
-    out = []
-    for combo in itertools.product(*(orders(kind) for kind in kinds)):
+    out, seen = [pairing], {tuple(p.gates for p in pairing)}
+    for combo in itertools.islice(itertools.product(*(orders(kind) for kind in kinds)), MAX_TRIALS):
         chosen = dict(zip(kinds, combo))
-        out.append([with_order(p, chosen[kind_of_pair(p)])
-                    if p.gates is not None and kind_of_pair(p) in chosen else p for p in pairing])
+        trial = [with_order(p, chosen[kind_of_pair(p)])
+                 if p.gates is not None and kind_of_pair(p) in chosen else p for p in pairing]
+        if tuple(p.gates for p in trial) not in seen:
+            seen.add(tuple(p.gates for p in trial))
+            out.append(trial)
     return out
 
 
@@ -354,6 +414,35 @@ def read_order(references, side, pairing, params, x, t, dtype):
     found = pairing if found is None else found
     side.load(found, params)
     return found
+
+
+# --- the output sequence's gradient --------------------------------------------------------
+
+def last_state(module, output):
+    """``(h_n, add)`` for a torch recurrent module's ``(out, h_n)`` or ``(out, (h_n, c_n))``:
+    the NumPy layer's ``hs[:, -1]`` is the ``h`` it hands on (the book's encoder passes it to
+    the decoder), so its output's gradient holds what reaches that ``h``; torch's ``out`` and
+    ``h_n`` are two outputs, each with its own gradient. ``add(grad_out, grad_h_n)`` is the
+    output's gradient as the NumPy side sums it (the last layer's ``h_n`` added at the last
+    step). None for a cell, two directions, or a packed sequence."""
+    import torch
+    if TORCH_MODULES.get(type(module).__name__) not in ("rnn", "lstm", "gru") \
+            or type(module).__name__.endswith("Cell") or getattr(module, "bidirectional", False):
+        return None
+    if not isinstance(output, (tuple, list)) or len(output) != 2:
+        return None
+    out, state = output
+    h_n = state[0] if isinstance(state, (tuple, list)) else state
+    if not isinstance(out, torch.Tensor) or not isinstance(h_n, torch.Tensor) or out.dim() < 2:
+        return None
+    step = (slice(None), -1) if out.dim() == 3 and module.batch_first else (-1,)
+
+    def add(grad_out, grad_h_n):
+        total = np.zeros(tuple(out.shape)) if grad_out is None else np.array(grad_out, copy=True)
+        if grad_h_n is not None:
+            total[step] += np.asarray(grad_h_n)[-1]
+        return total
+    return h_n, add
 
 
 # --- traps on the port's whole pass ----------------------------------------------------------
@@ -383,12 +472,24 @@ def _book_letters(run, names):
     """The NumPy gate letters where the layer's kind says its convention: the book's classes
     (f,g,i,o), cs231n's functions (i,f,o,g); else None."""
     owner = (getattr(run.np, "owners", None) or {}).get(names[0], "") or names[0]
-    low = str(owner).lower()
+    layer_of = getattr(run.np, "layer_of", None)
+    layer = layer_of(owner) if callable(layer_of) and owner else None
+    low = str(owner if layer is None else type(layer).__name__).lower()
     if "lstm_step" in low or "lstm_forward" in low:
         return CONVENTIONS["lstm"][1]
     if low.startswith(("timelstm", "lstm")):
         return CONVENTIONS["lstm"][0]
+    if low.startswith(("timegru", "gru")):
+        return CONVENTIONS["gru"][0]
     return None
+
+
+def numpy_convention(run, kind, name):
+    """The gate order the NumPy layer holding ``name`` implies by where its code comes from
+    (the book's classes, cs231n's functions), else the kind's first convention."""
+    letters = _book_letters(run, [name])
+    return letters if letters is not None and len(letters) == len(TORCH_GATES[kind]) \
+        else CONVENTIONS[kind][0]
 
 
 def gate_order_trap(run, rerun, reproduces):
@@ -511,9 +612,148 @@ def double_bias_trap(run, rerun, reproduces):
                              f"the NumPy b): with half of {name} loaded, the port's pass gives the "
                              f"NumPy loss and gradients; add it once, or copy it into bias_ih "
                              f"with bias_hh = 0"}]
+
+
+def _torch_modules(run, *names):
+    if run.torch.kind != "module":
+        return []
+    return [(name, m) for name, m in run.torch.model.named_modules()
+            if type(m).__name__ in names and type(m).__module__.split(".")[0] == "torch"]
+
+
+def encoder_c_trap(run, rerun, reproduces):
+    """The encoder's ``c`` handed on with its ``h`` (``decoder(x, (h, c))``) where the book's
+    decoder takes ``h`` only and starts from ``c = 0`` (``Decoder.lstm.set_state(h)``): each
+    ``nn.LSTM`` handed an initial state rerun with that state's ``c`` zeroed, named where the
+    port's pass then gives the NumPy loss and gradients."""
+    import torch
+    lstms = _torch_modules(run, "LSTM")
+    for name, module in lstms:
+        seen, ends = {}, {}
+
+        def zero_c(mod, args, kwargs):
+            hx = kwargs["hx"] if "hx" in kwargs else (args[1] if len(args) > 1 else None)
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                return None
+            seen.setdefault("c0", hx[1].detach().clone())
+            state = (hx[0], torch.zeros_like(hx[1]))
+            if "hx" in kwargs:
+                return args, {**kwargs, "hx": state}
+            return (args[0], state, *args[2:]), kwargs
+
+        def keep_c(other):
+            def hook(mod, args, output):
+                c_n = output[1][1] if isinstance(output[1], (tuple, list)) else None
+                if c_n is not None:
+                    ends.setdefault(other, c_n.detach().clone())
+            return hook
+        handles = [module.register_forward_pre_hook(zero_c, with_kwargs=True)]
+        handles += [m.register_forward_hook(keep_c(n)) for n, m in lstms if m is not module]
+        try:
+            out, grads = rerun()
+            hit = "c0" in seen and bool(seen["c0"].abs().max() > 0) and reproduces(out, grads)
+        except Exception:  # a pass the hypothesis cannot run says nothing
+            hit = False
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not hit:
+            continue
+        source = next((n for n, c in ends.items() if c.shape == seen["c0"].shape
+                       and torch.equal(c, seen["c0"])), None)
+        whose = f"the encoder's c (the c_n of {source})" if source else "a nonzero c"
+        return [{"code": "encoder_c", "layer": name,
+                 "text": f"the port hands its {name} (nn.LSTM) {whose} with h as its initial "
+                         f"state, where the NumPy decoder is handed h only and starts from "
+                         f"c = 0 (the book's Decoder: lstm.set_state(h)): with c zeroed there, "
+                         f"the port's pass gives the NumPy loss and gradients; hand it "
+                         f"(h, torch.zeros_like(c))"}]
+    return []
+
+
+BOOK_GRU_CELL = (
+    "z = torch.sigmoid(x @ Wx[:, :H] + h @ Wh[:, :H] + b[:H])",
+    "r = torch.sigmoid(x @ Wx[:, H:2*H] + h @ Wh[:, H:2*H] + b[H:2*H])",
+    "h_hat = torch.tanh(x @ Wx[:, 2*H:] + (r * h) @ Wh[:, 2*H:] + b[2*H:])",
+    "h = (1 - z) * h + z * h_hat")
+
+
+def _book_gru(module, args):
+    """The book's GRU over ``nn.GRU``'s input, on the module's own weights read by gate:
+    torch's blocks r, z, n taken as the book's r, z, h~ (the biases summed)."""
+    import torch
+    xs = args[0]
+    H = module.hidden_size
+    blocks = dict(zip("rzn", range(3)))
+
+    def part(w, g):
+        return w[blocks[g] * H:(blocks[g] + 1) * H]
+    w_ih, w_hh = module.weight_ih_l0, module.weight_hh_l0
+    b = (module.bias_ih_l0 + module.bias_hh_l0) if module.bias else torch.zeros(3 * H, dtype=xs.dtype)
+    steps = xs.unbind(1 if module.batch_first else 0)
+    h0 = args[1] if len(args) > 1 and args[1] is not None else None
+    h = h0[0] if h0 is not None else xs.new_zeros(steps[0].shape[0], H)
+    hs = []
+    for x in steps:
+        z = torch.sigmoid(x @ part(w_ih, "z").T + h @ part(w_hh, "z").T + part(b, "z"))
+        r = torch.sigmoid(x @ part(w_ih, "r").T + h @ part(w_hh, "r").T + part(b, "r"))
+        h_hat = torch.tanh(x @ part(w_ih, "n").T + (r * h) @ part(w_hh, "n").T + part(b, "n"))
+        h = (1 - z) * h + z * h_hat
+        hs.append(h)
+    return torch.stack(hs, 1 if module.batch_first else 0), h.unsqueeze(0)
+
+
+def gru_convention_trap(run, rerun, reproduces):
+    """``nn.GRU`` against the book's GRU: torch applies the reset gate to ``W_hn h + b_hn``,
+    the book to ``h`` before its product with ``Wh``, and no weight mapping makes one the
+    other. Each ``nn.GRU`` paired with a NumPy fused GRU is rerun as the book's cell on its
+    own weights (the NumPy blocks loaded in each order, the book's z, r, h~ first), named
+    where the port's pass then gives the NumPy loss and gradients, with the cell to write."""
+    grus = [(n, m) for n, m in _torch_modules(run, "GRU")
+            if m.num_layers == 1 and not m.bidirectional]
+    try:
+        for name, module in grus:
+            prefix = f"{name}." if name else ""
+            own = [p for p in run.pairing if p.torch.startswith(prefix) and p.gates is not None]
+            if not own:
+                continue
+            handle = module.register_forward_hook(lambda mod, args, output: _book_gru(mod, args))
+            try:
+                for mine in orders("gru"):
+                    trial = [with_order(p, mine) if p in own else p for p in run.pairing]
+                    try:
+                        run.torch.load(trial, run.np.params)
+                        out, grads = rerun()
+                        hit = reproduces(out, grads, trial)
+                    except Exception:  # a pass the hypothesis cannot run says nothing
+                        hit = False
+                    if hit:
+                        break
+            finally:
+                handle.remove()
+            if not hit:
+                continue
+            names = [p.numpy for p in own]
+            letters = ",".join("h~" if g == "n" else g for g in mine)
+            cell = "\n      ".join(BOOK_GRU_CELL)
+            return [{"code": "gru_convention", "layer": name, "parameter": names[0],
+                     "cell": list(BOOK_GRU_CELL),
+                     "text": f"the port's {name} (nn.GRU) computes torch's GRU, which applies "
+                             f"the reset gate to W_hn h + b_hn, where the NumPy GRU "
+                             f"({', '.join(names)}; gate blocks {letters}) applies it to h "
+                             f"before its product with Wh: r * (h @ Wh) != (r * h) @ Wh, so no "
+                             f"weight mapping makes nn.GRU compute it (torch's z also weighs "
+                             f"the new state where the book's weighs h~). The book's cell on "
+                             f"{name}'s own weights gives the NumPy loss and gradients: write "
+                             f"it, with Wx (D, 3H), Wh (H, 3H), b (3H,) as nn.Parameters in "
+                             f"the NumPy layout, for each step x of (N, D):\n      {cell}"}]
+    finally:
+        if grus:
+            run.torch.load(run.pairing, run.np.params)
     return []
 
 
 def pass_traps(run, rerun, reproduces):
     return (batch_first_trap(run, rerun, reproduces) or gate_order_trap(run, rerun, reproduces)
-            or double_bias_trap(run, rerun, reproduces))
+            or double_bias_trap(run, rerun, reproduces)
+            or encoder_c_trap(run, rerun, reproduces) or gru_convention_trap(run, rerun, reproduces))

@@ -97,6 +97,60 @@ def _shared_memory(params, first):
     return None
 
 
+def _held(obj):
+    params = getattr(obj, "params", None)
+    return [p for p in params if isinstance(p, np.ndarray)] if isinstance(params, (list, tuple)) else []
+
+
+def _children(obj):
+    """``[(attribute path, object)]``: the objects ``obj`` holds in its attributes (and in
+    lists or dicts there) that keep a ``params`` list of their own."""
+    out = []
+    for attr, value in vars(obj).items() if hasattr(obj, "__dict__") else ():
+        if attr in ("params", "grads") or attr.startswith("_"):
+            continue
+        items = (list(value.items()) if isinstance(value, dict) else
+                 list(enumerate(value)) if isinstance(value, (list, tuple)) else [(None, value)])
+        for key, item in items:
+            if isinstance(getattr(item, "params", None), (list, tuple)) and item is not obj:
+                out.append((attr if key is None else f"{attr}.{key}", item))
+    return out
+
+
+def _is_container(obj, children):
+    """``obj``'s arrays are its parts' (an ``Encoder`` of an embedding and an LSTM): not when
+    two or more parts each hold all of them (a ``TimeLSTM``'s steps after a pass)."""
+    own = _held(obj)
+    if not children or not own:
+        return False
+    ids = [{id(p) for p in _held(child)} for _, child in children]
+    covered = set().union(*ids)
+    whole = {id(p) for p in own}
+    return whole <= covered and sum(whole <= i for i in ids) < 2
+
+
+def _layers_by_attribute(model, depth=4):
+    """``{attribute path: layer}``: the layers a model without a ``layers`` list holds in its
+    attributes (the book's ``Seq2seq``: ``encoder.embed``, ``encoder.lstm``, ``decoder.affine``),
+    found through the parts that only gather their parts' arrays."""
+    found, seen = {}, set()
+
+    def walk(obj, path, left):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        children = _children(obj)
+        if path and not _is_container(obj, children):
+            if _held(obj):
+                found[path] = obj
+            return
+        if left:
+            for attr, child in children:
+                walk(child, f"{path}.{attr}" if path else attr, left - 1)
+    walk(model, "", depth)
+    return found
+
+
 def _layer_like(obj):
     return isinstance(getattr(obj, "params", None), list) and callable(getattr(obj, "forward", None))
 
@@ -127,9 +181,10 @@ def found_layers(model):
 
 def name_parameters(model):
     """``(names, layers, first)``: a name per list position (layer class, its count among
-    the layers of that class, role), the layer objects keyed by their names, and for each
-    position the first position that lists the same array, or the array it is the
-    transpose of."""
+    the layers of that class, role; or, for a model that lists no layers covering its
+    arrays, the layer's attribute path and role, ``encoder.lstm.Wx``), the layer objects
+    keyed by their names, and for each position the first position that lists the same
+    array, or the array it is the transpose of."""
     params = list(model.params)
     first = []
     for i, value in enumerate(params):
@@ -138,18 +193,31 @@ def name_parameters(model):
     names = [None] * len(params)
     layers, counts = {}, {}
     raw = getattr(model, "layers", None) or []
-    # a model without ``layers``: its layer objects name its arrays, and give no layer rows
-    # (called with two inputs, or on one column of the batch each, their outputs pair with
-    # no module's by shape alone)
-    for layer in (raw.values() if hasattr(raw, "values") else raw) if raw else found_layers(model):
+    raw = list(raw.values() if hasattr(raw, "values") else raw)
+    listed = {id(p) for layer in raw for p in _held(layer)}
+    keyed = None
+    if any(id(p) not in listed for p in params):
+        keyed = _layers_by_attribute(model)
+        if not {id(p) for p in params} <= {id(p) for layer in keyed.values() for p in _held(layer)}:
+            keyed = None  # neither way names every array
+    if keyed is not None:
+        chosen = [(layer, key, True) for key, layer in keyed.items()]
+    elif raw:
+        chosen = [(layer, None, True) for layer in raw]
+    else:
+        # the layer objects name the arrays, and give no layer rows (called with two inputs,
+        # or on one column of the batch each, their outputs pair with no module's by shape)
+        chosen = [(layer, None, False) for layer in found_layers(model)]
+    for layer, key, rows in chosen:
         kind = type(layer).__name__
-        key = f"{kind}{counts.get(kind, 0)}"
-        counts[kind] = counts.get(kind, 0) + 1
-        if raw:
+        if key is None:
+            key = f"{kind}{counts.get(kind, 0)}"
+            counts[kind] = counts.get(kind, 0) + 1
+        if rows:
             layers[key] = layer
         for position, value in enumerate(getattr(layer, "params", None) or ()):
-            for i, listed in enumerate(params):
-                if listed is value and names[first[i]] is None:
+            for i, listed_value in enumerate(params):
+                if listed_value is value and names[first[i]] is None:
                     names[first[i]] = f"{key}.{_role(layer, value, position)}"
     for i in range(len(params)):
         if names[first[i]] is None:  # an array no listed layer holds
