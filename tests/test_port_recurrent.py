@@ -148,7 +148,7 @@ def test_the_numpy_lstm_backprop_against_central_differences():
 def test_nn_lstm_passes_whatever_order_the_numpy_code_slices_its_gates_in(order):
     x, t = tokens()
     report = check_port(Rnnlm(order=order), LstmPort(), x, t)
-    assert report.passed, report.text()
+    assert report.passed, str(report)
     pair = next(p for p in report.pairing if p.numpy == "TimeLSTM0.Wx")
     assert "".join(pair.gate_names[0]) == order  # the order read off the values, said
     assert [p.view for p in report.pairing if p.numpy == "TimeLSTM0.b"] == [
@@ -160,7 +160,7 @@ def test_nn_lstm_passes_whatever_order_the_numpy_code_slices_its_gates_in(order)
 def test_time_major_and_cell_loop_ports_pass_with_a_row_for_the_lstm(port):
     x, t = tokens()
     report = check_port(Rnnlm(), port(), x, t)
-    assert report.passed, report.text()
+    assert report.passed, str(report)
     lstm = row(report, "forward", "TimeLSTM0")
     assert lstm.torch in ("lstm", "cell") and lstm.shape == (3, 5, H)
 
@@ -168,7 +168,7 @@ def test_time_major_and_cell_loop_ports_pass_with_a_row_for_the_lstm(port):
 def test_a_literal_port_slicing_the_book_order_passes():
     x, t = tokens()
     report = check_port(Rnnlm(), Literal(), x, t, param_map=literal_pairing())
-    assert report.passed, report.text()
+    assert report.passed, str(report)
 
 
 @pytest.mark.parametrize("model", [Rnnlm, RnnlmWithoutReset], ids=["reset_state", "no-reset"])
@@ -178,7 +178,7 @@ def test_stateful_sides_start_each_pass_from_the_state_they_were_handed(model):
     first, second = numpy_model.forward(x, t), numpy_model.forward(x, t)
     assert abs(first - second) > 1e-4  # a pass on the carried state computes another loss
     report = check_port(model(), LstmPort(stateful=True), x, t)
-    assert report.passed, report.text()
+    assert report.passed, str(report)
 
 
 # --- the traps -----------------------------------------------------------------------------------

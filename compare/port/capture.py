@@ -145,15 +145,16 @@ def module_leaves(module):
             if name and not any(True for _ in m.children())]
 
 
-def _hook_sequence(record, out, h_n, add):
+def _hook_sequence(record, out, h_n, add, view=lambda a: a):
     """A recurrent module's output gradient: what reaches ``out`` plus what reaches the
-    last step through ``h_n`` (``layers/recurrent.last_state``), as either arrives."""
+    last step through ``h_n`` (``layers/recurrent.last_state``), as either arrives; in the
+    layout the record keeps (``view``: a time-major module's turned batch first)."""
     parts = {}
 
     def hook(name):
         def keep(grad):
             parts[name] = _to_numpy(grad)
-            record.grad_output = add(parts.get("out"), parts.get("h_n"))
+            record.grad_output = view(add(parts.get("out"), parts.get("h_n")))
         return keep
     for name, tensor in (("out", out), ("h_n", h_n)):
         if getattr(tensor, "requires_grad", False):
@@ -182,7 +183,7 @@ def module_capture(module, batch=None):
             from .layers.recurrent import last_state
             state = last_state(mod, output)
             if state is not None:  # the last step's h also handed on as h_n
-                _hook_sequence(record, tensor, *state)
+                _hook_sequence(record, tensor, *state, view=view)
             elif hasattr(tensor, "requires_grad") and tensor.requires_grad:
                 def grad_hook(grad, _record=record):
                     _record.grad_output = view(_to_numpy(grad))

@@ -200,6 +200,10 @@ def name_parameters(model):
         keyed = _layers_by_attribute(model)
         if not {id(p) for p in params} <= {id(p) for layer in keyed.values() for p in _held(layer)}:
             keyed = None  # neither way names every array
+        elif any(part.isdigit() for key in keyed for part in key.split(".")):
+            # layers kept in a list, each on its own part of the batch (the book's word2vec:
+            # in_layers[i] on context column i): their outputs pair with no module's
+            keyed = None
     if keyed is not None:
         chosen = [(layer, key, True) for key, layer in keyed.items()]
     elif raw:
