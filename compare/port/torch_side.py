@@ -113,6 +113,10 @@ class TorchSide:
         if loss == "model" and not callable(getattr(self.model, "loss", None)):
             raise PortSetupError(f"{SIDE}: --loss model needs the port's own loss(x, t), and "
                                  f"{type(model).__name__} has none")
+        if loss != "model" and self.forward_takes_more:
+            raise PortSetupError(f"{SIDE}: {type(model).__name__}.forward takes more than the "
+                                 f"batch x, so no {loss} of its scores can be taken; give the "
+                                 f"port a loss(x, t) and use --loss model")
         if self.kind == "literal" and not callable(getattr(self.model, "predict", None)) \
                 and loss != "model":
             raise PortSetupError(f"{SIDE}: the literal port has no predict(x) to take "
@@ -322,9 +326,25 @@ class TorchSide:
         keyword = mode_keyword(fn)
         return {} if keyword is None else {keyword: self.mode == "train"}
 
+    @property
+    def forward_takes_more(self):
+        """An ``nn.Module`` whose ``forward`` needs more than the batch (cs231n's captioning
+        ``forward(features, captions_in)``): its scores come only through its own
+        ``loss(x, t)``, so the check compares that loss and its gradients, and no scores."""
+        if self.kind != "module":
+            return False
+        import inspect
+        try:
+            params = inspect.signature(self.model.forward).parameters.values()
+        except (TypeError, ValueError):
+            return False
+        required = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                    and p.default is p.empty]
+        return len(required) > 1
+
     def scores(self, x):
         fn = self.model if self.kind == "module" else getattr(self.model, "predict", None)
-        if fn is None:
+        if fn is None or (self.loss_name == "model" and self.forward_takes_more):
             return None
         if self.kind == "module":
             self.model.train(self.mode == "train")

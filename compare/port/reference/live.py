@@ -41,7 +41,8 @@ from ..unit_axes import as_shape
 from .predict_mode import runs_as_eval
 from .uses import use_order
 from .list_door import ListDoor, through_list_door
-from .shapes import LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n, modal_cs231n, parse_kwargs
+from .shapes import (LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n,
+                     modal_cs231n, parse_kwargs, returns_loss_and_grads)
 
 SIDE = "numpy side"
 
@@ -114,19 +115,24 @@ class NumpySide:
             raise PortSetupError(f"--numpy-layout must be one of {LAYOUTS}, got {numpy_layout!r}")
         self.layout = numpy_layout or detect_layout(self.params)
         self.cs231n = is_cs231n(self.model)
+        # cs231n's captioning models: loss(features, captions) -> (loss, grads), no scores
+        self.pair_loss = not self.cs231n and returns_loss_and_grads(self.model)
         self.kwargs = kwargs
         self.function_layers = {}  # record key -> FunctionLayer, of the latest capture
         self.predicts_train = True
         inner = self.model
         self.functions = not self.items and has_layer_functions(inner)
         self.inner = inner
-        if self.cs231n or self.layout == "features-first" or kwargs:
-            self.model = Shaped(inner, cs231n=self.cs231n, layout=self.layout, kwargs=kwargs)
+        if self.cs231n or self.pair_loss or self.layout == "features-first" or kwargs:
+            self.model = Shaped(inner, cs231n=self.cs231n, pair=self.pair_loss, layout=self.layout,
+                                kwargs=kwargs)
             self.predicts_train = self.model.predicts_train
             self.loss_mode = None if self.cs231n else mode_keyword(inner.loss)
             self.predict_mode = "train_flg" if self.cs231n else mode_keyword(getattr(inner, "predict", None))
             if self.cs231n:
                 self.description += " (cs231n's loss(X, y=None): scores or (loss, grads))"
+            if self.pair_loss:
+                self.description += " (cs231n's loss(features, captions): (loss, grads))"
             if self.layout == "features-first":
                 self.description += " (features first: x.T, W (out, in))"
         # the batch is handed over transposed, and so are the draws made on it, for the port
