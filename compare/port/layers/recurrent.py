@@ -17,6 +17,7 @@ product with ``Wh``: ``r * (h @ W) != (r * h) @ W``, so no weight mapping makes 
 compute the book's GRU (``gru_convention``).
 """
 import itertools
+import re
 
 import numpy as np
 
@@ -99,6 +100,18 @@ def _hinted(name, role):
     return any(stem == h or stem.endswith(h) for h in _HINTS[role])
 
 
+def _bias_of_another(name, names, own):
+    """``b_proj`` beside a ``W_proj`` that is no weight of this layer (``own``): that
+    weight's bias, by the name they share, even where its shape is the gate width (a vanilla
+    RNN's ``(H,)``)."""
+    match = re.fullmatch(r"(?:b|bias|biases)_?(.+)", _stem(name))
+    if match is None:
+        return False
+    tail = re.escape(match.group(1))
+    return any(re.fullmatch(rf"(?:w|weight|weights)_?{tail}", _stem(n))
+               for n in names if n not in own and _owner(n) == _owner(name))
+
+
 def fused_pairs(np_shapes, model, used=()):
     """The recurrent modules' parameters paired with the NumPy fused ``Wx``, ``Wh``, ``b``
     (module docstring): ``[Pair]`` with the kind's first convention for the gate blocks
@@ -127,7 +140,8 @@ def fused_pairs(np_shapes, model, used=()):
                   next((n for n in wxs if _owner(n) == owner), None))
         if wx is None:
             continue
-        biases = [n for n in with_shape((G * H,), (1, G * H)) if _owner(n) == owner]
+        biases = [n for n in with_shape((G * H,), (1, G * H)) if _owner(n) == owner
+                  and not _bias_of_another(n, np_shapes, (wx, wh))]
         mine, theirs = CONVENTIONS[kind][0], TORCH_GATES[kind]
         order = tuple(mine.index(g) for g in theirs)
         names = (mine, theirs)
