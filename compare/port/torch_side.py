@@ -588,6 +588,13 @@ class TorchSide:
         finally:
             self.tape.where = None
 
+    def recorded_outputs(self, x, t):
+        """The layer records of ``outputs(x, t)``'s pass (the port's own loss, where its
+        forward needs more than the batch), without gradients."""
+        with self._capture() as capture:
+            self.outputs(x, t)
+        return capture.records
+
     def recorded_scores(self, x):
         """The scores of one pass recorded layer by layer, without gradients: ``(capture,
         scores as a NumPy array or None)``."""
