@@ -29,6 +29,10 @@ class LayerRecord:
     grad_output: np.ndarray = None
     param_names: tuple = ()
     mask: np.ndarray = None  # a boolean ``mask`` the layer kept (the book's Dropout, Relu)
+    # the initial hidden state a recurrent layer is handed beside its input (nn.LSTM's
+    # h0 of (h0, c0); cs231n's lstm_forward(x, h0, ...)); None where it is given none
+    state: np.ndarray = None
+    state_given: bool = True
 
     @property
     def shape(self):
@@ -139,6 +143,14 @@ def book_layer_capture(items, owners=None):
                     del layer.backward
 
 
+def _recurrent_output(output):
+    """``nn.RNN``/``nn.GRU``'s ``(output, h_n)``, ``nn.LSTM``'s ``(output, (h_n, c_n))``."""
+    if not isinstance(output, tuple) or len(output) != 2 or not hasattr(output[0], "dim"):
+        return False
+    last = output[1][0] if isinstance(output[1], tuple) else output[1]
+    return hasattr(last, "dim") and last.dim() in (2, 3) and output[0].dim() in (2, 3)
+
+
 def module_leaves(module):
     """``[(name, module)]`` of the modules that hold no other modules, in registration order."""
     return [(name, m) for name, m in module.named_modules()
@@ -160,6 +172,11 @@ def module_capture(module):
         def hook(mod, inputs, output, _name=name, _names=names):
             record = LayerRecord(_name, type(mod).__name__, _to_numpy(inputs[0] if inputs else None),
                                  _to_numpy(output), param_names=_names)
+            if _recurrent_output(output):  # (output, h_n) or (output, (h_n, c_n))
+                given = len(inputs) > 1 and inputs[1] is not None
+                # h0 of (h0, c0); none given: torch starts from zeros of h_n's shape
+                record.state = _to_numpy(inputs[1]) if given else np.zeros_like(_to_numpy(output[1]))
+                record.state_given = given
             capture.records.append(record)
             tensor = output[0] if isinstance(output, (tuple, list)) else output
             if hasattr(tensor, "requires_grad") and tensor.requires_grad:

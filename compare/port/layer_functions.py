@@ -179,6 +179,8 @@ def function_capture(model, params, features_first=False, layers=None):
                                         if isinstance(a, np.ndarray) and id(a) in ids))
             record = LayerRecord(key, stem, _t(_to_numpy(args[0]) if args else None, features_first),
                                  _t(_to_numpy(value), features_first), param_names=names)
+            if stem in RECURRENT and len(args) > 1 and isinstance(args[1], np.ndarray):
+                record.state = _t(args[1].copy(), features_first)
             cache = out[1] if isinstance(out, tuple) and len(out) == 2 else None
             if cache is not None:
                 caches[id(cache)] = (cache, record)  # the cache kept alive, so its id stays its own
