@@ -537,6 +537,39 @@ class TorchSide:
                 return name
         return None
 
+    @contextmanager
+    def loss_with_scores(self, x, t):
+        """Yields ``(loss, scores)``, both tensors in one graph of the parameters, for
+        ``torch.autograd.grad`` inside the block: the loss checked, and the scores it is
+        computed from (a module's own ``loss(x, t)``: its top module's output, however its
+        forward is called, as a forward hook sees it; None where none is seen). The buffers
+        and the parameters' ``requires_grad`` are put back after."""
+        torch = _torch()
+        before, seen, hook = self.buffer_values(), [], None
+        requires = {n: p.requires_grad for n, p in self.params.items()}
+        try:
+            for p in self.params.values():
+                p.requires_grad_(True)
+            with torch.enable_grad():
+                if self.loss_name == "model":
+                    if self.kind == "module":
+                        hook = self.model.register_forward_hook(lambda m, args, out: seen.append(out))
+                    loss = self.model_loss(x, t)
+                    scores = seen[-1] if seen and isinstance(seen[-1], torch.Tensor) else None
+                else:
+                    scores = self.scores(x)
+                    loss = self.losses_of(scores, t)[self.loss_name]
+                if hook is not None:
+                    hook.remove()
+                    hook = None
+                yield loss, scores
+        finally:
+            if hook is not None:
+                hook.remove()
+            self.load_buffers(before)
+            for name, p in self.params.items():
+                p.requires_grad_(requires[name])
+
     def _eps_values(self, scores, t, x=None):
         """``eps_losses`` of detached scores, as numbers (for fitting eps to a loss)."""
         torch = _torch()

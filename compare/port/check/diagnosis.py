@@ -22,6 +22,7 @@ from ..diagnosis import diagnose
 from ..layers import Site, numpy_kind, torch_kind
 from ..layers.dropout import pass_traps
 from ..layers.recurrent import pass_traps as recurrent_traps
+from ..layers.softmax_loss import mask_trap
 from ..pairing import numpy_layout
 from ..tolerance import port_tolerance, within
 from ..torch_side import to_numpy
@@ -231,7 +232,7 @@ def _pass_traps(run):
     """The hypotheses tested on the port's whole pass (dropout drawn inline, a softmax over
     the batch axis): named where the fix, applied, reproduces the NumPy loss (with the known
     differences added) and, where there is one, its gradient."""
-    if run.torch.loss_name == "model" or getattr(run.np, "tape", None) is None:
+    if getattr(run.np, "tape", None) is None:
         return []
     chosen = "gradient" if run.torch.has_gradient else run.torch.loss_name
 
@@ -242,9 +243,11 @@ def _pass_traps(run):
         return _reproduced(run, out, grads, pairing)
     missed = len(run.np.tape.missed)
     try:
+        if run.torch.loss_name == "model":  # the port's own loss: what it reduces, no more
+            return [] if run.torch.has_gradient else mask_trap(run, reproduces)
         return (pass_traps(run.np.tape, rerun, reproduces) or axis_on_pass(rerun, reproduces)
                 or _transposed_on_pass(run, rerun, reproduces)
-                or recurrent_traps(run, rerun, reproduces))
+                or recurrent_traps(run, rerun, reproduces) or mask_trap(run, reproduces))
     finally:
         del run.np.tape.missed[missed:]  # the hypotheses' passes are no part of the check
 
