@@ -25,6 +25,7 @@ import torch
 
 from compare import check_port
 from compare.parity import richardson_truncation, roundoff, tolerance
+from compare.port.reference.shapes import returns_loss_and_grads
 from compare.port.targets import PortSetupError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def _central(f, p, h):
     return out
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", [pytest.param("rnn", marks=pytest.mark.slow), "lstm"])
 def test_numpy_backprop_against_central_differences(cell):
     model = MAKERS[cell][0]()
     x, t = batch()
@@ -179,6 +180,47 @@ def test_the_hand_map_is_needed():
 
 # --- the check -------------------------------------------------------------------------------
 
+class EarlyReturn(nc.CaptioningRNN):
+    """A loss that returns something else for a call the check never makes."""
+
+    def loss(self, features, captions):
+        if captions is None:
+            return None
+        loss, grads = super().loss(features, captions)
+        return loss, grads
+
+
+class HandedOn(nc.CaptioningRNN):
+    """The pair handed on from another call: not seen in the source."""
+
+    def loss(self, features, captions):
+        return super().loss(features, captions)
+
+
+class BookShape(nc.CaptioningRNN):
+    def loss(self, x, t):
+        return super().loss(x, t)[0]
+
+    def gradient(self, x, t):
+        return super().loss(x, t)[1]
+
+
+def test_the_captioning_door_is_recognised_by_the_signature_and_the_return():
+    assert returns_loss_and_grads(nc.make_lstm())
+    assert returns_loss_and_grads(EarlyReturn(nc.WORD_TO_IDX, **nc.SIZES))
+    assert not returns_loss_and_grads(BookShape(nc.WORD_TO_IDX, **nc.SIZES))
+
+
+@pytest.mark.slow
+def test_a_pair_handed_on_is_checked_with_numerical_gradients():
+    """The door does not see the pair in the source: the loss is still read off it, and the
+    NumPy gradients are central differences of it; the right port passes all the same."""
+    model = HandedOn(nc.WORD_TO_IDX, cell_type="lstm", **nc.SIZES)
+    assert not returns_loss_and_grads(model)
+    report = check(model, tc.make_lstm_port())
+    assert report.passed, report.to_text()
+    assert report.settings["gradients"].startswith("central differences of the NumPy loss")
+
 def check(numpy_model, port, **kwargs):
     x, t = batch()
     return check_port(numpy_model, port, x, t, loss="model", **kwargs)
@@ -250,6 +292,9 @@ def test_h0_left_at_zero_is_located_at_the_lstm():
     assert "h0" in first["detail"] and "no initial hidden state" in first["detail"]
     unused = {d["parameter"] for d in report.diagnosis if d["code"] == "unused"}
     assert unused == {"W_proj", "b_proj"}, report.to_text()
+    # no order gives the NumPy LSTM's output with h0 at zero: cs231n's own order is kept
+    pairs = {p.numpy: p for p in report.pairing}
+    assert pairs["Wx"].gate_names[0] == ("i", "f", "o", "g")
     assert "loss_mask" not in _codes(report)
 
 

@@ -143,12 +143,8 @@ def book_layer_capture(items, owners=None):
                     del layer.backward
 
 
-def _recurrent_output(output):
-    """``nn.RNN``/``nn.GRU``'s ``(output, h_n)``, ``nn.LSTM``'s ``(output, (h_n, c_n))``."""
-    if not isinstance(output, tuple) or len(output) != 2 or not hasattr(output[0], "dim"):
-        return False
-    last = output[1][0] if isinstance(output[1], tuple) else output[1]
-    return hasattr(last, "dim") and last.dim() in (2, 3) and output[0].dim() in (2, 3)
+# torch's recurrent modules: handed an initial state beside their input
+RECURRENT_MODULES = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
 
 
 def module_leaves(module):
@@ -172,10 +168,12 @@ def module_capture(module):
         def hook(mod, inputs, output, _name=name, _names=names):
             record = LayerRecord(_name, type(mod).__name__, _to_numpy(inputs[0] if inputs else None),
                                  _to_numpy(output), param_names=_names)
-            if _recurrent_output(output):  # (output, h_n) or (output, (h_n, c_n))
+            if type(mod).__name__ in RECURRENT_MODULES and type(mod).__module__.startswith("torch"):
                 given = len(inputs) > 1 and inputs[1] is not None
-                # h0 of (h0, c0); none given: torch starts from zeros of h_n's shape
-                record.state = _to_numpy(inputs[1]) if given else np.zeros_like(_to_numpy(output[1]))
+                # h0 of (h0, c0); none given: torch starts from zeros of h's shape (h_n of
+                # (output, h_n) and (output, (h_n, c_n)); a cell's own output, h of (h, c))
+                h = output if type(mod).__name__.endswith("Cell") else output[1]
+                record.state = _to_numpy(inputs[1]) if given else np.zeros_like(_to_numpy(h))
                 record.state_given = given
             capture.records.append(record)
             tensor = output[0] if isinstance(output, (tuple, list)) else output

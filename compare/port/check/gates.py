@@ -7,9 +7,10 @@ the one under which the port, loaded with the NumPy values, computes the NumPy l
 (evaluation mode: nothing drawn). Every order is tried, the kind's conventions first.
 Where none reproduces the NumPy loss (a port whose loss is wrong, the layer right), the
 recurrent layer's own output decides: the first order under which the port's recorded
-recurrent module gives the NumPy layer's output; where that does not tell either (the
-port's initial state is what differs), the convention of the code's kind: cs231n's layer
-functions i,f,o,g, the book's layer objects f,g,i,o; else the order whose loss is nearest. The check's rows then show where the passes part. The pairing line
+recurrent module gives the NumPy layer's output; where the layer parts under every order
+(the port's initial state is what differs), the convention of the code's kind: cs231n's
+layer functions i,f,o,g, the book's layer objects f,g,i,o; where no record tells, the
+order whose loss is nearest. The check's rows then show where the passes part. The pairing line
 says the order taken.
 """
 import numpy as np
@@ -95,13 +96,16 @@ def read_gate_order(run):
         if not within(expected, expected * (1 + best[0]), run.dtype):
             # no order gives the NumPy loss: the loss may be what differs, not the layer
             np_records = _numpy_records(run) if np_records is None else np_records
-            agreed = None
+            told = []
             for _, mine, trial in found:
                 port.load(trial, run.np.params)
-                if _layer_agrees(run, port, np_records, kind, tx, tt):
-                    agreed = (None, mine, trial)
+                told.append(_layer_agrees(run, port, np_records, kind, tx, tt))
+                if told[-1]:
+                    best = (None, mine, trial)
                     break
-            origin = _origin_convention(run, kind)
-            best = agreed or next((f for f in found if f[1] == origin), best)
+            else:
+                if any(a is False for a in told):  # the layer itself parts under every order
+                    origin = _origin_convention(run, kind)
+                    best = next((f for f in found if f[1] == origin), best)
         pairing = best[2]
     return pairing

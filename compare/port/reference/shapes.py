@@ -8,7 +8,7 @@
   ``(loss, grads)`` in train mode; ``y`` are class indices, whatever the batch
   holds; its ``predict`` gives labels and is never called;
 * cs231n's assignment 3 (``CaptioningRNN.loss(features, captions)``: both
-  required, every ``return`` of the method a pair, ``return loss, grads``):
+  required, the method returning a pair, ``return loss, grads``):
   ``(loss, grads)`` on the batch as it is (``t`` the captions, integer word ids
   the model splits itself); no scores come out of it (its ``sample`` decodes);
 * features first (the deeplearning.ai course: ``W1`` ``(n_h, n_x)`` with ``b1``
@@ -70,9 +70,9 @@ def _returns(fn):
 
 
 def returns_loss_and_grads(model):
-    """cs231n's assignment 3: ``loss(features, captions)``, both required, and every
-    ``return`` of it a pair (``return loss, grads``); a model with a ``gradient`` of its own
-    keeps the book's door."""
+    """cs231n's assignment 3: ``loss(features, captions)``, both required, returning a pair
+    (``return loss, grads``; an early ``return`` of something else, for a call the check never
+    makes, aside); a model with a ``gradient`` of its own keeps the book's door."""
     fn = getattr(model, "loss", None)
     sig = _signature(fn)
     if sig is None or callable(getattr(model, "gradient", None)):
@@ -82,8 +82,7 @@ def returns_loss_and_grads(model):
     if len(params) < 2 or any(p.default is not p.empty for p in params[:2]):
         return False
     returns = _returns(fn)
-    return bool(returns) and all(isinstance(r.value, ast.Tuple) and len(r.value.elts) == 2
-                                 for r in returns)
+    return any(isinstance(r.value, ast.Tuple) and len(r.value.elts) == 2 for r in returns or ())
 
 
 def _partners(shapes):
