@@ -308,3 +308,20 @@ def test_loss_mask_not_named_where_its_fix_does_not_reproduce():
     report = check(nc.make_lstm(), port)
     assert not report.passed
     assert "loss_mask" not in _codes(report), report.to_text()
+
+
+class TimeFirst(tc.CaptioningPort):
+    """nn.LSTM left at batch_first=False and handed (N, T, D): with N == T it runs."""
+
+    def __init__(self, **sizes):
+        super().__init__(**sizes, cell_type="lstm")
+        self.cell = torch.nn.LSTM(sizes["wordvec_dim"], sizes["hidden_dim"])
+
+
+@pytest.mark.slow
+def test_batch_first_is_named_through_the_ports_own_loss():
+    x, t = nc.make_batch(n=6, steps=6)  # N == T: the port's pass runs, on the wrong axis
+    report = check_port(nc.make_lstm(), TimeFirst(**tc.SIZES), x, t, loss="model")
+    assert not report.passed
+    assert report.first_mismatch["where"] == "lstm1"
+    assert _codes(report) == ["batch_first"], report.to_text()

@@ -243,8 +243,11 @@ def _pass_traps(run):
         return _reproduced(run, out, grads, pairing)
     missed = len(run.np.tape.missed)
     try:
-        if run.torch.loss_name == "model":  # the port's own loss: what it reduces, no more
-            return [] if run.torch.has_gradient else mask_trap(run, reproduces)
+        if run.torch.loss_name == "model":
+            # the port's own loss: its recurrent layers' settings and what it reduces (the
+            # others read the port's scores, which its own loss may not show)
+            return [] if run.torch.has_gradient else (recurrent_traps(run, rerun, reproduces)
+                                                      or mask_trap(run, reproduces))
         return (pass_traps(run.np.tape, rerun, reproduces) or axis_on_pass(rerun, reproduces)
                 or _transposed_on_pass(run, rerun, reproduces)
                 or recurrent_traps(run, rerun, reproduces) or mask_trap(run, reproduces))
