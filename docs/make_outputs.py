@@ -1,4 +1,5 @@
-"""Rewrite every command output quoted in README.md and docs/*.md from a fresh run.
+"""Rewrite every command output quoted in README.md, docs/*.md and examples/*/README.md
+from a fresh run.
 
 A quoted output is a fenced block right after a marker line:
 
@@ -30,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+         *sorted((ROOT / "examples").glob("*/README.md"))]
 MARKER = re.compile(r"^<!-- output( full)?: (.+?) -->$")
 # the lines that carry a verdict: what the test compares with a fresh run
 VERDICT = re.compile(r"^(PASS:|FAIL:|first mismatch:|likely cause:|  \[\w+\] |\d+ parity checks?:)")

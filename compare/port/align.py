@@ -7,8 +7,12 @@ They are aligned as two strings are: an order-keeping matching that
 maximises a score, where a NumPy record and a torch record can only match
 when their outputs have the same shape (axes of length 1 aside:
 ``compare.port.unit_axes``), and score more when their values agree and
-when their kinds are twins (``Affine`` and ``Linear``). Records left over
-are reported as unpaired, not as failures.
+when their kinds are twins (``Affine`` and ``Linear``). Two layers on
+independent branches may run in the other order in the port (the captions
+embedded before the image features are projected to ``h0``): a record left over
+on each side, of twin kinds, whose outputs agree, and each the other's only such
+match, are paired across the order (``_crossed``). Records left over are
+reported as unpaired, not as failures.
 """
 import re
 
@@ -78,5 +82,28 @@ def align(np_records, torch_records):
             j += 1
     paired_np = {p[0] for p in pairs}
     paired_t = {p[1] for p in pairs}
+    pairs = sorted(pairs + _crossed(np_records, torch_records,
+                                    [k for k in range(n) if k not in paired_np],
+                                    [k for k in range(m) if k not in paired_t]))
+    paired_np = {p[0] for p in pairs}
+    paired_t = {p[1] for p in pairs}
     return (pairs, [k for k in range(n) if k not in paired_np],
             [k for k in range(m) if k not in paired_t])
+
+
+def _crossed(np_records, torch_records, left_np, left_t):
+    """Leftover records paired across the order: twin kinds, the same shape, outputs that
+    agree, each the other's only such match. Values that agree are what pairs them, so a
+    layer the port computes otherwise stays unpaired, as before."""
+    def match(a, b):
+        return (_shapes_pair(a.shape, b.shape) and kinds_are_twins(a.kind, b.kind)
+                and values_agree(a.output, b.output))
+    found = []
+    for i in left_np:
+        mine = [j for j in left_t if match(np_records[i], torch_records[j])]
+        if len(mine) != 1:
+            continue
+        theirs = [k for k in left_np if match(np_records[k], torch_records[mine[0]])]
+        if theirs == [i]:
+            found.append((i, mine[0]))
+    return found

@@ -29,6 +29,10 @@ class LayerRecord:
     grad_output: np.ndarray = None
     param_names: tuple = ()
     mask: np.ndarray = None  # a boolean ``mask`` the layer kept (the book's Dropout, Relu)
+    # the initial hidden state a recurrent layer is handed beside its input (nn.LSTM's
+    # h0 of (h0, c0); cs231n's lstm_forward(x, h0, ...)); None where it is given none
+    state: np.ndarray = None
+    state_given: bool = True
 
     @property
     def shape(self):
@@ -139,6 +143,10 @@ def book_layer_capture(items, owners=None):
                     del layer.backward
 
 
+# torch's recurrent modules: handed an initial state beside their input
+RECURRENT_MODULES = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
+
+
 def module_leaves(module):
     """``[(name, module)]`` of the modules that hold no other modules, in registration order."""
     return [(name, m) for name, m in module.named_modules()
@@ -178,6 +186,13 @@ def module_capture(module, batch=None):
             view = _batch_first_view(mod, inputs, batch)
             record = LayerRecord(_name, type(mod).__name__, view(_to_numpy(inputs[0] if inputs else None)),
                                  view(_to_numpy(output)), param_names=_names)
+            if type(mod).__name__ in RECURRENT_MODULES and type(mod).__module__.startswith("torch"):
+                given = len(inputs) > 1 and inputs[1] is not None
+                # h0 of (h0, c0); none given: torch starts from zeros of h's shape (h_n of
+                # (output, h_n) and (output, (h_n, c_n)); a cell's own output, h of (h, c))
+                h = output if type(mod).__name__.endswith("Cell") else output[1]
+                record.state = _to_numpy(inputs[1]) if given else np.zeros_like(_to_numpy(h))
+                record.state_given = given
             capture.records.append(record)
             tensor = output[0] if isinstance(output, (tuple, list)) else output
             from .layers.recurrent import last_state
@@ -239,6 +254,14 @@ class StepsRecord:
     @property
     def output(self):
         return self._stacked("output")
+
+    @property
+    def state(self):  # the initial state: the first step's
+        return getattr(self.steps[0], "state", None)
+
+    @property
+    def state_given(self):
+        return getattr(self.steps[0], "state_given", True)
 
     @property
     def grad_output(self):

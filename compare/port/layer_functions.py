@@ -33,6 +33,11 @@ from .capture import Capture, LayerRecord, _to_numpy
 from .layers import KINDS, norm_name
 
 LOSS_KINDS = ("softmax_loss",)
+# cs231n assignment 3's layers, recorded though no kind holds them (their rows pair with
+# nn.Embedding, nn.RNN/nn.LSTM and nn.Linear by the outputs); a step function called inside
+# rnn_forward/lstm_forward is no record of its own, the time layer is
+TIME_LAYERS = ("word_embedding", "temporal_affine", "rnn", "lstm", "rnn_step", "lstm_step")
+RECURRENT = ("rnn", "lstm", "rnn_step", "lstm_step")  # (x, h0 or prev_h, ...)
 SUFFIXES = ("", "_naive", "_fast", "_vectorized", "_vec")
 
 
@@ -46,12 +51,16 @@ def _kind(stem):
     return None
 
 
+def _layer(stem):
+    return _kind(stem) is not None or stem in TIME_LAYERS
+
+
 def _composite(stem):
     """``affine_relu`` -> two kinds; None when the stem is not made of kinds."""
     parts = stem.split("_")
     for cut in range(1, len(parts)):
         head, tail = "_".join(parts[:cut]), "_".join(parts[cut:])
-        if _kind(head) is not None and (_kind(tail) is not None or _composite(tail)):
+        if _layer(head) and (_layer(tail) or _composite(tail)):
             return True
     return False
 
@@ -78,7 +87,7 @@ def layer_functions(namespace):
         if found is None:
             continue
         stem, backward = found
-        composite = _kind(stem) is None
+        composite = not _layer(stem)
         if composite and not _composite(stem):
             continue
         out[name] = (stem, backward if isinstance(namespace.get(backward), types.FunctionType) else None,
@@ -170,6 +179,8 @@ def function_capture(model, params, features_first=False, layers=None):
                                         if isinstance(a, np.ndarray) and id(a) in ids))
             record = LayerRecord(key, stem, _t(_to_numpy(args[0]) if args else None, features_first),
                                  _t(_to_numpy(value), features_first), param_names=names)
+            if stem in RECURRENT and len(args) > 1 and isinstance(args[1], np.ndarray):
+                record.state = _t(args[1].copy(), features_first)
             cache = out[1] if isinstance(out, tuple) and len(out) == 2 else None
             if cache is not None:
                 caches[id(cache)] = (cache, record)  # the cache kept alive, so its id stays its own

@@ -117,6 +117,10 @@ class TorchSide:
         # each pass the check makes of the port goes through loss(x, t)
         self.forward_needs_more = (loss == "model" and self.kind == "module"
                                    and _required_positional(self.model.forward) > 1)
+        if loss != "model" and self.forward_takes_more:
+            raise PortSetupError(f"{SIDE}: {type(model).__name__}.forward takes more than the "
+                                 f"batch x, so no {loss} of its scores can be taken; give the "
+                                 f"port a loss(x, t) and use --loss model")
         if self.kind == "literal" and not callable(getattr(self.model, "predict", None)) \
                 and loss != "model":
             raise PortSetupError(f"{SIDE}: the literal port has no predict(x) to take "
@@ -354,6 +358,13 @@ class TorchSide:
             return lambda: self.model.loss(x, t)
         return lambda: self.model(x)
 
+    @property
+    def forward_takes_more(self):
+        """An ``nn.Module`` whose ``forward`` needs more than the batch (cs231n's captioning
+        ``forward(features, captions_in)``, a seq2seq's ``forward(xs, decoder_xs)``): its
+        scores come only through its own ``loss(x, t)``."""
+        return self.kind == "module" and _required_positional(self.model.forward) > 1
+
     def scores(self, x):
         fn = self.model if self.kind == "module" else getattr(self.model, "predict", None)
         if fn is None or self.forward_needs_more:
@@ -552,6 +563,39 @@ class TorchSide:
                 return name
         return None
 
+    @contextmanager
+    def loss_with_scores(self, x, t):
+        """Yields ``(loss, scores)``, both tensors in one graph of the parameters, for
+        ``torch.autograd.grad`` inside the block: the loss checked, and the scores it is
+        computed from (a module's own ``loss(x, t)``: its top module's output, however its
+        forward is called, as a forward hook sees it; None where none is seen). The buffers
+        and the parameters' ``requires_grad`` are put back after."""
+        torch = _torch()
+        before, seen, hook = self.buffer_values(), [], None
+        requires = {n: p.requires_grad for n, p in self.params.items()}
+        try:
+            for p in self.params.values():
+                p.requires_grad_(True)
+            with torch.enable_grad():
+                if self.loss_name == "model":
+                    if self.kind == "module":
+                        hook = self.model.register_forward_hook(lambda m, args, out: seen.append(out))
+                    loss = self.model_loss(x, t)
+                    scores = seen[-1] if seen and isinstance(seen[-1], torch.Tensor) else None
+                else:
+                    scores = self.scores(x)
+                    loss = self.losses_of(scores, t)[self.loss_name]
+                if hook is not None:
+                    hook.remove()
+                    hook = None
+                yield loss, scores
+        finally:
+            if hook is not None:
+                hook.remove()
+            self.load_buffers(before)
+            for name, p in self.params.items():
+                p.requires_grad_(requires[name])
+
     def _eps_values(self, scores, t, x=None):
         """``eps_losses`` of detached scores, as numbers (for fitting eps to a loss)."""
         torch = _torch()
@@ -602,6 +646,13 @@ class TorchSide:
             yield
         finally:
             self.tape.where = None
+
+    def recorded_outputs(self, x, t):
+        """The layer records of ``outputs(x, t)``'s pass (the port's own loss, where its
+        forward needs more than the batch), without gradients."""
+        with self._capture(x) as capture:
+            self.outputs(x, t)
+        return capture.records
 
     def recorded_scores(self, x):
         """The scores of one pass recorded layer by layer, without gradients: ``(capture,

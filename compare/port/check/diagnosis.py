@@ -23,6 +23,7 @@ from ..layers import Site, numpy_kind, torch_kind
 from ..layers.dropout import pass_traps
 from ..layers.attention import pass_traps as attention_traps
 from ..layers.recurrent import pass_traps as recurrent_traps
+from ..layers.softmax_loss import mask_trap
 from ..pairing import numpy_layout
 from ..tolerance import port_tolerance, within
 from ..torch_side import to_numpy
@@ -250,7 +251,7 @@ def _pass_traps(run):
                                 or axis_on_pass(rerun, reproduces)
                                 or _transposed_on_pass(run, rerun, reproduces)))
                 or recurrent_traps(run, rerun, reproduces) or attention_traps(run, rerun, reproduces)
-                or concat_order_trap(run, rerun, reproduces))
+                or concat_order_trap(run, rerun, reproduces) or mask_trap(run, reproduces))
     finally:
         del run.np.tape.missed[missed:]  # the hypotheses' passes are no part of the check
 
@@ -386,6 +387,9 @@ def _locate_forward(run, row, ctx):
         return None
     tol = port_tolerance(a.input, run.dtype)
     if np.all(np.abs(a.input - b.input) <= tol.atol + tol.rtol * np.abs(a.input)):
+        state = _initial_state(run, a, b)
+        if state is not None:
+            return state
         return (f"{b.key} receives the same input as {a.key}: the difference arises inside "
                 f"{b.key}")
     text = (f"{b.key}'s input already differs from {a.key}'s: the difference arises between "
@@ -402,6 +406,36 @@ def _locate_forward(run, row, ctx):
                          f"{', '.join(skipped)}")
             break
     return text
+
+
+def _initial_state(run, a, b):
+    """A recurrent layer handed the same input but another initial state: where it differs,
+    the difference arises before the layer, in the state it is given; where the port hands
+    one the NumPy record does not hold, that it was not compared."""
+    if getattr(b, "state", None) is None:
+        return None
+    if getattr(a, "state", None) is None:
+        return (f"{b.key} receives the same input as {a.key} (its initial state is not "
+                f"compared: the NumPy record holds none): the difference arises inside "
+                f"{b.key} or in that state")
+    expected = np.asarray(a.state, np.float64)
+    if within(expected, b.state, run.dtype):
+        return None
+    actual = np.asarray(as_shape(np.asarray(b.state, np.float64), expected.shape))
+    if not getattr(b, "state_given", True):
+        given = "no initial hidden state (torch's default, zeros)"
+    else:
+        zero = " (all zero)" if actual.shape == expected.shape and not np.any(actual) else ""
+        given = f"another initial hidden state{zero}"
+    return (f"{b.key} receives the same input as {a.key} but {given}: the difference arises "
+            f"before {b.key}, in the h0 it is handed (the NumPy h0 of {a.key} holds "
+            f"{_sample(expected)})")
+
+
+def _sample(values):
+    flat = np.ravel(values)
+    shown = ", ".join(f"{v:.4g}" for v in flat[:3])
+    return f"[{shown}{', ...' if flat.size > 3 else ''}]"
 
 
 def _layout_hint(run, ctx, name):

@@ -14,7 +14,9 @@ convention first, then the kinds' (``layers/recurrent.py``: ``read_order``):
   of the NumPy loss and ten times nearer than any other, and within 1e-3 again at two other
   sets of parameter values (the NumPy ones moved by noise): one number may agree by
   chance, three do not. A port whose loss differs for another reason (a sum over the
-  tokens, a penalty only the NumPy loss holds) gives every order a loss as far off.
+  tokens, a penalty only the NumPy loss holds) gives every order a loss as far off;
+* else, the first order under which the port's recorded recurrent modules give the outputs
+  of the NumPy layers they pair with (the loss, or a mask in it, may be what parts).
 
 Where no order is taken, the order the NumPy layer's code implies stays (the book's classes
 f,g,i,o, its GRU z,r,h~; cs231n's functions i,f,o,g; else the kind's first convention), the

@@ -17,6 +17,7 @@ product with ``Wh``: ``r * (h @ W) != (r * h) @ W``, so no weight mapping makes 
 compute the book's GRU (``gru_convention``).
 """
 import itertools
+import re
 
 import numpy as np
 
@@ -100,6 +101,18 @@ def _hinted(name, role):
     return any(stem == h or stem.endswith(h) for h in _HINTS[role])
 
 
+def _bias_of_another(name, names, own):
+    """``b_proj`` beside a ``W_proj`` that is no weight of this layer (``own``): that
+    weight's bias, by the name they share, even where its shape is the gate width (a vanilla
+    RNN's ``(H,)``)."""
+    match = re.fullmatch(r"(?:b|bias|biases)_?(.+)", _stem(name))
+    if match is None:
+        return False
+    tail = re.escape(match.group(1))
+    return any(re.fullmatch(rf"(?:w|weight|weights)_?{tail}", _stem(n))
+               for n in names if n not in own and _owner(n) == _owner(name))
+
+
 def fused_pairs(np_shapes, model, used=(), order=None):
     """The recurrent modules' parameters paired with the NumPy fused ``Wx``, ``Wh``, ``b``
     (module docstring): ``[Pair]`` with the kind's first convention for the gate blocks
@@ -140,7 +153,8 @@ def fused_pairs(np_shapes, model, used=(), order=None):
                   next((n for n in wxs if _owner(n) == owner), None))
         if wx is None:
             continue
-        biases = [n for n in with_shape((G * H,), (1, G * H)) if _owner(n) == owner]
+        biases = [n for n in with_shape((G * H,), (1, G * H)) if _owner(n) == owner
+                  and not _bias_of_another(n, np_shapes, (wx, wh))]
         mine, theirs = CONVENTIONS[kind][0], TORCH_GATES[kind]
         order = tuple(mine.index(g) for g in theirs)
         names = (mine, theirs)
@@ -314,6 +328,33 @@ def perturbed(params, points=2, seed=0):
     return out
 
 
+def _layers_agree(np_records, side, tx, tt, dtype):
+    """The port's recorded recurrent modules give the outputs of the NumPy records they pair
+    with (None where no such pair is recorded)."""
+    from ..align import align
+    from ..tolerance import within
+    try:
+        t_records = side.recorded_outputs(tx, tt)
+    except (PortSetupError, RuntimeError):
+        return None
+    pairs = [(np_records[i], t_records[j]) for i, j in align(np_records, t_records)[0]
+             if TORCH_MODULES.get(t_records[j].kind) is not None]
+    if not pairs:
+        return None
+    return all(within(a.output, b.output, dtype) for a, b in pairs)
+
+
+def _layer_reference(run):
+    """The NumPy layers' records of one evaluation-mode pass, for ``choose``; None where it
+    keeps none."""
+    try:
+        with run.np.capture() as capture:
+            run.np.loss(run.x, run.t, mode="eval")
+    except (PortSetupError, TypeError, AttributeError):
+        return None
+    return ("layers", capture.records) if capture.records else None
+
+
 def references_of(run):
     """The NumPy scores, then its loss, as ``read_order`` asks them (read once per run)."""
     cached = getattr(run, "gate_references", None)
@@ -324,6 +365,9 @@ def references_of(run):
             loss = _loss_reference(run)
             if loss is not None:
                 cached.append(loss)
+        layers = _layer_reference(run)
+        if layers is not None:  # where the outputs and the loss part for another reason
+            cached.append(layers)
         run.gate_references = cached
     return cached
 
@@ -345,6 +389,13 @@ def choose(reference, side, trials, params, x, t, dtype):
             out = side.outputs(tx, tt)
         except (PortSetupError, RuntimeError):
             return None
+        if what == "layers":  # the recurrent layers' own outputs (the loss may be what parts)
+            agrees = _layers_agree(expected, side, tx, tt, dtype)
+            if agrees is None:
+                return None
+            if agrees:
+                return trial
+            continue
         if what == "scores":
             if out["scores"] is None:
                 return None
@@ -488,6 +539,8 @@ def numpy_convention(run, kind, name):
     """The gate order the NumPy layer holding ``name`` implies by where its code comes from
     (the book's classes, cs231n's functions), else the kind's first convention."""
     letters = _book_letters(run, [name])
+    if letters is None and kind == "lstm" and getattr(run.np, "functions", False):
+        letters = CONVENTIONS["lstm"][1]  # cs231n writes its LSTM as module-level functions
     return letters if letters is not None and len(letters) == len(TORCH_GATES[kind]) \
         else CONVENTIONS[kind][0]
 

@@ -41,7 +41,8 @@ from ..unit_axes import as_shape
 from .predict_mode import runs_as_eval
 from .uses import use_order
 from .list_door import ListDoor, through_list_door
-from .shapes import LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n, modal_cs231n, parse_kwargs
+from .shapes import (LAYOUTS, Shaped, check_kwargs, cs231n_buffers, detect_layout, is_cs231n,
+                     modal_cs231n, parse_kwargs, returns_loss_and_grads)
 
 SIDE = "numpy side"
 
@@ -56,6 +57,15 @@ def _float_array(value, name):
                              f"NumPy array (is this the torch model?)")
     if not np.issubdtype(value.dtype, np.floating):
         raise PortSetupError(f"{SIDE}: params[{name!r}] has dtype {value.dtype}, expected floats")
+    return value
+
+
+def _loss_value(value):
+    """The loss of a ``(loss, grads)`` pair that the door did not see coming (a captioning
+    model's loss handing its pair on from another call): its gradients are then taken by
+    central differences, as for a model without ``gradient``."""
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+        return value[0]
     return value
 
 
@@ -114,19 +124,24 @@ class NumpySide:
             raise PortSetupError(f"--numpy-layout must be one of {LAYOUTS}, got {numpy_layout!r}")
         self.layout = numpy_layout or detect_layout(self.params)
         self.cs231n = is_cs231n(self.model)
+        # cs231n's captioning models: loss(features, captions) -> (loss, grads), no scores
+        self.pair_loss = not self.cs231n and returns_loss_and_grads(self.model)
         self.kwargs = kwargs
         self.function_layers = {}  # record key -> FunctionLayer, of the latest capture
         self.predicts_train = True
         inner = self.model
         self.functions = not self.items and has_layer_functions(inner)
         self.inner = inner
-        if self.cs231n or self.layout == "features-first" or kwargs:
-            self.model = Shaped(inner, cs231n=self.cs231n, layout=self.layout, kwargs=kwargs)
+        if self.cs231n or self.pair_loss or self.layout == "features-first" or kwargs:
+            self.model = Shaped(inner, cs231n=self.cs231n, pair=self.pair_loss, layout=self.layout,
+                                kwargs=kwargs)
             self.predicts_train = self.model.predicts_train
             self.loss_mode = None if self.cs231n else mode_keyword(inner.loss)
             self.predict_mode = "train_flg" if self.cs231n else mode_keyword(getattr(inner, "predict", None))
             if self.cs231n:
                 self.description += " (cs231n's loss(X, y=None): scores or (loss, grads))"
+            if self.pair_loss:
+                self.description += " (cs231n's loss(features, captions): (loss, grads))"
             if self.layout == "features-first":
                 self.description += " (features first: x.T, W (out, in))"
         # the batch is handed over transposed, and so are the draws made on it, for the port
@@ -199,7 +214,7 @@ class NumpySide:
 
         def loss():
             with self.tape.numpy_pass():
-                value = call_side(SIDE, "loss", self.model.loss, x, t, **kwargs)
+                value = _loss_value(call_side(SIDE, "loss", self.model.loss, x, t, **kwargs))
             if _not_finite(value):  # it was finite at the given point
                 raise PortSetupError(f"{SIDE}: loss(x, t) is {float(value)} with the parameters "
                                      f"moved by the numerical check's small step: no central "
@@ -219,7 +234,8 @@ class NumpySide:
 
     def loss(self, x, t, mode="train"):
         with self.tape.numpy_pass():
-            value = call_side(SIDE, "loss", self.model.loss, x, t, **self._kwargs(self.loss_mode, mode))
+            value = _loss_value(call_side(SIDE, "loss", self.model.loss, x, t,
+                                          **self._kwargs(self.loss_mode, mode)))
         try:
             return float(value)
         except (TypeError, ValueError):

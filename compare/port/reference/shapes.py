@@ -7,6 +7,10 @@
   ``bn_param``/``dropout_param`` modes from ``y``), ``loss(X, y)`` gives
   ``(loss, grads)`` in train mode; ``y`` are class indices, whatever the batch
   holds; its ``predict`` gives labels and is never called;
+* cs231n's assignment 3 (``CaptioningRNN.loss(features, captions)``: both
+  required, the method returning a pair, ``return loss, grads``):
+  ``(loss, grads)`` on the batch as it is (``t`` the captions, integer word ids
+  the model splits itself); no scores come out of it (its ``sample`` decodes);
 * features first (the deeplearning.ai course: ``W1`` ``(n_h, n_x)`` with ``b1``
   ``(n_h, 1)``, inputs ``(features, examples)``): the batch handed over
   transposed, ``x.T``, labels as ``(classes, m)`` or ``(1, m)``; what comes back
@@ -21,6 +25,7 @@
 import ast
 import inspect
 import re
+import textwrap
 
 import numpy as np
 
@@ -44,6 +49,42 @@ def is_cs231n(model):
     params = [p for p in sig.parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(params) >= 2 and params[1].default is None
+
+
+def _returns(fn):
+    """The ``return`` statements of ``fn``'s own body (not of functions defined in it), or
+    None where its source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    top = tree.body[0] if tree.body and isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    if top is None:
+        return None
+    found, todo = [], list(top.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Return):
+            found.append(node)
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def returns_loss_and_grads(model):
+    """cs231n's assignment 3: ``loss(features, captions)``, both required, returning a pair
+    (``return loss, grads``; an early ``return`` of something else, for a call the check never
+    makes, aside); a model with a ``gradient`` of its own keeps the book's door."""
+    fn = getattr(model, "loss", None)
+    sig = _signature(fn)
+    if sig is None or callable(getattr(model, "gradient", None)):
+        return False
+    params = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(params) < 2 or any(p.default is not p.empty for p in params[:2]):
+        return False
+    returns = _returns(fn)
+    return any(isinstance(r.value, ast.Tuple) and len(r.value.elts) == 2 for r in returns or ())
 
 
 def _partners(shapes):
@@ -127,17 +168,18 @@ def check_kwargs(model, kwargs):
 class Shaped:
     """The user's (copied) model as the book's shape."""
 
-    def __init__(self, model, *, cs231n=False, layout="batch-first", kwargs=None):
+    def __init__(self, model, *, cs231n=False, pair=False, layout="batch-first", kwargs=None):
         self.inner, self.cs231n, self.kwargs = model, cs231n, dict(kwargs or {})
+        self.pair = pair  # loss(x, t) gives (loss, grads) and nothing gives scores
         self.features_first = layout == "features-first"
         self.sequence = False  # the batch is a sequence (N, T, D): set on the first 3-D x
         self.params = model.params
         # cs231n's scores in train mode exist only inside loss(X, y): the check reads them off
         # the last layer's record (a net without modes gives the same scores either way)
         self.predicts_train = not (cs231n and modal_cs231n(model))
-        if self.cs231n or callable(getattr(model, "predict", None)):
+        if self.cs231n or (not pair and callable(getattr(model, "predict", None))):
             self.predict = self._predict
-        if self.cs231n or callable(getattr(model, "gradient", None)):
+        if self.cs231n or pair or callable(getattr(model, "gradient", None)):
             self.gradient = self._gradient
 
     @property
@@ -169,15 +211,16 @@ class Shaped:
     def loss(self, x, t, **mode):
         self.sequence = self.sequence or np.ndim(x) == 3
         out = self.inner.loss(self._x(x), self._t(t), **mode, **self.kwargs)
-        if self.cs231n:
+        if self.cs231n or self.pair:
             if not (isinstance(out, tuple) and len(out) == 2):
-                raise PortSetupError(f"numpy side: loss(X, y) returned {type(out).__name__}, "
+                call = "loss(features, captions)" if self.pair else "loss(X, y)"
+                raise PortSetupError(f"numpy side: {call} returned {type(out).__name__}, "
                                      f"expected (loss, grads) as cs231n's models return")
             return out[0]
         return out
 
     def _gradient(self, x, t):
-        if self.cs231n:
+        if self.cs231n or self.pair:
             out = self.inner.loss(self._x(x), self._t(t), **self.kwargs)
             return out[1] if isinstance(out, tuple) and len(out) == 2 else out
         self.sequence = self.sequence or np.ndim(x) == 3
