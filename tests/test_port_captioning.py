@@ -221,6 +221,19 @@ def test_a_pair_handed_on_is_checked_with_numerical_gradients():
     assert report.passed, report.to_text()
     assert report.settings["gradients"].startswith("central differences of the NumPy loss")
 
+class DefaultCaptions(nc.CaptioningRNN):
+    """``loss(features, captions=None)``: the assignment-2 shape's default, with captions."""
+
+    def loss(self, features, captions=None):
+        return super().loss(features, captions)
+
+
+def test_captions_are_handed_on_as_token_ids_where_the_loss_takes_a_default():
+    # integer captions (N, T+1) are no one-hot rows: read as labels they would lose a column
+    report = check(DefaultCaptions(nc.WORD_TO_IDX, cell_type="lstm", **nc.SIZES), tc.make_lstm_port())
+    assert report.passed, report.to_text()
+
+
 def check(numpy_model, port, **kwargs):
     x, t = batch()
     return check_port(numpy_model, port, x, t, loss="model", **kwargs)

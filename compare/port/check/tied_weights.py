@@ -142,8 +142,10 @@ def explain(error, numpy_model, torch_model, check):
             return _named(report, trial)
     what = "; ".join(_said(t) for t in tried)
     raise PortSetupError(f"{error}; {what}; with the tie {'cut' if tried[0].side == 'numpy' else 'made'} "
-                         f"on the NumPy side the port still does not give its loss and gradients, "
-                         f"so the tie is not the only difference: tie both sides alike, then "
+                         f"on the NumPy side the port still does not give its loss and gradients: "
+                         f"the tie is not the only difference, or the NumPy forward does not "
+                         f"compute with the array it lists (a transpose made anew in each pass, "
+                         f"W.T, rather than the one in params); tie both sides alike, then "
                          f"check again")
 
 

@@ -192,8 +192,9 @@ class Shaped:
         return x.T if self.features_first and x.ndim == 2 else x
 
     def _t(self, t):
-        if self.cs231n:
-            t = t.argmax(axis=1) if t.ndim == 2 else t.astype(np.int64)
+        if self.cs231n:  # one-hot rows to indices; captions (N, T) of token ids as they are
+            one_hot = t.ndim == 2 and np.isin(t, (0, 1)).all() and (t.sum(axis=1) == 1).all()
+            t = t.argmax(axis=1) if one_hot else t.astype(np.int64)
         if not self.features_first:
             return t
         classes = output_size(self.params)
