@@ -1,8 +1,8 @@
 """``write_port``: the torch port of a NumPy model, written from what its layers are.
 
 The NumPy model goes through the check's own door (``reference.NumpySide``, on a
-copy), runs one training-mode pass of its loss on the command's default batch
-(each layer's input and output recorded, the random stream put back after), and
+copy), runs one training-mode pass of its loss on the batch the check takes by
+default (each layer's input and output recorded, the random stream put back after), and
 each layer is handed to its kind's writer (``layers``' ``write``); the layer that
 is the loss, held beside ``layers`` (the book's ``last_layer``), likewise. A
 weight-decay penalty in the loss is read off the model: its loss minus its loss
