@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import py_compile
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,7 +159,7 @@ def test_the_command_refuses_an_unknown_kind_with_exit_2_in_one_line(tmp_path, c
         import sys
         sys.path.insert(0, %r)
         from test_write_port import mystery_net
-    """ % str(__import__("pathlib").Path(__file__).parent)))
+    """ % str(Path(__file__).parent)))
     out = tmp_path / "port.py"
     assert main(["write-port", f"{tmp_path / 'mystery.py'}:mystery_net", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -187,3 +188,27 @@ def test_the_command_writes_checks_and_prints_the_verdict_last(tmp_path, capsys)
     printed = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and printed[-1].startswith("PASS:"), printed[-5:]
     assert "--torch-optimizer" in "\n".join(printed) and out.exists()
+
+
+def test_the_guide_quotes_lines_of_the_file_written_for_the_chapter_6_net():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "port-guide.md").read_text()
+    quoted = guide.split("## Writing the port")[1].split("```python\n")[1].split("```")[0]
+    source = write_port(ch6.make_full_net())
+    assert quoted.strip() and all(line in source for line in quoted.splitlines())
+
+
+@pytest.mark.slow
+def test_a_writer_that_writes_a_wrong_setting_gives_exit_1_with_the_trap_named(tmp_path, capsys,
+                                                                               monkeypatch):
+    from compare.port.layers import batch_norm
+    right = batch_norm.BatchNorm.write
+
+    def torch_default_eps(self, seen):
+        written = right(self, seen)
+        written.module = written.module.replace("eps=1e-06", "eps=1e-05")
+        return written
+    monkeypatch.setattr(batch_norm.BatchNorm, "write", torch_default_eps)
+    code = main(["write-port", "examples/ch6_extend/numpy_net.py:make_batchnorm_net",
+                 "--out", str(tmp_path / "port.py"), "--no-progress"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 1 and printed[-1].startswith("FAIL:") and "bn_eps" in printed[-1], printed[-5:]

@@ -51,7 +51,7 @@ def cmd_write_port(args):
     argv = [args.numpy, f"{out}:make_port", "--no-progress"]
     if written.has_optimizer:
         argv += ["--torch-optimizer", f"{out}:make_optimizer"]
-    print(f"$ python -m compare port {' '.join(argv)}")
+    print(f"checked as: python -m compare port {' '.join(argv)}")
     return port.COMMANDS["port"](_port_args(argv))
 
 
