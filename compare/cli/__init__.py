@@ -7,6 +7,7 @@
     python -m compare report                    # all of it on one Markdown page
     python -m compare bench numerical-gradient  # timings against the book's own code
     python -m compare port NUMPY TORCH          # your own port against its NumPy original
+    python -m compare write-port NUMPY          # the port written for you, then checked
 
 Results go to ``--out`` (default ``./out``) as JSON and PNG. The last line
 printed is a one-line verdict. Exit status: 0 when the command finished and
@@ -18,7 +19,7 @@ import argparse
 import sys
 import time
 
-from . import ch4, port
+from . import ch4, port, write_port
 from .status import FAILED, OK, CannotRun, refuse
 
 
@@ -28,11 +29,12 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     ch4.add_parsers(sub)
     port.add_parsers(sub)
+    write_port.add_parsers(sub)
     return parser
 
 
-COMMANDS = {**ch4.COMMANDS, **port.COMMANDS}
-PREPARE = {**ch4.PREPARE, **port.PREPARE}  # checks every option and loads the data, before any work
+COMMANDS = {**ch4.COMMANDS, **port.COMMANDS, **write_port.COMMANDS}
+PREPARE = {**ch4.PREPARE, **port.PREPARE, **write_port.PREPARE}  # checks every option and loads the data, before any work
 
 
 def main(argv=None):

@@ -19,8 +19,9 @@ file               kind
 ``softmax_loss.py`` ``SoftmaxWithLoss`` / ``F.cross_entropy``
 =================  ===========================================================
 
-``base.py`` says what a kind holds. Adding a kind is adding a file here, its
-``KIND`` to ``KINDS`` below, and its tests.
+``base.py`` says what a kind holds, ``written.py`` what its writer (``write``, for
+``compare write-port``) is handed and hands back. Adding a kind is adding a file
+here, its ``KIND`` to ``KINDS`` below, and its tests.
 """
 from . import activations, affine, batch_norm, convolution, dropout, layer_norm, pooling, softmax_loss
 from .base import LayerKind, Site, norm_name

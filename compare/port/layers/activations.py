@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from .base import LayerKind, torch_shown
+from .written import Written
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
@@ -177,9 +178,18 @@ def activation_trap(site):
     return [found]
 
 
+# the activations with no setting to carry over, as the nn module a PyTorch user picks
+WRITTEN = {"relu": "nn.ReLU()", "selu": "nn.SELU()", "silu": "nn.SiLU()",
+           "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()"}
+
+
 class Activation(LayerKind):
     def traps(self, site):
         return activation_trap(site)
+
+    def write(self, seen):
+        module = WRITTEN.get(self.name)
+        return None if module is None else Written(module)
 
 
 KINDS = (

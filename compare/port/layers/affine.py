@@ -22,6 +22,7 @@ import numpy as np
 
 from ..trace import IN_OUT, OUT_IN
 from .base import LayerKind, summed_scale, torch_shown
+from .written import CannotWrite, Load, Written, trap
 
 AXES = {3: "CHW", 4: "CHW", 5: "CDHW"}
 
@@ -43,6 +44,27 @@ class Affine(LayerKind):
 
     def traps(self, site):
         return self._flatten_order(site) or self._transposed(site)
+
+    def write(self, seen):
+        w_name, w = seen.param("W", "weights", "weight")
+        b_name, b = seen.param("b", "biases", "bias")
+        if w is None or np.ndim(w) != 2:
+            raise CannotWrite("it holds no 2-D weight W (in, out) among the NumPy parameters")
+        n_in, n_out = w.shape
+        written = Written(
+            f"nn.Linear({n_in}, {n_out}{'' if b_name else ', bias=False'})",
+            [Load("weight", w_name, "{p}.T", "the NumPy W is (in, out); nn.Linear.weight is (out, in)")],
+            [("the NumPy Affine keeps W as (in, out), nn.Linear as (out, in): loaded transposed",
+              trap("transpose"))])
+        if b_name:
+            written.loads.append(Load("bias", b_name, *(("{p}", "") if np.ndim(b) == 1 else (
+                "{p}.reshape(-1)", "the NumPy b is a row (1, out); nn.Linear.bias is (out,)"))))
+        if seen.input is not None and np.ndim(seen.input) > 2:
+            written.before.append(("flatten", "nn.Flatten()"))
+            written.conventions.append(
+                ("the NumPy Affine flattens a 4-D input itself, in (C, H, W) order: nn.Flatten() "
+                 "before nn.Linear flattens in the same order", trap("flatten_order")))
+        return written
 
     def _transposed(self, site):
         if site.what != "output" or site.numpy_layer is not None or site.input is None:

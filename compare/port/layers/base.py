@@ -16,7 +16,9 @@ A ``LayerKind`` says, for one kind of layer:
   first parts, returned as ``{"code", "text", ...}`` like the general
   diagnosis's;
 * its known differences (``known``): what two right ports of it compute
-  differently by convention, sized from the recorded pass.
+  differently by convention, sized from the recorded pass;
+* its writer (``write``): the torch module a PyTorch user would pick for it,
+  and the loading of the NumPy values into it (``written.py``).
 
 The phases of the check know no kind by name: they ask the registry
 (``compare.port.layers``) for the kind of a record and call these.
@@ -139,6 +141,12 @@ class LayerKind:
 
     def known(self, site):
         return []
+
+    def write(self, seen):
+        """The torch code of this layer (``written.Written``), for ``compare write-port``;
+        ``None``: this kind has no writer (``written.CannotWrite``: none for this layer as
+        the pass found it, with the reason)."""
+        return None
 
     def gradient_scale(self, record, layer, value):
         """The size of the terms a parameter's gradient sums (``None``: its own size will do).

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..capture import LayerRecord
 from .base import LayerKind, attribute, other_mode_trap, summed_scale
+from .written import KNOWN, CannotWrite, Load, Written, number, trap
 
 BOOK_EPS = 10e-7
 
@@ -81,6 +82,32 @@ def numpy_eps(record, gamma, beta):
 
 
 class BatchNorm(LayerKind):
+    def write(self, seen):
+        g_name, gamma = seen.param("gamma", "weight")
+        b_name, beta = seen.param("beta", "bias")
+        if g_name is None or b_name is None:
+            raise CannotWrite("it holds no gamma and beta among the NumPy parameters")
+        if seen.input is not None and np.ndim(seen.input) != 2:
+            raise CannotWrite(f"its input is {np.ndim(seen.input)}-D, normalised per activation: "
+                              f"no nn.BatchNorm module computes that")
+        eps = seen.setting("eps")
+        if eps is None:  # the book writes its eps in the code: read it back off the pass
+            eps = numpy_eps(LayerRecord(seen.key, "", seen.input, seen.output), gamma, beta)
+            eps = BOOK_EPS if eps is None or eps <= 0 else float(f"{eps:.2g}")
+        momentum = seen.setting("momentum", default=0.9)
+        loads = [Load(target, name, "{p}.reshape(-1)" if np.ndim(value) != 1 else "{p}",
+                      "" if np.ndim(value) == 1 else f"nn.BatchNorm1d.{target} is (D,)")
+                 for target, name, value in (("weight", g_name, gamma), ("bias", b_name, beta))]
+        return Written(
+            f"nn.BatchNorm1d({np.size(gamma)}, eps={number(eps)}, momentum={number(1 - float(momentum))})",
+            loads,
+            [(f"batch norm's eps is the NumPy layer's {number(eps)} (torch's default 1e-5)",
+              trap("bn_eps")),
+             (f"the NumPy momentum {number(momentum)} weighs the old running value, torch's the new "
+              f"batch statistic: momentum={number(1 - float(momentum))}", trap("bn_momentum")),
+             ("torch keeps the unbiased batch variance in running_var, the book the biased one: "
+              "a known difference, sized by the check (bn_unbiased_var)", KNOWN)])
+
     def settings(self, numpy_layer, torch_module):
         out = []
         m_n, m_t = attribute(numpy_layer, "momentum"), attribute(torch_module, "momentum")

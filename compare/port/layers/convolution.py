@@ -14,6 +14,7 @@ import numpy as np
 from ..capture import forward_output
 from ..copying import deep_copy
 from .base import LayerKind, attribute, summed_scale
+from .written import CannotWrite, Load, Written, trap
 
 
 def _pair(value):
@@ -22,6 +23,11 @@ def _pair(value):
     if isinstance(value, (tuple, list)):
         return tuple(int(v) for v in value)
     return (int(value), int(value))
+
+
+def _literal(pair):
+    """``5`` for ``(5, 5)``, as a PyTorch user writes a square size; else the pair."""
+    return str(pair[0]) if pair[0] == pair[1] else str(tuple(pair))
 
 
 class Convolution(LayerKind):
@@ -35,6 +41,24 @@ class Convolution(LayerKind):
             count = g.shape[0] * g.shape[2] * g.shape[3]
             return float(2 * count * np.abs(g).max() * np.abs(x).max())
         return None
+
+    def write(self, seen):
+        w_name, w = seen.param("W", "weights", "weight")
+        b_name, _ = seen.param("b", "biases", "bias")
+        if w is None or np.ndim(w) != 4:
+            raise CannotWrite("it holds no 4-D filter W (FN, C, FH, FW) among the NumPy parameters")
+        n_f, c, fh, fw = w.shape
+        stride, pad = _pair(seen.setting("stride", default=1)), _pair(seen.setting("pad", "padding", default=0))
+        written = Written(
+            f"nn.Conv2d({c}, {n_f}, {_literal((fh, fw))}, stride={_literal(stride)}, "
+            f"padding={_literal(pad)}{'' if b_name else ', bias=False'})",
+            [Load("weight", w_name)],
+            [("the NumPy filters are (FN, C, FH, FW), nn.Conv2d's layout: loaded as they are; "
+              "stride and padding carried over", trap("padding"))])
+        if b_name:
+            written.loads.append(Load("bias", b_name, "{p}.reshape(-1)",
+                                      "nn.Conv2d.bias is (FN,), whatever shape the NumPy b has"))
+        return written
 
     def settings(self, numpy_layer, torch_module):
         out = []

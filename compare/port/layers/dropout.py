@@ -36,6 +36,33 @@ names the bug when that reproduces the NumPy loss and gradients.
 import numpy as np
 
 from .base import LayerKind, attribute, other_mode_trap
+from .written import CannotWrite, Written, number, trap
+
+BOOK_DROPOUT = '''class BookDropout(nn.Module):
+    """The book's dropout, not inverted: training x * (rand > p), unscaled; evaluation x * (1 - p)."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if self.training:
+            return x * (torch.rand(x.shape, dtype=x.dtype, device=x.device) > self.p)
+        return x * (1.0 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+'''
+
+
+def kept_scale(x, y):
+    """What the layer multiplied its kept units by on a training pass (1: not inverted,
+    1 / keep: inverted); None where the pass kept none it can tell."""
+    if x is None or y is None or np.shape(x) != np.shape(y):
+        return None
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    kept = (y != 0) & (np.abs(x) > 1e-12)
+    return float(np.median(y[kept] / x[kept])) if kept.any() else None
 
 
 def drop_probability(numpy_layer, torch_module):
@@ -46,6 +73,24 @@ def drop_probability(numpy_layer, torch_module):
 
 
 class Dropout(LayerKind):
+    def write(self, seen):
+        scale = kept_scale(seen.input, seen.output)
+        if scale is None:
+            raise CannotWrite("its training pass kept no unit to read its scaling off")
+        if np.isclose(scale, 1.0, rtol=1e-12):
+            p = attribute(seen.layer, "dropout_ratio", "dropout_ration", "p")
+            if p is None:
+                raise CannotWrite("it does not scale its kept units and names no drop probability")
+            return Written(f"BookDropout({number(p)})", helpers={"BookDropout": BOOK_DROPOUT},
+                           conventions=[("the NumPy dropout is not inverted (training x * mask, "
+                                         "evaluation x * (1 - p)); nn.Dropout is: BookDropout, "
+                                         "the NumPy dropout as a module", trap("inverted_dropout"))])
+        keep = 1.0 / scale  # inverted: the kept units are scaled by 1 / keep
+        return Written(f"nn.Dropout(p={number(1 - keep)})",
+                       conventions=[(f"the NumPy dropout keeps units with probability "
+                                     f"{number(keep)}; nn.Dropout's p is the probability of "
+                                     f"dropping one: p = 1 - keep", trap("dropout_keep_prob"))])
+
     def settings(self, numpy_layer, torch_module):
         a = attribute(numpy_layer, "dropout_ratio", "dropout_ration")
         b = attribute(torch_module, "p")

@@ -6,10 +6,25 @@ no derivative there; the numerical check counts such points and judges the
 rest. Settings that differ (window, stride, padding) are named.
 """
 from .base import LayerKind, attribute
-from .convolution import _pair
+from .convolution import _literal, _pair
+from .written import CannotWrite, Written
+
+
+def _is_average(layer):
+    return "avg" in type(layer).__name__.lower() or "average" in type(layer).__name__.lower()
 
 
 class Pooling(LayerKind):
+    def write(self, seen):
+        ph, pw = seen.setting("pool_h"), seen.setting("pool_w")
+        if ph is None or pw is None:
+            raise CannotWrite("it holds no window size (pool_h, pool_w)")
+        stride = _pair(seen.setting("stride", default=1))
+        pad = _pair(seen.setting("pad", "padding", default=0))
+        module = "nn.AvgPool2d" if _is_average(seen.layer) else "nn.MaxPool2d"
+        return Written(f"{module}({_literal((int(ph), int(pw)))}, stride={_literal(stride)}, "
+                       f"padding={_literal(pad)})")
+
     def settings(self, numpy_layer, torch_module):
         out = []
         ph, pw = attribute(numpy_layer, "pool_h"), attribute(numpy_layer, "pool_w")

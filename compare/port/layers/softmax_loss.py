@@ -19,8 +19,23 @@ import numpy as np
 
 from ..tolerance import within
 from .base import LayerKind
+from .written import KNOWN, Written
 
-KIND = LayerKind("softmax_loss", numpy_names=("SoftmaxWithLoss", "SoftmaxLoss",
+LOSS = '''def loss(scores, t):
+    """The port's loss: the cross-entropy of its scores, t class indices or one-hot rows."""
+    return F.cross_entropy(scores, t if t.dim() == 1 else t.argmax(dim=1))
+'''
+
+
+class SoftmaxLoss(LayerKind):
+    def write(self, seen):
+        return Written(loss=LOSS, conventions=[
+            ("the NumPy softmax-with-loss is the loss, not a layer: the port returns scores and "
+             "F.cross_entropy (loss() below) takes them; the book's 1e-7 inside its log is a known "
+             "difference, sized by the check (log_eps)", KNOWN)])
+
+
+KIND = SoftmaxLoss("softmax_loss", numpy_names=("SoftmaxWithLoss", "SoftmaxLoss",
                                               "ActivationSoftmaxLossCategoricalCrossentropy"),
                  torch_modules=("CrossEntropyLoss",), torch_functions=("cross_entropy",))
 

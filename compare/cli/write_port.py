@@ -1,0 +1,65 @@
+"""``python -m compare write-port NUMPY``: write the torch port of a NumPy model, then check it.
+
+    python -m compare write-port examples/ch6_extend/numpy_net.py:make_full_net --out port.py
+
+The port is written from the NumPy model's layers, each by its kind's writer
+(``compare.port.writing``), then checked exactly as
+``python -m compare port NUMPY FILE.py:make_port`` checks it (with
+``--torch-optimizer FILE.py:make_optimizer`` where the NumPy loss holds weight
+decay), and that verdict is printed last. Exit status: 0 written and passing,
+1 written and not passing, 2 cannot write (the layer whose kind has no writer,
+and its place, named in one line).
+"""
+import argparse
+from pathlib import Path
+
+from ..port.targets import split_spec
+from . import port
+from .status import CannotRun
+
+
+def add_parsers(sub):
+    p = sub.add_parser("write-port", help="write the torch port of a NumPy model, then check it",
+                       description=__doc__.split("\n")[0])
+    p.add_argument("numpy", metavar="NUMPY",
+                   help="the NumPy model: path/to/file.py:name or package.module:name (a class or "
+                        "a zero-argument function returning the model)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE.py",
+                   help="where the port is written (default out/NAME_port.py)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def default_out(spec):
+    module_part, name = split_spec(spec)
+    return Path("out") / f"{name or Path(module_part).stem}_port.py"
+
+
+def cmd_write_port(args):
+    from ..port.layers.written import CannotWrite
+    from ..port.targets import load_target
+    from ..port.writing import written_port
+    out = args.out or default_out(args.numpy)
+    port.check_outputs(argparse.Namespace(out=out))
+    model = load_target(args.numpy, "numpy side")
+    try:
+        written = written_port(model)
+    except CannotWrite as exc:
+        raise CannotRun(f"cannot write the port: {exc}") from None
+    out.write_text(written.source)
+    print(f"wrote {out}: class {written.class_name}, make_port(), load_numpy_params(port, params)"
+          + (f", make_optimizer(port, lr) (weight decay {written.decay!r})" if written.has_optimizer else ""))
+    argv = [args.numpy, f"{out}:make_port", "--no-progress"]
+    if written.has_optimizer:
+        argv += ["--torch-optimizer", f"{out}:make_optimizer"]
+    print(f"checked as: python -m compare port {' '.join(argv)}")
+    return port.COMMANDS["port"](_port_args(argv))
+
+
+def _port_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m compare")
+    port.add_port_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["port", *argv])
+
+
+COMMANDS = {"write-port": port._refusing(cmd_write_port)}
+PREPARE = {"write-port": lambda args: None}

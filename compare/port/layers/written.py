@@ -1,0 +1,71 @@
+"""What a kind's writer is handed and what it hands back, for ``compare write-port``.
+
+A writer (``LayerKind.write``) sees one NumPy layer as a pass found it
+(``Seen``: the object, its key, which of its attributes hold which NumPy
+parameter, its input and output on a training-mode pass) and returns the
+torch code a PyTorch user would write for it (``Written``): the module, the
+lines that load the NumPy values into it, each with the reason for its layout
+conversion, and the conventions converted, each with its trap's code in
+``docs/traps.md``. ``None``: this kind has no writer.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Seen:
+    key: str
+    layer: object
+    held: dict  # the layer's attribute -> the NumPy parameter's name (Affine.W -> "W1")
+    params: dict  # every NumPy parameter, by name
+    input: np.ndarray = None
+    output: np.ndarray = None
+
+    def param(self, *attrs):
+        """``(name, array)`` of the NumPy parameter the layer holds as the first of ``attrs``
+        it has (``"W", "weights"``); ``(None, None)`` where it holds none of them."""
+        name = next((self.held[a] for a in attrs if a in self.held), None)
+        return (None, None) if name is None else (name, self.params[name])
+
+    def setting(self, *attrs, default=None):
+        return next((getattr(self.layer, a) for a in attrs if hasattr(self.layer, a)), default)
+
+
+@dataclass
+class Load:
+    """``port.<attr>.<target>`` set from ``params[name]`` (``expr``: ``{p}`` is the tensor)."""
+    target: str
+    name: str
+    expr: str = "{p}"
+    why: str = ""
+
+
+@dataclass
+class Written:
+    module: str = None  # the constructor, ``nn.Linear(784, 50)``; None: no module (the loss)
+    loads: list = field(default_factory=list)
+    conventions: list = field(default_factory=list)  # (text, its place in docs/traps.md)
+    helpers: dict = field(default_factory=dict)  # name -> source of a class the module needs
+    before: list = field(default_factory=list)  # (attribute stem, constructor) run before it
+    loss: str = None  # the source of the port's loss function, for the layer that is the loss
+
+
+TRAPS = "docs/traps.md"
+
+
+def trap(code):
+    """Where the catalogue says the trap a convention sets."""
+    return f"{TRAPS}#{code}"
+
+
+KNOWN = f"{TRAPS}#known-differences-named-and-sized-never-failed"
+
+
+class CannotWrite(Exception):
+    """This layer, as the pass found it, has no torch form the writer knows."""
+
+
+def number(value):
+    """A float as the shortest literal that reads back as it (``0.1``, not ``0.09999...``)."""
+    return repr(float(np.format_float_positional(float(value), precision=12, trim="-")))

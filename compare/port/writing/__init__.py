@@ -1,0 +1,147 @@
+"""``write_port``: the torch port of a NumPy model, written from what its layers are.
+
+The NumPy model goes through the check's own door (``reference.NumpySide``, on a
+copy), runs one training-mode pass of its loss on the batch the check takes by
+default (each layer's input and output recorded, the random stream put back after), and
+each layer is handed to its kind's writer (``layers``' ``write``); the layer that
+is the loss, held beside ``layers`` (the book's ``last_layer``), likewise. A
+weight-decay penalty in the loss is read off the model: its loss minus its loss
+layer's loss of its own scores, in evaluation mode, fitted as the book's
+``0.5 * lambda * sum(W**2)`` over the weights. ``source.py`` lays the file out.
+Nothing here names a kind.
+"""
+from dataclasses import dataclass
+from keyword import iskeyword
+
+import numpy as np
+
+from ..copying import deep_copy
+from ..data import command_batch
+from ..known.weight_decay import fitted_lambda, penalty, weights_of
+from ..layers import numpy_kind
+from ..layers.written import CannotWrite, Seen
+from ..reference import NumpySide, reference_side
+from ..targets import PortSetupError
+from .source import source_of
+
+
+@dataclass
+class WrittenPort:
+    source: str
+    class_name: str
+    decay: float = None  # the weight decay's lambda, written in make_optimizer
+
+    @property
+    def has_optimizer(self):
+        return self.decay is not None
+
+
+def write_port(numpy_model):
+    """The source of the torch port of ``numpy_model`` (a file that imports torch only:
+    the port class, ``make_port()``, ``load_numpy_params(port, params)``). Raises
+    ``CannotWrite`` naming the layer whose kind has no writer, and its place."""
+    return written_port(numpy_model).source
+
+
+def written_port(numpy_model):
+    side = reference_side(numpy_model)
+    if not isinstance(side, NumpySide):
+        raise CannotWrite("a golden file holds no layer objects to write a port from")
+    if not side.items:
+        raise CannotWrite(f"{side.description} has no 'layers' of layer objects: the port is "
+                          f"written layer by layer, from the objects of model.layers")
+    x, t = command_batch(side.batch_params, side.dtype.name)
+    records = _training_pass(side, x, t)
+    layers = []
+    for key, layer in side.items:
+        record = records.get(key)
+        seen = Seen(key, layer, _held(layer, side.params), side.params,
+                    None if record is None else record.input, None if record is None else record.output)
+        layers.append((key, type(layer).__name__, _written(seen, f"layers[{key!r}]")))
+    loss_layer = _loss_layer(side)
+    loss = None
+    if loss_layer is not None:
+        name, layer = loss_layer
+        loss = _written(Seen(name, layer, {}, side.params), name, required=False)
+    decay = _decay(side, x, t, loss_layer)
+    class_name = _identifier(type(side.inner).__name__, "Model") + "Port"
+    return WrittenPort(source_of(class_name, side.description, layers, loss, decay, side.dtype.name),
+                       class_name, decay)
+
+
+def _written(seen, place, required=True):
+    cls = type(seen.layer).__name__
+    kind = numpy_kind(cls)
+    if kind is None:
+        if not required:
+            return None
+        raise CannotWrite(f"{place} ({cls}) is of no layer kind the checker knows, so it has "
+                          f"no writer")
+    try:
+        written = kind.write(seen)
+    except CannotWrite as exc:
+        raise CannotWrite(f"{place} ({cls}, kind {kind.name}): {exc}") from None
+    if written is None and required:
+        raise CannotWrite(f"{place} ({cls}) is of kind {kind.name}, which has no writer yet")
+    return written
+
+
+def _training_pass(side, x, t):
+    """``{layer key: its first record}`` of one training-mode pass of the loss, the global
+    random stream put back after (a dropout draws from it)."""
+    state = np.random.get_state()
+    try:
+        with side.capture() as capture:
+            side.loss(x, t, "train")
+    finally:
+        np.random.set_state(state)
+    records = {}
+    for record in capture.records:
+        records.setdefault(record.key, record)
+    return records
+
+
+def _held(layer, params):
+    """``{attribute: NumPy parameter name}``: the arrays of ``params`` the layer keeps."""
+    ids = {id(v): name for name, v in params.items()}
+    return {attr: ids[id(v)] for attr, v in vars(layer).items() if id(v) in ids} \
+        if hasattr(layer, "__dict__") else {}
+
+
+def _loss_layer(side):
+    """``(attribute, object)``: the layer object beside ``layers`` whose kind is known (the
+    book's ``last_layer``), or None."""
+    in_layers = {id(layer) for _, layer in side.items}
+    for attr, value in vars(side.inner).items() if hasattr(side.inner, "__dict__") else ():
+        if id(value) not in in_layers and callable(getattr(value, "forward", None)) \
+                and numpy_kind(type(value).__name__) is not None:
+            return attr, value
+    return None
+
+
+def _decay(side, x, t, loss_layer):
+    """The lambda of a weight-decay penalty ``0.5 * lambda * sum(W**2)`` in the NumPy loss:
+    the loss less its loss layer's loss of the model's own scores, in evaluation mode (no
+    draw), where it is that penalty to the digits written; None where there is none."""
+    if loss_layer is None or not side.has_predict:
+        return None
+    try:
+        scores = side.predict(x, "eval")
+        whole = side.loss(x, t, "eval")
+        of_scores = float(deep_copy(loss_layer[1]).forward(scores, t))
+    except (PortSetupError, TypeError, ValueError):
+        return None
+    difference = whole - of_scores
+    if abs(difference) <= 1e-12 * max(1.0, abs(whole)):
+        return None
+    lam = fitted_lambda(difference, side.params)
+    if lam is None or lam <= 0:
+        return None
+    lam = float(f"{lam:.6g}")
+    written = penalty(side.params, {name: lam for name in weights_of(side.params)})
+    return lam if np.isclose(written, difference, rtol=1e-5, atol=0) else None
+
+
+def _identifier(name, default):
+    name = "".join(c for c in str(name) if c.isalnum() or c == "_")
+    return name if name.isidentifier() and not iskeyword(name) else default

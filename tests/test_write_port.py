@@ -1,0 +1,214 @@
+"""``compare write-port``: the written port compiles, imports torch alone, computes what the
+NumPy model computes once ``load_numpy_params`` has loaded it (its scores against the NumPy
+``predict``, its loss against the NumPy loss with the book's 1e-7 bounded), and passes the
+check; a layer of a kind with no writer is refused in one line naming it."""
+import ast
+import importlib.util
+import py_compile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compare import check_port, write_port
+from compare.cli import main
+from compare.port.data import command_batch
+from compare.port.layers.written import CannotWrite
+from compare.port.writing import written_port
+from examples.ch6_extend import numpy_net as ch6
+from examples.ch7_conv import numpy_net as ch7
+from examples.layer_net import numpy_net as ch5
+
+
+def load_written(source, folder, name="written_port"):
+    path = folder / f"{name}.py"
+    path.write_text(source)
+    py_compile.compile(str(path), doraise=True)
+    spec = importlib.util.spec_from_file_location(f"{name}_{id(source)}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path
+
+
+def imported_modules(source):
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module)
+    return found
+
+
+def batch(net):
+    x, t = command_batch(net.params, "float64")
+    return x, t
+
+
+def loaded_port(net, tmp_path):
+    module, _ = load_written(write_port(net), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    return module, port
+
+
+def scores_of(port, x, train):
+    port.train(train)
+    with torch.no_grad():
+        return port(torch.as_tensor(x)).numpy()
+
+
+@pytest.mark.parametrize("make", [ch5.make_net, ch7.make_small_net], ids=["ch5", "ch7"])
+def test_written_file_imports_torch_alone_and_defines_the_three_names(make, tmp_path):
+    net = make()
+    source = write_port(net)
+    assert "torch" in imported_modules(source)
+    assert all(m.split(".")[0] == "torch" for m in imported_modules(source)), imported_modules(source)
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    assert type(port).__name__ == f"{type(net).__name__}Port"
+    # the NumPy layer names, lower-cased, are the port's attributes
+    assert {k.lower() for k in net.layers} <= set(dict(port.named_children()))
+    assert all(p.dtype == torch.float64 for p in port.parameters())
+
+
+@pytest.mark.parametrize("make", [ch5.make_net, ch7.make_small_net], ids=["ch5", "ch7"])
+def test_load_numpy_params_gives_the_numpy_scores_and_loss(make, tmp_path):
+    net = make()
+    net.params["b1"][:] = np.random.RandomState(3).randn(*net.params["b1"].shape)  # no zero bias hides a layout
+    module, port = loaded_port(net, tmp_path)
+    x, t = batch(net)
+    scores = scores_of(port, x, train=True)
+    np.testing.assert_allclose(scores, net.predict(x), rtol=1e-10, atol=1e-13)
+    # the port's loss has no eps in its log, the book's has 1e-7: log(p + eps) - log(p) <= eps / p
+    with torch.no_grad():
+        port_loss = float(module.loss(torch.as_tensor(scores), torch.as_tensor(t)))
+    s = scores - scores.max(axis=1, keepdims=True)
+    p = (np.exp(s) / np.exp(s).sum(axis=1, keepdims=True))[np.arange(len(t)), t.argmax(axis=1)]
+    gap = np.mean(1e-7 / p)
+    assert abs(port_loss - net.loss(x, t)) <= gap * 1.0001 + 1e-12
+    assert abs(port_loss - net.loss(x, t)) > 0  # the eps is there, and bounded
+
+
+def test_batch_norm_written_with_the_books_eps_and_momentum_gives_its_training_scores(tmp_path):
+    net = ch6.make_batchnorm_net()
+    rng = np.random.RandomState(1)
+    for name in ("gamma1", "beta1", "gamma2", "beta2"):
+        net.params[name][:] = rng.uniform(0.5, 1.5, net.params[name].shape)
+    _, port = loaded_port(net, tmp_path)
+    norms = [m for m in port.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [(m.eps, m.momentum) for m in norms] == [(1e-6, 0.1)] * 2  # the book's 10e-7, 1 - 0.9
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x, train_flg=True),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_the_books_dropout_is_written_not_inverted(tmp_path):
+    net = ch6.make_dropout_net()
+    module, port = loaded_port(net, tmp_path)
+    drops = [m for m in port.modules() if type(m).__name__ == "BookDropout"]
+    assert len(drops) == 2 and all(m.p == ch6.DROPOUT_RATION for m in drops)
+    x, _ = batch(net)
+    # evaluation: the book scales by 1 - p, nn.Dropout would not
+    np.testing.assert_allclose(scores_of(port, x, train=False), net.predict(x, train_flg=False),
+                               rtol=1e-10, atol=1e-13)
+    # training: kept units unscaled, about 1 - p of them kept
+    drop = drops[0].train()
+    ones = torch.ones(200, 500, dtype=torch.float64)
+    out = drop(ones)
+    assert set(out.unique().tolist()) == {0.0, 1.0}
+    assert abs(float(out.mean()) - (1 - ch6.DROPOUT_RATION)) < 0.01
+
+
+def test_weight_decay_is_written_in_make_optimizer_on_the_weights_alone(tmp_path):
+    net = ch6.make_weight_decay_net()
+    module, port = loaded_port(net, tmp_path)
+    groups = module.make_optimizer(port, lr=0.1).param_groups
+    decayed = {id(p) for g in groups if g["weight_decay"] for p in g["params"]}
+    assert {g["weight_decay"] for g in groups} == {net.weight_decay_lambda, 0.0}
+    weights = {id(m.weight) for m in port.modules() if isinstance(m, torch.nn.Linear)}
+    assert decayed == weights
+    # no decay written where the NumPy loss holds none
+    assert written_port(ch6.make_net()).decay is None
+
+
+class Mystery:
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, dout):
+        return dout
+
+
+def mystery_net():
+    net = ch5.make_net()
+    net.layers["Mystery1"] = Mystery()
+    net.layers.move_to_end("Mystery1", last=False)
+    return net
+
+
+def test_a_layer_of_unknown_kind_is_refused_naming_it_and_its_place():
+    with pytest.raises(CannotWrite, match=r"layers\['Mystery1'\] \(Mystery\)"):
+        write_port(mystery_net())
+
+
+def test_the_command_refuses_an_unknown_kind_with_exit_2_in_one_line(tmp_path, capsys):
+    (tmp_path / "mystery.py").write_text(textwrap.dedent("""
+        import sys
+        sys.path.insert(0, %r)
+        from test_write_port import mystery_net
+    """ % str(Path(__file__).parent)))
+    out = tmp_path / "port.py"
+    assert main(["write-port", f"{tmp_path / 'mystery.py'}:mystery_net", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "layers['Mystery1'] (Mystery)" in err[0] and "no writer" in err[0]
+    assert not out.exists()
+
+
+MODELS = [ch5.make_net, ch6.make_batchnorm_net, ch6.make_dropout_net, ch6.make_weight_decay_net,
+          ch6.make_full_net, ch7.make_small_net]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", MODELS, ids=[m.__module__.split(".")[1] + ":" + m.__name__ for m in MODELS])
+def test_the_written_port_passes_its_check(make, tmp_path):
+    module, _ = load_written(write_port(make()), tmp_path)
+    optimizer = getattr(module, "make_optimizer", None)
+    report = check_port(make(), module.make_port(), torch_optimizer=optimizer)
+    assert report.passed, report.to_text()
+
+
+@pytest.mark.slow
+def test_the_command_writes_checks_and_prints_the_verdict_last(tmp_path, capsys):
+    out = tmp_path / "port.py"
+    code = main(["write-port", "examples/ch6_extend/numpy_net.py:make_full_net", "--out", str(out),
+                 "--no-progress"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and printed[-1].startswith("PASS:"), printed[-5:]
+    assert "--torch-optimizer" in "\n".join(printed) and out.exists()
+
+
+def test_the_guide_quotes_lines_of_the_file_written_for_the_chapter_6_net():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "port-guide.md").read_text()
+    quoted = guide.split("## Writing the port")[1].split("```python\n")[1].split("```")[0]
+    source = write_port(ch6.make_full_net())
+    assert quoted.strip() and all(line in source for line in quoted.splitlines())
+
+
+@pytest.mark.slow
+def test_a_writer_that_writes_a_wrong_setting_gives_exit_1_with_the_trap_named(tmp_path, capsys,
+                                                                               monkeypatch):
+    from compare.port.layers import batch_norm
+    right = batch_norm.BatchNorm.write
+
+    def torch_default_eps(self, seen):
+        written = right(self, seen)
+        written.module = written.module.replace("eps=1e-06", "eps=1e-05")
+        return written
+    monkeypatch.setattr(batch_norm.BatchNorm, "write", torch_default_eps)
+    code = main(["write-port", "examples/ch6_extend/numpy_net.py:make_batchnorm_net",
+                 "--out", str(tmp_path / "port.py"), "--no-progress"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 1 and printed[-1].startswith("FAIL:") and "bn_eps" in printed[-1], printed[-5:]
