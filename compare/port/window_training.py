@@ -48,8 +48,11 @@ BOOK_CLIP_EPS = 1e-6  # the book's clip_grads: rate = max_norm / (total_norm + 1
 
 
 def clip_grads(grads, max_norm):
-    """The book's ``common/util.py`` ``clip_grads``, in place."""
-    total_norm = np.sqrt(sum(float(np.sum(g ** 2)) for g in grads))
+    """The book's ``common/util.py`` ``clip_grads``, in place, its sum in the gradients' dtype."""
+    total_norm = 0
+    for g in grads:
+        total_norm += np.sum(g ** 2)
+    total_norm = np.sqrt(total_norm)
     rate = max_norm / (total_norm + BOOK_CLIP_EPS)
     if rate < 1:
         for g in grads:
