@@ -186,16 +186,22 @@ def test_both_biases_trained_move_their_sum_at_twice_the_rate():
     np.testing.assert_allclose(t_params[3] - b0, 2 * (np_params[3] - b0), rtol=1e-3, atol=1e-7)
 
 
+class ResetPort(P.TrainedLstmPort):
+    def forward(self, xs):
+        self.state = None
+        return super().forward(xs)
+
+
+class ResetDoubleBiasPort(ResetPort):
+    def __init__(self):
+        super().__init__(freeze_bias_hh=False)
+
+
 def test_the_state_carried_matters():
     """Without the state carried, the same run parts (so the state rows can catch it)."""
     _, _, np_state, _ = numpy_loop(2)
 
-    class Reset(P.TrainedLstmPort):
-        def forward(self, xs):
-            self.state = None
-            return super().forward(xs)
-
-    _, _, t_state = torch_loop(Reset(), 2)
+    _, _, t_state = torch_loop(ResetPort(), 2)
     assert _max_rel(np_state, t_state) > 100 * float32_training_bound(2)
 
 
@@ -229,17 +235,19 @@ def test_both_biases_trained_are_named_double_bias(clip):
 
 
 @pytest.mark.slow
-def test_a_port_that_resets_its_state_is_not_named_double_bias():
-    """A drift no hypothesis reproduces is measured, not named."""
-    class Reset(P.TrainedLstmPort):
-        def forward(self, xs):
-            self.state = None
-            return super().forward(xs)
-
-    report = _check(Reset, steps=3)
+def test_a_port_that_resets_its_state_is_named_state_reset_at_step_1():
+    report = _check(ResetPort, steps=4)
     assert not report.passed
-    assert report.first_mismatch["step"] == 1
-    assert report.first_mismatch["where"].startswith("state") or report.first_mismatch["where"] == "loss"
+    assert report.first_mismatch["step"] == 1   # window 0 starts from zeros on both sides
+    assert [d["code"] for d in report.diagnosis] == ["state_reset"]
+    assert report.diagnosis[0]["text"].startswith("the port starts each window")
+
+
+@pytest.mark.slow
+def test_two_bugs_at_once_are_measured_not_named():
+    """Neither hypothesis alone reproduces the run: nothing is named."""
+    report = _check(ResetDoubleBiasPort, steps=4)
+    assert not report.passed
     assert report.diagnosis == []
     assert "unexplained" in report.first_mismatch
 
@@ -255,3 +263,14 @@ def test_the_command_refuses_in_one_line(extra, says, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and says in err
+
+
+@pytest.mark.slow
+def test_a_numpy_side_that_resets_is_named_state_reset_the_other_way():
+    model = N_.make_rnnlm()
+    model.layers[1].stateful = False   # the NumPy TimeLSTM starts each window from zeros
+    report = check_training(model, P.make_lstm(), CORPUS, None, steps=4, batch_size=B,
+                            time_size=T, lr=LR)
+    assert not report.passed and report.first_mismatch["step"] == 1
+    assert [d["code"] for d in report.diagnosis] == ["state_reset"]
+    assert report.diagnosis[0]["text"].startswith("the NumPy side starts each window")

@@ -333,4 +333,32 @@ def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
                     f"or build the layer with bias=False and add a bias of your own"}
 
 
-HYPOTHESES = (double_bias,)
+def state_reset(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
+                torch_optimizer, step):
+    """One side starts each window from its first state where the other carries it: the
+    NumPy side trained again with its state put back before each window (the port's run
+    reproduced: the port resets), else the port so (the NumPy side resets)."""
+    door = copy.deepcopy(starts[0])
+    steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True), cut)
+    if steps is not None and _agrees(steps, history[1], pairing, dtype, lr, grad_atol, True):
+        return _state_reset(step, len(steps), "the port", "the NumPy side",
+                            "carry the port's state into the next window, detached "
+                            "(self.state = tuple(s.detach() for s in state))")
+    run = PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm, reset=True)
+    steps = _rerun(run, cut)
+    if steps is not None and _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
+        return _state_reset(step, len(steps), "the NumPy side", "the port",
+                            "make the NumPy layer stateful as the book's trainer has it, or "
+                            "reset the port's state before each window")
+    return None
+
+
+def _state_reset(step, through, resets, carries, fix):
+    return {"code": "state_reset", "step": step,
+            "text": f"{resets} starts each window from its first state (zeros), where {carries} "
+                    f"carries the state from the window before: with {carries}'s state set back "
+                    f"before each window, its run gives the other side's losses, parameters and "
+                    f"states through step {through - 1}; {fix}"}
+
+
+HYPOTHESES = (double_bias, state_reset)
