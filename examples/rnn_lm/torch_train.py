@@ -15,6 +15,7 @@ factory                the port
 =====================  ==========================================================
 make_lstm              the right port: state carried and detached, ``bias_hh`` frozen
 make_double_bias       the same with both biases trained (a trap: ``double_bias``)
+make_state_reset       the same starting each window from zeros (a trap: ``state_reset``)
 =====================  ==========================================================
 
     python examples/rnn_lm/make_corpus.py      # writes examples/rnn_lm/corpus.npz
@@ -48,9 +49,21 @@ class TrainedLstmPort(nn.Module):
         self.state = None
 
 
+class StateResetPort(TrainedLstmPort):
+    """Forgets the state at each call: every window starts from zeros."""
+
+    def forward(self, xs):
+        self.state = None
+        return super().forward(xs)
+
+
 def make_lstm():
     return TrainedLstmPort()
 
 
 def make_double_bias():
     return TrainedLstmPort(freeze_bias_hh=False)
+
+
+def make_state_reset():
+    return StateResetPort()
