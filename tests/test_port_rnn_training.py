@@ -235,8 +235,14 @@ def test_both_biases_trained_are_named_double_bias(clip):
 
 
 @pytest.mark.slow
-def test_a_port_that_resets_its_state_is_named_state_reset_at_step_1():
+def test_a_port_that_resets_its_state_is_named_state_reset_at_step_1(tmp_path):
     report = _check(ResetPort, steps=4)
+    from compare.port.figure import write_report
+    write_report(report, tmp_path)
+    assert (tmp_path / "port_training.png").stat().st_size > 0
+    # window 0 agrees; from window 1 on the carried state parts by far more than round-off
+    assert report.training["max_rel_state"][0] < float32_training_bound(1)
+    assert min(report.training["max_rel_state"][1:]) > 100 * float32_training_bound(4)
     assert not report.passed
     assert report.first_mismatch["step"] == 1   # window 0 starts from zeros on both sides
     assert [d["code"] for d in report.diagnosis] == ["state_reset"]

@@ -234,7 +234,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     t_run = PortWindows(t_side, pairing, torch_optimizer, lr, max_grad_norm)
     rows, first_fail, history = {}, None, ([], [])
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
-              "worst_param": [], "max_rel_state": []}
+              "worst_param": [], "max_rel_state": [], "tolerance": []}
     stated = False
     for k, (x, t) in enumerate(cut):
         np_step, t_step = np_run.step(x, t), t_run.step(x, t)
@@ -256,6 +256,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
         curves["loss_torch"].append(t_step[0])
         curves["max_rel_param"].append(rel[worst])
         curves["worst_param"].append(worst)
+        curves["tolerance"].append((k + 1) * training_tolerance(np.ones(1), dtype, 1).atol)
         pairs = _state_pairs(np_step[2], t_step[2]) or ()
         curves["max_rel_state"].append(max((_normwise(e, a) for (_, e), (_, a) in pairs), default=None))
     report.checks.extend(rows.values())
