@@ -262,8 +262,11 @@ def test_two_bugs_at_once_are_measured_not_named():
     (["--steps", "2"], "give --time-size T"),
     (["--time-size", "5", "--batch", "100", "--steps", "2"], "need at least 501"),
     (["--time-size", "5", "--batch", "4", "--max-grad-norm", "1"], "--max-grad-norm needs --steps"),
+    (["--time-size", "0", "--steps", "2"], "--time-size must be at least 1"),
+    (["--time-size", "5", "--steps", "2", "--max-grad-norm", "-1"], "--max-grad-norm must be"),
 ])
 def test_the_command_refuses_in_one_line(extra, says, capsys):
+    # exit 2 before any model is built: no check, no traceback
     code = cli.main(["port", f"{EXAMPLE}/numpy_lm.py:make_rnnlm", f"{EXAMPLE}/torch_train.py:make_lstm",
                      "--data", str(EXAMPLE / "corpus.npz"), "--no-progress", *extra])
     err = capsys.readouterr().err.strip()
@@ -280,3 +283,10 @@ def test_a_numpy_side_that_resets_is_named_state_reset_the_other_way():
     assert not report.passed and report.first_mismatch["step"] == 1
     assert [d["code"] for d in report.diagnosis] == ["state_reset"]
     assert report.diagnosis[0]["text"].startswith("the NumPy side starts each window")
+
+
+def test_time_size_without_a_corpus_is_refused(capsys):
+    code = cli.main(["port", f"{EXAMPLE}/numpy_lm.py:make_rnnlm", f"{EXAMPLE}/torch_lm.py:make_lstm",
+                     "--data", str(EXAMPLE / "tokens.npz"), "--time-size", "5", "--no-progress"])
+    assert code == 2
+    assert "--time-size takes --data FILE.npz holding a 1-D integer array 'corpus'" in capsys.readouterr().err

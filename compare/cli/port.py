@@ -130,10 +130,11 @@ def check_options(args):
         raise PortSetupError(f"--steps must be at least 1, got {args.steps}")
     if not (args.lr > 0 and args.lr < float("inf")):
         raise PortSetupError(f"--lr must be a finite positive number, got {args.lr}")
-    if args.time_size is not None and args.time_size < 1:
-        raise PortSetupError(f"--time-size must be at least 1, got {args.time_size}")
-    if args.max_grad_norm is not None and not (0 < args.max_grad_norm < float("inf")):
-        raise PortSetupError(f"--max-grad-norm must be a finite positive number, got {args.max_grad_norm}")
+    time_size, max_norm = getattr(args, "time_size", None), getattr(args, "max_grad_norm", None)
+    if time_size is not None and time_size < 1:  # 'record' has neither option
+        raise PortSetupError(f"--time-size must be at least 1, got {time_size}")
+    if max_norm is not None and not (0 < max_norm < float("inf")):
+        raise PortSetupError(f"--max-grad-norm must be a finite positive number, got {max_norm}")
     if args.steps is None and args.numpy_optimizer:
         raise PortSetupError("--numpy-optimizer needs --steps N (one batch is checked without "
                              "an update)")
