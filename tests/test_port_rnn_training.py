@@ -266,7 +266,6 @@ def test_two_bugs_at_once_are_measured_not_named():
     (["--time-size", "5", "--steps", "2", "--max-grad-norm", "-1"], "--max-grad-norm must be"),
 ])
 def test_the_command_refuses_in_one_line(extra, says, capsys):
-    # exit 2 before any model is built: no check, no traceback
     code = cli.main(["port", f"{EXAMPLE}/numpy_lm.py:make_rnnlm", f"{EXAMPLE}/torch_train.py:make_lstm",
                      "--data", str(EXAMPLE / "corpus.npz"), "--no-progress", *extra])
     err = capsys.readouterr().err.strip()
@@ -290,3 +289,15 @@ def test_time_size_without_a_corpus_is_refused(capsys):
                      "--data", str(EXAMPLE / "tokens.npz"), "--time-size", "5", "--no-progress"])
     assert code == 2
     assert "--time-size takes --data FILE.npz holding a 1-D integer array 'corpus'" in capsys.readouterr().err
+
+
+class UndetachedPort(P.TrainedLstmPort):
+    def forward(self, xs):
+        hs, self.state = self.lstm(self.embed(xs), self.state)
+        return self.fc(hs)
+
+
+def test_a_state_carried_without_detach_is_refused_with_what_it_means():
+    with pytest.raises(PortSetupError, match="without detach"):
+        check_training(N_.make_rnnlm(), UndetachedPort(), CORPUS, None, steps=2, batch_size=B,
+                       time_size=T, lr=LR, first_batch_check=False)

@@ -137,7 +137,17 @@ class PortWindows:
                 with carried(side.model):
                     scores = side.scores(tx)
             loss = side.losses_of(scores, tt)[side.loss_name]
-            call_side("torch side", "backward", loss.backward)
+            try:
+                loss.backward()
+            except RuntimeError as exc:
+                if "second time" in str(exc):
+                    raise PortSetupError(
+                        "torch side: backward reached the window before through the state the "
+                        "port carried: it keeps (h, c) without detach(), so the next window's "
+                        "graph holds the last one's, whose buffers backward has freed; the book's "
+                        "trainer backpropagates through one window: carry "
+                        "tuple(s.detach() for s in state)") from exc
+                call_side("torch side", "backward", _raise, exc)
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None],
                                            self.max_grad_norm)
@@ -156,6 +166,10 @@ class PortWindows:
                 for label, part in zip(labels, parts):
                     out.append((f"{name} {label}[{layer}]", part[layer]))
         return out
+
+
+def _raise(exc):
+    raise exc
 
 
 def _state_pairs(np_states, t_states):
