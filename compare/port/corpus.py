@@ -7,6 +7,8 @@ only when ``fit`` begins) and wrapping around the corpus as the book's ``% data_
 A corpus shorter than one window of every stream (``len(xs) < batch_size * time_size``:
 the book's ``max_iters`` is then 0 and it trains nothing) is refused.
 """
+import os
+
 import numpy as np
 
 from .targets import PortSetupError
@@ -14,8 +16,8 @@ from .targets import PortSetupError
 
 def read_corpus(path):
     """The 1-D integer array ``corpus`` of a ``.npz`` file, or ``None`` where it holds none."""
-    if path is None or not str(path).endswith(".npz"):
-        return None
+    if path is None or not str(path).endswith(".npz") or not os.path.isfile(path):
+        return None  # the batches' loader says what is wrong with it
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "corpus" not in npz.files:
