@@ -211,13 +211,13 @@ def _check(factory, steps=5, clip=None):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("clip", [None, 0.1])
-def test_right_port_passes_over_five_windows(clip):
-    report = _check(P.make_lstm, clip=clip)
+@pytest.mark.parametrize("steps, clip", [(5, None), (5, 0.1), (20, None)])
+def test_right_port_passes(steps, clip):
+    report = _check(P.make_lstm, steps=steps, clip=clip)
     assert report.passed, report.to_text()
     # the two sides' runs are the loops written above, step for step
-    np_losses, np_params, _, _ = numpy_loop(5, clip)
-    t_losses, _, _ = torch_loop(P.make_lstm(), 5, clip)
+    np_losses, np_params, _, _ = numpy_loop(steps, clip)
+    t_losses, _, _ = torch_loop(P.make_lstm(), steps, clip)
     np.testing.assert_array_equal(report.training["loss_numpy"], np_losses)
     np.testing.assert_allclose(report.training["loss_torch"], t_losses, rtol=float32_training_bound(1))
     states = [r for r in report.checks if r.phase == "training" and r.where.startswith("state")]
