@@ -44,6 +44,8 @@ from .torch_side import TorchSide
 
 # a hypothesis reruns a side through the parting step and this many after it (as training.py)
 AFTER_PARTING = 2
+# both sides' steps kept for those reruns while they fit: a run parting beyond them is not rerun
+HISTORY_BYTES = 256 * 2 ** 20
 BOOK_CLIP_EPS = 1e-6  # the book's clip_grads: rate = max_norm / (total_norm + 1e-6)
 
 
@@ -249,20 +251,22 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     rows, first_fail, history = {}, None, ([], [])
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "worst_param": [], "max_rel_state": [], "tolerance": []}
-    stated = False
+    stated, kept_bytes = False, 0
     for k, (x, t) in enumerate(cut):
         np_step, t_step = np_run.step(x, t), t_run.step(x, t)
         stated = stated or _state_pairs(np_step[2], t_step[2]) is not None
-        if first_fail is None or k <= first_fail + AFTER_PARTING:
+        if (kept_bytes <= HISTORY_BYTES and len(history[0]) == k
+                and (first_fail is None or k <= first_fail + AFTER_PARTING)):
             history[0].append(np_step)
             history[1].append(t_step)
+            kept_bytes += 2 * sum(v.nbytes for v in np_step[1].values())
         step_rows = _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol)
         for row in step_rows:
             kept = rows.get(row.where)
             if kept is None or (kept.passed and (not row.passed or row.worst_ratio > kept.worst_ratio)):
                 rows[row.where] = row
         if first_fail is None and not all(r.passed for r in step_rows):
-            first_fail = k
+            first_fail, first_rows = k, [r for r in step_rows if not r.passed]
         rel = {p.numpy: _normwise(np_step[1][p.numpy], t_step[1][p.numpy]) for p in pairing}
         worst = max(rel, key=rel.get)
         curves["step"].append(k)
@@ -286,8 +290,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                             "max grad norm": max_grad_norm, "numpy optimizer": "SGD",
                             "torch optimizer": type(t_run.optimizer).__name__})
     if first_fail is not None and report.first_mismatch is None:
-        row = next(r for r in _rows(first_fail, history[0][first_fail], history[1][first_fail],
-                                    pairing, dtype, lr, grad_atol) if not r.passed)
+        row = first_rows[0]
         report.first_mismatch = {"phase": "training", "where": row.where, "torch": row.torch,
                                  "step": first_fail, "max_abs": row.max_abs, "max_rel": row.max_rel,
                                  "detail": f"the two sides part at step {first_fail} (window "
@@ -295,7 +298,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
         context = dict(starts=starts, cut=cut[:len(history[0])], history=history, pairing=pairing,
                        dtype=dtype, lr=lr, max_grad_norm=max_grad_norm, grad_atol=grad_atol,
                        torch_optimizer=torch_optimizer, step=first_fail)
-        for hypothesis in HYPOTHESES:
+        for hypothesis in (HYPOTHESES if first_fail < len(history[0]) else ()):
             found = hypothesis(**context)
             if found:
                 report.diagnosis = [found]
