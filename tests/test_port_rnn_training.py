@@ -301,3 +301,34 @@ def test_a_state_carried_without_detach_is_refused_with_what_it_means():
     with pytest.raises(PortSetupError, match="without detach"):
         check_training(N_.make_rnnlm(), UndetachedPort(), CORPUS, None, steps=2, batch_size=B,
                        time_size=T, lr=LR, first_batch_check=False)
+
+
+class DrawingRnnlm(N_.Rnnlm):
+    """The book's Rnnlm drawing from NumPy's stream at every window (as a dropout mask is
+    drawn), its values left as they are."""
+
+    def forward(self, xs, ts):
+        np.random.rand(*xs.shape)
+        return super().forward(xs, ts)
+
+
+class DroppingPort(P.TrainedLstmPort):
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+
+    def forward(self, xs):
+        hs, state = self.lstm(self.drop(self.embed(xs)), self.state)
+        self.state = tuple(s.detach() for s in state)
+        return self.fc(hs)
+
+
+@pytest.mark.parametrize("numpy_factory, port_factory, side", [
+    (DrawingRnnlm, P.make_lstm, "the NumPy model"),
+    (N_.make_rnnlm, DroppingPort, "the port"),
+])
+def test_a_side_that_draws_is_not_judged_over_windows(numpy_factory, port_factory, side):
+    """Two random streams would part two right sides: refused, never failed."""
+    with pytest.raises(PortSetupError, match=f"{side} draws at random"):
+        check_training(numpy_factory(), port_factory(), CORPUS, None, steps=2, batch_size=B,
+                       time_size=T, lr=LR, first_batch_check=False)

@@ -74,8 +74,11 @@ class NumpyWindows:
         door, model = self.door, self.door.inner
         if self.reset:
             door.fresh()
+        before = np.random.get_state()
         loss = call_side("numpy side", "forward", model.forward, x, t)
         call_side("numpy side", "backward", model.backward)
+        if not _same_numpy_stream(before, np.random.get_state()):
+            raise PortSetupError(UNSHARED.format(side="the NumPy model"))
         grads = {}
         for name, at in door.positions.items():  # remove_duplicate: one parameter, grads summed
             total = np.array(model.grads[at[0]])
@@ -132,6 +135,7 @@ class PortWindows:
         self.returned = []
         for p in self.params:
             p.grad = None
+        before = torch.get_rng_state()
         with torch.enable_grad():
             if self.reset:
                 scores = side.scores(tx)
@@ -150,6 +154,8 @@ class PortWindows:
                         "trainer backpropagates through one window: carry "
                         "tuple(s.detach() for s in state)") from exc
                 call_side("torch side", "backward", _raise, exc)
+        if not torch.equal(before, torch.get_rng_state()) or _drops(side.model):
+            raise PortSetupError(UNSHARED.format(side="the port"))
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None],
                                            self.max_grad_norm)
@@ -168,6 +174,28 @@ class PortWindows:
                 for label, part in zip(labels, parts):
                     out.append((f"{name} {label}[{layer}]", part[layer]))
         return out
+
+
+# a draw each side makes on its own (dropout) would part two right sides: not judged here
+UNSHARED = ("{side} draws at random in training (dropout): over a corpus's windows the draws "
+            "are not yet shared between the sides, so the training cannot be judged; check "
+            "one window without --steps, or train with the dropout off")
+
+
+def _same_numpy_stream(a, b):
+    return a[0] == b[0] and a[2:] == b[2:] and np.array_equal(a[1], b[1])
+
+
+def _drops(model):
+    import torch
+    for m in model.modules():
+        if not m.training:
+            continue
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0:
+            return True
+        if isinstance(m, torch.nn.RNNBase) and m.dropout > 0 and m.num_layers > 1:
+            return True
+    return False
 
 
 def _raise(exc):
