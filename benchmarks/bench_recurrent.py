@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 R, C = "examples/rnn_lm", "examples/captioning"
 TOKENS, CAPTIONS = f"--data {R}/tokens.npz", f"--data {C}/captions.npz --loss model"
+WINDOWS = f"--data {R}/corpus.npz --batch 4 --time-size 5 --steps 5 --lr 0.5"
 WORKED = ("the worked example (layer net, MNIST batch 100)",
           "examples/layer_net/numpy_net.py:make_net examples/layer_net/torch_net.py:make_net", 0)
 CHECKS = [
@@ -33,6 +34,10 @@ CHECKS = [
     ("Rnnlm vs batch_first bug", f"{R}/numpy_lm.py:make_rnnlm {R}/bugs.py:make_batch_first {TOKENS}", 1),
     ("Rnnlm vs gate_order bug", f"{R}/numpy_lm.py:make_rnnlm {R}/bugs.py:make_gate_order {TOKENS}", 1),
     ("Rnnlm vs double_bias bug", f"{R}/numpy_lm.py:make_rnnlm {R}/bugs.py:make_double_bias {TOKENS}", 1),
+    ("Rnnlm vs nn.LSTM, 5 windows trained", f"{R}/numpy_lm.py:make_rnnlm {R}/torch_train.py:make_lstm {WINDOWS}", 0),
+    ("Rnnlm vs nn.LSTM, 5 windows clipped", f"{R}/numpy_lm.py:make_rnnlm {R}/torch_train.py:make_lstm {WINDOWS} --max-grad-norm 0.1", 0),
+    ("5 windows, double_bias bug", f"{R}/numpy_lm.py:make_rnnlm {R}/torch_train.py:make_double_bias {WINDOWS}", 1),
+    ("5 windows, state_reset bug", f"{R}/numpy_lm.py:make_rnnlm {R}/torch_train.py:make_state_reset {WINDOWS}", 1),
     ("captioning RNN vs nn.RNN", f"{C}/numpy_captioning.py:make_rnn {C}/torch_captioning.py:make_rnn_port {CAPTIONS}", 0),
     ("captioning LSTM vs nn.LSTM", f"{C}/numpy_captioning.py:make_lstm {C}/torch_captioning.py:make_lstm_port {CAPTIONS}", 0),
     ("captioning LSTM vs loss_mask bug", f"{C}/numpy_captioning.py:make_lstm {C}/torch_captioning.py:make_lstm_token_mean {CAPTIONS}", 1),

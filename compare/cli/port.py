@@ -75,6 +75,13 @@ def add_port_parser(sub):
     p.add_argument("--steps", type=int, default=None,
                    help="also train both sides this many steps side by side, on the same batches")
     p.add_argument("--lr", type=float, default=None, help="learning rate of --steps (default 0.1)")
+    p.add_argument("--time-size", type=int, default=None, metavar="T",
+                   help="with --data FILE.npz holding a 1-D integer corpus: the steps of each "
+                        "window, cut as the book's RnnlmTrainer cuts them (--batch streams); "
+                        "with --steps K, K consecutive windows, the state carried")
+    p.add_argument("--max-grad-norm", type=float, default=None, metavar="G",
+                   help="with a corpus and --steps: the book's clip_grads on the NumPy gradients, "
+                        "torch.nn.utils.clip_grad_norm_ on the port's")
     p.add_argument("--numpy-optimizer", default=None, metavar="FILE.py:name",
                    help="an object with update(params, grads) (a class or factory; given lr= "
                         "when it takes one); default plain SGD")
@@ -123,6 +130,11 @@ def check_options(args):
         raise PortSetupError(f"--steps must be at least 1, got {args.steps}")
     if not (args.lr > 0 and args.lr < float("inf")):
         raise PortSetupError(f"--lr must be a finite positive number, got {args.lr}")
+    time_size, max_norm = getattr(args, "time_size", None), getattr(args, "max_grad_norm", None)
+    if time_size is not None and time_size < 1:  # 'record' has neither option
+        raise PortSetupError(f"--time-size must be at least 1, got {time_size}")
+    if max_norm is not None and not (0 < max_norm < float("inf")):
+        raise PortSetupError(f"--max-grad-norm must be a finite positive number, got {max_norm}")
     if args.steps is None and args.numpy_optimizer:
         raise PortSetupError("--numpy-optimizer needs --steps N (one batch is checked without "
                              "an update)")
@@ -180,7 +192,8 @@ def dataset(args, params, dtype):
 MODEL_ONLY = {"data": None, "batch": None, "loss": None, "labels": None,
               "param_map": None, "input_shape": None, "numpy_gradient": "auto", "directions": 4,
               "locate": "failing", "steps": None, "lr": None, "numpy_optimizer": None,
-              "torch_optimizer": None, "report": None, "numpy_kwargs": None, "numpy_layout": None}
+              "torch_optimizer": None, "report": None, "numpy_kwargs": None, "numpy_layout": None,
+              "time_size": None, "max_grad_norm": None}
 
 
 def cmd_twins(args):
@@ -227,7 +240,10 @@ def cmd_port(args):
                    locate=args.locate, numpy_kwargs=args.numpy_kwargs,
                    numpy_layout=args.numpy_layout)
     shape_params = getattr(reference, "batch_params", reference.params)
-    if args.steps is None:
+    corpus = _corpus(args, golden)
+    if corpus is not None:
+        report = _corpus_check(args, numpy_model, torch_model, corpus, np_opt, t_opt, options)
+    elif args.steps is None:
         if golden is not None:
             xb, tb = golden.x, golden.t
         else:
@@ -253,6 +269,42 @@ def cmd_port(args):
         from ..port.figure import write_report
         print(f"wrote {write_report(report, args.report)}")
     return report.passed, report.verdict()
+
+
+def _corpus(args, golden):
+    """The corpus of ``--data FILE.npz`` where it holds one, the options it takes checked."""
+    from ..port.corpus import read_corpus
+    corpus = None if golden is not None else read_corpus(args.data)
+    if corpus is None:
+        for option in ("time_size", "max_grad_norm"):
+            if getattr(args, option) is not None:
+                raise PortSetupError(f"--{option.replace('_', '-')} takes --data FILE.npz holding a "
+                                     f"1-D integer array 'corpus'")
+        return None
+    if args.time_size is None:
+        raise PortSetupError(f"--data {args.data} holds a corpus: give --time-size T (the steps "
+                             f"of each window)")
+    if args.max_grad_norm is not None and args.steps is None:
+        raise PortSetupError("--max-grad-norm needs --steps N (one window is checked without "
+                             "an update)")
+    if args.numpy_optimizer:
+        raise PortSetupError("--numpy-optimizer: a corpus's windows are trained by the book's "
+                             "list-interface SGD on the NumPy side")
+    return corpus
+
+
+def _corpus_check(args, numpy_model, torch_model, corpus, np_opt, t_opt, options):
+    from ..port import check_port
+    from ..port.corpus import windows
+    from ..port.training import check_training
+    if args.steps is None:
+        x, t = windows(corpus, args.batch, args.time_size, 1)[0]
+        return check_port(numpy_model, torch_model, x, t, seed=args.seed, torch_optimizer=t_opt,
+                          lr=args.lr, **options)
+    return check_training(numpy_model, torch_model, corpus, None, steps=args.steps,
+                          batch_size=args.batch, time_size=args.time_size,
+                          max_grad_norm=args.max_grad_norm, lr=args.lr, seed=args.seed,
+                          torch_optimizer=t_opt, **options)
 
 
 def add_record_parser(sub):

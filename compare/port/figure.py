@@ -69,13 +69,16 @@ def training_figure(report):
     ax = fig.add_subplot(1, 2, 2)
     rel = np.maximum(np.asarray(tr["max_rel_param"], dtype=float), 1e-18)
     ax.semilogy(tr["step"], rel, label="largest relative parameter difference")
+    states = [np.nan if v is None else v for v in tr.get("max_rel_state") or ()]
+    if states and not np.all(np.isnan(states)):  # over a corpus's windows: the carried state
+        ax.semilogy(tr["step"], np.maximum(states, 1e-18), label="largest relative state difference")
     ax.semilogy(tr["step"], tr["tolerance"], color="black", linestyle="--", label="tolerance")
     fm = report.first_mismatch
     if fm and fm.get("phase") == "training":
         ax.axvline(fm["step"], color="tab:red", linewidth=1,
                    label=f"first mismatch: step {fm['step']} ({fm['where']})")
     ax.set_xlabel("step")
-    ax.set_title("torch vs NumPy parameters")
+    ax.set_title("torch vs NumPy parameters" + (" and carried state" if states else ""))
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig

@@ -15,9 +15,13 @@ computes on the first's state and two right ports part. So before each pass:
 Parameters, buffers and running statistics are never touched: they are not held in plain
 attributes of a recurrent layer (a module keeps them in ``_parameters`` and ``_buffers``).
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 SAVED = "_compare_saved_state"
+# set while the port trains over consecutive windows: its state is its own to carry
+CARRY = "_compare_carry_state"
 
 
 def _statelike(value, torch=None):
@@ -85,8 +89,21 @@ def keep_port_state(model):
     return True
 
 
+@contextmanager
+def carried(model):
+    """Within: the port's own state goes on from call to call, as its code carries it
+    (training over consecutive windows); the check's passes put it back again after."""
+    object.__setattr__(model, CARRY, True)
+    try:
+        yield model
+    finally:
+        object.__setattr__(model, CARRY, False)
+
+
 def _put_back(model, args):
     import torch
+    if getattr(model, CARRY, False):
+        return
     reset = getattr(model, "reset_state", None)
     if callable(reset):
         reset()

@@ -87,3 +87,14 @@ def training_tolerance(expected, dtype, updates):
     k = max(int(updates), 1)
     return Tolerance(0.0, max(k * rtol * scale, np.finfo(name).tiny),
                      f"round-off over {k} step(s) in {name}: {k} x {rtol:g} x max|expected|")
+
+
+def update_tolerance(expected, dtype, updates, lr, grad_atol):
+    """``training_tolerance``, or, where larger, ``updates x lr x`` the gradient's own bound
+    (a gradient that cancels, judged by the size of the terms it sums)."""
+    tol = training_tolerance(expected, dtype, updates)
+    if not grad_atol or updates * lr * grad_atol <= tol.atol:
+        return tol
+    return Tolerance(0.0, updates * lr * grad_atol,
+                     f"round-off over {updates} step(s): {updates} x lr x the gradient's bound "
+                     f"({grad_atol:.3g}, the size of the terms it sums)")

@@ -40,7 +40,7 @@ from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of  # noqa: F40
 from .reference import reference_side
 from .report import PortReport, compare_arrays
 from .targets import PortSetupError, call_side
-from .tolerance import training_tolerance
+from .tolerance import training_tolerance, update_tolerance as _param_tolerance
 from .torch_side import TorchSide
 
 # the optimizer's hypotheses rerun the port through the first step out of tolerance and
@@ -100,7 +100,8 @@ def _summary_row(name, torch_name, expected, actual, dtype, updates, step):
 def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_size=100, lr=0.1,
                    seed=0, numpy_optimizer=None, torch_optimizer=None, dtype=None,
                    loss=None, param_map=None, device="cpu", first_batch_check=True,
-                   progress=False, numpy_kwargs=None, numpy_layout=None, **port_options):
+                   progress=False, numpy_kwargs=None, numpy_layout=None, time_size=None,
+                   max_grad_norm=None, **port_options):
     """Train both sides ``steps`` steps side by side; returns a ``PortReport``.
 
     ``numpy_model`` may be a ``GoldenFile`` with a recorded training. With
@@ -108,7 +109,29 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
     (parameters, forward, loss, backward); the training rows follow, one per
     parameter and one for the loss, each at its first step out of tolerance (else its
     worst step), and ``report.training`` holds the curves.
+
+    With ``time_size``, ``x_train`` is a 1-D integer corpus (``t_train`` None): ``steps``
+    consecutive windows of ``batch_size`` streams, the state carried, ``max_grad_norm``
+    clipping both sides (``window_training.py``).
     """
+    if time_size is not None:
+        from .window_training import check_window_training
+        if t_train is not None:
+            raise PortSetupError("with time_size, x_train is the corpus and t_train None: the "
+                                 "targets are the corpus shifted by one")
+        if numpy_optimizer is not None:
+            raise PortSetupError("numpy_optimizer: a corpus's windows are trained by the book's "
+                                 "list-interface SGD on the NumPy side")
+        return check_window_training(numpy_model, torch_model, x_train, steps=steps,
+                                     batch_size=batch_size, time_size=time_size, lr=lr,
+                                     max_grad_norm=max_grad_norm, torch_optimizer=torch_optimizer,
+                                     dtype=dtype, loss=loss, param_map=param_map, device=device,
+                                     first_batch_check=first_batch_check, seed=seed,
+                                     numpy_kwargs=numpy_kwargs, numpy_layout=numpy_layout,
+                                     **port_options)
+    if max_grad_norm is not None:
+        raise PortSetupError("max_grad_norm clips a corpus's windows: give time_size and the "
+                             "corpus")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise PortSetupError(f"{name} must be a positive integer, got {value!r}")
@@ -316,15 +339,6 @@ def _normwise(expected, actual):
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     diff = float(np.max(np.abs(actual.astype(np.float64) - expected))) if expected.size else 0.0
     return diff / scale if scale else diff
-
-
-def _param_tolerance(expected, dtype, updates, lr, grad_atol):
-    tol = training_tolerance(expected, dtype, updates)
-    if not grad_atol or updates * lr * grad_atol <= tol.atol:
-        return tol
-    return Tolerance(0.0, updates * lr * grad_atol,
-                     f"round-off over {updates} step(s): {updates} x lr x the gradient's bound "
-                     f"({grad_atol:.3g}, the size of the terms it sums)")
 
 
 def _eval_row(np_side, t_side, buffers, x, dtype, steps):

@@ -1,0 +1,410 @@
+"""Training side by side over consecutive windows of a corpus, the state carried.
+
+The book's ``RnnlmTrainer`` cuts a corpus into windows (``corpus.py``) and trains on them
+in order without resetting the model's hidden state: its stateful ``TimeLSTM`` starts each
+window where the last one ended, and backpropagates through the window alone. Here each
+side trains as its own code does, on the same windows from the same parameters:
+
+* the NumPy side, the book's list-interface model: ``forward(x, t)``, ``backward()``, the
+  gradients of a parameter listed twice (or once transposed) summed (``remove_duplicate``),
+  the book's ``clip_grads`` where ``max_grad_norm`` is given (``rate = max_norm / (norm +
+  1e-6)``, applied where below 1), then the book's ``SGD`` (``params[i] -= lr * grads[i]``);
+* the port: ``loss.backward()``, ``torch.nn.utils.clip_grad_norm_``, ``optimizer.step()``
+  (``torch.optim.SGD`` by default), its state carried as its ``forward`` carries it: the
+  check's own putting back of the state (``hidden_state.py``) is suspended (``carried``).
+
+Compared at each step: the loss, every parameter after its update, and the state each
+side carries into the next window: each NumPy recurrent layer's ``h`` (and ``c``) against
+the ``(h_n, c_n)`` the port's recurrent module returned (layer by layer, in order).
+
+Tolerance: as ``training.py``'s, linear in the number of updates (``training_tolerance``),
+a state row's as a parameter's.
+
+Where the sides part, the hypotheses (``HYPOTHESES``) are each applied to a fresh copy of
+one side, which is trained again from the start through the parting step and
+``AFTER_PARTING`` steps after it: one whose every loss, parameter and state row then agrees
+is named at the parting step.
+"""
+import copy
+
+import numpy as np
+
+from .check import check_port
+from .corpus import windows as corpus_windows
+from .check.state import pair_sides
+from .hidden_state import carried
+from .layers.recurrent import KINDS
+from .optimizers import torch_optimizer_of
+from .reference import reference_side
+from .reference.list_door import ListDoor
+from .report import PortReport, compare_arrays
+from .targets import PortSetupError, call_side
+from .tolerance import training_tolerance, update_tolerance
+from .torch_side import TorchSide
+
+# a hypothesis reruns a side through the parting step and this many after it (as training.py)
+AFTER_PARTING = 2
+# both sides' steps kept for those reruns while they fit: a run parting beyond them is not rerun
+HISTORY_BYTES = 256 * 2 ** 20
+BOOK_CLIP_EPS = 1e-6  # the book's clip_grads: rate = max_norm / (total_norm + 1e-6)
+
+
+def clip_grads(grads, max_norm):
+    """The book's ``common/util.py`` ``clip_grads``, in place, its sum in the gradients' dtype."""
+    total_norm = 0
+    for g in grads:
+        total_norm += np.sum(g ** 2)
+    total_norm = np.sqrt(total_norm)
+    rate = max_norm / (total_norm + BOOK_CLIP_EPS)
+    if rate < 1:
+        for g in grads:
+            g *= rate
+
+
+class NumpyWindows:
+    """The book's list model trained as ``RnnlmTrainer`` trains it, its state carried
+    (``reset=True``: set back to the start before each window)."""
+
+    def __init__(self, door, lr, max_grad_norm, reset=False):
+        self.door, self.lr, self.max_grad_norm, self.reset = door, lr, max_grad_norm, reset
+        self.recurrent = [(name, layer) for name, layer in door.layers.items()
+                          if any(k.is_numpy(type(layer).__name__) for k in KINDS)]
+
+    def step(self, x, t):
+        door, model = self.door, self.door.inner
+        if self.reset:
+            door.fresh()
+        before = np.random.get_state()
+        loss = call_side("numpy side", "forward", model.forward, x, t)
+        call_side("numpy side", "backward", model.backward)
+        if not _same_numpy_stream(before, np.random.get_state()):
+            raise PortSetupError(UNSHARED.format(side="the NumPy model"))
+        grads = {}
+        for name, at in door.positions.items():  # remove_duplicate: one parameter, grads summed
+            total = np.array(model.grads[at[0]])
+            for i in at[1:]:
+                total = total + (model.grads[i].T if i in door.transposes else model.grads[i])
+            grads[name] = total
+        if self.max_grad_norm is not None:
+            clip_grads(list(grads.values()), self.max_grad_norm)
+        for name, value in door.params.items():
+            value -= self.lr * grads[name]
+        return float(loss), {n: v.copy() for n, v in door.params.items()}, self.states()
+
+    def states(self):
+        out = []
+        for name, layer in self.recurrent:
+            for attr in ("h", "c"):
+                value = getattr(layer, attr, None)
+                if isinstance(value, np.ndarray):
+                    out.append((f"{name}.{attr}", value.copy()))
+        return out
+
+
+class PortWindows:
+    """The port trained as a torch loop trains it, its state carried as its code carries it
+    (``reset=True``: put back before each window); ``frozen``: tensors whose gradient is
+    dropped (a hypothesis)."""
+
+    def __init__(self, side, pairing, torch_optimizer, lr, max_grad_norm, reset=False, frozen=()):
+        import torch
+        self.side, self.pairing, self.reset = side, pairing, reset
+        self.max_grad_norm = max_grad_norm
+        for name in frozen:
+            side.params[name].requires_grad_(False)
+        self.params = list(side.params.values())
+        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, self.params, lr)
+        self.returned = []
+        self.recurrent = [(name, m) for name, m in side.model.named_modules()
+                          if type(m).__name__ in ("RNN", "LSTM", "GRU")
+                          and type(m).__module__.split(".")[0] == "torch"]
+        for name, module in self.recurrent:
+            module.register_forward_hook(self._keep(name))
+        self.torch = torch
+
+    def _keep(self, name):
+        def hook(module, args, output):
+            state = output[1]
+            parts = state if isinstance(state, tuple) else (state,)
+            self.returned.append((name, [p.detach().cpu().numpy().copy() for p in parts]))
+        return hook
+
+    def step(self, x, t):
+        torch, side = self.torch, self.side
+        tx, tt = side.tensor(x), side.tensor(t)
+        self.returned = []
+        for p in self.params:
+            p.grad = None
+        before = torch.get_rng_state()
+        with torch.enable_grad():
+            if self.reset:
+                scores = side.scores(tx)
+            else:
+                with carried(side.model):
+                    scores = side.scores(tx)
+            loss = side.losses_of(scores, tt)[side.loss_name]
+            try:
+                loss.backward()
+            except RuntimeError as exc:
+                if "second time" in str(exc):
+                    raise PortSetupError(
+                        "torch side: backward reached the window before through the state the "
+                        "port carried: it keeps (h, c) without detach(), so the next window's "
+                        "graph holds the last one's, whose buffers backward has freed; the book's "
+                        "trainer backpropagates through one window: carry "
+                        "tuple(s.detach() for s in state)") from exc
+                call_side("torch side", "backward", _raise, exc)
+        if not torch.equal(before, torch.get_rng_state()) or _drops(side.model):
+            raise PortSetupError(UNSHARED.format(side="the port"))
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None],
+                                           self.max_grad_norm)
+        call_side("torch optimizer", "step", self.optimizer.step)
+        if self.scheduler is not None:
+            call_side("torch optimizer", "scheduler step", self.scheduler.step)
+        return float(loss.item()), side.values(self.pairing), self.states()
+
+    def states(self):
+        """Each returned state, layer by layer (a stacked module's ``h_n[l]``), as
+        ``[(name, array (N, H))]``, ``h`` then ``c``."""
+        out = []
+        for name, parts in self.returned[-len(self.recurrent):] if self.recurrent else []:
+            labels = ("h_n", "c_n")[:len(parts)]
+            for layer in range(parts[0].shape[0]):
+                for label, part in zip(labels, parts):
+                    out.append((f"{name} {label}[{layer}]", part[layer]))
+        return out
+
+
+# a draw each side makes on its own (dropout) would part two right sides: not judged here
+UNSHARED = ("{side} draws at random in training (dropout): over a corpus's windows the draws "
+            "are not yet shared between the sides, so the training cannot be judged; check "
+            "one window without --steps, or train with the dropout off")
+
+
+def _same_numpy_stream(a, b):
+    return a[0] == b[0] and a[2:] == b[2:] and np.array_equal(a[1], b[1])
+
+
+def _drops(model):
+    import torch
+    for m in model.modules():
+        if not m.training:
+            continue
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0:
+            return True
+        if isinstance(m, torch.nn.RNNBase) and m.dropout > 0 and m.num_layers > 1:
+            return True
+    return False
+
+
+def _raise(exc):
+    raise exc
+
+
+def _state_pairs(np_states, t_states):
+    """NumPy and port states paired in order, where they come in the same number and shapes."""
+    if len(np_states) != len(t_states) or not np_states:
+        return None
+    if any(np.shape(a) != np.shape(b) for (_, a), (_, b) in zip(np_states, t_states)):
+        return None
+    return list(zip(np_states, t_states))
+
+
+def _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol):
+    np_loss, np_values, np_states = np_step
+    t_loss, t_values, t_states = t_step
+    rows = [compare_arrays("training", "loss", "loss", np.array(np_loss), np.array(t_loss),
+                           training_tolerance(np.array(np_loss), dtype, k + 1), step=k)]
+    for pair in pairing:
+        e = np_values[pair.numpy]
+        rows.append(compare_arrays("training", pair.numpy, pair.view, e, t_values[pair.numpy],
+                                   update_tolerance(e, dtype, k + 1, lr, grad_atol.get(pair.numpy)),
+                                   step=k))
+    for (np_name, e), (t_name, a) in _state_pairs(np_states, t_states) or ():
+        rows.append(compare_arrays("training", f"state {np_name}", t_name, e, a,
+                                   training_tolerance(e, dtype, k + 1), step=k))
+    return rows
+
+
+def _agrees(history, other, pairing, dtype, lr, grad_atol, numpy_first):
+    """Do ``other``'s steps, compared with ``history``'s, pass every row?"""
+    for k, (mine, theirs) in enumerate(zip(history, other)):
+        np_step, t_step = (mine, theirs) if numpy_first else (theirs, mine)
+        if not all(r.passed for r in _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol)):
+            return False
+    return True
+
+
+def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size, time_size,
+                          lr=0.1, max_grad_norm=None, torch_optimizer=None, dtype=None, loss=None,
+                          param_map=None, device="cpu", first_batch_check=True, seed=0,
+                          **port_options):
+    """Train both sides over ``steps`` consecutive windows of ``corpus`` (``corpus.py``);
+    returns a ``PortReport``: the first window's ``check_port`` (with
+    ``first_batch_check``), then a row per loss, parameter and carried state, each at its
+    first step out of tolerance (else its worst), and ``report.training`` the curves."""
+    if not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
+        raise PortSetupError(f"lr must be a finite positive number, got {lr!r}")
+    if max_grad_norm is not None and (not isinstance(max_grad_norm, (int, float))
+                                      or not np.isfinite(max_grad_norm) or max_grad_norm <= 0):
+        raise PortSetupError(f"max grad norm must be a finite positive number, got {max_grad_norm!r}")
+    cut = corpus_windows(corpus, batch_size, time_size, steps)
+    np_side = reference_side(numpy_model, dtype)
+    if not isinstance(np_side.model, ListDoor):
+        raise PortSetupError("numpy side: training over a corpus's windows takes the book's "
+                             "list-interface model (params and grads lists, forward(xs, ts), "
+                             "backward())")
+    if first_batch_check:
+        report = check_port(numpy_model, torch_model, *cut[0], dtype=dtype, loss=loss,
+                            param_map=param_map, device=device, seed=seed,
+                            torch_optimizer=torch_optimizer, lr=lr, **port_options)
+    else:
+        report = PortReport()
+    loss = loss or report.settings.get("loss") or "cross_entropy"
+    dtype = np_side.dtype.name
+    t_side = TorchSide(torch_model, dtype, device, loss)
+    if t_side.kind != "module" or t_side.loss_name == "model":
+        raise PortSetupError("torch side: training over a corpus's windows takes an nn.Module "
+                             "whose forward(xs) returns the scores")
+    # the first window's check read the gate order off the values: its pairing, else the
+    # NumPy layer's own convention
+    pairing = report.pairing or pair_sides(np_side, t_side, cut[0][0], param_map, cut[0][1])
+    report.pairing = pairing
+    t_side.load(pairing, np_side.params)
+    grad_atol = {r.where: r.atol for r in report.checks if r.phase == "backward" and r.rtol}
+    starts = (copy.deepcopy(np_side.model), t_side.copy())
+    np_run = NumpyWindows(np_side.model, lr, max_grad_norm)
+    t_run = PortWindows(t_side, pairing, torch_optimizer, lr, max_grad_norm)
+    rows, first_fail, history = {}, None, ([], [])
+    curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
+              "worst_param": [], "max_rel_state": [], "tolerance": []}
+    stated, kept_bytes = False, 0
+    for k, (x, t) in enumerate(cut):
+        np_step, t_step = np_run.step(x, t), t_run.step(x, t)
+        stated = stated or _state_pairs(np_step[2], t_step[2]) is not None
+        if (kept_bytes <= HISTORY_BYTES and len(history[0]) == k
+                and (first_fail is None or k <= first_fail + AFTER_PARTING)):
+            history[0].append(np_step)
+            history[1].append(t_step)
+            kept_bytes += 2 * sum(v.nbytes for v in np_step[1].values())
+        step_rows = _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol)
+        for row in step_rows:
+            kept = rows.get(row.where)
+            if kept is None or (kept.passed and (not row.passed or row.worst_ratio > kept.worst_ratio)):
+                rows[row.where] = row
+        if first_fail is None and not all(r.passed for r in step_rows):
+            first_fail, first_rows = k, [r for r in step_rows if not r.passed]
+        rel = {p.numpy: _normwise(np_step[1][p.numpy], t_step[1][p.numpy]) for p in pairing}
+        worst = max(rel, key=rel.get)
+        curves["step"].append(k)
+        curves["loss_numpy"].append(np_step[0])
+        curves["loss_torch"].append(t_step[0])
+        curves["max_rel_param"].append(rel[worst])
+        curves["worst_param"].append(worst)
+        curves["tolerance"].append((k + 1) * training_tolerance(np.ones(1), dtype, 1).atol)
+        pairs = _state_pairs(np_step[2], t_step[2]) or ()
+        curves["max_rel_state"].append(max((_normwise(e, a) for (_, e), (_, a) in pairs), default=None))
+    report.checks.extend(rows.values())
+    if not stated:
+        report.notes.append("the carried state is not compared: the port's recurrent modules "
+                            "(nn.RNN, nn.LSTM, nn.GRU) return no state that pairs with the NumPy "
+                            "recurrent layers' h and c, one for one")
+    report.passed = all(c.passed for c in report.checks)
+    report.training = {"steps": steps, "batch_size": batch_size, "time_size": time_size, "lr": lr,
+                       "max_grad_norm": max_grad_norm, **curves, "numpy_optimizer": "SGD",
+                       "torch_optimizer": type(t_run.optimizer).__name__, "storage": "full"}
+    report.settings.update({"steps": steps, "time size": time_size, "lr": lr,
+                            "max grad norm": max_grad_norm, "numpy optimizer": "SGD",
+                            "torch optimizer": type(t_run.optimizer).__name__})
+    if first_fail is not None and report.first_mismatch is None:
+        row = first_rows[0]
+        report.first_mismatch = {"phase": "training", "where": row.where, "torch": row.torch,
+                                 "step": first_fail, "max_abs": row.max_abs, "max_rel": row.max_rel,
+                                 "detail": f"the two sides part at step {first_fail} (window "
+                                           f"{first_fail})"}
+        context = dict(starts=starts, cut=cut[:len(history[0])], history=history, pairing=pairing,
+                       dtype=dtype, lr=lr, max_grad_norm=max_grad_norm, grad_atol=grad_atol,
+                       torch_optimizer=torch_optimizer, step=first_fail)
+        for hypothesis in (HYPOTHESES if first_fail < len(history[0]) else ()):
+            found = hypothesis(**context)
+            if found:
+                report.diagnosis = [found]
+                break
+        else:
+            report.first_mismatch["unexplained"] = (
+                f"unexplained: no hypothesis, applied, reproduces the run through step "
+                f"{len(history[0]) - 1}; measured at {row.where}: max abs {row.max_abs:.3g}, "
+                f"max rel {row.max_rel:.3g}")
+    return report
+
+
+def _normwise(expected, actual):
+    expected = np.asarray(expected, np.float64)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    diff = float(np.max(np.abs(np.asarray(actual, np.float64).reshape(expected.shape) - expected))) \
+        if expected.size else 0.0
+    return diff / scale if scale else diff
+
+
+def _rerun(run, cut):
+    try:
+        return [run.step(x, t) for x, t in cut]
+    except PortSetupError:
+        return None
+
+
+def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
+                torch_optimizer, step):
+    """Both of torch's recurrent biases trained where the NumPy layer has one ``b``: the
+    port trained again with the tensors summed into ``b`` (``bias_hh``) frozen."""
+    side = starts[1]
+    summed = [(p.numpy, n) for p in pairing for n in p.summed if side.params[n].requires_grad]
+    if not summed:
+        return None
+    side = side.copy()
+    run = PortWindows(side, pairing, torch_optimizer, lr, max_grad_norm,
+                      frozen=[n for _, n in summed])
+    steps = _rerun(run, cut)
+    if steps is None or not _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
+        return None
+    frozen = ", ".join(n for _, n in summed)
+    bias = ", ".join(dict.fromkeys(b for b, _ in summed))
+    return {"code": "double_bias", "parameter": bias, "step": step,
+            "text": f"the port trains {frozen} beside the bias it is summed with, where the NumPy "
+                    f"layer has one {bias}: the sum moves at twice the rate from the first "
+                    f"update (and counts twice in a clipping norm); with {frozen} frozen at 0, the "
+                    f"port's run gives the NumPy losses, parameters and states through step "
+                    f"{len(steps) - 1}; freeze it ({frozen.split(', ')[0]}.requires_grad_(False)), "
+                    f"or build the layer with bias=False and add a bias of your own"}
+
+
+def state_reset(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
+                torch_optimizer, step):
+    """One side starts each window from its first state where the other carries it: the
+    NumPy side trained again with its state put back before each window (the port's run
+    reproduced: the port resets), else the port so (the NumPy side resets)."""
+    door = copy.deepcopy(starts[0])
+    steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True), cut)
+    if steps is not None and _agrees(steps, history[1], pairing, dtype, lr, grad_atol, True):
+        return _state_reset(step, len(steps), "the port", "the NumPy side",
+                            "carry the port's state into the next window, detached "
+                            "(self.state = tuple(s.detach() for s in state))")
+    run = PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm, reset=True)
+    steps = _rerun(run, cut)
+    if steps is not None and _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
+        return _state_reset(step, len(steps), "the NumPy side", "the port",
+                            "make the NumPy layer stateful as the book's trainer has it, or "
+                            "reset the port's state before each window")
+    return None
+
+
+def _state_reset(step, through, resets, carries, fix):
+    return {"code": "state_reset", "step": step,
+            "text": f"{resets} starts each window from its first state (zeros), where {carries} "
+                    f"carries the state from the window before: with {carries}'s state set back "
+                    f"before each window, its run gives the other side's losses, parameters and "
+                    f"states through step {through - 1}; {fix}"}
+
+
+HYPOTHESES = (double_bias, state_reset)

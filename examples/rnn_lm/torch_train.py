@@ -1,0 +1,69 @@
+"""A PyTorch port of ``numpy_lm.Rnnlm`` that trains as the book's ``RnnlmTrainer`` trains it.
+
+Over consecutive windows of a corpus the book's stateful ``TimeLSTM`` carries ``h`` and
+``c`` from one window into the next, and backpropagates through one window only. The port
+does the same: it keeps ``(h, c)`` between calls, detached, so that the next window starts
+from the state and the gradient stops at the window's edge.
+
+torch's ``nn.LSTM`` holds two biases, ``bias_ih`` and ``bias_hh``, where the book's LSTM
+has one ``b``. Their sum is what the LSTM adds; trained both, the sum moves at twice the
+rate of ``b``. The port freezes ``bias_hh`` at zero (``requires_grad_(False)``), so that
+``bias_ih`` is the book's ``b`` and trains as it does.
+
+=====================  ==========================================================
+factory                the port
+=====================  ==========================================================
+make_lstm              the right port: state carried and detached, ``bias_hh`` frozen
+make_double_bias       the same with both biases trained (a trap: ``double_bias``)
+make_state_reset       the same starting each window from zeros (a trap: ``state_reset``)
+=====================  ==========================================================
+
+    python examples/rnn_lm/make_corpus.py      # writes examples/rnn_lm/corpus.npz
+    python -m compare port examples/rnn_lm/numpy_lm.py:make_rnnlm \\
+        examples/rnn_lm/torch_train.py:make_lstm --data examples/rnn_lm/corpus.npz \\
+        --batch 4 --time-size 5 --steps 5 --lr 0.5
+"""
+import torch
+from torch import nn
+
+
+class TrainedLstmPort(nn.Module):
+    def __init__(self, V=10, D=5, H=4, freeze_bias_hh=True):
+        super().__init__()
+        self.embed = nn.Embedding(V, D)
+        self.lstm = nn.LSTM(D, H, batch_first=True)
+        self.fc = nn.Linear(H, V)
+        if freeze_bias_hh:
+            with torch.no_grad():
+                self.lstm.bias_hh_l0.zero_()
+            self.lstm.bias_hh_l0.requires_grad_(False)
+        self.state = None
+
+    def forward(self, xs):
+        hs, state = self.lstm(self.embed(xs), self.state)
+        # carried into the next window, outside this window's graph
+        self.state = tuple(s.detach() for s in state)
+        return self.fc(hs)
+
+    def reset_state(self):
+        self.state = None
+
+
+class StateResetPort(TrainedLstmPort):
+    """Forgets the state at each call: every window starts from zeros."""
+
+    def forward(self, xs):
+        self.state = None
+        return super().forward(xs)
+
+
+def make_lstm():
+    return TrainedLstmPort()
+
+
+def make_double_bias():
+    return TrainedLstmPort(freeze_bias_hh=False)
+
+
+def make_state_reset():
+    return StateResetPort()

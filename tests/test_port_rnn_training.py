@@ -1,0 +1,334 @@
+"""Recurrent nets trained side by side over a corpus's windows, the state carried.
+
+The evidence, independent of the checker:
+
+* the windows against the book's ``RnnlmTrainer.get_batch``, written out here with its
+  ``time_idx``;
+* a NumPy training loop and a torch training loop written out here (the book's trainer:
+  forward, backward, ``clip_grads``, ``params -= lr * grads``; torch's: ``backward``,
+  ``clip_grad_norm_``, ``SGD.step``), the weights copied in by a map written by hand (the
+  gate blocks permuted letter by letter): the right port trains as the NumPy model does,
+  and the port with both biases trained does not;
+* then ``check_training`` over those windows: its losses are the two loops' own, the right
+  port passes with and without clipping, the other fails and is named ``double_bias``.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from compare import cli
+from compare.port import PortSetupError, check_training
+from compare.port.corpus import windows
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "rnn_lm"
+
+
+def _load(name):
+    if str(EXAMPLE) not in sys.path:
+        sys.path.insert(0, str(EXAMPLE))
+    spec = importlib.util.spec_from_file_location(f"rnn_train_{name}", EXAMPLE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+N_ = _load("numpy_lm")
+P = _load("torch_train")
+CORPUS = np.load(EXAMPLE / "corpus.npz")["corpus"]
+B, T, LR, V = 4, 5, 0.5, 10
+
+
+def book_get_batch(xs, ts, batch_size, time_size, time_idx):
+    """The book's ``RnnlmTrainer.get_batch``, element by element, and the next ``time_idx``."""
+    batch_x = np.empty((batch_size, time_size), dtype="i")
+    batch_t = np.empty((batch_size, time_size), dtype="i")
+    data_size = len(xs)
+    jump = data_size // batch_size
+    offsets = [i * jump for i in range(batch_size)]
+    for time in range(time_size):
+        for i, offset in enumerate(offsets):
+            batch_x[i, time] = xs[(offset + time_idx) % data_size]
+            batch_t[i, time] = ts[(offset + time_idx) % data_size]
+        time_idx += 1
+    return batch_x, batch_t, time_idx
+
+
+def book_windows(corpus, batch_size, time_size, count):
+    xs, ts, time_idx, out = corpus[:-1], corpus[1:], 0, []
+    for _ in range(count):
+        x, t, time_idx = book_get_batch(xs, ts, batch_size, time_size, time_idx)
+        out.append((x, t))
+    return out
+
+
+@pytest.mark.parametrize("corpus, batch, time, count", [
+    (CORPUS, 4, 5, 20),
+    (np.arange(23), 3, 4, 6),      # 22 positions, jump 7: the streams wrap around
+])
+def test_windows_are_the_books_get_batch(corpus, batch, time, count):
+    for (x, t), (bx, bt) in zip(windows(corpus, batch, time, count),
+                                book_windows(corpus, batch, time, count), strict=True):
+        assert x.dtype == bx.dtype and t.dtype == bt.dtype
+        np.testing.assert_array_equal(x, bx)
+        np.testing.assert_array_equal(t, bt)
+
+
+def test_a_corpus_shorter_than_one_window_is_refused():
+    with pytest.raises(PortSetupError, match="need at least 21"):
+        windows(np.arange(20), 4, 5, 1)   # 19 positions < 4 x 5: the book trains nothing
+
+
+def book_clip_grads(grads, max_norm):
+    total_norm = 0
+    for grad in grads:
+        total_norm += np.sum(grad ** 2)
+    total_norm = np.sqrt(total_norm)
+    rate = max_norm / (total_norm + 1e-6)
+    if rate < 1:
+        for grad in grads:
+            grad *= rate
+    return rate
+
+
+def numpy_loop(steps, max_grad_norm=None):
+    """The book's trainer on ``Rnnlm`` (no tied weights: ``remove_duplicate`` is the identity)."""
+    model = N_.Rnnlm()
+    losses, rates = [], []
+    for x, t in book_windows(CORPUS, B, T, steps):
+        losses.append(float(model.forward(x, t)))
+        model.backward()
+        grads = [g.copy() for g in model.grads]
+        if max_grad_norm is not None:
+            rates.append(book_clip_grads(grads, max_grad_norm))
+        for p, g in zip(model.params, grads):
+            p -= LR * g
+    lstm = model.layers[1]
+    return losses, [p.copy() for p in model.params], (lstm.h.copy(), lstm.c.copy()), rates
+
+
+def fgio_to_ifgo(a):
+    f, g, i, o = np.split(a, 4, axis=-1)
+    return np.concatenate([i, f, g, o], axis=-1)
+
+
+def ifgo_to_fgio(a):
+    i, f, g, o = np.split(a, 4, axis=-1)
+    return np.concatenate([f, g, i, o], axis=-1)
+
+
+def torch_loop(port, steps, max_grad_norm=None):
+    """A torch loop as its users write it, from the NumPy model's first values."""
+    embed_W, Wx, Wh, b, W, bias = N_.Rnnlm().params
+    with torch.no_grad():
+        port.embed.weight.copy_(torch.from_numpy(embed_W))
+        port.lstm.weight_ih_l0.copy_(torch.from_numpy(fgio_to_ifgo(Wx).T.copy()))
+        port.lstm.weight_hh_l0.copy_(torch.from_numpy(fgio_to_ifgo(Wh).T.copy()))
+        port.lstm.bias_ih_l0.copy_(torch.from_numpy(fgio_to_ifgo(b)))
+        port.lstm.bias_hh_l0.zero_()
+        port.fc.weight.copy_(torch.from_numpy(W.T.copy()))
+        port.fc.bias.copy_(torch.from_numpy(bias))
+    optimizer = torch.optim.SGD(port.parameters(), lr=LR)
+    losses = []
+    for x, t in book_windows(CORPUS, B, T, steps):
+        optimizer.zero_grad()
+        scores = port(torch.from_numpy(x).long())
+        loss = F.cross_entropy(scores.reshape(-1, V), torch.from_numpy(t).long().reshape(-1))
+        loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_([p for p in port.parameters() if p.grad is not None],
+                                           max_grad_norm)
+        optimizer.step()
+        losses.append(loss.item())
+    lstm = port.lstm
+    b_sum = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach().numpy()
+    params = [port.embed.weight.detach().numpy(),
+              ifgo_to_fgio(lstm.weight_ih_l0.detach().numpy().T),
+              ifgo_to_fgio(lstm.weight_hh_l0.detach().numpy().T),
+              ifgo_to_fgio(b_sum), port.fc.weight.detach().numpy().T, port.fc.bias.detach().numpy()]
+    h, c = port.state
+    return losses, params, (h[0].numpy(), c[0].numpy())
+
+
+def _max_rel(expected, actual):
+    return max(float(np.max(np.abs(a - e)) / np.max(np.abs(e))) for e, a in zip(expected, actual))
+
+
+def float32_training_bound(steps):
+    # each update adds at most float32's rtol 1e-4 of the value's size (tolerance.py), and a
+    # stable training adds them linearly
+    return steps * 1e-4
+
+
+@pytest.mark.parametrize("clip", [None, 0.1])
+def test_the_right_port_trains_as_the_numpy_model(clip):
+    steps = 5
+    np_losses, np_params, np_state, rates = numpy_loop(steps, clip)
+    t_losses, t_params, t_state = torch_loop(P.make_lstm(), steps, clip)
+    if clip is not None:
+        assert all(r < 1 for r in rates)  # the clipping took part at every step
+    bound = float32_training_bound(steps)
+    np.testing.assert_allclose(t_losses, np_losses, rtol=bound)
+    assert _max_rel(np_params, t_params) <= bound
+    assert _max_rel(np_state, t_state) <= bound
+
+
+def test_both_biases_trained_move_their_sum_at_twice_the_rate():
+    np_losses, np_params, _, _ = numpy_loop(1)
+    t_losses, t_params, _ = torch_loop(P.make_double_bias(), 1)
+    np.testing.assert_allclose(t_losses, np_losses, rtol=1e-4)  # the first window is equal
+    b0 = N_.Rnnlm().params[3]
+    np.testing.assert_allclose(t_params[3] - b0, 2 * (np_params[3] - b0), rtol=1e-3, atol=1e-7)
+
+
+class ResetPort(P.TrainedLstmPort):
+    def forward(self, xs):
+        self.state = None
+        return super().forward(xs)
+
+
+class ResetDoubleBiasPort(ResetPort):
+    def __init__(self):
+        super().__init__(freeze_bias_hh=False)
+
+
+def test_the_state_carried_matters():
+    """Without the state carried, the same run parts (so the state rows can catch it)."""
+    _, _, np_state, _ = numpy_loop(2)
+
+    _, _, t_state = torch_loop(ResetPort(), 2)
+    assert _max_rel(np_state, t_state) > 100 * float32_training_bound(2)
+
+
+def _check(factory, steps=5, clip=None):
+    return check_training(N_.make_rnnlm(), factory(), CORPUS, None, steps=steps, batch_size=B,
+                          time_size=T, lr=LR, max_grad_norm=clip)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("steps, clip", [(5, None), (5, 0.1), (20, None)])
+def test_right_port_passes(steps, clip):
+    report = _check(P.make_lstm, steps=steps, clip=clip)
+    assert report.passed, report.to_text()
+    # the two sides' runs are the loops written above, step for step
+    np_losses, np_params, _, _ = numpy_loop(steps, clip)
+    t_losses, _, _ = torch_loop(P.make_lstm(), steps, clip)
+    np.testing.assert_array_equal(report.training["loss_numpy"], np_losses)
+    np.testing.assert_allclose(report.training["loss_torch"], t_losses, rtol=float32_training_bound(1))
+    states = [r for r in report.checks if r.phase == "training" and r.where.startswith("state")]
+    assert {r.where for r in states} == {"state TimeLSTM0.h", "state TimeLSTM0.c"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", [None, 0.1])
+def test_both_biases_trained_are_named_double_bias(clip):
+    report = _check(P.make_double_bias, clip=clip)
+    assert not report.passed
+    assert report.first_mismatch["step"] in (0, 1)
+    assert [d["code"] for d in report.diagnosis] == ["double_bias"]
+    assert "bias_hh_l0.requires_grad_(False)" in report.diagnosis[0]["text"]
+
+
+@pytest.mark.slow
+def test_a_port_that_resets_its_state_is_named_state_reset_at_step_1(tmp_path):
+    report = _check(ResetPort, steps=4)
+    from compare.port.figure import write_report
+    write_report(report, tmp_path)
+    assert (tmp_path / "port_training.png").stat().st_size > 0
+    # window 0 agrees; from window 1 on the carried state parts by far more than round-off
+    assert report.training["max_rel_state"][0] < float32_training_bound(1)
+    assert min(report.training["max_rel_state"][1:]) > 100 * float32_training_bound(4)
+    assert not report.passed
+    assert report.first_mismatch["step"] == 1   # window 0 starts from zeros on both sides
+    assert [d["code"] for d in report.diagnosis] == ["state_reset"]
+    assert report.diagnosis[0]["text"].startswith("the port starts each window")
+
+
+@pytest.mark.slow
+def test_two_bugs_at_once_are_measured_not_named():
+    """Neither hypothesis alone reproduces the run: nothing is named."""
+    report = _check(ResetDoubleBiasPort, steps=4)
+    assert not report.passed
+    assert report.diagnosis == []
+    assert "unexplained" in report.first_mismatch
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--steps", "2"], "give --time-size T"),
+    (["--time-size", "5", "--batch", "100", "--steps", "2"], "need at least 501"),
+    (["--time-size", "5", "--batch", "4", "--max-grad-norm", "1"], "--max-grad-norm needs --steps"),
+    (["--time-size", "0", "--steps", "2"], "--time-size must be at least 1"),
+    (["--time-size", "5", "--steps", "2", "--max-grad-norm", "-1"], "--max-grad-norm must be"),
+])
+def test_the_command_refuses_in_one_line(extra, says, capsys):
+    code = cli.main(["port", f"{EXAMPLE}/numpy_lm.py:make_rnnlm", f"{EXAMPLE}/torch_train.py:make_lstm",
+                     "--data", str(EXAMPLE / "corpus.npz"), "--no-progress", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and says in err
+
+
+@pytest.mark.slow
+def test_a_numpy_side_that_resets_is_named_state_reset_the_other_way():
+    model = N_.make_rnnlm()
+    model.layers[1].stateful = False   # the NumPy TimeLSTM starts each window from zeros
+    report = check_training(model, P.make_lstm(), CORPUS, None, steps=4, batch_size=B,
+                            time_size=T, lr=LR)
+    assert not report.passed and report.first_mismatch["step"] == 1
+    assert [d["code"] for d in report.diagnosis] == ["state_reset"]
+    assert report.diagnosis[0]["text"].startswith("the NumPy side starts each window")
+
+
+def test_time_size_without_a_corpus_is_refused(capsys):
+    code = cli.main(["port", f"{EXAMPLE}/numpy_lm.py:make_rnnlm", f"{EXAMPLE}/torch_lm.py:make_lstm",
+                     "--data", str(EXAMPLE / "tokens.npz"), "--time-size", "5", "--no-progress"])
+    assert code == 2
+    assert "--time-size takes --data FILE.npz holding a 1-D integer array 'corpus'" in capsys.readouterr().err
+
+
+class UndetachedPort(P.TrainedLstmPort):
+    def forward(self, xs):
+        hs, self.state = self.lstm(self.embed(xs), self.state)
+        return self.fc(hs)
+
+
+def test_a_state_carried_without_detach_is_refused_with_what_it_means():
+    with pytest.raises(PortSetupError, match="without detach"):
+        check_training(N_.make_rnnlm(), UndetachedPort(), CORPUS, None, steps=2, batch_size=B,
+                       time_size=T, lr=LR, first_batch_check=False)
+
+
+class DrawingRnnlm(N_.Rnnlm):
+    """The book's Rnnlm drawing from NumPy's stream at every window (as a dropout mask is
+    drawn), its values left as they are."""
+
+    def forward(self, xs, ts):
+        np.random.rand(*xs.shape)
+        return super().forward(xs, ts)
+
+
+class DroppingPort(P.TrainedLstmPort):
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+
+    def forward(self, xs):
+        hs, state = self.lstm(self.drop(self.embed(xs)), self.state)
+        self.state = tuple(s.detach() for s in state)
+        return self.fc(hs)
+
+
+@pytest.mark.parametrize("numpy_factory, port_factory, side", [
+    (DrawingRnnlm, P.make_lstm, "the NumPy model"),
+    (N_.make_rnnlm, DroppingPort, "the port"),
+])
+def test_a_side_that_draws_is_not_judged_over_windows(numpy_factory, port_factory, side):
+    """Two random streams would part two right sides: refused, never failed."""
+    with pytest.raises(PortSetupError, match=f"{side} draws at random"):
+        check_training(numpy_factory(), port_factory(), CORPUS, None, steps=2, batch_size=B,
+                       time_size=T, lr=LR, first_batch_check=False)
