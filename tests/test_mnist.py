@@ -254,6 +254,7 @@ def test_the_numpy_script_on_a_warm_cache_never_imports_torch(tmp_path):
     assert lines[-1] == "[]"
 
 
+@pytest.mark.slow  # a few seconds: with the full suite
 def test_a_touched_or_replaced_raw_file_is_read_again(tmp_path, torchvision_reads):
     raw = raw_copy(tmp_path)
     cache = tmp_path / "MNIST" / "cache"

@@ -153,6 +153,7 @@ def test_a_parameter_never_used(small):
     assert "affine1.b" in report.diagnosis[0]["text"]
 
 
+@pytest.mark.slow  # a few seconds: with the full suite
 def test_a_failure_names_where_and_how_far(batch):
     report = check_port(zoo.book_net(), zoo.literal(zoo.FlippedBiasGradient), *batch)
     with pytest.raises(AssertionError) as caught:

@@ -360,6 +360,7 @@ def test_param_map_says_the_permutation(written):
         "W1 <-> conv.weight.permute(2, 3, 1, 0)")
 
 
+@pytest.mark.slow  # a few seconds: with the full suite
 def test_a_kernel_with_h_and_w_swapped_fails_and_the_values_name_the_order():
     report = check_port(ChannelsLastNet(), ConvPort(hw_swapped=True), *images())
     assert not report.passed

@@ -71,6 +71,7 @@ def test_broken_module_ports_get_the_same_verdict_as_against_live_code(port, lay
     assert recorded.diagnosis == live.diagnosis
 
 
+@pytest.mark.slow  # a few seconds: with the full suite
 @pytest.mark.parametrize("port", [zoo.NoBatchDivide, zoo.FlippedBiasGradient, zoo.SoftmaxWrongAxis])
 def test_broken_literal_ports_are_caught_by_the_file(port, book_file, batch):
     live = check_port(zoo.book_net(), zoo.literal(port), *batch)

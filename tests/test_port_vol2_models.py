@@ -208,6 +208,7 @@ def test_a_tied_port_of_an_untied_model_is_named_tied_weights_at_the_affine():
     assert all(c.passed for c in report.checks[1:])
 
 
+@pytest.mark.slow  # a few seconds: with the full suite
 def test_an_untied_port_with_another_bug_is_refused_saying_the_tie():
     xs, ts = lm.tokens()
     with pytest.raises(PortSetupError) as err:
