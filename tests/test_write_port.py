@@ -17,6 +17,8 @@ from compare.cli import main
 from compare.port.data import command_batch
 from compare.port.layers.written import CannotWrite
 from compare.port.writing import written_port
+from courses import cs231n_fc_net as fc
+from courses import cs231n_layers as cl
 from examples.ch6_extend import numpy_net as ch6
 from examples.ch7_conv import numpy_net as ch7
 from examples.layer_net import numpy_net as ch5
@@ -212,3 +214,119 @@ def test_a_writer_that_writes_a_wrong_setting_gives_exit_1_with_the_trap_named(t
                  "--out", str(tmp_path / "port.py"), "--no-progress"])
     printed = capsys.readouterr().out.strip().splitlines()
     assert code == 1 and printed[-1].startswith("FAIL:") and "bn_eps" in printed[-1], printed[-5:]
+
+
+# cs231n's assignment-2 nets: layers as module-level functions, written from the calls of one
+# training pass in the order they ran
+
+def by_hand(net, x, bn_params=None):
+    """The course's layer functions composed by hand in training mode (no dropout): the
+    scores the port must give, independent of the writer and the checker."""
+    out = x
+    for i in range(1, net.num_layers):
+        out, _ = cl.affine_forward(out, net.params[f"W{i}"], net.params[f"b{i}"])
+        if net.normalization == "batchnorm":
+            out, _ = cl.batchnorm_forward(out, net.params[f"gamma{i}"], net.params[f"beta{i}"],
+                                          dict((bn_params or [{}] * net.num_layers)[i - 1], mode="train"))
+        out, _ = cl.relu_forward(out)
+    L = net.num_layers
+    return cl.affine_forward(out, net.params[f"W{L}"], net.params[f"b{L}"])[0]
+
+
+def randomised(net, seed=3):
+    rng = np.random.RandomState(seed)
+    for name, value in net.params.items():
+        if value.ndim == 1:  # no zero bias or unit gamma hides a layout or a missing parameter
+            value[:] = rng.uniform(0.5, 1.5, value.shape) if name.startswith("gamma") else rng.randn(*value.shape)
+    return net
+
+
+def test_cs231n_layer_functions_are_written_in_the_order_they_ran(tmp_path):
+    source = write_port(fc.make_net())
+    assert all(m.split(".")[0] == "torch" for m in imported_modules(source))
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    assert type(port).__name__ == "FullyConnectedNetPort"
+    kinds = [type(m).__name__ for m in port.children()]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout"] * 2 + ["Linear"]
+    norms = [m for m in port.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [(m.eps, m.momentum) for m in norms] == [(1e-5, 0.1)] * 2  # cs231n's defaults, 1 - 0.9
+    drops = [m for m in port.modules() if isinstance(m, torch.nn.Dropout)]
+    assert [m.p for m in drops] == [1 - fc.KEEP] * 2  # cs231n's p keeps a unit; torch's drops one
+    assert [(m.in_features, m.out_features) for m in port.modules() if isinstance(m, torch.nn.Linear)] \
+        == [(784, 50), (50, 50), (50, 10)]
+
+
+def test_cs231n_load_numpy_params_gives_the_numpy_scores(tmp_path):
+    net = randomised(fc.make_net())
+    _, port = loaded_port(net, tmp_path)
+    x, t = batch(net)
+    # test mode: the course's loss(X) on the running statistics of one training pass, copied in
+    # by hand (the course starts running_var at 0, torch at 1; the loader loads parameters)
+    net.loss(x, t.argmax(axis=1))
+    for m, bn in zip([m for m in port.modules() if isinstance(m, torch.nn.BatchNorm1d)], net.bn_params):
+        m.running_mean.copy_(torch.as_tensor(bn["running_mean"]))
+        m.running_var.copy_(torch.as_tensor(bn["running_var"]))
+    np.testing.assert_allclose(scores_of(port, x, train=False), net.loss(x), rtol=1e-10, atol=1e-13)
+    # training mode, batch norm on the batch's statistics
+    net = randomised(fc.make_batchnorm_net())
+    _, port = loaded_port(net, tmp_path)
+    np.testing.assert_allclose(scores_of(port, x, train=True), by_hand(net, x), rtol=1e-9, atol=1e-12)
+    # assignment 2's TwoLayerNet: affine_relu_forward's calls, then affine_forward
+    net = randomised(fc.make_two_layer_net())
+    _, port = loaded_port(net, tmp_path)
+    assert [type(m).__name__ for m in port.children()] == ["Linear", "ReLU", "Linear"]
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.loss(x), rtol=1e-10, atol=1e-13)
+
+
+def test_cs231n_bn_params_eps_and_momentum_are_read_where_set(tmp_path):
+    net = randomised(fc.make_batchnorm_net())
+    net.bn_params[0].update(eps=1e-3, momentum=0.8)
+    _, port = loaded_port(net, tmp_path)
+    norms = [m for m in port.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [(m.eps, m.momentum) for m in norms] == [(1e-3, pytest.approx(0.2)), (1e-5, 0.1)]
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), by_hand(net, x, net.bn_params),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_cs231n_reg_is_written_in_make_optimizer_on_the_weights_alone(tmp_path):
+    for make in (fc.make_two_layer_net, fc.make_reg_net):  # the latter draws dropout masks
+        net = make()
+        module, port = loaded_port(net, tmp_path)
+        groups = module.make_optimizer(port, lr=0.1).param_groups
+        assert {g["weight_decay"] for g in groups} == {net.reg, 0.0}
+        decayed = {id(p) for g in groups if g["weight_decay"] for p in g["params"]}
+        assert decayed == {id(m.weight) for m in port.modules() if isinstance(m, torch.nn.Linear)}
+    assert written_port(fc.make_net()).decay is None
+
+
+def test_assignment_1s_inline_net_is_refused_with_exit_2_in_one_line(tmp_path, capsys):
+    out = tmp_path / "port.py"
+    assert main(["write-port", "tests/courses/cs231n_two_layer.py:make_net", "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no 'layers'" in err[0] and "no layer functions" in err[0], err
+    assert not out.exists()
+
+
+def test_the_guide_quotes_lines_of_the_file_written_for_a_cs231n_net():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "port-guide.md").read_text()
+    quoted = guide.split("## Writing the port")[1].split("```python\n")[2].split("```")[0]
+    source = write_port(fc.make_reg_net())
+    assert quoted.strip() and all(line in source for line in quoted.splitlines())
+
+
+CS231N = [fc.make_two_layer_net, fc.make_plain_net, fc.make_batchnorm_net, fc.make_dropout_net,
+          fc.make_net, fc.make_reg_net]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", CS231N, ids=[m.__name__ for m in CS231N])
+def test_the_written_port_of_a_cs231n_net_passes_its_check(make, tmp_path):
+    module, _ = load_written(write_port(make()), tmp_path)
+    optimizer = getattr(module, "make_optimizer", None)
+    report = check_port(make(), module.make_port(), torch_optimizer=optimizer)
+    assert report.passed, report.to_text()
+    assert bool(report.known) == (optimizer is not None or "batchnorm" in make.__name__ or
+                                  make is fc.make_net)

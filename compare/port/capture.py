@@ -43,6 +43,7 @@ class LayerRecord:
 class Capture:
     records: list = field(default_factory=list)
     float32: bool = False  # a float32 tensor took part in the pass (trace.py sees its calls)
+    losses: list = field(default_factory=list)  # (name, kind, loss) of each loss function called
 
 
 def _to_numpy(value):

@@ -11,7 +11,8 @@ is a layer kind's NumPy name (``affine``, ``batchnorm``, ``relu``, ``dropout``,
 ``linear``, ``conv``, ``max_pool``); a bare ``relu`` counts when a
 ``relu_backward`` sits beside it. A name made of two kinds (``affine_relu``)
 is let through unrecorded: the calls it makes are the records. A loss
-(``softmax_loss``) is no layer.
+(``softmax_loss``) is no layer: each call is noted in ``capture.losses`` with the
+loss it returned (what ``compare write-port`` writes as the port's loss).
 
 Each call becomes a ``LayerRecord`` (kind: the name's stem; key: the stem and
 its count, ``affine1``), its parameters found by identity among the model's
@@ -49,6 +50,18 @@ def _kind(stem):
         if any(n == norm_name(name) for name in kind.numpy_names):
             return kind
     return None
+
+
+def function_kind(stem):
+    """The layer kind of a layer function's stem (``affine``, ``batchnorm``), or None."""
+    return _kind(stem)
+
+
+def loss_kind(name):
+    """The loss kind a loss function's name is (``softmax_loss``), or None."""
+    n = norm_name(name)
+    return next((k for k in KINDS if k.name in LOSS_KINDS and
+                 any(n == norm_name(m) for m in (k.name, *k.numpy_names))), None)
 
 
 def _layer(stem):
@@ -209,7 +222,18 @@ def function_capture(model, params, features_first=False, layers=None):
             return out
         return wrapped
 
+    def loss_wrapper(fn, name, kind):
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            capture.losses.append((name, kind, out[0] if isinstance(out, tuple) else out))
+            return out
+        return wrapped
+
     for space in model_namespaces(model):
+        for name, fn in list(space.items()):
+            if isinstance(fn, types.FunctionType) and loss_kind(name) is not None:
+                saved.append((space, name, fn))
+                space[name] = loss_wrapper(fn, name, loss_kind(name))
         for name, (stem, backward, composite) in layer_functions(space).items():
             saved.append((space, name, space[name]))
             space[name] = forward_wrapper(space[name], stem, composite)

@@ -29,6 +29,34 @@ except ImportError:  # loaded as a file by path, its folder on sys.path
     from cs231n_layers import *  # noqa: F401,F403
 
 
+class TwoLayerNet:
+    """Assignment 2's two-layer net, as the course's ``fc_net.py`` holds it beside
+    ``FullyConnectedNet``: ``affine_relu_forward`` (which calls ``affine_forward`` and
+    ``relu_forward`` in ``cs231n_layers``), ``affine_forward``, ``softmax_loss``, and
+    ``0.5 * reg * sum W**2``."""
+
+    def __init__(self, input_dim=3 * 32 * 32, hidden_dim=100, num_classes=10, weight_scale=1e-3,
+                 reg=0.0, seed=0):
+        rng = np.random.RandomState(seed)
+        self.reg = reg
+        self.params = {"W1": weight_scale * rng.randn(input_dim, hidden_dim), "b1": np.zeros(hidden_dim),
+                       "W2": weight_scale * rng.randn(hidden_dim, num_classes), "b2": np.zeros(num_classes)}
+
+    def loss(self, X, y=None):
+        hidden, hidden_cache = affine_relu_forward(X, self.params["W1"], self.params["b1"])
+        scores, scores_cache = affine_forward(hidden, self.params["W2"], self.params["b2"])
+        if y is None:
+            return scores
+        loss, dscores = softmax_loss(scores, y)
+        loss += 0.5 * self.reg * (np.sum(self.params["W1"] ** 2) + np.sum(self.params["W2"] ** 2))
+        grads = {}
+        dhidden, grads["W2"], grads["b2"] = affine_backward(dscores, scores_cache)
+        _, grads["W1"], grads["b1"] = affine_relu_backward(dhidden, hidden_cache)
+        grads["W1"] += self.reg * self.params["W1"]
+        grads["W2"] += self.reg * self.params["W2"]
+        return loss, grads
+
+
 class FullyConnectedNet:
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
                  normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None):
@@ -112,6 +140,11 @@ HIDDEN_DIMS = (50, 50)
 KEEP = 0.75  # not 0.5, where keeping and dropping have the same probability
 
 
+def make_two_layer_net():
+    """Assignment 2's TwoLayerNet, 784-50-10, with reg 0.1 (0.5 * reg * sum W**2)."""
+    return TwoLayerNet(input_dim=784, hidden_dim=50, weight_scale=1e-2, reg=0.1)
+
+
 def make_plain_net():
     """784-50-50-10 in float64, no batch norm, no dropout."""
     return FullyConnectedNet(list(HIDDEN_DIMS), input_dim=784, dtype=np.float64, seed=0)
@@ -131,3 +164,9 @@ def make_net():
     """784-50-50-10 in float64 with batch norm and dropout (keep 0.75, seeded masks)."""
     return FullyConnectedNet(list(HIDDEN_DIMS), input_dim=784, dropout_keep_ratio=KEEP,
                              normalization="batchnorm", dtype=np.float64, seed=0)
+
+
+def make_reg_net():
+    """``make_net`` with reg 0.1: batch norm, dropout and ``0.5 * reg * sum W**2``."""
+    return FullyConnectedNet(list(HIDDEN_DIMS), input_dim=784, dropout_keep_ratio=KEEP,
+                             normalization="batchnorm", reg=0.1, dtype=np.float64, seed=0)

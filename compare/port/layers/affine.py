@@ -46,7 +46,7 @@ class Affine(LayerKind):
         return self._flatten_order(site) or self._transposed(site)
 
     def write(self, seen):
-        w_name, w = seen.param("W", "weights", "weight")
+        w_name, w = seen.param("W", "weights", "weight", "w")
         b_name, b = seen.param("b", "biases", "bias")
         if w is None or np.ndim(w) != 2:
             raise CannotWrite("it holds no 2-D weight W (in, out) among the NumPy parameters")

@@ -38,6 +38,7 @@ from .base import LayerKind, attribute, other_mode_trap, summed_scale
 from .written import KNOWN, CannotWrite, Load, Written, number, trap
 
 BOOK_EPS = 10e-7
+TORCH_EPS = 1e-5  # nn.BatchNorm1d's default
 
 
 def _flat(a):
@@ -101,11 +102,12 @@ class BatchNorm(LayerKind):
         return Written(
             f"nn.BatchNorm1d({np.size(gamma)}, eps={number(eps)}, momentum={number(1 - float(momentum))})",
             loads,
-            [(f"batch norm's eps is the NumPy layer's {number(eps)} (torch's default 1e-5)",
-              trap("bn_eps")),
+            [(f"batch norm's eps is the NumPy layer's {number(eps)} " + (
+                "(torch's default 1e-5)" if not np.isclose(eps, TORCH_EPS, rtol=1e-9, atol=0)
+                else "(torch's default too)"), trap("bn_eps")),
              (f"the NumPy momentum {number(momentum)} weighs the old running value, torch's the new "
               f"batch statistic: momentum={number(1 - float(momentum))}", trap("bn_momentum")),
-             ("torch keeps the unbiased batch variance in running_var, the book the biased one: "
+             ("torch keeps the unbiased batch variance in running_var, the NumPy layer the biased one: "
               "a known difference, sized by the check (bn_unbiased_var)", KNOWN)])
 
     def settings(self, numpy_layer, torch_module):

@@ -31,8 +31,8 @@ class SoftmaxLoss(LayerKind):
     def write(self, seen):
         return Written(loss=LOSS, conventions=[
             ("the NumPy softmax-with-loss is the loss, not a layer: the port returns scores and "
-             "F.cross_entropy (loss() below) takes them; the book's 1e-7 inside its log is a known "
-             "difference, sized by the check (log_eps)", KNOWN)])
+             "F.cross_entropy (loss() below) takes them; an eps inside the NumPy log (the book's "
+             "1e-7) is a known difference, sized by the check (log_eps)", KNOWN)])
 
 
 KIND = SoftmaxLoss("softmax_loss", numpy_names=("SoftmaxWithLoss", "SoftmaxLoss",

@@ -4,11 +4,16 @@ The NumPy model goes through the check's own door (``reference.NumpySide``, on a
 copy), runs one training-mode pass of its loss on the batch the check takes by
 default (each layer's input and output recorded, the random stream put back after), and
 each layer is handed to its kind's writer (``layers``' ``write``); the layer that
-is the loss, held beside ``layers`` (the book's ``last_layer``), likewise. A
-weight-decay penalty in the loss is read off the model: its loss minus its loss
-layer's loss of its own scores, in evaluation mode, fitted as the book's
-``0.5 * lambda * sum(W**2)`` over the weights. ``source.py`` lays the file out.
-Nothing here names a kind.
+is the loss, held beside ``layers`` (the book's ``last_layer``), likewise. A model
+whose layers are module-level functions (cs231n's ``affine_forward``,
+``batchnorm_forward``, ...: ``layer_functions.py``) is written from the calls of
+that pass, in the order they ran, each call handed to its kind's writer as a
+``FunctionLayer``; the loss function it called (``softmax_loss``) is the port's loss.
+A weight-decay penalty in the loss is read off the model: its loss minus its loss
+layer's loss of its own scores (in evaluation mode; for layer functions, the loss
+function's own return on the same training pass), fitted as ``0.5 * lambda *
+sum(W**2)`` over the weights (the book's, and cs231n's ``0.5 * reg``).
+``source.py`` lays the file out. Nothing here names a kind.
 """
 from dataclasses import dataclass
 from keyword import iskeyword
@@ -18,6 +23,7 @@ import numpy as np
 from ..copying import deep_copy
 from ..data import command_batch
 from ..known.weight_decay import fitted_lambda, penalty, weights_of
+from ..layer_functions import function_kind
 from ..layers import numpy_kind
 from ..layers.written import CannotWrite, Seen
 from ..reference import NumpySide, reference_side
@@ -47,10 +53,18 @@ def written_port(numpy_model):
     side = reference_side(numpy_model)
     if not isinstance(side, NumpySide):
         raise CannotWrite("a golden file holds no layer objects to write a port from")
-    if not side.items:
-        raise CannotWrite(f"{side.description} has no 'layers' of layer objects: the port is "
-                          f"written layer by layer, from the objects of model.layers")
+    if not side.items and not side.functions:
+        raise CannotWrite(f"{side.description} has no 'layers' of layer objects and calls no layer "
+                          f"functions (affine_forward, relu_forward, ...): the port is written layer "
+                          f"by layer, from the objects of model.layers or the calls of those functions")
     x, t = command_batch(side.batch_params, side.dtype.name)
+    layers, loss, decay = (_from_objects if side.items else _from_functions)(side, x, t)
+    class_name = _identifier(type(side.inner).__name__, "Model") + "Port"
+    return WrittenPort(source_of(class_name, side.description, layers, loss, decay, side.dtype.name),
+                       class_name, decay)
+
+
+def _from_objects(side, x, t):
     records = _training_pass(side, x, t)
     layers = []
     for key, layer in side.items:
@@ -63,15 +77,39 @@ def written_port(numpy_model):
     if loss_layer is not None:
         name, layer = loss_layer
         loss = _written(Seen(name, layer, {}, side.params), name, required=False)
-    decay = _decay(side, x, t, loss_layer)
-    class_name = _identifier(type(side.inner).__name__, "Model") + "Port"
-    return WrittenPort(source_of(class_name, side.description, layers, loss, decay, side.dtype.name),
-                       class_name, decay)
+    return layers, loss, _decay(side, x, t, loss_layer)
 
 
-def _written(seen, place, required=True):
-    cls = type(seen.layer).__name__
-    kind = numpy_kind(cls)
+def _from_functions(side, x, t):
+    """The layers as the calls of one training pass, in the order they ran: each call's
+    arguments are its ``FunctionLayer``'s attributes (``w``, ``gamma``, a ``bn_param``'s
+    ``eps``), its record the input and output the writer reads settings off."""
+    state = np.random.get_state()
+    try:
+        with side.capture() as capture:
+            whole = side.loss(x, t, "train")
+    finally:
+        np.random.set_state(state)
+    layers = []
+    for record in capture.records:
+        layer = side.function_layers[record.key]
+        name = getattr(layer.fn, "__name__", record.kind)
+        seen = Seen(record.key, layer, _held(layer, side.params), side.params, record.input, record.output)
+        layers.append((record.key, name, _written(seen, f"the call {record.key} ({name})",
+                                                  function_kind(layer.stem), name)))
+    if not layers:
+        raise CannotWrite(f"{side.description} called no layer function on a training pass")
+    loss, decay = None, None
+    if capture.losses:
+        name, kind, value = capture.losses[0]
+        loss = _written(Seen(name, None, {}, side.params), name, kind, name, required=False)
+        decay = _decay_of(whole - float(value), whole, side.params)
+    return layers, loss, decay
+
+
+def _written(seen, place, kind=None, cls=None, required=True):
+    cls = cls or type(seen.layer).__name__
+    kind = kind or numpy_kind(cls)
     if kind is None:
         if not required:
             return None
@@ -131,14 +169,19 @@ def _decay(side, x, t, loss_layer):
         of_scores = float(deep_copy(loss_layer[1]).forward(scores, t))
     except (PortSetupError, TypeError, ValueError):
         return None
-    difference = whole - of_scores
+    return _decay_of(whole - of_scores, whole, side.params)
+
+
+def _decay_of(difference, whole, params):
+    """Lambda where ``difference`` (the loss less the loss of the scores) is ``0.5 * lambda *
+    sum(W**2)`` over the weights to the digits written; else None."""
     if abs(difference) <= 1e-12 * max(1.0, abs(whole)):
         return None
-    lam = fitted_lambda(difference, side.params)
+    lam = fitted_lambda(difference, params)
     if lam is None or lam <= 0:
         return None
     lam = float(f"{lam:.6g}")
-    written = penalty(side.params, {name: lam for name in weights_of(side.params)})
+    written = penalty(params, {name: lam for name in weights_of(params)})
     return lam if np.isclose(written, difference, rtol=1e-5, atol=0) else None
 
 
