@@ -96,8 +96,9 @@ def book_clip_grads(grads, max_norm):
     return rate
 
 
-def numpy_loop(steps, max_grad_norm=None):
-    """The book's trainer on ``Rnnlm`` (no tied weights: ``remove_duplicate`` is the identity)."""
+def numpy_loop(steps, max_grad_norm=None, update=None, lr=LR):
+    """The book's trainer on ``Rnnlm`` (no tied weights: ``remove_duplicate`` is the identity);
+    ``update(params, grads)``: the optimizer's rule, else ``p -= lr * g``."""
     model = N_.Rnnlm()
     losses, rates = [], []
     for x, t in book_windows(CORPUS, B, T, steps):
@@ -106,8 +107,11 @@ def numpy_loop(steps, max_grad_norm=None):
         grads = [g.copy() for g in model.grads]
         if max_grad_norm is not None:
             rates.append(book_clip_grads(grads, max_grad_norm))
+        if update is not None:
+            update(model.params, grads)
+            continue
         for p, g in zip(model.params, grads):
-            p -= LR * g
+            p -= lr * g
     lstm = model.layers[1]
     return losses, [p.copy() for p in model.params], (lstm.h.copy(), lstm.c.copy()), rates
 
@@ -122,7 +126,7 @@ def ifgo_to_fgio(a):
     return np.concatenate([f, g, i, o], axis=-1)
 
 
-def torch_loop(port, steps, max_grad_norm=None):
+def torch_loop(port, steps, max_grad_norm=None, make_optimizer=None, lr=LR):
     """A torch loop as its users write it, from the NumPy model's first values."""
     embed_W, Wx, Wh, b, W, bias = N_.Rnnlm().params
     with torch.no_grad():
@@ -133,7 +137,8 @@ def torch_loop(port, steps, max_grad_norm=None):
         port.lstm.bias_hh_l0.zero_()
         port.fc.weight.copy_(torch.from_numpy(W.T.copy()))
         port.fc.bias.copy_(torch.from_numpy(bias))
-    optimizer = torch.optim.SGD(port.parameters(), lr=LR)
+    trained = [p for p in port.parameters() if p.requires_grad]
+    optimizer = (make_optimizer or torch.optim.SGD)(trained, lr=lr)
     losses = []
     for x, t in book_windows(CORPUS, B, T, steps):
         optimizer.zero_grad()
@@ -332,3 +337,111 @@ def test_a_side_that_draws_is_not_judged_over_windows(numpy_factory, port_factor
     with pytest.raises(PortSetupError, match=f"{side} draws at random"):
         check_training(numpy_factory(), port_factory(), CORPUS, None, steps=2, batch_size=B,
                        time_size=T, lr=LR, first_batch_check=False)
+
+
+# --- the book's list-interface optimizers over windows -----------------------------------
+
+BO = _load("book_optimizers")
+MOMENTUM_LR = 0.1
+
+
+def momentum_rule(mu=0.9, lr=MOMENTUM_LR):
+    """The book's Momentum written out: ``v = mu v - lr g; p += v``, one ``v`` per position."""
+    velocities = {}
+
+    def update(params, grads):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            velocities[i] = mu * velocities.get(i, np.zeros_like(p)) - lr * g
+            p += velocities[i]
+    return update
+
+
+@pytest.mark.slow
+def test_the_momentum_port_trains_as_the_numpy_model():
+    """torch keeps ``buf = mu buf + g`` and steps ``-lr buf``: the book's ``v`` is ``-lr buf``."""
+    steps = 5
+    np_losses, np_params, np_state, _ = numpy_loop(steps, update=momentum_rule())
+    t_losses, t_params, t_state = torch_loop(
+        P.make_lstm(), steps, make_optimizer=lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9),
+        lr=MOMENTUM_LR)
+    bound = float32_training_bound(steps)
+    np.testing.assert_allclose(t_losses, np_losses, rtol=bound)
+    assert _max_rel(np_params, t_params) <= bound
+    assert _max_rel(np_state, t_state) <= bound
+    # momentum took part: plain SGD at the same lr ends elsewhere
+    sgd_params = numpy_loop(steps, lr=MOMENTUM_LR)[1]
+    assert _max_rel(np_params, sgd_params) > 100 * bound
+
+
+def test_the_book_momentum_is_its_rule():
+    model_params = [p.copy() for p in N_.Rnnlm().params]
+    by_class, by_rule = [p.copy() for p in model_params], [p.copy() for p in model_params]
+    optimizer, rule = BO.Momentum(lr=MOMENTUM_LR), momentum_rule()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in model_params]
+        optimizer.update(by_class, grads)
+        rule(by_rule, grads)
+    for a, b in zip(by_class, by_rule):
+        np.testing.assert_array_equal(a, b)
+
+
+def _check_with(numpy_optimizer, torch_optimizer, lr, steps=5):
+    return check_training(N_.make_rnnlm(), P.make_lstm(), CORPUS, None, steps=steps, batch_size=B,
+                          time_size=T, lr=lr, numpy_optimizer=numpy_optimizer,
+                          torch_optimizer=torch_optimizer)
+
+
+@pytest.mark.slow
+def test_the_right_momentum_port_passes_over_5_windows():
+    report = _check_with(BO.Momentum,
+                         lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9), MOMENTUM_LR)
+    assert report.passed, report.to_text()
+    assert report.settings["numpy optimizer"] == "Momentum"
+    np_losses = numpy_loop(5, update=momentum_rule())[0]
+    np.testing.assert_array_equal(report.training["loss_numpy"], np_losses)
+
+
+@pytest.mark.slow
+def test_a_port_without_the_momentum_fails_after_the_first_update():
+    """The first update is ``-lr g`` under both rules; from the second the sides part."""
+    report = _check_with(BO.Momentum, None, MOMENTUM_LR)
+    assert not report.passed
+    assert report.first_mismatch["step"] == 1
+
+
+def test_an_optimizer_of_neither_interface_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "opt.py").write_text(
+        "class Broken:\n"
+        "    def __init__(self, lr=0.1):\n"
+        "        self.lr = lr\n"
+        "    def update(self, params, grads):\n"
+        "        raise ValueError('no')\n")
+    code = cli.main(["port", f"{EXAMPLE}/numpy_lm.py:make_rnnlm", f"{EXAMPLE}/torch_train.py:make_lstm",
+                     "--data", str(EXAMPLE / "corpus.npz"), "--no-progress", "--time-size", "5",
+                     "--batch", "4", "--steps", "2",
+                     "--numpy-optimizer", f"{tmp_path}/opt.py:Broken"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "takes neither the book's lists" in err
+
+
+class DictMomentum:
+    """The first volume's dict interface: state keyed by parameter name."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr, self.momentum, self.v = lr, momentum, None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
+            params[key] += self.v[key]
+
+
+@pytest.mark.slow
+def test_the_dict_interface_trains_as_the_list_one():
+    by_dict = _check_with(DictMomentum, None, MOMENTUM_LR, steps=3)
+    by_list = _check_with(BO.Momentum, None, MOMENTUM_LR, steps=3)
+    np.testing.assert_array_equal(by_dict.training["loss_numpy"], by_list.training["loss_numpy"])

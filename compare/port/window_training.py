@@ -8,7 +8,9 @@ side trains as its own code does, on the same windows from the same parameters:
 * the NumPy side, the book's list-interface model: ``forward(x, t)``, ``backward()``, the
   gradients of a parameter listed twice (or once transposed) summed (``remove_duplicate``),
   the book's ``clip_grads`` where ``max_grad_norm`` is given (``rate = max_norm / (norm +
-  1e-6)``, applied where below 1), then the book's ``SGD`` (``params[i] -= lr * grads[i]``);
+  1e-6)``, applied where below 1), then the book's ``SGD`` (``params[i] -= lr * grads[i]``),
+  or the NumPy optimizer given: the book's list interface (``update(params, grads)`` on the
+  de-duplicated lists, as its trainer hands them), else the dict interface (keyed by name);
 * the port: ``loss.backward()``, ``torch.nn.utils.clip_grad_norm_``, ``optimizer.step()``
   (``torch.optim.SGD`` by default), its state carried as its ``forward`` carries it: the
   check's own putting back of the state (``hidden_state.py``) is suspended (``carried``).
@@ -34,7 +36,7 @@ from .corpus import windows as corpus_windows
 from .check.state import pair_sides
 from .hidden_state import carried
 from .layers.recurrent import KINDS
-from .optimizers import torch_optimizer_of
+from .optimizers import numpy_optimizer_of, torch_optimizer_of
 from .reference import reference_side
 from .reference.list_door import ListDoor
 from .report import PortReport, compare_arrays
@@ -65,8 +67,11 @@ class NumpyWindows:
     """The book's list model trained as ``RnnlmTrainer`` trains it, its state carried
     (``reset=True``: set back to the start before each window)."""
 
-    def __init__(self, door, lr, max_grad_norm, reset=False):
+    def __init__(self, door, lr, max_grad_norm, reset=False, optimizer=None):
         self.door, self.lr, self.max_grad_norm, self.reset = door, lr, max_grad_norm, reset
+        # a fresh copy: the optimizer's state (momentum, Adam's m and v) is this run's own
+        self.optimizer = copy.deepcopy(optimizer)
+        self.interface = optimizer_interface(optimizer, door) if optimizer is not None else None
         self.recurrent = [(name, layer) for name, layer in door.layers.items()
                           if any(k.is_numpy(type(layer).__name__) for k in KINDS)]
 
@@ -87,8 +92,14 @@ class NumpyWindows:
             grads[name] = total
         if self.max_grad_norm is not None:
             clip_grads(list(grads.values()), self.max_grad_norm)
-        for name, value in door.params.items():
-            value -= self.lr * grads[name]
+        if self.optimizer is None:
+            for name, value in door.params.items():
+                value -= self.lr * grads[name]
+        elif self.interface == "list":
+            call_side("numpy optimizer", "update", self.optimizer.update,
+                      list(door.params.values()), [grads[name] for name in door.params])
+        else:
+            call_side("numpy optimizer", "update", self.optimizer.update, door.params, grads)
         return float(loss), {n: v.copy() for n, v in door.params.items()}, self.states()
 
     def states(self):
@@ -99,6 +110,27 @@ class NumpyWindows:
                 if isinstance(value, np.ndarray):
                     out.append((f"{name}.{attr}", value.copy()))
         return out
+
+
+def optimizer_interface(optimizer, door):
+    """``"list"`` where ``update`` takes the book's lists, ``"dict"`` where it takes the
+    parameters keyed by name: tried on copies (with zero gradients), so the run itself
+    is the optimizer's first update."""
+    errors = []
+    for interface in ("list", "dict"):
+        params = {n: v.copy() for n, v in door.params.items()}
+        grads = {n: np.zeros_like(v) for n, v in params.items()}
+        args = ((list(params.values()), list(grads.values())) if interface == "list"
+                else (params, grads))
+        try:
+            copy.deepcopy(optimizer).update(*args)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        return interface
+    raise PortSetupError(f"numpy optimizer: {type(optimizer).__name__}.update takes neither the "
+                         f"book's lists (params, grads) ({errors[0]}) nor dicts keyed by "
+                         f"parameter name ({errors[1]})")
 
 
 class PortWindows:
@@ -237,7 +269,8 @@ def _agrees(history, other, pairing, dtype, lr, grad_atol, numpy_first):
 
 
 def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size, time_size,
-                          lr=0.1, max_grad_norm=None, torch_optimizer=None, dtype=None, loss=None,
+                          lr=0.1, max_grad_norm=None, numpy_optimizer=None, torch_optimizer=None,
+                          dtype=None, loss=None,
                           param_map=None, device="cpu", first_batch_check=True, seed=0,
                           **port_options):
     """Train both sides over ``steps`` consecutive windows of ``corpus`` (``corpus.py``);
@@ -255,6 +288,11 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
         raise PortSetupError("numpy side: training over a corpus's windows takes the book's "
                              "list-interface model (params and grads lists, forward(xs, ts), "
                              "backward())")
+    # built and its interface read before any check, so a wrong one is refused at once
+    np_optimizer = numpy_optimizer_of(numpy_optimizer, lr) if numpy_optimizer is not None else None
+    if np_optimizer is not None:
+        optimizer_interface(np_optimizer, np_side.model)
+    np_name = type(np_optimizer).__name__ if np_optimizer is not None else "SGD"
     if first_batch_check:
         report = check_port(numpy_model, torch_model, *cut[0], dtype=dtype, loss=loss,
                             param_map=param_map, device=device, seed=seed,
@@ -274,7 +312,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     t_side.load(pairing, np_side.params)
     grad_atol = {r.where: r.atol for r in report.checks if r.phase == "backward" and r.rtol}
     starts = (copy.deepcopy(np_side.model), t_side.copy())
-    np_run = NumpyWindows(np_side.model, lr, max_grad_norm)
+    np_run = NumpyWindows(np_side.model, lr, max_grad_norm, optimizer=np_optimizer)
     t_run = PortWindows(t_side, pairing, torch_optimizer, lr, max_grad_norm)
     rows, first_fail, history = {}, None, ([], [])
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
@@ -312,10 +350,10 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                             "recurrent layers' h and c, one for one")
     report.passed = all(c.passed for c in report.checks)
     report.training = {"steps": steps, "batch_size": batch_size, "time_size": time_size, "lr": lr,
-                       "max_grad_norm": max_grad_norm, **curves, "numpy_optimizer": "SGD",
+                       "max_grad_norm": max_grad_norm, **curves, "numpy_optimizer": np_name,
                        "torch_optimizer": type(t_run.optimizer).__name__, "storage": "full"}
     report.settings.update({"steps": steps, "time size": time_size, "lr": lr,
-                            "max grad norm": max_grad_norm, "numpy optimizer": "SGD",
+                            "max grad norm": max_grad_norm, "numpy optimizer": np_name,
                             "torch optimizer": type(t_run.optimizer).__name__})
     if first_fail is not None and report.first_mismatch is None:
         row = first_rows[0]
@@ -325,7 +363,8 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                                            f"{first_fail})"}
         context = dict(starts=starts, cut=cut[:len(history[0])], history=history, pairing=pairing,
                        dtype=dtype, lr=lr, max_grad_norm=max_grad_norm, grad_atol=grad_atol,
-                       torch_optimizer=torch_optimizer, step=first_fail)
+                       numpy_optimizer=np_optimizer, torch_optimizer=torch_optimizer,
+                       step=first_fail)
         for hypothesis in (HYPOTHESES if first_fail < len(history[0]) else ()):
             found = hypothesis(**context)
             if found:
@@ -355,7 +394,7 @@ def _rerun(run, cut):
 
 
 def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                torch_optimizer, step):
+                numpy_optimizer, torch_optimizer, step):
     """Both of torch's recurrent biases trained where the NumPy layer has one ``b``: the
     port trained again with the tensors summed into ``b`` (``bias_hh``) frozen."""
     side = starts[1]
@@ -380,12 +419,12 @@ def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
 
 
 def state_reset(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                torch_optimizer, step):
+                numpy_optimizer, torch_optimizer, step):
     """One side starts each window from its first state where the other carries it: the
     NumPy side trained again with its state put back before each window (the port's run
     reproduced: the port resets), else the port so (the NumPy side resets)."""
     door = copy.deepcopy(starts[0])
-    steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True), cut)
+    steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True, optimizer=numpy_optimizer), cut)
     if steps is not None and _agrees(steps, history[1], pairing, dtype, lr, grad_atol, True):
         return _state_reset(step, len(steps), "the port", "the NumPy side",
                             "carry the port's state into the next window, detached "
