@@ -445,3 +445,114 @@ def test_the_dict_interface_trains_as_the_list_one():
     by_dict = _check_with(DictMomentum, None, MOMENTUM_LR, steps=3)
     by_list = _check_with(BO.Momentum, None, MOMENTUM_LR, steps=3)
     np.testing.assert_array_equal(by_dict.training["loss_numpy"], by_list.training["loss_numpy"])
+
+
+# --- Adam: the book's 1e-7 outside the bias correction, torch's eps inside ------------------
+
+ADAM_LR, BETA1, BETA2 = 0.01, 0.9, 0.999
+
+
+def book_adam_rule(lr=ADAM_LR):
+    """The book's Adam written out: the correction folded into ``lr_t``, ``1e-7`` outside."""
+    m, v, t = {}, {}, [0]
+
+    def update(params, grads):
+        t[0] += 1
+        lr_t = lr * np.sqrt(1.0 - BETA2 ** t[0]) / (1.0 - BETA1 ** t[0])
+        for i, (p, g) in enumerate(zip(params, grads)):
+            m[i] = m.get(i, np.zeros_like(p)) + (1 - BETA1) * (g - m.get(i, np.zeros_like(p)))
+            v[i] = v.get(i, np.zeros_like(p)) + (1 - BETA2) * (g ** 2 - v.get(i, np.zeros_like(p)))
+            p -= lr_t * m[i] / (np.sqrt(v[i]) + 1e-7)
+    return update
+
+
+class BookEpsAdam(torch.optim.Adam):
+    """torch's Adam with ``eps = 1e-7 / sqrt(1 - beta2**t)`` at its ``t``-th step: by the
+    algebra, ``lr_t m / (sqrt(v) + 1e-7)`` written in torch's corrected terms."""
+
+    def step(self, closure=None):
+        self.t = getattr(self, "t", 0) + 1
+        for group in self.param_groups:
+            group["eps"] = 1e-7 / np.sqrt(1 - BETA2 ** self.t)
+        return super().step(closure)
+
+
+def test_the_book_adam_is_torch_adam_with_a_step_dependent_eps():
+    """On float64 arrays, gradients down to 1e-10: the book's rule and torch's Adam with the
+    eps moved agree to round-off; at torch's fixed eps they part where sqrt(v) is small."""
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(21) * np.logspace(-10, 0, 21) for _ in range(4)]
+    book, twin, fixed = np.zeros(21), torch.zeros(21, dtype=torch.float64), torch.zeros(21, dtype=torch.float64)
+    optimizer, rule = BO.Adam(lr=ADAM_LR), book_adam_rule()
+    twin.requires_grad_(), fixed.requires_grad_()
+    by_rule = np.zeros(21)
+    moved = BookEpsAdam([twin], lr=ADAM_LR, betas=(BETA1, BETA2))
+    kept = torch.optim.Adam([fixed], lr=ADAM_LR, betas=(BETA1, BETA2), eps=1e-8)
+    for g in grads:
+        optimizer.update([book], [g.copy()])
+        rule([by_rule], [g.copy()])
+        for p, opt in ((twin, moved), (fixed, kept)):
+            p.grad = torch.from_numpy(g.copy())
+            opt.step()
+        np.testing.assert_array_equal(book, by_rule)
+        np.testing.assert_allclose(twin.detach().numpy(), book, rtol=1e-12, atol=0)
+        assert np.max(np.abs(fixed.detach().numpy() - book)) > 1e-2 * ADAM_LR
+
+
+class TorchFormAdam(BO.Adam):
+    """An Adam written as torch writes it (eps 1e-8 on the corrected root): not the book's."""
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.m = [np.zeros_like(p) for p in params]
+            self.v = [np.zeros_like(p) for p in params]
+        self.iter += 1
+        for i, g in enumerate(grads):
+            self.m[i] = self.beta1 * self.m[i] + (1 - self.beta1) * g
+            self.v[i] = self.beta2 * self.v[i] + (1 - self.beta2) * g * g
+            m_hat = self.m[i] / (1 - self.beta1 ** self.iter)
+            v_hat = self.v[i] / (1 - self.beta2 ** self.iter)
+            params[i] -= self.lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+
+
+def test_the_eps_difference_is_held_only_for_the_books_adam():
+    from compare.port.adam_eps import book_adam_betas
+    port = torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=ADAM_LR, betas=(BETA1, BETA2))
+    assert book_adam_betas(BO.Adam(lr=ADAM_LR), "list", port) == (BETA1, BETA2)
+    assert book_adam_betas(TorchFormAdam(lr=ADAM_LR), "list", port) is None
+    other = torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=ADAM_LR, betas=(0.8, BETA2))
+    assert book_adam_betas(BO.Adam(lr=ADAM_LR), "list", other) is None
+    assert book_adam_betas(BO.Adam(lr=ADAM_LR), "list",
+                           torch.optim.AdamW([torch.zeros(2, requires_grad=True)], lr=ADAM_LR)) is None
+
+
+@pytest.mark.slow
+def test_the_right_adam_port_passes_with_adam_eps_named_and_sized():
+    steps = 5
+    report = _check_with(BO.Adam, lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(BETA1, BETA2)),
+                         ADAM_LR, steps=steps)
+    assert report.passed, report.to_text()
+    assert [k["code"] for k in report.known] == ["adam_eps"]
+    # the size at each step, against two torch loops written here: the port's fixed eps
+    # and the book's eps moved into torch
+    sizes = report.training["adam_eps"]
+    assert len(sizes) == steps
+    np_losses, np_params, _, _ = numpy_loop(steps, update=book_adam_rule(), lr=ADAM_LR)
+    np.testing.assert_array_equal(report.training["loss_numpy"], np_losses)
+    _, fixed, _ = torch_loop(P.make_lstm(), steps, lr=ADAM_LR,
+                             make_optimizer=lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(BETA1, BETA2)))
+    _, moved, _ = torch_loop(P.make_lstm(), steps, lr=ADAM_LR,
+                             make_optimizer=lambda ps, lr: BookEpsAdam(ps, lr=lr, betas=(BETA1, BETA2)))
+    bound = float32_training_bound(steps)
+    assert _max_rel(np_params, moved) <= bound          # the book's Adam is torch's, eps moved
+    assert _max_rel(np_params, fixed) > 10 * bound      # at a fixed eps it is not
+    last = max(float(np.max(np.abs(f - m)) / np.max(np.abs(m))) for f, m in zip(fixed, moved))
+    np.testing.assert_allclose(sizes[-1], last, rtol=0.05)
+
+
+@pytest.mark.slow
+def test_an_adam_port_with_other_betas_fails():
+    report = _check_with(BO.Adam, lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(0.8, BETA2)),
+                         ADAM_LR)
+    assert not report.passed
+    assert report.known == []

@@ -31,6 +31,7 @@ import copy
 
 import numpy as np
 
+from . import adam_eps
 from .check import check_port
 from .corpus import windows as corpus_windows
 from .check.state import pair_sides
@@ -48,7 +49,8 @@ from .torch_side import TorchSide
 AFTER_PARTING = 2
 # both sides' steps kept for those reruns while they fit: a run parting beyond them is not rerun
 HISTORY_BYTES = 256 * 2 ** 20
-BOOK_CLIP_EPS = 1e-6  # the book's clip_grads: rate = max_norm / (total_norm + 1e-6)
+BOOK_CLIP_EPS = 1e-6
+ADAM_EPS = adam_eps.CODE  # the book's clip_grads: rate = max_norm / (total_norm + 1e-6)
 
 
 def clip_grads(grads, max_norm):
@@ -138,9 +140,12 @@ class PortWindows:
     (``reset=True``: put back before each window); ``frozen``: tensors whose gradient is
     dropped (a hypothesis)."""
 
-    def __init__(self, side, pairing, torch_optimizer, lr, max_grad_norm, reset=False, frozen=()):
+    def __init__(self, side, pairing, torch_optimizer, lr, max_grad_norm, reset=False, frozen=(),
+                 eps_at=None):
         import torch
         self.side, self.pairing, self.reset = side, pairing, reset
+        # eps_at(t): the optimizer's eps set before its t-th step (adam_eps.py's twin)
+        self.eps_at, self.t = eps_at, 0
         self.max_grad_norm = max_grad_norm
         for name in frozen:
             side.params[name].requires_grad_(False)
@@ -191,6 +196,10 @@ class PortWindows:
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None],
                                            self.max_grad_norm)
+        self.t += 1
+        if self.eps_at is not None:
+            for group in self.optimizer.param_groups:
+                group["eps"] = self.eps_at(self.t)
         call_side("torch optimizer", "step", self.optimizer.step)
         if self.scheduler is not None:
             call_side("torch optimizer", "scheduler step", self.scheduler.step)
@@ -243,19 +252,31 @@ def _state_pairs(np_states, t_states):
     return list(zip(np_states, t_states))
 
 
-def _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol):
+def _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol, twin_step=None):
+    """The step's rows; ``twin_step``: the port's twin (``adam_eps.py``), the port's values
+    less the twin's added to the NumPy values as the known difference."""
     np_loss, np_values, np_states = np_step
     t_loss, t_values, t_states = t_step
+
+    def shift(actual, twin):
+        if twin_step is None:
+            return {}
+        return {"shift": np.asarray(actual, np.float64) - np.asarray(twin, np.float64),
+                "shift_name": ADAM_EPS}
     rows = [compare_arrays("training", "loss", "loss", np.array(np_loss), np.array(t_loss),
-                           training_tolerance(np.array(np_loss), dtype, k + 1), step=k)]
+                           training_tolerance(np.array(np_loss), dtype, k + 1), step=k,
+                           **shift(t_loss, twin_step and twin_step[0]))]
     for pair in pairing:
         e = np_values[pair.numpy]
         rows.append(compare_arrays("training", pair.numpy, pair.view, e, t_values[pair.numpy],
                                    update_tolerance(e, dtype, k + 1, lr, grad_atol.get(pair.numpy)),
-                                   step=k))
-    for (np_name, e), (t_name, a) in _state_pairs(np_states, t_states) or ():
+                                   step=k, **shift(t_values[pair.numpy],
+                                                   twin_step and twin_step[1][pair.numpy])))
+    twin_states = twin_step[2] if twin_step is not None else None
+    for i, ((np_name, e), (t_name, a)) in enumerate(_state_pairs(np_states, t_states) or ()):
         rows.append(compare_arrays("training", f"state {np_name}", t_name, e, a,
-                                   training_tolerance(e, dtype, k + 1), step=k))
+                                   training_tolerance(e, dtype, k + 1), step=k,
+                                   **shift(a, twin_states and twin_states[i][1])))
     return rows
 
 
@@ -314,19 +335,28 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     starts = (copy.deepcopy(np_side.model), t_side.copy())
     np_run = NumpyWindows(np_side.model, lr, max_grad_norm, optimizer=np_optimizer)
     t_run = PortWindows(t_side, pairing, torch_optimizer, lr, max_grad_norm)
+    betas = (adam_eps.book_adam_betas(np_optimizer, np_run.interface, t_run.optimizer)
+             if np_optimizer is not None else None)
+    twin = (PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm,
+                        eps_at=lambda t: adam_eps.book_eps(betas[1], t)) if betas else None)
+    known_sizes = []
     rows, first_fail, history = {}, None, ([], [])
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "worst_param": [], "max_rel_state": [], "tolerance": []}
     stated, kept_bytes = False, 0
     for k, (x, t) in enumerate(cut):
         np_step, t_step = np_run.step(x, t), t_run.step(x, t)
+        twin_step = twin.step(x, t) if twin is not None else None
+        if twin_step is not None:
+            known_sizes.append(max(_normwise(twin_step[1][p.numpy], t_step[1][p.numpy])
+                                   for p in pairing))
         stated = stated or _state_pairs(np_step[2], t_step[2]) is not None
         if (kept_bytes <= HISTORY_BYTES and len(history[0]) == k
                 and (first_fail is None or k <= first_fail + AFTER_PARTING)):
             history[0].append(np_step)
             history[1].append(t_step)
             kept_bytes += 2 * sum(v.nbytes for v in np_step[1].values())
-        step_rows = _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol)
+        step_rows = _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol, twin_step)
         for row in step_rows:
             kept = rows.get(row.where)
             if kept is None or (kept.passed and (not row.passed or row.worst_ratio > kept.worst_ratio)):
@@ -344,6 +374,11 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
         pairs = _state_pairs(np_step[2], t_step[2]) or ()
         curves["max_rel_state"].append(max((_normwise(e, a) for (_, e), (_, a) in pairs), default=None))
     report.checks.extend(rows.values())
+    if known_sizes:
+        worst_step = int(np.argmax(known_sizes))
+        report.known.append({"code": ADAM_EPS, "size": known_sizes[worst_step],
+                             "text": adam_eps.text(betas[1], known_sizes[worst_step], worst_step)})
+        curves[ADAM_EPS] = known_sizes
     if not stated:
         report.notes.append("the carried state is not compared: the port's recurrent modules "
                             "(nn.RNN, nn.LSTM, nn.GRU) return no state that pairs with the NumPy "
