@@ -556,3 +556,15 @@ def test_an_adam_port_with_other_betas_fails():
                          ADAM_LR)
     assert not report.passed
     assert report.known == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, make", [
+    ("AdaGrad", lambda ps, lr: torch.optim.Adagrad(ps, lr=lr, eps=1e-7)),
+    ("RMSprop", lambda ps, lr: torch.optim.RMSprop(ps, lr=lr, alpha=0.99, eps=1e-7)),
+])
+def test_adagrad_and_rmsprop_ports_pass_with_the_books_eps(name, make):
+    """The book adds 1e-7 where torch's AdaGrad and RMSprop add eps: set to it, one rule."""
+    report = _check_with(getattr(BO, name), make, MOMENTUM_LR)
+    assert report.passed, report.to_text()
+    assert report.known == [] and report.settings["numpy optimizer"] == name
