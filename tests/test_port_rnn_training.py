@@ -96,8 +96,9 @@ def book_clip_grads(grads, max_norm):
     return rate
 
 
-def numpy_loop(steps, max_grad_norm=None):
-    """The book's trainer on ``Rnnlm`` (no tied weights: ``remove_duplicate`` is the identity)."""
+def numpy_loop(steps, max_grad_norm=None, update=None, lr=LR):
+    """The book's trainer on ``Rnnlm`` (no tied weights: ``remove_duplicate`` is the identity);
+    ``update(params, grads)``: the optimizer's rule, else ``p -= lr * g``."""
     model = N_.Rnnlm()
     losses, rates = [], []
     for x, t in book_windows(CORPUS, B, T, steps):
@@ -106,8 +107,11 @@ def numpy_loop(steps, max_grad_norm=None):
         grads = [g.copy() for g in model.grads]
         if max_grad_norm is not None:
             rates.append(book_clip_grads(grads, max_grad_norm))
+        if update is not None:
+            update(model.params, grads)
+            continue
         for p, g in zip(model.params, grads):
-            p -= LR * g
+            p -= lr * g
     lstm = model.layers[1]
     return losses, [p.copy() for p in model.params], (lstm.h.copy(), lstm.c.copy()), rates
 
@@ -122,7 +126,7 @@ def ifgo_to_fgio(a):
     return np.concatenate([f, g, i, o], axis=-1)
 
 
-def torch_loop(port, steps, max_grad_norm=None):
+def torch_loop(port, steps, max_grad_norm=None, make_optimizer=None, lr=LR):
     """A torch loop as its users write it, from the NumPy model's first values."""
     embed_W, Wx, Wh, b, W, bias = N_.Rnnlm().params
     with torch.no_grad():
@@ -133,7 +137,8 @@ def torch_loop(port, steps, max_grad_norm=None):
         port.lstm.bias_hh_l0.zero_()
         port.fc.weight.copy_(torch.from_numpy(W.T.copy()))
         port.fc.bias.copy_(torch.from_numpy(bias))
-    optimizer = torch.optim.SGD(port.parameters(), lr=LR)
+    trained = [p for p in port.parameters() if p.requires_grad]
+    optimizer = (make_optimizer or torch.optim.SGD)(trained, lr=lr)
     losses = []
     for x, t in book_windows(CORPUS, B, T, steps):
         optimizer.zero_grad()
@@ -332,3 +337,234 @@ def test_a_side_that_draws_is_not_judged_over_windows(numpy_factory, port_factor
     with pytest.raises(PortSetupError, match=f"{side} draws at random"):
         check_training(numpy_factory(), port_factory(), CORPUS, None, steps=2, batch_size=B,
                        time_size=T, lr=LR, first_batch_check=False)
+
+
+# --- the book's list-interface optimizers over windows -----------------------------------
+
+BO = _load("book_optimizers")
+MOMENTUM_LR = 0.1
+
+
+def momentum_rule(mu=0.9, lr=MOMENTUM_LR):
+    """The book's Momentum written out: ``v = mu v - lr g; p += v``, one ``v`` per position."""
+    velocities = {}
+
+    def update(params, grads):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            velocities[i] = mu * velocities.get(i, np.zeros_like(p)) - lr * g
+            p += velocities[i]
+    return update
+
+
+@pytest.mark.slow
+def test_the_momentum_port_trains_as_the_numpy_model():
+    """torch keeps ``buf = mu buf + g`` and steps ``-lr buf``: the book's ``v`` is ``-lr buf``."""
+    steps = 5
+    np_losses, np_params, np_state, _ = numpy_loop(steps, update=momentum_rule())
+    t_losses, t_params, t_state = torch_loop(
+        P.make_lstm(), steps, make_optimizer=lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9),
+        lr=MOMENTUM_LR)
+    bound = float32_training_bound(steps)
+    np.testing.assert_allclose(t_losses, np_losses, rtol=bound)
+    assert _max_rel(np_params, t_params) <= bound
+    assert _max_rel(np_state, t_state) <= bound
+    # momentum took part: plain SGD at the same lr ends elsewhere
+    sgd_params = numpy_loop(steps, lr=MOMENTUM_LR)[1]
+    assert _max_rel(np_params, sgd_params) > 100 * bound
+
+
+def test_the_book_momentum_is_its_rule():
+    model_params = [p.copy() for p in N_.Rnnlm().params]
+    by_class, by_rule = [p.copy() for p in model_params], [p.copy() for p in model_params]
+    optimizer, rule = BO.Momentum(lr=MOMENTUM_LR), momentum_rule()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in model_params]
+        optimizer.update(by_class, grads)
+        rule(by_rule, grads)
+    for a, b in zip(by_class, by_rule):
+        np.testing.assert_array_equal(a, b)
+
+
+def _check_with(numpy_optimizer, torch_optimizer, lr, steps=5):
+    return check_training(N_.make_rnnlm(), P.make_lstm(), CORPUS, None, steps=steps, batch_size=B,
+                          time_size=T, lr=lr, numpy_optimizer=numpy_optimizer,
+                          torch_optimizer=torch_optimizer)
+
+
+@pytest.mark.slow
+def test_the_right_momentum_port_passes_over_5_windows():
+    report = _check_with(BO.Momentum,
+                         lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9), MOMENTUM_LR)
+    assert report.passed, report.to_text()
+    assert report.settings["numpy optimizer"] == "Momentum"
+    np_losses = numpy_loop(5, update=momentum_rule())[0]
+    np.testing.assert_array_equal(report.training["loss_numpy"], np_losses)
+
+
+@pytest.mark.slow
+def test_a_port_without_the_momentum_fails_after_the_first_update():
+    """The first update is ``-lr g`` under both rules; from the second the sides part."""
+    report = _check_with(BO.Momentum, None, MOMENTUM_LR)
+    assert not report.passed
+    assert report.first_mismatch["step"] == 1
+
+
+def test_an_optimizer_of_neither_interface_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "opt.py").write_text(
+        "class Broken:\n"
+        "    def __init__(self, lr=0.1):\n"
+        "        self.lr = lr\n"
+        "    def update(self, params, grads):\n"
+        "        raise ValueError('no')\n")
+    code = cli.main(["port", f"{EXAMPLE}/numpy_lm.py:make_rnnlm", f"{EXAMPLE}/torch_train.py:make_lstm",
+                     "--data", str(EXAMPLE / "corpus.npz"), "--no-progress", "--time-size", "5",
+                     "--batch", "4", "--steps", "2",
+                     "--numpy-optimizer", f"{tmp_path}/opt.py:Broken"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "takes neither the book's lists" in err
+
+
+class DictMomentum:
+    """The first volume's dict interface: state keyed by parameter name."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr, self.momentum, self.v = lr, momentum, None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
+            params[key] += self.v[key]
+
+
+@pytest.mark.slow
+def test_the_dict_interface_trains_as_the_list_one():
+    by_dict = _check_with(DictMomentum, None, MOMENTUM_LR, steps=3)
+    by_list = _check_with(BO.Momentum, None, MOMENTUM_LR, steps=3)
+    np.testing.assert_array_equal(by_dict.training["loss_numpy"], by_list.training["loss_numpy"])
+
+
+# --- Adam: the book's 1e-7 outside the bias correction, torch's eps inside ------------------
+
+ADAM_LR, BETA1, BETA2 = 0.01, 0.9, 0.999
+
+
+def book_adam_rule(lr=ADAM_LR):
+    """The book's Adam written out: the correction folded into ``lr_t``, ``1e-7`` outside."""
+    m, v, t = {}, {}, [0]
+
+    def update(params, grads):
+        t[0] += 1
+        lr_t = lr * np.sqrt(1.0 - BETA2 ** t[0]) / (1.0 - BETA1 ** t[0])
+        for i, (p, g) in enumerate(zip(params, grads)):
+            m[i] = m.get(i, np.zeros_like(p)) + (1 - BETA1) * (g - m.get(i, np.zeros_like(p)))
+            v[i] = v.get(i, np.zeros_like(p)) + (1 - BETA2) * (g ** 2 - v.get(i, np.zeros_like(p)))
+            p -= lr_t * m[i] / (np.sqrt(v[i]) + 1e-7)
+    return update
+
+
+class BookEpsAdam(torch.optim.Adam):
+    """torch's Adam with ``eps = 1e-7 / sqrt(1 - beta2**t)`` at its ``t``-th step: by the
+    algebra, ``lr_t m / (sqrt(v) + 1e-7)`` written in torch's corrected terms."""
+
+    def step(self, closure=None):
+        self.t = getattr(self, "t", 0) + 1
+        for group in self.param_groups:
+            group["eps"] = 1e-7 / np.sqrt(1 - BETA2 ** self.t)
+        return super().step(closure)
+
+
+def test_the_book_adam_is_torch_adam_with_a_step_dependent_eps():
+    """On float64 arrays, gradients down to 1e-10: the book's rule and torch's Adam with the
+    eps moved agree to round-off; at torch's fixed eps they part where sqrt(v) is small."""
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(21) * np.logspace(-10, 0, 21) for _ in range(4)]
+    book, twin, fixed = np.zeros(21), torch.zeros(21, dtype=torch.float64), torch.zeros(21, dtype=torch.float64)
+    optimizer, rule = BO.Adam(lr=ADAM_LR), book_adam_rule()
+    twin.requires_grad_(), fixed.requires_grad_()
+    by_rule = np.zeros(21)
+    moved = BookEpsAdam([twin], lr=ADAM_LR, betas=(BETA1, BETA2))
+    kept = torch.optim.Adam([fixed], lr=ADAM_LR, betas=(BETA1, BETA2), eps=1e-8)
+    for g in grads:
+        optimizer.update([book], [g.copy()])
+        rule([by_rule], [g.copy()])
+        for p, opt in ((twin, moved), (fixed, kept)):
+            p.grad = torch.from_numpy(g.copy())
+            opt.step()
+        np.testing.assert_array_equal(book, by_rule)
+        np.testing.assert_allclose(twin.detach().numpy(), book, rtol=1e-12, atol=0)
+        assert np.max(np.abs(fixed.detach().numpy() - book)) > 1e-2 * ADAM_LR
+
+
+class TorchFormAdam(BO.Adam):
+    """An Adam written as torch writes it (eps 1e-8 on the corrected root): not the book's."""
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.m = [np.zeros_like(p) for p in params]
+            self.v = [np.zeros_like(p) for p in params]
+        self.iter += 1
+        for i, g in enumerate(grads):
+            self.m[i] = self.beta1 * self.m[i] + (1 - self.beta1) * g
+            self.v[i] = self.beta2 * self.v[i] + (1 - self.beta2) * g * g
+            m_hat = self.m[i] / (1 - self.beta1 ** self.iter)
+            v_hat = self.v[i] / (1 - self.beta2 ** self.iter)
+            params[i] -= self.lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+
+
+def test_the_eps_difference_is_held_only_for_the_books_adam():
+    from compare.port.adam_eps import book_adam_betas
+    port = torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=ADAM_LR, betas=(BETA1, BETA2))
+    assert book_adam_betas(BO.Adam(lr=ADAM_LR), "list", port) == (BETA1, BETA2)
+    assert book_adam_betas(TorchFormAdam(lr=ADAM_LR), "list", port) is None
+    other = torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=ADAM_LR, betas=(0.8, BETA2))
+    assert book_adam_betas(BO.Adam(lr=ADAM_LR), "list", other) is None
+    assert book_adam_betas(BO.Adam(lr=ADAM_LR), "list",
+                           torch.optim.AdamW([torch.zeros(2, requires_grad=True)], lr=ADAM_LR)) is None
+
+
+@pytest.mark.slow
+def test_the_right_adam_port_passes_with_adam_eps_named_and_sized():
+    steps = 5
+    report = _check_with(BO.Adam, lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(BETA1, BETA2)),
+                         ADAM_LR, steps=steps)
+    assert report.passed, report.to_text()
+    assert [k["code"] for k in report.known] == ["adam_eps"]
+    # the size at each step, against two torch loops written here: the port's fixed eps
+    # and the book's eps moved into torch
+    sizes = report.training["adam_eps"]
+    assert len(sizes) == steps
+    np_losses, np_params, _, _ = numpy_loop(steps, update=book_adam_rule(), lr=ADAM_LR)
+    np.testing.assert_array_equal(report.training["loss_numpy"], np_losses)
+    _, fixed, _ = torch_loop(P.make_lstm(), steps, lr=ADAM_LR,
+                             make_optimizer=lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(BETA1, BETA2)))
+    _, moved, _ = torch_loop(P.make_lstm(), steps, lr=ADAM_LR,
+                             make_optimizer=lambda ps, lr: BookEpsAdam(ps, lr=lr, betas=(BETA1, BETA2)))
+    bound = float32_training_bound(steps)
+    assert _max_rel(np_params, moved) <= bound          # the book's Adam is torch's, eps moved
+    assert _max_rel(np_params, fixed) > 10 * bound      # at a fixed eps it is not
+    last = max(float(np.max(np.abs(f - m)) / np.max(np.abs(m))) for f, m in zip(fixed, moved))
+    np.testing.assert_allclose(sizes[-1], last, rtol=0.05)
+
+
+@pytest.mark.slow
+def test_an_adam_port_with_other_betas_fails():
+    report = _check_with(BO.Adam, lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(0.8, BETA2)),
+                         ADAM_LR)
+    assert not report.passed
+    assert report.known == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, make", [
+    ("AdaGrad", lambda ps, lr: torch.optim.Adagrad(ps, lr=lr, eps=1e-7)),
+    ("RMSprop", lambda ps, lr: torch.optim.RMSprop(ps, lr=lr, alpha=0.99, eps=1e-7)),
+])
+def test_adagrad_and_rmsprop_ports_pass_with_the_books_eps(name, make):
+    """The book adds 1e-7 where torch's AdaGrad and RMSprop add eps: set to it, one rule."""
+    report = _check_with(getattr(BO, name), make, MOMENTUM_LR)
+    assert report.passed, report.to_text()
+    assert report.known == [] and report.settings["numpy optimizer"] == name

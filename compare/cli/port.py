@@ -287,9 +287,6 @@ def _corpus(args, golden):
     if args.max_grad_norm is not None and args.steps is None:
         raise PortSetupError("--max-grad-norm needs --steps N (one window is checked without "
                              "an update)")
-    if args.numpy_optimizer:
-        raise PortSetupError("--numpy-optimizer: a corpus's windows are trained by the book's "
-                             "list-interface SGD on the NumPy side")
     return corpus
 
 
@@ -304,7 +301,7 @@ def _corpus_check(args, numpy_model, torch_model, corpus, np_opt, t_opt, options
     return check_training(numpy_model, torch_model, corpus, None, steps=args.steps,
                           batch_size=args.batch, time_size=args.time_size,
                           max_grad_norm=args.max_grad_norm, lr=args.lr, seed=args.seed,
-                          torch_optimizer=t_opt, **options)
+                          numpy_optimizer=np_opt, torch_optimizer=t_opt, **options)
 
 
 def add_record_parser(sub):

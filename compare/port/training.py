@@ -119,12 +119,11 @@ def check_training(numpy_model, torch_model, x_train, t_train, *, steps, batch_s
         if t_train is not None:
             raise PortSetupError("with time_size, x_train is the corpus and t_train None: the "
                                  "targets are the corpus shifted by one")
-        if numpy_optimizer is not None:
-            raise PortSetupError("numpy_optimizer: a corpus's windows are trained by the book's "
-                                 "list-interface SGD on the NumPy side")
         return check_window_training(numpy_model, torch_model, x_train, steps=steps,
                                      batch_size=batch_size, time_size=time_size, lr=lr,
-                                     max_grad_norm=max_grad_norm, torch_optimizer=torch_optimizer,
+                                     max_grad_norm=max_grad_norm,
+                                     numpy_optimizer=numpy_optimizer,
+                                     torch_optimizer=torch_optimizer,
                                      dtype=dtype, loss=loss, param_map=param_map, device=device,
                                      first_batch_check=first_batch_check, seed=seed,
                                      numpy_kwargs=numpy_kwargs, numpy_layout=numpy_layout,

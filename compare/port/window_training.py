@@ -8,7 +8,9 @@ side trains as its own code does, on the same windows from the same parameters:
 * the NumPy side, the book's list-interface model: ``forward(x, t)``, ``backward()``, the
   gradients of a parameter listed twice (or once transposed) summed (``remove_duplicate``),
   the book's ``clip_grads`` where ``max_grad_norm`` is given (``rate = max_norm / (norm +
-  1e-6)``, applied where below 1), then the book's ``SGD`` (``params[i] -= lr * grads[i]``);
+  1e-6)``, applied where below 1), then the book's ``SGD`` (``params[i] -= lr * grads[i]``),
+  or the NumPy optimizer given: the book's list interface (``update(params, grads)`` on the
+  de-duplicated lists, as its trainer hands them), else the dict interface (keyed by name);
 * the port: ``loss.backward()``, ``torch.nn.utils.clip_grad_norm_``, ``optimizer.step()``
   (``torch.optim.SGD`` by default), its state carried as its ``forward`` carries it: the
   check's own putting back of the state (``hidden_state.py``) is suspended (``carried``).
@@ -29,12 +31,13 @@ import copy
 
 import numpy as np
 
+from . import adam_eps
 from .check import check_port
 from .corpus import windows as corpus_windows
 from .check.state import pair_sides
 from .hidden_state import carried
 from .layers.recurrent import KINDS
-from .optimizers import torch_optimizer_of
+from .optimizers import numpy_optimizer_of, torch_optimizer_of
 from .reference import reference_side
 from .reference.list_door import ListDoor
 from .report import PortReport, compare_arrays
@@ -46,7 +49,8 @@ from .torch_side import TorchSide
 AFTER_PARTING = 2
 # both sides' steps kept for those reruns while they fit: a run parting beyond them is not rerun
 HISTORY_BYTES = 256 * 2 ** 20
-BOOK_CLIP_EPS = 1e-6  # the book's clip_grads: rate = max_norm / (total_norm + 1e-6)
+BOOK_CLIP_EPS = 1e-6
+ADAM_EPS = adam_eps.CODE  # the book's clip_grads: rate = max_norm / (total_norm + 1e-6)
 
 
 def clip_grads(grads, max_norm):
@@ -65,8 +69,11 @@ class NumpyWindows:
     """The book's list model trained as ``RnnlmTrainer`` trains it, its state carried
     (``reset=True``: set back to the start before each window)."""
 
-    def __init__(self, door, lr, max_grad_norm, reset=False):
+    def __init__(self, door, lr, max_grad_norm, reset=False, optimizer=None):
         self.door, self.lr, self.max_grad_norm, self.reset = door, lr, max_grad_norm, reset
+        # a fresh copy: the optimizer's state (momentum, Adam's m and v) is this run's own
+        self.optimizer = copy.deepcopy(optimizer)
+        self.interface = optimizer_interface(optimizer, door) if optimizer is not None else None
         self.recurrent = [(name, layer) for name, layer in door.layers.items()
                           if any(k.is_numpy(type(layer).__name__) for k in KINDS)]
 
@@ -87,8 +94,14 @@ class NumpyWindows:
             grads[name] = total
         if self.max_grad_norm is not None:
             clip_grads(list(grads.values()), self.max_grad_norm)
-        for name, value in door.params.items():
-            value -= self.lr * grads[name]
+        if self.optimizer is None:
+            for name, value in door.params.items():
+                value -= self.lr * grads[name]
+        elif self.interface == "list":
+            call_side("numpy optimizer", "update", self.optimizer.update,
+                      list(door.params.values()), [grads[name] for name in door.params])
+        else:
+            call_side("numpy optimizer", "update", self.optimizer.update, door.params, grads)
         return float(loss), {n: v.copy() for n, v in door.params.items()}, self.states()
 
     def states(self):
@@ -101,14 +114,38 @@ class NumpyWindows:
         return out
 
 
+def optimizer_interface(optimizer, door):
+    """``"list"`` where ``update`` takes the book's lists, ``"dict"`` where it takes the
+    parameters keyed by name: tried on copies (with zero gradients), so the run itself
+    is the optimizer's first update."""
+    errors = []
+    for interface in ("list", "dict"):
+        params = {n: v.copy() for n, v in door.params.items()}
+        grads = {n: np.zeros_like(v) for n, v in params.items()}
+        args = ((list(params.values()), list(grads.values())) if interface == "list"
+                else (params, grads))
+        try:
+            copy.deepcopy(optimizer).update(*args)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        return interface
+    raise PortSetupError(f"numpy optimizer: {type(optimizer).__name__}.update takes neither the "
+                         f"book's lists (params, grads) ({errors[0]}) nor dicts keyed by "
+                         f"parameter name ({errors[1]})")
+
+
 class PortWindows:
     """The port trained as a torch loop trains it, its state carried as its code carries it
     (``reset=True``: put back before each window); ``frozen``: tensors whose gradient is
     dropped (a hypothesis)."""
 
-    def __init__(self, side, pairing, torch_optimizer, lr, max_grad_norm, reset=False, frozen=()):
+    def __init__(self, side, pairing, torch_optimizer, lr, max_grad_norm, reset=False, frozen=(),
+                 eps_at=None):
         import torch
         self.side, self.pairing, self.reset = side, pairing, reset
+        # eps_at(t): the optimizer's eps set before its t-th step (adam_eps.py's twin)
+        self.eps_at, self.t = eps_at, 0
         self.max_grad_norm = max_grad_norm
         for name in frozen:
             side.params[name].requires_grad_(False)
@@ -159,6 +196,10 @@ class PortWindows:
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None],
                                            self.max_grad_norm)
+        self.t += 1
+        if self.eps_at is not None:
+            for group in self.optimizer.param_groups:
+                group["eps"] = self.eps_at(self.t)
         call_side("torch optimizer", "step", self.optimizer.step)
         if self.scheduler is not None:
             call_side("torch optimizer", "scheduler step", self.scheduler.step)
@@ -211,19 +252,31 @@ def _state_pairs(np_states, t_states):
     return list(zip(np_states, t_states))
 
 
-def _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol):
+def _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol, twin_step=None):
+    """The step's rows; ``twin_step``: the port's twin (``adam_eps.py``), the port's values
+    less the twin's added to the NumPy values as the known difference."""
     np_loss, np_values, np_states = np_step
     t_loss, t_values, t_states = t_step
+
+    def shift(actual, twin):
+        if twin_step is None:
+            return {}
+        return {"shift": np.asarray(actual, np.float64) - np.asarray(twin, np.float64),
+                "shift_name": ADAM_EPS}
     rows = [compare_arrays("training", "loss", "loss", np.array(np_loss), np.array(t_loss),
-                           training_tolerance(np.array(np_loss), dtype, k + 1), step=k)]
+                           training_tolerance(np.array(np_loss), dtype, k + 1), step=k,
+                           **shift(t_loss, twin_step and twin_step[0]))]
     for pair in pairing:
         e = np_values[pair.numpy]
         rows.append(compare_arrays("training", pair.numpy, pair.view, e, t_values[pair.numpy],
                                    update_tolerance(e, dtype, k + 1, lr, grad_atol.get(pair.numpy)),
-                                   step=k))
-    for (np_name, e), (t_name, a) in _state_pairs(np_states, t_states) or ():
+                                   step=k, **shift(t_values[pair.numpy],
+                                                   twin_step and twin_step[1][pair.numpy])))
+    twin_states = twin_step[2] if twin_step is not None else None
+    for i, ((np_name, e), (t_name, a)) in enumerate(_state_pairs(np_states, t_states) or ()):
         rows.append(compare_arrays("training", f"state {np_name}", t_name, e, a,
-                                   training_tolerance(e, dtype, k + 1), step=k))
+                                   training_tolerance(e, dtype, k + 1), step=k,
+                                   **shift(a, twin_states and twin_states[i][1])))
     return rows
 
 
@@ -237,7 +290,8 @@ def _agrees(history, other, pairing, dtype, lr, grad_atol, numpy_first):
 
 
 def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size, time_size,
-                          lr=0.1, max_grad_norm=None, torch_optimizer=None, dtype=None, loss=None,
+                          lr=0.1, max_grad_norm=None, numpy_optimizer=None, torch_optimizer=None,
+                          dtype=None, loss=None,
                           param_map=None, device="cpu", first_batch_check=True, seed=0,
                           **port_options):
     """Train both sides over ``steps`` consecutive windows of ``corpus`` (``corpus.py``);
@@ -255,6 +309,11 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
         raise PortSetupError("numpy side: training over a corpus's windows takes the book's "
                              "list-interface model (params and grads lists, forward(xs, ts), "
                              "backward())")
+    # built and its interface read before any check, so a wrong one is refused at once
+    np_optimizer = numpy_optimizer_of(numpy_optimizer, lr) if numpy_optimizer is not None else None
+    if np_optimizer is not None:
+        optimizer_interface(np_optimizer, np_side.model)
+    np_name = type(np_optimizer).__name__ if np_optimizer is not None else "SGD"
     if first_batch_check:
         report = check_port(numpy_model, torch_model, *cut[0], dtype=dtype, loss=loss,
                             param_map=param_map, device=device, seed=seed,
@@ -274,21 +333,30 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     t_side.load(pairing, np_side.params)
     grad_atol = {r.where: r.atol for r in report.checks if r.phase == "backward" and r.rtol}
     starts = (copy.deepcopy(np_side.model), t_side.copy())
-    np_run = NumpyWindows(np_side.model, lr, max_grad_norm)
+    np_run = NumpyWindows(np_side.model, lr, max_grad_norm, optimizer=np_optimizer)
     t_run = PortWindows(t_side, pairing, torch_optimizer, lr, max_grad_norm)
+    betas = (adam_eps.book_adam_betas(np_optimizer, np_run.interface, t_run.optimizer)
+             if np_optimizer is not None else None)
+    twin = (PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm,
+                        eps_at=lambda t: adam_eps.book_eps(betas[1], t)) if betas else None)
+    known_sizes = []
     rows, first_fail, history = {}, None, ([], [])
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "worst_param": [], "max_rel_state": [], "tolerance": []}
     stated, kept_bytes = False, 0
     for k, (x, t) in enumerate(cut):
         np_step, t_step = np_run.step(x, t), t_run.step(x, t)
+        twin_step = twin.step(x, t) if twin is not None else None
+        if twin_step is not None:
+            known_sizes.append(max(_normwise(twin_step[1][p.numpy], t_step[1][p.numpy])
+                                   for p in pairing))
         stated = stated or _state_pairs(np_step[2], t_step[2]) is not None
         if (kept_bytes <= HISTORY_BYTES and len(history[0]) == k
                 and (first_fail is None or k <= first_fail + AFTER_PARTING)):
             history[0].append(np_step)
             history[1].append(t_step)
             kept_bytes += 2 * sum(v.nbytes for v in np_step[1].values())
-        step_rows = _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol)
+        step_rows = _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol, twin_step)
         for row in step_rows:
             kept = rows.get(row.where)
             if kept is None or (kept.passed and (not row.passed or row.worst_ratio > kept.worst_ratio)):
@@ -306,16 +374,21 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
         pairs = _state_pairs(np_step[2], t_step[2]) or ()
         curves["max_rel_state"].append(max((_normwise(e, a) for (_, e), (_, a) in pairs), default=None))
     report.checks.extend(rows.values())
+    if known_sizes:
+        worst_step = int(np.argmax(known_sizes))
+        report.known.append({"code": ADAM_EPS, "size": known_sizes[worst_step],
+                             "text": adam_eps.text(betas[1], known_sizes[worst_step], worst_step)})
+        curves[ADAM_EPS] = known_sizes
     if not stated:
         report.notes.append("the carried state is not compared: the port's recurrent modules "
                             "(nn.RNN, nn.LSTM, nn.GRU) return no state that pairs with the NumPy "
                             "recurrent layers' h and c, one for one")
     report.passed = all(c.passed for c in report.checks)
     report.training = {"steps": steps, "batch_size": batch_size, "time_size": time_size, "lr": lr,
-                       "max_grad_norm": max_grad_norm, **curves, "numpy_optimizer": "SGD",
+                       "max_grad_norm": max_grad_norm, **curves, "numpy_optimizer": np_name,
                        "torch_optimizer": type(t_run.optimizer).__name__, "storage": "full"}
     report.settings.update({"steps": steps, "time size": time_size, "lr": lr,
-                            "max grad norm": max_grad_norm, "numpy optimizer": "SGD",
+                            "max grad norm": max_grad_norm, "numpy optimizer": np_name,
                             "torch optimizer": type(t_run.optimizer).__name__})
     if first_fail is not None and report.first_mismatch is None:
         row = first_rows[0]
@@ -325,7 +398,8 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                                            f"{first_fail})"}
         context = dict(starts=starts, cut=cut[:len(history[0])], history=history, pairing=pairing,
                        dtype=dtype, lr=lr, max_grad_norm=max_grad_norm, grad_atol=grad_atol,
-                       torch_optimizer=torch_optimizer, step=first_fail)
+                       numpy_optimizer=np_optimizer, torch_optimizer=torch_optimizer,
+                       step=first_fail)
         for hypothesis in (HYPOTHESES if first_fail < len(history[0]) else ()):
             found = hypothesis(**context)
             if found:
@@ -355,7 +429,7 @@ def _rerun(run, cut):
 
 
 def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                torch_optimizer, step):
+                numpy_optimizer, torch_optimizer, step):
     """Both of torch's recurrent biases trained where the NumPy layer has one ``b``: the
     port trained again with the tensors summed into ``b`` (``bias_hh``) frozen."""
     side = starts[1]
@@ -380,12 +454,12 @@ def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
 
 
 def state_reset(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                torch_optimizer, step):
+                numpy_optimizer, torch_optimizer, step):
     """One side starts each window from its first state where the other carries it: the
     NumPy side trained again with its state put back before each window (the port's run
     reproduced: the port resets), else the port so (the NumPy side resets)."""
     door = copy.deepcopy(starts[0])
-    steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True), cut)
+    steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True, optimizer=numpy_optimizer), cut)
     if steps is not None and _agrees(steps, history[1], pairing, dtype, lr, grad_atol, True):
         return _state_reset(step, len(steps), "the port", "the NumPy side",
                             "carry the port's state into the next window, detached "
