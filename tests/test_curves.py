@@ -16,7 +16,8 @@ def small(mnist):
     return (x_train[:2000], eye[t_train[:2000]]), (x_test[:500], eye[t_test[:500]])
 
 
-@pytest.mark.parametrize("impl", [pytest.param("literal", marks=pytest.mark.slow), "module"])
+@pytest.mark.slow  # a few seconds each: with the full suite
+@pytest.mark.parametrize("impl", ["literal", "module"])
 def test_float64_curves_agree_to_round_off(small, impl):
     result = compare_curves(small, seed=3, iters=60, eval_every=20, impl=impl, progress=False)
     assert result.passed, result.to_text()

@@ -126,6 +126,7 @@ def test_missing_divide_by_batch_size_in_a_hand_written_backward(batch):
     assert "batch" in scale["text"]
 
 
+@pytest.mark.slow  # a few seconds: with the full suite
 def test_sign_flip_in_one_bias_gradient(batch):
     report = check_port(zoo.book_net(), zoo.literal(zoo.FlippedBiasGradient), *batch)
     assert first(report) == ("backward", "b1")

@@ -80,6 +80,7 @@ def test_broken_literal_ports_are_caught_by_the_file(port, book_file, batch):
     assert [d["code"] for d in recorded.diagnosis] == [d["code"] for d in live.diagnosis]
 
 
+@pytest.mark.slow  # a few seconds: with the full suite
 def test_a_recorded_training_replays(tmp_path, data):
     training = {"x": data[0], "t": data[1], "steps": 12, "batch_size": 100, "lr": 0.1, "seed": 0,
                 "optimizer": opt.Momentum}

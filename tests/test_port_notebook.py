@@ -149,6 +149,7 @@ def test_repr_is_one_line_with_the_verdict_and_the_first_mismatch(failing, rando
 
 # --- training and twins -----------------------------------------------------------------------
 
+@pytest.mark.slow  # a few seconds: with the full suite
 def test_the_training_report_shows_a_summary_and_the_curves(random_batch):
     x, t = make_dataset(zoo.layer_net().params, data="random")
     report = check_training(zoo.layer_net(), zoo.sequential().double(), x, t, steps=3,

@@ -129,6 +129,7 @@ def test_the_net_passes_with_the_gradient_of_its_own_loss_in_a_few_dozen_evaluat
     assert snapshot(net.params) == before
 
 
+@pytest.mark.slow  # a few seconds: with the full suite
 def test_the_1e7_gap_is_seen_in_float64_and_allowed_when_named(net_case):
     net, loss, backprop, gap, _ = net_case
     bare = check_gradient_directions(loss, net.params, backprop, locate="none")
