@@ -144,8 +144,16 @@ def book_layer_capture(items, owners=None):
                     del layer.backward
 
 
-# torch's recurrent modules: handed an initial state beside their input
-RECURRENT_MODULES = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
+# torch's recurrent modules (over a sequence) and their cells (one step): handed an
+# initial state beside their input
+RECURRENT = ("RNN", "LSTM", "GRU")
+CELLS = ("RNNCell", "LSTMCell", "GRUCell")
+
+
+def is_torch_recurrent(module, cells=True):
+    """``module`` is one of torch's own recurrent modules (or, with ``cells``, their cells)."""
+    names = RECURRENT + CELLS if cells else RECURRENT
+    return type(module).__name__ in names and type(module).__module__.split(".")[0] == "torch"
 
 
 def module_leaves(module):
@@ -187,7 +195,7 @@ def module_capture(module, batch=None):
             view = _batch_first_view(mod, inputs, batch)
             record = LayerRecord(_name, type(mod).__name__, view(_to_numpy(inputs[0] if inputs else None)),
                                  view(_to_numpy(output)), param_names=_names)
-            if type(mod).__name__ in RECURRENT_MODULES and type(mod).__module__.startswith("torch"):
+            if is_torch_recurrent(mod):
                 given = len(inputs) > 1 and inputs[1] is not None
                 # h0 of (h0, c0); none given: torch starts from zeros of h's shape (h_n of
                 # (output, h_n) and (output, (h_n, c_n)); a cell's own output, h of (h, c))
@@ -211,10 +219,6 @@ def module_capture(module, batch=None):
     finally:
         for handle in handles:
             handle.remove()
-
-
-RECURRENT = ("RNN", "LSTM", "GRU")
-CELLS = ("RNNCell", "LSTMCell", "GRUCell")
 
 
 def _batch_first_view(module, inputs, batch=None):

@@ -74,9 +74,8 @@ def keep_port_state(model):
     ``self(x)`` included). The snapshot lives on the model, so a deep copy of the model
     restores its own copy."""
     import torch
-    recurrent = [m for m in model.modules()
-                 if type(m).__name__ in ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
-                 and type(m).__module__.split(".")[0] == "torch"]
+    from .capture import is_torch_recurrent
+    recurrent = [m for m in model.modules() if is_torch_recurrent(m)]
     if not recurrent and not callable(getattr(model, "reset_state", None)):
         return False
     saved = {}

@@ -115,8 +115,7 @@ class TorchSide:
                                  f"{type(model).__name__} has none")
         # a seq2seq port's forward(xs, decoder_xs): no scores of x alone; with its own loss,
         # each pass the check makes of the port goes through loss(x, t)
-        self.forward_needs_more = (loss == "model" and self.kind == "module"
-                                   and _required_positional(self.model.forward) > 1)
+        self.forward_needs_more = loss == "model" and self.forward_takes_more
         if loss != "model" and self.forward_takes_more:
             raise PortSetupError(f"{SIDE}: {type(model).__name__}.forward takes more than the "
                                  f"batch x, so no {loss} of its scores can be taken; give the "

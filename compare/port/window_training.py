@@ -33,6 +33,7 @@ import numpy as np
 
 from . import adam_eps
 from .check import check_port
+from .capture import is_torch_recurrent
 from .corpus import windows as corpus_windows
 from .check.state import pair_sides
 from .hidden_state import carried
@@ -153,8 +154,7 @@ class PortWindows:
         self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, self.params, lr)
         self.returned = []
         self.recurrent = [(name, m) for name, m in side.model.named_modules()
-                          if type(m).__name__ in ("RNN", "LSTM", "GRU")
-                          and type(m).__module__.split(".")[0] == "torch"]
+                          if is_torch_recurrent(m, cells=False)]
         for name, module in self.recurrent:
             module.register_forward_hook(self._keep(name))
         self.torch = torch

@@ -44,15 +44,11 @@ TORCH_MODULES = {"RNN": "rnn", "RNNCell": "rnn", "LSTM": "lstm", "LSTMCell": "ls
 ROLE_NAMES = {"ih": "weight_ih", "hh": "weight_hh", "bias_ih": "bias_ih", "bias_hh": "bias_hh"}
 
 
-class RecurrentKind(LayerKind):
-    pass
-
-
-RNN = RecurrentKind("rnn", ("TimeRNN", "RNN"), torch_modules=("RNN", "RNNCell"),
+RNN = LayerKind("rnn", ("TimeRNN", "RNN"), torch_modules=("RNN", "RNNCell"),
                     torch_functions=("rnn_step_forward", "rnn_forward"))
-LSTM = RecurrentKind("lstm", ("TimeLSTM", "LSTM"), torch_modules=("LSTM", "LSTMCell"),
+LSTM = LayerKind("lstm", ("TimeLSTM", "LSTM"), torch_modules=("LSTM", "LSTMCell"),
                      torch_functions=("lstm_step_forward", "lstm_forward"))
-GRU = RecurrentKind("gru", ("TimeGRU", "GRU"), torch_modules=("GRU", "GRUCell"))
+GRU = LayerKind("gru", ("TimeGRU", "GRU"), torch_modules=("GRU", "GRUCell"))
 KINDS = (LSTM, GRU, RNN)
 
 
@@ -258,10 +254,6 @@ def with_order(pair, mine):
 def kind_of_pair(pair):
     theirs = pair.gate_names[1] if pair.gate_names else None
     return next((k for k, g in TORCH_GATES.items() if g == theirs), None)
-
-
-def summed_value(value, others):
-    return value + sum(np.asarray(o) for o in others)
 
 
 # --- the gate order read off the values (check/gates.py) ----------------------------------
