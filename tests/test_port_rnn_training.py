@@ -328,15 +328,31 @@ class DroppingPort(P.TrainedLstmPort):
         return self.fc(hs)
 
 
+class UnsharedRnnlm(N_.Rnnlm):
+    """The book's Rnnlm drawing from a stream the sides do not share (numpy.random.normal,
+    as noise is added), its values left as they are."""
+
+    def forward(self, xs, ts):
+        np.random.normal(size=xs.shape)
+        return super().forward(xs, ts)
+
+
 @pytest.mark.parametrize("numpy_factory, port_factory, side", [
-    (DrawingRnnlm, P.make_lstm, "the NumPy model"),
+    (UnsharedRnnlm, P.make_lstm, "the NumPy model"),
     (N_.make_rnnlm, DroppingPort, "the port"),
 ])
-def test_a_side_that_draws_is_not_judged_over_windows(numpy_factory, port_factory, side):
+def test_a_side_drawing_what_the_other_cannot_answer_is_refused(numpy_factory, port_factory, side):
     """Two random streams would part two right sides: refused, never failed."""
     with pytest.raises(PortSetupError, match=f"{side} draws at random"):
         check_training(numpy_factory(), port_factory(), CORPUS, None, steps=2, batch_size=B,
                        time_size=T, lr=LR, first_batch_check=False)
+
+
+def test_a_numpy_draw_nothing_uses_is_shared_and_harmless():
+    """``rand`` is shared through the tape: drawn, used by nothing, the right port passes."""
+    report = check_training(DrawingRnnlm(), P.make_lstm(), CORPUS, None, steps=2, batch_size=B,
+                            time_size=T, lr=LR, first_batch_check=False)
+    assert report.passed, report.to_text()
 
 
 # --- the book's list-interface optimizers over windows -----------------------------------
@@ -408,6 +424,8 @@ def test_a_port_without_the_momentum_fails_after_the_first_update():
     report = _check_with(BO.Momentum, None, MOMENTUM_LR)
     assert not report.passed
     assert report.first_mismatch["step"] == 1
+    [found] = report.diagnosis
+    assert (found["code"], found["hyperparameter"], found["numpy"]) == ("optimizer", "momentum", 0.9)
 
 
 def test_an_optimizer_of_neither_interface_is_refused_in_one_line(tmp_path, capsys):
@@ -556,6 +574,10 @@ def test_an_adam_port_with_other_betas_fails():
                          ADAM_LR)
     assert not report.passed
     assert report.known == []
+    # named with the book's eps at each step taken out of the rerun: the betas alone part them
+    [found] = report.diagnosis
+    assert (found["code"], found["hyperparameter"], found["numpy"]) == ("optimizer", "betas",
+                                                                         [BETA1, BETA2])
 
 
 @pytest.mark.slow
@@ -568,3 +590,17 @@ def test_adagrad_and_rmsprop_ports_pass_with_the_books_eps(name, make):
     report = _check_with(getattr(BO, name), make, MOMENTUM_LR)
     assert report.passed, report.to_text()
     assert report.known == [] and report.settings["numpy optimizer"] == name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory, code", [(P.make_double_bias, "double_bias"),
+                                           (P.make_state_reset, "state_reset")])
+def test_the_window_traps_are_named_under_the_books_adam(factory, code):
+    """The reruns take the book's eps at each step out too: the bug alone reproduces."""
+    report = check_training(N_.make_rnnlm(), factory(), CORPUS, None, steps=4, batch_size=B,
+                            time_size=T, lr=ADAM_LR, numpy_optimizer=BO.Adam,
+                            torch_optimizer=lambda ps, lr: torch.optim.Adam(ps, lr=lr,
+                                                                            betas=(BETA1, BETA2)))
+    assert not report.passed
+    assert [d["code"] for d in report.diagnosis] == [code]
+    assert [k["code"] for k in report.known] == ["adam_eps"]

@@ -99,6 +99,18 @@ def carried(model):
         object.__setattr__(model, CARRY, False)
 
 
+def start_state(model):
+    """The port's state put back as the check found it, once (a pass outside the check's
+    own, the pairing's, may have moved it)."""
+    if getattr(model, SAVED, None) is not None or callable(getattr(model, "reset_state", None)):
+        carrying = getattr(model, CARRY, False)
+        object.__setattr__(model, CARRY, False)
+        try:
+            _put_back(model, ())
+        finally:
+            object.__setattr__(model, CARRY, carrying)
+
+
 def _put_back(model, args):
     import torch
     if getattr(model, CARRY, False):

@@ -4,6 +4,9 @@ A NumPy optimizer is an object with the book's interface (default: the
 book's plain SGD), or a class or factory making one; a torch optimizer is a
 function of the port's parameters returning a ``torch.optim.Optimizer``, or
 ``(optimizer, scheduler)``. Either is called with ``lr=`` when it takes one.
+A torch factory whose first argument is named ``model`` (or ``port``, ``module``,
+``net``) is handed the port itself, as a training loop builds its optimizer from its
+model: what it hands the optimizer (a tied tensor twice, say) is then the loop's own.
 """
 import copy
 import inspect
@@ -44,12 +47,26 @@ def numpy_optimizer_of(spec, lr):
     return copy.deepcopy(spec)  # its state (momentum, AdaGrad's h) is the user's
 
 
-def torch_optimizer_of(spec, params, lr):
+MODEL_ARGUMENTS = ("model", "port", "module", "net")
+
+
+def takes_model(factory):
+    """Does the torch optimizer factory take the port (its first argument so named)?"""
+    try:
+        first = next(iter(inspect.signature(factory).parameters), None)
+    except (TypeError, ValueError):
+        return False
+    return first in MODEL_ARGUMENTS
+
+
+def torch_optimizer_of(spec, params, lr, model=None):
+    """The port's optimizer (and scheduler): ``spec`` called with ``params``, or with
+    ``model`` where it takes the port (``takes_model``)."""
     import torch
     if spec is None:
         return torch.optim.SGD(params, lr=lr), None
     try:
-        made = _with_lr(spec, lr, params)
+        made = _with_lr(spec, lr, model if model is not None and takes_model(spec) else params)
     except Exception as exc:
         raise PortSetupError(f"torch optimizer: calling it on the port's parameters raised "
                              f"{type(exc).__name__}: {exc}") from exc

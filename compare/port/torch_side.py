@@ -175,6 +175,12 @@ class TorchSide:
         twin.tape = DrawTape(self.tape.transpose)
         return twin
 
+    @property
+    def module(self):
+        """The port's ``nn.Module``, what an optimizer factory taking the model is handed;
+        None for a literal port."""
+        return self.model if self.kind == "module" else None
+
     # --- parameters -----------------------------------------------------------------
 
     def load(self, pairing, np_params):

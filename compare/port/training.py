@@ -59,7 +59,8 @@ class TorchTrainer:
     def __init__(self, side, torch_optimizer, lr):
         self.side = side
         self.params = list(side.params.values())  # the order the optimizer was built on
-        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, self.params, lr)
+        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, self.params, lr,
+                                                            model=side.module)
 
     def step(self, tx, tt):
         import torch

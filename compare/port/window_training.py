@@ -15,6 +15,12 @@ side trains as its own code does, on the same windows from the same parameters:
   (``torch.optim.SGD`` by default), its state carried as its ``forward`` carries it: the
   check's own putting back of the state (``hidden_state.py``) is suspended (``carried``).
 
+A side that draws (the book's ``TimeDropout``, torch's ``nn.Dropout`` or a stacked
+``nn.LSTM``'s dropout) draws once per window for both: the NumPy side's draws on the window
+are recorded on a tape of its own (``draws.py``), whose masks answer the port's draws on
+that window, and every rerun of the window replays them. A draw the tape cannot answer
+leaves the training rows not judged, counted and said.
+
 Compared at each step: the loss, every parameter after its update, and the state each
 side carries into the next window: each NumPy recurrent layer's ``h`` (and ``c``) against
 the ``(h_n, c_n)`` the port's recurrent module returned (layer by layer, in order).
@@ -22,10 +28,13 @@ the ``(h_n, c_n)`` the port's recurrent module returned (layer by layer, in orde
 Tolerance: as ``training.py``'s, linear in the number of updates (``training_tolerance``),
 a state row's as a parameter's.
 
-Where the sides part, the hypotheses (``HYPOTHESES``) are each applied to a fresh copy of
-one side, which is trained again from the start through the parting step and
-``AFTER_PARTING`` steps after it: one whose every loss, parameter and state row then agrees
-is named at the parting step.
+Where the sides part, the hypotheses (``HYPOTHESES``: ``double_bias``, ``state_reset``,
+``tied_weights``, ``optimizer``) are each applied to a fresh copy of one side, which is
+trained again from the start through the parting step and ``AFTER_PARTING`` steps after
+it, on the same draws: one whose every loss, parameter and state row then agrees is named
+at the parting step. Where the NumPy optimizer is the book's Adam, a port rerun whose
+optimizer is torch's Adam with the same betas takes the book's eps at each step
+(``adam_eps``), so the bug alone must reproduce the run.
 """
 import copy
 
@@ -35,10 +44,13 @@ from . import adam_eps
 from .check import check_port
 from .capture import is_torch_recurrent
 from .corpus import windows as corpus_windows
+from .check.unjudged import training_unjudged
+from .draws import DrawTape
 from .check.state import pair_sides
-from .hidden_state import carried
+from .hidden_state import carried, start_state
 from .layers.recurrent import KINDS
-from .optimizers import numpy_optimizer_of, torch_optimizer_of
+from .optimizer_traps import optimizer_trap
+from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of
 from .reference import reference_side
 from .reference.list_door import ListDoor
 from .report import PortReport, compare_arrays
@@ -77,16 +89,22 @@ class NumpyWindows:
         self.interface = optimizer_interface(optimizer, door) if optimizer is not None else None
         self.recurrent = [(name, layer) for name, layer in door.layers.items()
                           if any(k.is_numpy(type(layer).__name__) for k in KINDS)]
+        door.fresh()  # the first window from the state the check found (a pairing pass moved it)
 
-    def step(self, x, t):
+    def step(self, x, t, tape):
+        """One window; ``tape``: its draws, recorded on the first pass over it and replayed
+        on every rerun of it."""
         door, model = self.door, self.door.inner
         if self.reset:
             door.fresh()
-        before = np.random.get_state()
-        loss = call_side("numpy side", "forward", model.forward, x, t)
-        call_side("numpy side", "backward", model.backward)
-        if not _same_numpy_stream(before, np.random.get_state()):
+        before, recording = np.random.get_state(), tape.recording
+        with tape.numpy_pass():
+            loss = call_side("numpy side", "forward", model.forward, x, t)
+            call_side("numpy side", "backward", model.backward)
+        if not tape.numpy and not _same_numpy_stream(before, np.random.get_state()):
             raise PortSetupError(UNSHARED.format(side="the NumPy model"))
+        if recording:  # the book's masks are the first comparisons made of its draws
+            tape.keep_masks([], lambda record: False)
         grads = {}
         for name, at in door.positions.items():  # remove_duplicate: one parameter, grads summed
             total = np.array(model.grads[at[0]])
@@ -142,7 +160,7 @@ class PortWindows:
     dropped (a hypothesis)."""
 
     def __init__(self, side, pairing, torch_optimizer, lr, max_grad_norm, reset=False, frozen=(),
-                 eps_at=None):
+                 eps_at=None, book_adam=None):
         import torch
         self.side, self.pairing, self.reset = side, pairing, reset
         # eps_at(t): the optimizer's eps set before its t-th step (adam_eps.py's twin)
@@ -151,8 +169,16 @@ class PortWindows:
         for name in frozen:
             side.params[name].requires_grad_(False)
         self.params = list(side.params.values())
-        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, self.params, lr)
+        self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, self.params, lr,
+                                                            model=side.module)
+        if book_adam is not None and eps_at is None:
+            # a hypothesis's rerun: where its optimizer is the book's Adam but for the eps,
+            # that known difference is taken out too, so the rerun answers the NumPy run itself
+            betas = adam_eps.book_adam_betas(*book_adam, self.optimizer)
+            if betas:
+                self.eps_at = lambda t: adam_eps.book_eps(betas[1], t)
         self.returned = []
+        start_state(side.model)  # the first window from the state the port was handed in
         self.recurrent = [(name, m) for name, m in side.model.named_modules()
                           if is_torch_recurrent(m, cells=False)]
         for name, module in self.recurrent:
@@ -166,8 +192,10 @@ class PortWindows:
             self.returned.append((name, [p.detach().cpu().numpy().copy() for p in parts]))
         return hook
 
-    def step(self, x, t):
+    def step(self, x, t, tape):
+        """One window, its draws answered by the NumPy side's on it (``tape``)."""
         torch, side = self.torch, self.side
+        side.tape = tape
         tx, tt = side.tensor(x), side.tensor(t)
         self.returned = []
         for p in self.params:
@@ -191,10 +219,13 @@ class PortWindows:
                         "trainer backpropagates through one window: carry "
                         "tuple(s.detach() for s in state)") from exc
                 call_side("torch side", "backward", _raise, exc)
-        if not torch.equal(before, torch.get_rng_state()) or _drops(side.model):
+        if not tape and (not torch.equal(before, torch.get_rng_state()) or _drops(side.model)):
             raise PortSetupError(UNSHARED.format(side="the port"))
         if self.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None],
+            # over what the optimizer holds, as a loop clips the list it handed it: a tied
+            # tensor held twice counts twice
+            held = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_([p for p in held if p.grad is not None],
                                            self.max_grad_norm)
         self.t += 1
         if self.eps_at is not None:
@@ -217,9 +248,12 @@ class PortWindows:
         return out
 
 
-# a draw each side makes on its own (dropout) would part two right sides: not judged here
-UNSHARED = ("{side} draws at random in training (dropout): over a corpus's windows the draws "
-            "are not yet shared between the sides, so the training cannot be judged; check "
+# the sides' draws are shared through numpy.random's uniform and binomial draws
+# (``draws.py``); one side drawing where the other drew nothing on the window, or drawing
+# from a stream the tape does not answer, would part two right sides: refused
+UNSHARED = ("{side} draws at random in training where the other side drew nothing that "
+            "could answer it on the window (NumPy draws are shared through numpy.random's "
+            "rand, random, uniform and binomial), so the training cannot be judged; check "
             "one window without --steps, or train with the dropout off")
 
 
@@ -340,13 +374,18 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     twin = (PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm,
                         eps_at=lambda t: adam_eps.book_eps(betas[1], t)) if betas else None)
     known_sizes = []
-    rows, first_fail, history = {}, None, ([], [])
+    # the NumPy run, the port's, and the port's twin's where there is one (adam_eps)
+    rows, first_fail, history = {}, None, ([], [], [])
     curves = {"step": [], "loss_numpy": [], "loss_torch": [], "max_rel_param": [],
               "worst_param": [], "max_rel_state": [], "tolerance": []}
-    stated, kept_bytes = False, 0
+    stated, kept_bytes, tapes, missed = False, 0, [], []
     for k, (x, t) in enumerate(cut):
-        np_step, t_step = np_run.step(x, t), t_run.step(x, t)
-        twin_step = twin.step(x, t) if twin is not None else None
+        tape = DrawTape()  # this window's draws: the NumPy side's, answering the port's
+        np_step = np_run.step(x, t, tape)
+        t_step = t_run.step(x, t, tape)
+        missed += tape.missed
+        twin_step = twin.step(x, t, tape) if twin is not None else None
+        tapes.append(tape)
         if twin_step is not None:
             known_sizes.append(max(_normwise(twin_step[1][p.numpy], t_step[1][p.numpy])
                                    for p in pairing))
@@ -355,7 +394,9 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                 and (first_fail is None or k <= first_fail + AFTER_PARTING)):
             history[0].append(np_step)
             history[1].append(t_step)
-            kept_bytes += 2 * sum(v.nbytes for v in np_step[1].values())
+            if twin_step is not None:
+                history[2].append(twin_step)
+            kept_bytes += 2 * sum(v.nbytes for v in np_step[1].values()) + _tape_bytes(tape)
         step_rows = _rows(k, np_step, t_step, pairing, dtype, lr, grad_atol, twin_step)
         for row in step_rows:
             kept = rows.get(row.where)
@@ -383,6 +424,9 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
         report.notes.append("the carried state is not compared: the port's recurrent modules "
                             "(nn.RNN, nn.LSTM, nn.GRU) return no state that pairs with the NumPy "
                             "recurrent layers' h and c, one for one")
+    if missed:
+        training_unjudged(report, missed)
+        first_fail = None  # the steps compared two random streams: no step parted first
     report.passed = all(c.passed for c in report.checks)
     report.training = {"steps": steps, "batch_size": batch_size, "time_size": time_size, "lr": lr,
                        "max_grad_norm": max_grad_norm, **curves, "numpy_optimizer": np_name,
@@ -396,10 +440,14 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                                  "step": first_fail, "max_abs": row.max_abs, "max_rel": row.max_rel,
                                  "detail": f"the two sides part at step {first_fail} (window "
                                            f"{first_fail})"}
-        context = dict(starts=starts, cut=cut[:len(history[0])], history=history, pairing=pairing,
+        context = dict(starts=starts, cut=list(zip(cut, tapes))[:len(history[0])],
+                       history=history, pairing=pairing,
                        dtype=dtype, lr=lr, max_grad_norm=max_grad_norm, grad_atol=grad_atol,
                        numpy_optimizer=np_optimizer, torch_optimizer=torch_optimizer,
-                       step=first_fail)
+                       step=first_fail, port_optimizer=t_run.optimizer, port_params=t_run.params,
+                       port_names={id(p): n for n, p in t_side.params.items()},
+                       book_adam=(np_optimizer, np_run.interface) if np_optimizer is not None else None,
+                       numpy_name=np_name, scheduler=t_run.scheduler)
         for hypothesis in (HYPOTHESES if first_fail < len(history[0]) else ()):
             found = hypothesis(**context)
             if found:
@@ -422,14 +470,28 @@ def _normwise(expected, actual):
 
 
 def _rerun(run, cut):
-    try:
-        return [run.step(x, t) for x, t in cut]
-    except PortSetupError:
-        return None
+    """``run`` trained again over ``cut`` (each window with its tape): None where it cannot
+    be (a refusal), or where a draw of it went unanswered (two random streams)."""
+    steps = []
+    for (x, t), tape in cut:
+        missed = len(tape.missed)
+        try:
+            steps.append(run.step(x, t, tape))
+        except PortSetupError:
+            return None
+        if len(tape.missed) > missed:
+            del tape.missed[missed:]
+            return None
+    return steps
+
+
+def _tape_bytes(tape):
+    return sum(a.nbytes for _, a in tape.numpy if isinstance(a, np.ndarray)) + \
+        sum(m.nbytes for m in tape.masks if isinstance(m, np.ndarray))
 
 
 def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                numpy_optimizer, torch_optimizer, step):
+                torch_optimizer, book_adam, step, **_):
     """Both of torch's recurrent biases trained where the NumPy layer has one ``b``: the
     port trained again with the tensors summed into ``b`` (``bias_hh``) frozen."""
     side = starts[1]
@@ -438,7 +500,7 @@ def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
         return None
     side = side.copy()
     run = PortWindows(side, pairing, torch_optimizer, lr, max_grad_norm,
-                      frozen=[n for _, n in summed])
+                      frozen=[n for _, n in summed], book_adam=book_adam)
     steps = _rerun(run, cut)
     if steps is None or not _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
         return None
@@ -454,17 +516,21 @@ def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
 
 
 def state_reset(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                numpy_optimizer, torch_optimizer, step):
+                numpy_optimizer, torch_optimizer, book_adam, step, **_):
     """One side starts each window from its first state where the other carries it: the
     NumPy side trained again with its state put back before each window (the port's run
-    reproduced: the port resets), else the port so (the NumPy side resets)."""
+    reproduced: the port resets), else the port so (the NumPy side resets). Where the
+    port's fixed eps parts it from the book's Adam (``adam_eps``), the NumPy rerun answers
+    the port's twin, which has that difference taken out."""
     door = copy.deepcopy(starts[0])
     steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True, optimizer=numpy_optimizer), cut)
-    if steps is not None and _agrees(steps, history[1], pairing, dtype, lr, grad_atol, True):
+    port_run = history[2] or history[1]
+    if steps is not None and _agrees(steps, port_run, pairing, dtype, lr, grad_atol, True):
         return _state_reset(step, len(steps), "the port", "the NumPy side",
                             "carry the port's state into the next window, detached "
                             "(self.state = tuple(s.detach() for s in state))")
-    run = PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm, reset=True)
+    run = PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm, reset=True,
+                      book_adam=book_adam)
     steps = _rerun(run, cut)
     if steps is not None and _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
         return _state_reset(step, len(steps), "the NumPy side", "the port",
@@ -481,4 +547,67 @@ def _state_reset(step, through, resets, carries, fix):
                     f"states through step {through - 1}; {fix}"}
 
 
-HYPOTHESES = (double_bias, state_reset)
+def tied_weights(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
+                 port_optimizer, port_params, port_names, book_adam, step, **_):
+    """A tensor the port's optimizer holds twice (a tied weight listed with each layer that
+    uses it): torch steps it once per listing, and a clipping norm over that list counts
+    it twice. The port trained again with each tensor held once."""
+    twice = []
+    for group in port_optimizer.param_groups:
+        seen = set()
+        for p in group["params"]:
+            if id(p) in seen and id(p) not in {id(q) for q in twice}:
+                twice.append(p)
+            seen.add(id(p))
+    if not twice:
+        return None
+    place = {id(p): i for i, p in enumerate(port_params)}
+    if any(id(p) not in place for group in port_optimizer.param_groups for p in group["params"]):
+        return None  # it holds a tensor that is not the port's: no rebuilding it here
+
+    def once(params, lr=None):
+        groups = []
+        for group in port_optimizer.param_groups:
+            held = list({id(p): p for p in group["params"]}.values())
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "params": [params[place[id(p)]] for p in held]})
+        return type(port_optimizer)(groups)
+
+    run = PortWindows(starts[1].copy(), pairing, once, lr, max_grad_norm, book_adam=book_adam)
+    steps = _rerun(run, cut)
+    if steps is None or not _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
+        return None
+    names = ", ".join(port_names.get(id(p), "?") for p in twice)
+    numpy = ", ".join(pr.numpy for pr in pairing if pr.torch in {port_names.get(id(p)) for p in twice})
+    return {"code": "tied_weights", "parameter": numpy or names, "step": step,
+            "text": f"the port's optimizer holds {names} twice (a tied weight listed with each "
+                    f"layer that uses it; torch warns of 'duplicate parameters'): each step moves "
+                    f"it twice{' and a clipping norm over that list counts it twice' if max_grad_norm else ''}, "
+                    f"where the NumPy update moves {numpy or 'it'} once with the summed gradient; "
+                    f"with each tensor held once, the port's run gives the NumPy losses, "
+                    f"parameters and states through step {len(steps) - 1}; build the optimizer "
+                    f"on model.parameters(), which lists a tied tensor once"}
+
+
+def optimizer(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
+              numpy_optimizer, port_optimizer, port_params, numpy_name, scheduler, book_adam,
+              **_):
+    """The update rule differs in a named hyper-parameter (``optimizer_traps``): the port
+    trained again with its optimizer so changed, the book's Adam eps taken out where it
+    applies."""
+    if scheduler is not None:
+        return None  # a schedule moves lr, which no hyper-parameter of the optimizer holds
+
+    def replay(factory):
+        run = PortWindows(starts[1].copy(), pairing, factory, lr, max_grad_norm,
+                          book_adam=book_adam)
+        steps = _rerun(run, cut)
+        return steps is not None and _agrees(history[0], steps, pairing, dtype, lr, grad_atol,
+                                             True)
+    reference = numpy_optimizer if numpy_optimizer is not None else SGD(lr)
+    return optimizer_trap(port_optimizer, port_params, reference, numpy_name, replay,
+                          len(cut) - 1)
+
+
+# a tied tensor held twice first: it looks to the rule like a doubled step size
+HYPOTHESES = (double_bias, state_reset, tied_weights, optimizer)

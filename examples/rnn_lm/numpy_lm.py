@@ -9,7 +9,9 @@ float32 without a flag.
 
 * ``SimpleRnnlm``: TimeEmbedding, TimeRNN (tanh cell), TimeAffine, TimeSoftmaxWithLoss;
 * ``Rnnlm``: the same with TimeLSTM, its four gate blocks side by side in ``Wx (D, 4H)``,
-  ``Wh (H, 4H)``, ``b (4H,)`` in the book's order f, g, i, o.
+  ``Wh (H, 4H)``, ``b (4H,)`` in the book's order f, g, i, o;
+* ``BetterRnnlm``: two TimeLSTM layers with TimeDropout before, between and after them,
+  and the output layer's weight tied to the embedding's (``TimeAffine(embed_W.T, b)``).
 
 Both recurrent layers are stateful (the last ``h``, and ``c``, carried into the next
 ``forward``) and forget it on ``reset_state()``.
@@ -313,9 +315,69 @@ class Rnnlm(_TimeModel):
         self._gather()
 
 
+class TimeDropout:
+    """The book's inverted dropout: a fresh mask per element and time step, scaled by
+    ``1 / (1 - ratio)`` in training; nothing at prediction."""
+
+    def __init__(self, dropout_ratio=0.5):
+        self.params, self.grads = [], []
+        self.dropout_ratio = dropout_ratio
+        self.mask = None
+        self.train_flg = True
+
+    def forward(self, xs):
+        if not self.train_flg:
+            return xs
+        flg = np.random.rand(*xs.shape) > self.dropout_ratio
+        scale = 1 / (1.0 - self.dropout_ratio)
+        self.mask = flg.astype(np.float32) * scale
+        return xs * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class BetterRnnlm(_TimeModel):
+    """The book's ``BetterRnnlm``: the embedding's ``W`` is the output layer's too,
+    transposed, so ``wordvec_size`` equals ``hidden_size``."""
+
+    def __init__(self, vocab_size=10, wordvec_size=5, hidden_size=5, dropout_ratio=0.5,
+                 seed=0, dtype='f'):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        embed_W, lstm_Wx1, lstm_Wh1, lstm_b1, _, affine_b = _init(V, D, H, 4, seed, dtype)
+        _, lstm_Wx2, lstm_Wh2, lstm_b2, _, _ = _init(V, H, H, 4, seed + 1, dtype)
+        self.layers = [TimeEmbedding(embed_W),
+                       TimeDropout(dropout_ratio),
+                       TimeLSTM(lstm_Wx1, lstm_Wh1, lstm_b1, stateful=True),
+                       TimeDropout(dropout_ratio),
+                       TimeLSTM(lstm_Wx2, lstm_Wh2, lstm_b2, stateful=True),
+                       TimeDropout(dropout_ratio),
+                       TimeAffine(embed_W.T, affine_b)]  # weight tying
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self.lstm_layers = [self.layers[2], self.layers[4]]
+        self.drop_layers = [self.layers[1], self.layers[3], self.layers[5]]
+        self._gather()
+
+    def predict(self, xs, train_flg=False):
+        for layer in self.drop_layers:
+            layer.train_flg = train_flg
+        return super().predict(xs)
+
+    def forward(self, xs, ts, train_flg=True):
+        return self.loss_layer.forward(self.predict(xs, train_flg), ts)
+
+    def reset_state(self):
+        for layer in self.lstm_layers:
+            layer.reset_state()
+
+
 def make_simple_rnnlm():
     return SimpleRnnlm()
 
 
 def make_rnnlm():
     return Rnnlm()
+
+
+def make_better_rnnlm():
+    return BetterRnnlm()

@@ -28,3 +28,13 @@ def rmsprop(params, lr):
 
 def adam(params, lr):
     return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
+
+
+def sgd_by_layer(model, lr):
+    """A trap (``tied_weights``): each layer's parameters listed in turn, so a tensor tied
+    between two layers (``fc.weight = embed.weight``) is handed to the optimizer twice, and
+    moves twice at every step. ``model.parameters()`` lists it once."""
+    params = []
+    for layer in model.children():
+        params += [p for p in layer.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=lr)

@@ -231,7 +231,8 @@ class RunState:
             return {}
         from ..known.weight_decay import decays_of
         from ..optimizers import torch_optimizer_of
-        optimizer, _ = torch_optimizer_of(torch_optimizer, list(self.torch.params.values()), lr)
+        optimizer, _ = torch_optimizer_of(torch_optimizer, list(self.torch.params.values()), lr,
+                                          model=self.torch.module)
         return decays_of(optimizer, self.torch.params, self.pairing)
 
     def add(self, row, **context):
