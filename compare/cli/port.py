@@ -97,12 +97,14 @@ def add_port_parser(sub):
 
 DEFAULTS = {**BATCH_DEFAULTS, "lr": 0.1}
 RECORDED = ("data", "batch", "seed", "dtype", "labels", "input_shape", "steps", "lr")
+# recorded with a corpus's windows, and agreed with as the others are
+WINDOW_OPTIONS = ("time_size", "max_grad_norm")
 
 
 def resolve_options(args, golden=None):
     """The options of the run: a golden file's own where not given, the defaults elsewhere;
     one given against the file's is refused."""
-    given = {k: getattr(args, k) for k in RECORDED}
+    given = {k: getattr(args, k, None) for k in RECORDED + WINDOW_OPTIONS}
     if golden is not None:
         given = golden.agree(given)
     args.batch_given = given.get("batch") is not None  # else fitted to a small file's rows
@@ -274,6 +276,9 @@ def cmd_port(args):
 def _corpus(args, golden):
     """The corpus of ``--data FILE.npz`` where it holds one, the options it takes checked."""
     from ..port.corpus import read_corpus
+    if golden is not None and (golden.meta.get("training") or {}).get("windows"):
+        # the file holds its windows: trained over them with --steps, else its first one
+        return None if args.steps is None else "golden"
     corpus = None if golden is not None else read_corpus(args.data)
     if corpus is None:
         for option in ("time_size", "max_grad_norm"):
@@ -298,6 +303,8 @@ def _corpus_check(args, numpy_model, torch_model, corpus, np_opt, t_opt, options
         x, t = windows(corpus, args.batch, args.time_size, 1)[0]
         return check_port(numpy_model, torch_model, x, t, seed=args.seed, torch_optimizer=t_opt,
                           lr=args.lr, **options)
+    if isinstance(corpus, str):  # "golden": the windows the file was trained on
+        corpus = None
     return check_training(numpy_model, torch_model, corpus, None, steps=args.steps,
                           batch_size=args.batch, time_size=args.time_size,
                           max_grad_norm=args.max_grad_norm, lr=args.lr, seed=args.seed,
@@ -323,6 +330,12 @@ def add_record_parser(sub):
     p.add_argument("--steps", type=int, default=None, help="also record this many training steps")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1)")
     p.add_argument("--numpy-optimizer", default=None, metavar="FILE.py:name")
+    p.add_argument("--time-size", type=int, default=None, metavar="T",
+                   help="with --data FILE.npz holding a 1-D integer corpus: the steps of each "
+                        "window; with --steps K, the K windows, their draws and the state "
+                        "carried are recorded")
+    p.add_argument("--max-grad-norm", type=float, default=None, metavar="G",
+                   help="with a corpus and --steps: the book's clip_grads on the gradients")
 
 
 def cmd_record(args):
@@ -338,6 +351,9 @@ def cmd_record(args):
     args.directions, args.torch_optimizer = 1, None
     check_options(args)
     model = load_target(args.numpy, "numpy side")
+    corpus = _corpus(args, None)
+    if corpus is not None:
+        return _record_corpus(args, model, corpus)
     side = NumpySide(model, args.dtype)
     dtype = side.dtype.name
     x, t = dataset(args, side.params, dtype)
@@ -364,6 +380,35 @@ def cmd_record(args):
     if args.batch_note:
         print(f"note: {args.batch_note}")
     return True, f"DONE: wrote {path} ({size / 2**20:.1f} MiB)"
+
+
+def _record_corpus(args, model, corpus):
+    """``record`` on a corpus: its first window, and with ``--steps`` the training over
+    its windows (``recording.record_windows``)."""
+    from ..port.corpus import windows
+    from ..port.recording import record, record_windows, save
+    from ..port.targets import load_attribute
+    options = {k: getattr(args, k) for k in RECORDED}
+    options.update(numpy_optimizer=args.numpy_optimizer, time_size=args.time_size,
+                   max_grad_norm=args.max_grad_norm)
+    if args.steps is None:
+        arrays = record(model, *windows(corpus, args.batch, args.time_size, 1)[0], options=options)
+    else:
+        optimizer = (load_attribute(args.numpy_optimizer, "numpy optimizer", "optimizer")
+                     if args.numpy_optimizer else None)
+        arrays = record_windows(model, corpus, options=options, steps=args.steps,
+                                batch_size=args.batch, time_size=args.time_size, lr=args.lr,
+                                max_grad_norm=args.max_grad_norm, numpy_optimizer=optimizer,
+                                seed=args.seed)
+    path = save(arrays, args.out)
+    import json
+    meta = json.loads(str(arrays["meta"]))
+    print(f"recorded {meta['model']} on the corpus of {args.data} (windows of {args.batch} x "
+          f"{args.time_size}, {meta['dtype']}): {len(meta['params'])} parameters, "
+          f"{len(meta['layers'])} layer calls" + (
+              f", {args.steps} windows trained ({meta['training']['storage_text']})"
+              if args.steps is not None else ""))
+    return True, f"DONE: wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)"
 
 
 def _refusing(command):

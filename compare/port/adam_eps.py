@@ -40,18 +40,32 @@ def book_eps(beta2, t):
 def book_adam_betas(numpy_optimizer, interface, torch_optimizer):
     """``(beta1, beta2)`` where the book's Adam (``numpy_optimizer``) meets torch's Adam
     (``torch_optimizer``) in every setting but the eps, else ``None``."""
-    import torch
+    return port_matches(torch_optimizer, numpy_betas(numpy_optimizer, interface))
+
+
+def numpy_betas(numpy_optimizer, interface):
+    """``(beta1, beta2)`` where the NumPy optimizer moves as torch's Adam with the book's
+    eps at each step (the probe), else ``None``: what a golden file keeps of it."""
     betas = (getattr(numpy_optimizer, "beta1", None), getattr(numpy_optimizer, "beta2", None))
-    if type(torch_optimizer) is not torch.optim.Adam or not all(
-            isinstance(b, float) and 0 < b < 1 for b in betas):
+    if not all(isinstance(b, float) and 0 < b < 1 for b in betas):
         return None
+    lr = getattr(numpy_optimizer, "lr", None)
+    if not isinstance(lr, (int, float)) or not _probe_agrees(numpy_optimizer, interface, lr, betas):
+        return None
+    return betas
+
+
+def port_matches(torch_optimizer, betas):
+    """``betas`` where the port's optimizer is torch's ``Adam`` with them and nothing else
+    that changes the rule (amsgrad, weight decay, maximize), else ``None``."""
+    import torch
+    if betas is None or type(torch_optimizer) is not torch.optim.Adam:
+        return None
+    betas = tuple(betas)
     for group in torch_optimizer.param_groups:
         if (tuple(group["betas"]) != betas or group.get("amsgrad") or group.get("weight_decay")
                 or group.get("maximize")):
             return None
-    lr = getattr(numpy_optimizer, "lr", None)
-    if not isinstance(lr, (int, float)) or not _probe_agrees(numpy_optimizer, interface, lr, betas):
-        return None
     return betas
 
 

@@ -113,6 +113,29 @@ class DrawTape:
         # (drop probability, keep probability drawn with) -> the scale of a replayed dropout:
         # None is torch's own, 1 / (1 - p); a diagnosis sets another to test a hypothesis
         self.dropout_scale = None
+        self.fixed = False  # read back from a golden file: its masks are as recorded
+
+    @classmethod
+    def replayed(cls, names, arrays, masks, keeps, keep_by_key=None, transpose=False):
+        """A tape as a golden file keeps it: the draws and the masks of the recorded pass,
+        replayed by every pass (``fixed``: no pass of this check records or derives anew)."""
+        tape = cls(transpose)
+        tape.numpy = list(zip(names, arrays))
+        tape.masks, tape.keeps = list(masks), list(keeps)
+        tape.keep_by_key = dict(keep_by_key or {})
+        tape.recording = not tape.numpy
+        tape.fixed = True
+        return tape
+
+    def stored(self):
+        """``(meta, arrays)``: what a golden file keeps of this tape (``replayed``'s)."""
+        meta = {"numpy": [name for name, _ in self.numpy],
+                "keeps": [None if p is None else float(p) for p in self.keeps],
+                "keep_by_key": {k: float(v) for k, v in self.keep_by_key.items()},
+                "transpose": bool(self.transpose)}
+        arrays = {f"draw/{i}": np.asarray(a) for i, (_, a) in enumerate(self.numpy)}
+        arrays.update({f"mask/{i}": np.asarray(m) for i, m in enumerate(self.masks)})
+        return meta, arrays
 
     def __bool__(self):
         return bool(self.numpy or self.masks)
@@ -127,6 +150,8 @@ class DrawTape:
 
     def restart(self):
         """A new batch: the next NumPy pass records afresh."""
+        if self.fixed:
+            return
         self.recording, self.numpy, self.masks, self.keeps, self.derived = True, [], [], [], {}
         self.batches += 1  # a draw kept from an earlier batch makes no mask of this one
 
@@ -144,6 +169,8 @@ class DrawTape:
         """The keep masks of the recorded pass, in order: those the model made of its draws;
         for a dropout layer (``is_dropout``) whose draw gave none, read off its record
         (``probability(record)``: its drop probability where it is known)."""
+        if self.fixed:
+            return
         drawn = self.drawn_masks()
         layers = [r for r in records if is_dropout(r) and r.output is not None]
         if not layers:  # dropout drawn inline, in no layer of its own

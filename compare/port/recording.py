@@ -12,6 +12,8 @@ import numpy as np
 from numpy_impl.random_stream import BookRandomStream
 
 from .numerical import numerical_gradient_of
+from .data import as_input
+from .draws import seeded
 from .optimizers import numpy_optimizer_of
 from .reference.golden import FORMAT, batches_digest, summary
 from .reference.live import NumpySide
@@ -20,7 +22,7 @@ from .targets import PortSetupError, call_side
 MAX_TRAINING_BYTES = 32 * 2**20
 SAMPLES = 64
 OPTIONS = ("data", "batch", "seed", "dtype", "labels", "input_shape", "steps", "lr",
-           "numpy_optimizer")
+           "numpy_optimizer", "time_size", "max_grad_norm")
 
 
 def sample_index(size, seed=0):
@@ -36,12 +38,18 @@ def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
     """
     side = NumpySide(numpy_model, options.get("dtype"))
     dtype = side.dtype.name
-    x = np.asarray(x).astype(dtype)
+    x = as_input(np.asarray(x), dtype)
     t = _targets(t, dtype)
     arrays = {"x": x, "t": t}
     for name, value in side.params.items():
         arrays[f"param/{name}"] = value.copy()
-    capture, loss, grads = side.run(x, t)
+    with seeded(options.get("seed") or 0):  # the draws a live check makes with this seed
+        capture, loss, grads = side.run(x, t)
+    tape = getattr(side, "tape", None)
+    draws = None
+    if tape:  # the dropout masks of the pass, which answer the port's draws on replay
+        draws, drawn = tape.stored()
+        arrays.update(drawn)
     gradient = "backprop"
     if grads is None or numpy_gradient == "numerical":
         grads = numerical_gradient_of(side.loss_function(x, t), side.params)
@@ -75,6 +83,8 @@ def record(numpy_model, x, t, *, options, training=None, numpy_gradient="auto"):
             # are the last layer's record, as in a live check
             "predicts_train": getattr(side, "predicts_train", True),
             "model": type(numpy_model).__name__, "dtype": dtype}
+    if draws is not None:
+        meta["draws"] = draws
     if training is not None:
         meta["training"] = _record_training(side, training, arrays, dtype)
     arrays["meta"] = np.array(json.dumps(meta))
@@ -86,7 +96,9 @@ def _targets(t, dtype):
     """Class indices (whole numbers, one per row) as int64, as a check hands them; any other
     targets (one-hot rows, real values) in the run's dtype."""
     t = np.asarray(t)
-    whole = t.ndim == 1 and (np.issubdtype(t.dtype, np.integer) or np.all(t == np.round(t)))
+    if np.issubdtype(t.dtype, np.integer):  # class indices, or token ids (N, T)
+        return t.astype(np.int64)
+    whole = t.ndim == 1 and np.all(t == np.round(t))
     return t.astype(np.int64) if whole else t.astype(dtype)
 
 
@@ -125,6 +137,73 @@ def _record_training(side, training, arrays, dtype):
                              f"sampled elements (the full parameters would take "
                              f"{steps * size / 2**20:.0f} MiB)"),
             "batches_sha256": batches_digest(batches)}
+
+
+def record_windows(numpy_model, corpus, *, options, steps, batch_size, time_size, lr,
+                   max_grad_norm=None, numpy_optimizer=None, seed=0):
+    """The arrays of a golden file for a training over ``steps`` windows of ``corpus``
+    (``window_training.py``): the first window's check as ``record`` stores it, then each
+    window, the draws made on it, the loss, the parameters after the update and the state
+    carried into the next window."""
+    import copy
+
+    from .adam_eps import numpy_betas
+    from .corpus import windows
+    from .draws import DrawTape
+    from .reference import reference_side
+    from .reference.list_door import ListDoor
+    from .window_training import NumpyWindows, optimizer_interface
+
+    cut = windows(corpus, batch_size, time_size, steps)
+    side = reference_side(numpy_model, options.get("dtype"))
+    if not isinstance(side.model, ListDoor):
+        raise PortSetupError("numpy side: training over a corpus's windows takes the book's "
+                             "list-interface model (params and grads lists, forward(xs, ts), "
+                             "backward())")
+    # the door's copy keeps a tied transpose a view; recording the first window moves the state
+    door = copy.deepcopy(side.model)
+    arrays = record(numpy_model, *cut[0], options=options)
+    meta = json.loads(str(arrays["meta"]))
+    optimizer = numpy_optimizer_of(numpy_optimizer, lr) if numpy_optimizer is not None else None
+    if optimizer is not None:
+        optimizer_interface(optimizer, door)
+    run = NumpyWindows(door, lr, max_grad_norm, optimizer=optimizer)
+    losses, track, states, draws = [], {n: [] for n in door.params}, [], []
+    with seeded(seed):  # the draws a live check makes with this seed
+        for k, (x, t) in enumerate(cut):
+            tape = DrawTape()
+            loss, values, state = run.step(x, t, tape)
+            losses.append(loss)
+            for n, v in values.items():
+                track[n].append(v)
+            states.append(state)
+            for i, (_, a) in enumerate(tape.numpy):
+                arrays[f"train/draw/{k}/{i}"] = np.asarray(a)
+            for i, m in enumerate(tape.masks):
+                arrays[f"train/mask/{k}/{i}"] = np.asarray(m)
+            draws.append({"numpy": [name for name, _ in tape.numpy],
+                          "keeps": [None if p is None else float(p) for p in tape.keeps]})
+    if list(track) != meta["params"]:
+        raise PortSetupError(f"numpy side: its parameters train as {list(track)}, and were "
+                             f"recorded as {meta['params']}")
+    arrays["train/window/x"] = np.stack([x for x, _ in cut])
+    arrays["train/window/t"] = np.stack([t for _, t in cut])
+    arrays["train/loss"] = np.array(losses)
+    for n, values in track.items():
+        arrays[f"train/param/{n}"] = np.stack(values)
+    names = [name for name, _ in states[0]]
+    for i in range(len(names)):
+        arrays[f"train/state/{i}"] = np.stack([state[i][1] for state in states])
+    betas = numpy_betas(optimizer, run.interface) if optimizer is not None else None
+    meta["training"] = {
+        "windows": True, "steps": steps, "batch_size": batch_size, "time_size": time_size,
+        "lr": lr, "max_grad_norm": max_grad_norm, "seed": seed,
+        "optimizer": type(optimizer).__name__ if optimizer is not None else "SGD",
+        "storage": "full", "storage_text": "every window, its draws, and the parameters and "
+                                           "state after each",
+        "state_names": names, "draws": draws, "book_adam": list(betas) if betas else None}
+    arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
 
 
 def save(arrays, path):

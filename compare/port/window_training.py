@@ -52,6 +52,7 @@ from .layers.recurrent import KINDS
 from .optimizer_traps import optimizer_trap
 from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of
 from .reference import reference_side
+from .reference.golden import GoldenFile
 from .reference.list_door import ListDoor
 from .report import PortReport, compare_arrays
 from .targets import PortSetupError, call_side
@@ -174,7 +175,8 @@ class PortWindows:
         if book_adam is not None and eps_at is None:
             # a hypothesis's rerun: where its optimizer is the book's Adam but for the eps,
             # that known difference is taken out too, so the rerun answers the NumPy run itself
-            betas = adam_eps.book_adam_betas(*book_adam, self.optimizer)
+            # (``book_adam``: the NumPy Adam's betas, adam_eps.numpy_betas)
+            betas = adam_eps.port_matches(self.optimizer, book_adam)
             if betas:
                 self.eps_at = lambda t: adam_eps.book_eps(betas[1], t)
         self.returned = []
@@ -337,9 +339,14 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     if max_grad_norm is not None and (not isinstance(max_grad_norm, (int, float))
                                       or not np.isfinite(max_grad_norm) or max_grad_norm <= 0):
         raise PortSetupError(f"max grad norm must be a finite positive number, got {max_grad_norm!r}")
-    cut = corpus_windows(corpus, batch_size, time_size, steps)
+    golden = numpy_model if isinstance(numpy_model, GoldenFile) else None
+    if golden is not None:
+        cut = golden_windows(golden, steps, batch_size, time_size, lr, max_grad_norm,
+                             numpy_optimizer)
+    else:
+        cut = corpus_windows(corpus, batch_size, time_size, steps)
     np_side = reference_side(numpy_model, dtype)
-    if not isinstance(np_side.model, ListDoor):
+    if golden is None and not isinstance(np_side.model, ListDoor):
         raise PortSetupError("numpy side: training over a corpus's windows takes the book's "
                              "list-interface model (params and grads lists, forward(xs, ts), "
                              "backward())")
@@ -348,6 +355,8 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     if np_optimizer is not None:
         optimizer_interface(np_optimizer, np_side.model)
     np_name = type(np_optimizer).__name__ if np_optimizer is not None else "SGD"
+    if golden is not None:
+        np_name = f"{golden.meta['training']['optimizer']} (recorded)"
     if first_batch_check:
         report = check_port(numpy_model, torch_model, *cut[0], dtype=dtype, loss=loss,
                             param_map=param_map, device=device, seed=seed,
@@ -366,11 +375,17 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     report.pairing = pairing
     t_side.load(pairing, np_side.params)
     grad_atol = {r.where: r.atol for r in report.checks if r.phase == "backward" and r.rtol}
-    starts = (copy.deepcopy(np_side.model), t_side.copy())
-    np_run = NumpyWindows(np_side.model, lr, max_grad_norm, optimizer=np_optimizer)
+    # where the NumPy side is a recording, no hypothesis reruns it
+    starts = (copy.deepcopy(np_side.model) if golden is None else None, t_side.copy())
+    np_run = (NumpyWindows(np_side.model, lr, max_grad_norm, optimizer=np_optimizer)
+              if golden is None else GoldenWindows(golden))
     t_run = PortWindows(t_side, pairing, torch_optimizer, lr, max_grad_norm)
-    betas = (adam_eps.book_adam_betas(np_optimizer, np_run.interface, t_run.optimizer)
-             if np_optimizer is not None else None)
+    if golden is not None:
+        np_betas = golden.meta["training"].get("book_adam")
+    else:
+        np_betas = (adam_eps.numpy_betas(np_optimizer, np_run.interface)
+                    if np_optimizer is not None else None)
+    betas = adam_eps.port_matches(t_run.optimizer, np_betas)
     twin = (PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm,
                         eps_at=lambda t: adam_eps.book_eps(betas[1], t)) if betas else None)
     known_sizes = []
@@ -446,7 +461,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                        numpy_optimizer=np_optimizer, torch_optimizer=torch_optimizer,
                        step=first_fail, port_optimizer=t_run.optimizer, port_params=t_run.params,
                        port_names={id(p): n for n, p in t_side.params.items()},
-                       book_adam=(np_optimizer, np_run.interface) if np_optimizer is not None else None,
+                       book_adam=np_betas,
                        numpy_name=np_name, scheduler=t_run.scheduler)
         for hypothesis in (HYPOTHESES if first_fail < len(history[0]) else ()):
             found = hypothesis(**context)
@@ -459,6 +474,52 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                 f"{len(history[0]) - 1}; measured at {row.where}: max abs {row.max_abs:.3g}, "
                 f"max rel {row.max_rel:.3g}")
     return report
+
+
+class GoldenWindows:
+    """A golden file's recorded training over windows, with ``NumpyWindows``'s ``step``:
+    each window's draws put on its tape as they were drawn, the loss, the parameters after
+    the update and the carried state as recorded."""
+
+    interface = None
+
+    def __init__(self, golden):
+        self.golden, self.k = golden, 0
+
+    def step(self, x, t, tape):
+        a, tr, k = self.golden.arrays, self.golden.meta["training"], self.k
+        drawn = tr["draws"][k]
+        if tape.recording:
+            tape.numpy = [(name, a[f"train/draw/{k}/{i}"]) for i, name in enumerate(drawn["numpy"])]
+            tape.masks = [a[f"train/mask/{k}/{i}"] for i in range(len(drawn["keeps"]))]
+            tape.keeps = list(drawn["keeps"])
+            tape.recording = not tape.numpy
+        self.k += 1
+        return (float(a["train/loss"][k]),
+                {n: a[f"train/param/{n}"][k] for n in self.golden.meta["params"]},
+                [(name, a[f"train/state/{i}"][k]) for i, name in enumerate(tr["state_names"])])
+
+
+def golden_windows(golden, steps, batch_size, time_size, lr, max_grad_norm, numpy_optimizer):
+    """The windows a golden file was trained on, its settings agreeing with the run's."""
+    tr = golden.meta.get("training") or {}
+    if not tr.get("windows"):
+        raise PortSetupError(f"{golden.path} holds no training over a corpus's windows: record it "
+                             f"with --data CORPUS.npz --time-size T --steps K")
+    if numpy_optimizer is not None:
+        raise PortSetupError(f"{golden.path} already holds the NumPy side's training; "
+                             f"--numpy-optimizer has nothing to do")
+    if steps > tr["steps"]:
+        raise PortSetupError(f"{golden.path} holds {tr['steps']} windows, not {steps}: give "
+                             f"--steps {tr['steps']} or fewer")
+    for name, value in (("batch", batch_size), ("time-size", time_size), ("lr", lr),
+                        ("max-grad-norm", max_grad_norm)):
+        recorded = tr[name.replace("-", "_") if name != "batch" else "batch_size"]
+        if value != recorded:
+            raise PortSetupError(f"{golden.path} was trained with --{name} {recorded}, not "
+                                 f"{value}: run with the file's options")
+    a = golden.arrays
+    return [(a["train/window/x"][k], a["train/window/t"][k]) for k in range(steps)]
 
 
 def _normwise(expected, actual):
@@ -522,8 +583,11 @@ def state_reset(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
     reproduced: the port resets), else the port so (the NumPy side resets). Where the
     port's fixed eps parts it from the book's Adam (``adam_eps``), the NumPy rerun answers
     the port's twin, which has that difference taken out."""
-    door = copy.deepcopy(starts[0])
-    steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True, optimizer=numpy_optimizer), cut)
+    steps = None
+    if starts[0] is not None:  # a live NumPy side (not a recording)
+        door = copy.deepcopy(starts[0])
+        steps = _rerun(NumpyWindows(door, lr, max_grad_norm, reset=True, optimizer=numpy_optimizer),
+                       cut)
     port_run = history[2] or history[1]
     if steps is not None and _agrees(steps, port_run, pairing, dtype, lr, grad_atol, True):
         return _state_reset(step, len(steps), "the port", "the NumPy side",
@@ -604,7 +668,9 @@ def optimizer(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol
         steps = _rerun(run, cut)
         return steps is not None and _agrees(history[0], steps, pairing, dtype, lr, grad_atol,
                                              True)
-    reference = numpy_optimizer if numpy_optimizer is not None else SGD(lr)
+    # a recording keeps the NumPy optimizer's name only: its rule is read from that
+    reference = numpy_optimizer if numpy_optimizer is not None else (
+        SGD(lr) if starts[0] is not None else None)
     return optimizer_trap(port_optimizer, port_params, reference, numpy_name, replay,
                           len(cut) - 1)
 

@@ -27,6 +27,9 @@ grad_output}``             execution (when the model has ``layers``)
                            ``grad_left/NAME``, ``grad_right/NAME`` and
                            ``grad_slope_error/NAME`` the one-sided slopes where the
                            loss has no derivative, NaN elsewhere)
+``draw/I``, ``mask/I``      the draws of the recorded pass (``meta["draws"]``: their
+                           ``numpy.random`` names) and the dropout keep masks made of
+                           them, which answer the port's draws on replay
 ``train/loss``             the loss at each training step (``--steps``)
 ``train/param/NAME``       the parameters after each step, ``(steps, *shape)``, or,
 ``train/summary/NAME``     when that would pass ``MAX_TRAINING_BYTES``, a summary per
@@ -34,7 +37,13 @@ grad_output}``             execution (when the model has ``layers``)
                            at the flat indices ``train/sample_index/NAME``
 =========================  ==========================================================
 
-Training batches are not stored: they are drawn again from the recorded
+Over a corpus's windows (``--time-size``, ``meta["training"]["windows"]``) the training
+keeps ``train/window/{x,t}`` (each window), ``train/draw/K/I`` and ``train/mask/K/I`` (the
+draws of window K), ``train/param/NAME`` and ``train/state/I`` (the state carried out of
+each window, ``meta["training"]["state_names"]``), and the book's Adam's betas where its
+eps differs from torch's (``book_adam``).
+
+Other training batches are not stored: they are drawn again from the recorded
 options (MNIST, or seeded noise, and the book's stream for ``seed``) and
 checked against a SHA-256 of all of them kept in ``meta``.
 """
@@ -46,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from ..capture import Capture, LayerRecord
+from ..draws import DrawTape
 from ..targets import PortSetupError
 from ..unit_axes import as_shape
 
@@ -164,6 +174,12 @@ class GoldenSide:
         self.predicts_train = golden.meta.get("predicts_train", True)
         self.batch = (golden.x, golden.t)
         self.description = f"golden file {golden.path} ({golden.meta['model']})"
+        drawn = golden.meta.get("draws")
+        if drawn:  # the recorded pass's draws answer the port's, as a live side's do
+            self.tape = DrawTape.replayed(
+                drawn["numpy"], [golden.arrays[f"draw/{i}"] for i in range(len(drawn["numpy"]))],
+                [golden.arrays[f"mask/{i}"] for i in range(len(drawn["keeps"]))], drawn["keeps"],
+                drawn.get("keep_by_key"), drawn.get("transpose", False))
 
     def _same_batch(self, x, t):
         if x.shape != self.golden.x.shape or not np.array_equal(x, self.golden.x) \
