@@ -10,6 +10,7 @@ model: what it hands the optimizer (a tied tensor twice, say) is then the loop's
 """
 import copy
 import inspect
+import warnings
 
 from .targets import PortSetupError
 
@@ -66,7 +67,10 @@ def torch_optimizer_of(spec, params, lr, model=None):
     if spec is None:
         return torch.optim.SGD(params, lr=lr), None
     try:
-        made = _with_lr(spec, lr, model if model is not None and takes_model(spec) else params)
+        with warnings.catch_warnings():
+            # a tensor held twice is the check's to name (tied_weights), not torch's to warn of
+            warnings.filterwarnings("ignore", message=".*duplicate parameters")
+            made = _with_lr(spec, lr, model if model is not None and takes_model(spec) else params)
     except Exception as exc:
         raise PortSetupError(f"torch optimizer: calling it on the port's parameters raised "
                              f"{type(exc).__name__}: {exc}") from exc
