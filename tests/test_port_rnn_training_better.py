@@ -156,3 +156,20 @@ def test_a_port_drawing_what_the_numpy_side_did_not_is_not_judged():
                             batch_size=B, time_size=T, lr=LR, first_batch_check=False)
     assert report.not_judged is not None and report.not_judged["rows"] > 0
     assert report.first_mismatch is None and report.diagnosis == []
+
+
+class UntiedBetter(P.BetterLstmPort):
+    """The output layer keeps a weight of its own against the tied NumPy model."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc.weight = torch.nn.Parameter(self.embed.weight.detach().clone())
+
+
+def test_an_untied_port_is_named_at_the_first_window_and_not_trained():
+    report = check_training(N_.make_better_rnnlm(), UntiedBetter(), CORPUS, None, steps=3,
+                            batch_size=B, time_size=T, lr=LR)
+    assert not report.passed
+    assert report.first_mismatch["phase"] == "parameters"
+    assert [d["code"] for d in report.diagnosis] == ["tied_weights"]
+    assert any("not run" in n for n in report.notes)
