@@ -38,6 +38,8 @@ CHECKS = [
     ("Rnnlm vs nn.LSTM, 5 windows clipped", f"{R}/numpy_lm.py:make_rnnlm {R}/torch_train.py:make_lstm {WINDOWS} --max-grad-norm 0.1", 0),
     ("5 windows, double_bias bug", f"{R}/numpy_lm.py:make_rnnlm {R}/torch_train.py:make_double_bias {WINDOWS}", 1),
     ("5 windows, state_reset bug", f"{R}/numpy_lm.py:make_rnnlm {R}/torch_train.py:make_state_reset {WINDOWS}", 1),
+    ("BetterRnnlm (dropout, tied), 5 windows", f"{R}/numpy_lm.py:make_better_rnnlm {R}/torch_train.py:make_better {WINDOWS}", 0),
+    ("5 windows, tied_weights bug", f"{R}/numpy_lm.py:make_better_rnnlm {R}/torch_train.py:make_better {WINDOWS} --torch-optimizer {R}/torch_optimizers.py:sgd_by_layer", 1),
     ("captioning RNN vs nn.RNN", f"{C}/numpy_captioning.py:make_rnn {C}/torch_captioning.py:make_rnn_port {CAPTIONS}", 0),
     ("captioning LSTM vs nn.LSTM", f"{C}/numpy_captioning.py:make_lstm {C}/torch_captioning.py:make_lstm_port {CAPTIONS}", 0),
     ("captioning LSTM vs loss_mask bug", f"{C}/numpy_captioning.py:make_lstm {C}/torch_captioning.py:make_lstm_token_mean {CAPTIONS}", 1),
