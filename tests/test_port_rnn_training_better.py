@@ -173,3 +173,40 @@ def test_an_untied_port_is_named_at_the_first_window_and_not_trained():
     assert report.first_mismatch["phase"] == "parameters"
     assert [d["code"] for d in report.diagnosis] == ["tied_weights"]
     assert any("not run" in n for n in report.notes)
+
+
+class StackedBetter(torch.nn.Module):
+    """BetterRnnlm's port with one ``nn.LSTM(num_layers=2, dropout=p)``: torch drops between
+    the layers inside the op, answered by the book's middle mask."""
+
+    def __init__(self, V=10, H=5, p=0.5):
+        super().__init__()
+        self.embed = torch.nn.Embedding(V, H)
+        self.drop = torch.nn.Dropout(p)
+        self.lstm = torch.nn.LSTM(H, H, num_layers=2, dropout=p, batch_first=True)
+        for name, param in self.lstm.named_parameters():
+            if name.startswith("bias_hh"):
+                with torch.no_grad():
+                    param.zero_()
+                param.requires_grad_(False)
+        self.fc = torch.nn.Linear(H, V)
+        self.fc.weight = self.embed.weight
+        self.state = None
+
+    def forward(self, xs):
+        hs, state = self.lstm(self.drop(self.embed(xs)), self.state)
+        self.state = tuple(s.detach() for s in state)
+        return self.fc(self.drop(hs))
+
+    def reset_state(self):
+        self.state = None
+
+
+@pytest.mark.slow
+def test_a_stacked_port_passes_its_layers_states_compared():
+    report = check_training(N_.make_better_rnnlm(), StackedBetter(), CORPUS, None, steps=5,
+                            batch_size=B, time_size=T, lr=LR, max_grad_norm=0.25)
+    assert report.passed, report.to_text()
+    assert report.not_judged is None
+    states = sorted(r.torch for r in report.checks if r.where.startswith("state"))
+    assert states == ["lstm c_n[0]", "lstm c_n[1]", "lstm h_n[0]", "lstm h_n[1]"]
