@@ -604,3 +604,21 @@ def test_the_window_traps_are_named_under_the_books_adam(factory, code):
     assert not report.passed
     assert [d["code"] for d in report.diagnosis] == [code]
     assert [k["code"] for k in report.known] == ["adam_eps"]
+
+
+def test_the_examples_training_pair_is_the_check_on_both_sides():
+    """``numpy_trainer.py`` (the book's trainer loop a learner copies) is the NumPy run the
+    check makes, loss for loss; ``torch_trainer.py`` (its torch twin) trains as it does."""
+    numpy_trainer, torch_trainer = _load("numpy_trainer"), _load("torch_trainer")
+    steps, clip = 5, 0.1
+    np_losses = numpy_trainer.train(N_.Rnnlm(), CORPUS, steps, B, T, LR, clip)
+    port = P.make_lstm()
+    torch_trainer.load_numpy_params(port, N_.Rnnlm())
+    t_losses = torch_trainer.train(port, CORPUS, steps, B, T, LR, clip)
+    np.testing.assert_allclose(t_losses, np_losses, rtol=float32_training_bound(steps))
+    report = check_training(N_.make_rnnlm(), P.make_lstm(), CORPUS, None, steps=steps,
+                            batch_size=B, time_size=T, lr=LR, max_grad_norm=clip,
+                            first_batch_check=False)
+    np.testing.assert_array_equal(report.training["loss_numpy"], np_losses)
+    # the check's port runs the loop's own ops on the loop's values: bit for bit
+    np.testing.assert_array_equal(report.training["loss_torch"], t_losses)
