@@ -22,6 +22,8 @@ from courses import cs231n_layers as cl
 from examples.ch6_extend import numpy_net as ch6
 from examples.ch7_conv import numpy_net as ch7
 from examples.layer_net import numpy_net as ch5
+from examples.rnn_lm import numpy_lm
+from tests.styles import book_vol2_lm as book_lm
 
 
 def load_written(source, folder, name="written_port"):
@@ -330,3 +332,149 @@ def test_the_written_port_of_a_cs231n_net_passes_its_check(make, tmp_path):
     assert report.passed, report.to_text()
     assert bool(report.known) == (optimizer is not None or "batchnorm" in make.__name__ or
                                   make is fc.make_net)
+
+
+# --- the book's second volume: time layers -------------------------------------------------
+
+TOKENS = Path(__file__).resolve().parents[1] / "examples" / "rnn_lm" / "tokens.npz"
+
+
+def token_batch():
+    data = np.load(TOKENS)
+    return data["x"], data["t"]
+
+
+def named_params(model, names):
+    """The NumPy arrays by the names the book's layers give them (``TimeLSTM0.Wx``), written
+    out here from the model's own lists: ``names`` in the order of ``model.params``, None
+    where an array is listed again (tied)."""
+    return {name: p for name, p in zip(names, model.params) if name is not None}
+
+
+RNNLM_NAMES = ["TimeEmbedding0.W", "TimeLSTM0.Wx", "TimeLSTM0.Wh", "TimeLSTM0.b",
+               "TimeAffine0.W", "TimeAffine0.b"]
+SIMPLE_NAMES = [n.replace("LSTM", "RNN") for n in RNNLM_NAMES]
+BETTER_NAMES = ["TimeEmbedding0.W", "TimeLSTM0.Wx", "TimeLSTM0.Wh", "TimeLSTM0.b",
+                "TimeLSTM1.Wx", "TimeLSTM1.Wh", "TimeLSTM1.b", None, "TimeAffine0.b"]
+
+
+def float32_close(actual, expected):
+    # the check's float32 round-off (rtol 1e-4, atol rtol x max|expected|)
+    expected = np.asarray(expected, np.float64)
+    atol = 1e-4 * float(np.abs(expected).max())
+    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=1e-4, atol=atol)
+
+
+def test_the_books_lstm_is_written_as_nn_lstm_batch_first_with_bias_hh_frozen_at_zero(tmp_path):
+    x, t = token_batch()
+    module, _ = load_written(write_port(numpy_lm.make_rnnlm(), x, t), tmp_path)
+    port = module.make_port()
+    kinds = {name: type(m).__name__ for name, m in port.named_children()}
+    assert kinds == {"timeembedding0": "Embedding", "timelstm0": "LSTM", "timeaffine0": "Linear"}
+    assert port.timelstm0.batch_first
+    # bias_hh frozen at 0: the NumPy b trains as bias_ih alone (the double_bias trap)
+    assert not port.timelstm0.bias_hh_l0.requires_grad and not port.timelstm0.bias_hh_l0.any()
+    assert all(p.dtype == torch.float32 for p in port.parameters())  # the book's 'f'
+
+
+@pytest.mark.parametrize("make, names", [(numpy_lm.make_rnnlm, RNNLM_NAMES),
+                                         (numpy_lm.make_simple_rnnlm, SIMPLE_NAMES)],
+                         ids=["Rnnlm", "SimpleRnnlm"])
+def test_recurrent_load_numpy_params_gives_the_numpy_scores_call_after_call_and_its_loss(
+        make, names, tmp_path):
+    x, t = token_batch()
+    net = make()
+    module, _ = load_written(write_port(make(), x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, named_params(net, names))
+    # the second call starts from the state the first left, on both sides
+    seen = []
+    for _ in range(2):
+        with torch.no_grad():
+            scores = port(torch.as_tensor(x))
+        seen.append(net.predict(x))
+        float32_close(scores.numpy(), seen[-1])
+    assert np.abs(seen[1] - seen[0]).max() > 1e-3  # the carried state shows
+    net.reset_state()
+    port.reset_state()
+    expected = net.forward(x, t)
+    with torch.no_grad():
+        loss = module.loss(port(torch.as_tensor(x)), torch.as_tensor(t))
+    float32_close(float(loss), expected)
+
+
+def test_the_lstm_bias_gradient_is_the_numpy_b_gradient_with_its_blocks_in_torchs_order(tmp_path):
+    x, t = token_batch()
+    net = numpy_lm.make_rnnlm()
+    module, _ = load_written(write_port(numpy_lm.make_rnnlm(), x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, named_params(net, RNNLM_NAMES))
+    net.forward(x, t)
+    net.backward()
+    module.loss(port(torch.as_tensor(x)), torch.as_tensor(t)).backward()
+    H = net.params[2].shape[0]
+    f, g, i, o = (net.grads[3][k * H:(k + 1) * H] for k in range(4))  # the book's blocks f, g, i, o
+    float32_close(port.timelstm0.bias_ih_l0.grad.numpy(), np.concatenate([i, f, g, o]))
+    assert port.timelstm0.bias_hh_l0.grad is None
+
+
+def test_the_tied_output_weight_is_the_embeddings_parameter(tmp_path):
+    xs, ts = book_lm.tokens()
+    net = book_lm.make_lm()
+    module, _ = load_written(write_port(book_lm.make_lm(), xs, ts), tmp_path)
+    port = module.make_port()
+    assert port.timeaffine0.weight is port.timeembedding0.weight
+    assert [type(m).__name__ for m in port.modules()].count("Dropout") == 3
+    assert {m.p for m in port.modules() if isinstance(m, torch.nn.Dropout)} == {0.5}
+    module.load_numpy_params(port, named_params(net, BETTER_NAMES))
+    port.eval()  # no draw: the NumPy predict's evaluation mode
+    with torch.no_grad():
+        scores = port(torch.as_tensor(xs))
+    float32_close(scores.numpy(), net.predict(xs, train_flg=False))
+    assert not written_port(book_lm.make_untied_lm(), xs, ts).source.count(".weight = self.")
+
+
+def test_the_books_gru_is_refused_naming_gru_convention():
+    class TimeGRU:
+        def __init__(self):
+            self.params = [np.zeros((5, 12), "f"), np.zeros((4, 12), "f"), np.zeros(12, "f")]
+            self.grads = [np.zeros_like(p) for p in self.params]
+
+        def forward(self, xs):
+            return np.zeros(xs.shape[:2] + (4,), "f")
+
+        def reset_state(self):
+            pass
+
+    net = numpy_lm.make_rnnlm()
+    gru = TimeGRU()
+    net.layers[1] = gru
+    net.params[1:4], net.grads[1:4] = gru.params, gru.grads
+    with pytest.raises(CannotWrite, match="TimeGRU.*gru_convention"):
+        write_port(net, *token_batch())
+
+
+BOOK_TOKENS = Path(__file__).resolve().parent / "styles" / "book_vol2_tokens.npz"
+RECURRENT = [("examples/rnn_lm/numpy_lm.py", "make_rnnlm", TOKENS),
+             ("examples/rnn_lm/numpy_lm.py", "make_simple_rnnlm", TOKENS),
+             ("tests/styles/book_vol2_lm.py", "make_lm", BOOK_TOKENS),
+             ("tests/styles/book_vol2_lm.py", "make_untied_lm", BOOK_TOKENS),
+             ("tests/styles/book_vol2_lm.py", "make_lm_no_dropout", BOOK_TOKENS)]
+
+
+@pytest.mark.parametrize("path, factory, data", RECURRENT, ids=[f for _, f, _ in RECURRENT])
+def test_the_written_port_of_a_recurrent_language_model_passes_its_check(path, factory, data,
+                                                                          tmp_path, capsys):
+    out = tmp_path / "port.py"
+    code = main(["write-port", f"{path}:{factory}", "--out", str(out), "--data", str(data),
+                 "--no-progress"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and printed[-1].startswith("PASS:"), printed[-8:]
+    assert f"--data {data}" in printed[1]
+
+
+def test_the_guide_quotes_lines_of_the_file_written_for_the_books_rnnlm():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "port-guide.md").read_text()
+    quoted = guide.split("## Writing the port")[1].split("```python\n")[3].split("```")[0]
+    source = write_port(numpy_lm.make_rnnlm(), *token_batch())
+    assert quoted.strip() and all(line in source for line in quoted.splitlines())

@@ -81,11 +81,16 @@ class Dropout(LayerKind):
             p = attribute(seen.layer, "dropout_ratio", "dropout_ration", "p")
             if p is None:
                 raise CannotWrite("it does not scale its kept units and names no drop probability")
+            if float(p) == 0:  # drops nothing: inverted or not, the identity in both modes
+                return Written("nn.Dropout(p=0.0)")
             return Written(f"BookDropout({number(p)})", helpers={"BookDropout": BOOK_DROPOUT},
                            conventions=[("the NumPy dropout is not inverted (training x * mask, "
                                          "evaluation x * (1 - p)); nn.Dropout is: BookDropout, "
                                          "the NumPy dropout as a module", trap("inverted_dropout"))])
         keep = 1.0 / scale  # inverted: the kept units are scaled by 1 / keep
+        p = attribute(seen.layer, "dropout_ratio", "dropout_ration", "p")
+        if p is not None and 0 <= float(p) < 1 and np.isclose(scale, 1 / (1 - float(p)), rtol=1e-6):
+            keep = 1 - float(p)  # the layer's own p, where float32's scale only rounds it
         return Written(f"nn.Dropout(p={number(1 - keep)})",
                        conventions=[(f"the NumPy dropout keeps units with probability "
                                      f"{number(keep)}; nn.Dropout's p is the probability of "
@@ -199,3 +204,5 @@ def is_dropout_record(record):
 KIND = Dropout("dropout", numpy_names=("Dropout", "LayerDropout"),
                torch_modules=("Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"),
                torch_functions=("dropout",), has_modes=True, draws=True)
+# the book's second volume: inverted dropout on (N, T, D), a fresh mask per element and step
+TIME_KIND = Dropout("time_dropout", numpy_names=("TimeDropout",), has_modes=True, draws=True)

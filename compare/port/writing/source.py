@@ -8,7 +8,7 @@ holds weight decay.
 """
 from keyword import iskeyword
 
-from ..layers.written import trap
+from ..layers.written import CannotWrite, trap
 
 OPTIMIZER = '''def make_optimizer(port, lr=0.1):
     """SGD with the NumPy loss's weight decay, on the weights alone: the book decays no bias,
@@ -47,11 +47,28 @@ def source_of(class_name, description, layers, loss, decay, dtype):
         ["from torch import nn", ""]
     for helper in helpers.values():
         out += ["", helper.rstrip(), ""]
+    states = _state_names([names[key] for key, _, written in layers if written.state])
     out += ["", f"class {class_name}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     out += [f"        self.{name} = {constructor}" for name, constructor in modules]
+    for key, _, written in layers:
+        out += [f"        {line.format(m=f'self.{names[key]}')}" for line in written.init]
+    for key, _, written in layers:
+        for target, tied in written.ties:
+            out.append(f"        self.{names[key]}.{target} = self.{_loaded_as(tied, layers, names)}")
+    out += [f"        self.{state} = None" for state in states.values()]
     out += ["", "    def forward(self, x):"]
-    out += [f"        x = self.{name}(x)" for name, _ in modules]
+    calls = {names[key]: written.call for key, _, written in layers if written.module is not None}
+    for name, _ in modules:
+        lines = calls.get(name) or ["x = {m}(x)"]
+        out += [f"        {line.format(m=f'self.{name}', state=f'self.{states.get(name)}')}"
+                for line in lines]
     out += ["        return x", ""]
+    if states:
+        out += ["    def reset_state(self):",
+                '        """Forget the carried state: the next call starts from zeros, as the '
+                'NumPy reset_state()."""']
+        out += [f"        self.{state} = None" for state in states.values()]
+        out.append("")
     if uses_f:
         out += ["", loss.loss.rstrip(), ""]
     out += ["", "def make_port():"]
@@ -66,6 +83,9 @@ def source_of(class_name, description, layers, loss, decay, dtype):
         for load in written.loads:
             if load.why:
                 out.append(f"    # {load.why}")
+            if load.name is None:
+                out.append(f"    port.{names[key]}.{load.target}.zero_()")
+                continue
             value = load.expr.format(p=f"torch.as_tensor(params[{load.name!r}])")
             out.append(f"    port.{names[key]}.{load.target}.copy_({value})")
     if not any(written.loads for _, _, written in layers):
@@ -90,6 +110,24 @@ def _conventions(layers, loss, decay):
                                 f"= {decay!r}; torch puts it in the optimizer: make_optimizer, the "
                                 f"weights alone", trap("weight_decay")))
     return out
+
+
+def _state_names(stateful):
+    """``{module attribute: the attribute its state is carried in}``: ``state`` where one
+    module carries one, ``<module>_state`` each where several do."""
+    if len(stateful) == 1:
+        return {stateful[0]: "state"}
+    return {name: f"{name}_state" for name in stateful}
+
+
+def _loaded_as(name, layers, names):
+    """``embed.weight``: the port's parameter that ``load_numpy_params`` loads the NumPy
+    parameter ``name`` into as it is, for a module whose parameter is tied to it."""
+    for key, _, written in layers:
+        for load in written.loads:
+            if load.name == name and load.expr == "{p}":
+                return f"{names[key]}.{load.target}"
+    raise CannotWrite(f"the weight tied to {name} is loaded into no module as it is")
 
 
 def _attribute_names(keys):
