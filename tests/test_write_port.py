@@ -478,3 +478,27 @@ def test_the_guide_quotes_lines_of_the_file_written_for_the_books_rnnlm():
     quoted = guide.split("## Writing the port")[1].split("```python\n")[3].split("```")[0]
     source = write_port(numpy_lm.make_rnnlm(), *token_batch())
     assert quoted.strip() and all(line in source for line in quoted.splitlines())
+
+
+# --- batch norm of a 4-D input -------------------------------------------------------------
+
+def test_batch_norm_of_a_conv_output_is_written_per_activation_and_gives_the_numpy_scores(tmp_path):
+    import zoo_layers as zoo
+    net = zoo.conv_batchnorm_numpy()
+    rng = np.random.RandomState(2)  # gamma and beta away from 1 and 0: a layout error shows
+    net.params["gamma1"][:] = rng.uniform(0.5, 1.5, net.params["gamma1"].shape)
+    net.params["beta1"][:] = rng.uniform(-0.5, 0.5, net.params["beta1"].shape)
+    module, port = loaded_port(net, tmp_path)
+    norm = port.batchnorm1
+    assert type(norm).__name__ == "FlatBatchNorm1d" and norm.num_features == net.params["gamma1"].size
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x, train_flg=True),
+                               rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_the_written_port_of_a_conv_net_with_batch_norm_passes_its_check(tmp_path):
+    import zoo_layers as zoo
+    module, _ = load_written(write_port(zoo.conv_batchnorm_numpy()), tmp_path)
+    report = check_port(zoo.conv_batchnorm_numpy(), module.make_port())
+    assert report.passed, report.to_text()
