@@ -502,3 +502,69 @@ def test_the_written_port_of_a_conv_net_with_batch_norm_passes_its_check(tmp_pat
     module, _ = load_written(write_port(zoo.conv_batchnorm_numpy()), tmp_path)
     report = check_port(zoo.conv_batchnorm_numpy(), module.make_port())
     assert report.passed, report.to_text()
+
+
+# --- the functional style ------------------------------------------------------------------
+
+def loaded_functional(net, tmp_path):
+    module, _ = load_written(write_port(net, style="functional"), tmp_path, "functional_port")
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    return module, port
+
+
+@pytest.mark.parametrize("make", [ch5.make_net, ch7.make_small_net], ids=["ch5", "ch7"])
+def test_the_functional_style_holds_parameters_and_gives_the_numpy_scores(make, tmp_path):
+    net = make()
+    net.params["b1"][:] = np.random.RandomState(3).randn(*net.params["b1"].shape)
+    _, port = loaded_functional(net, tmp_path)
+    assert not list(port.children())  # no module: F calls on the port's own parameters
+    assert len(list(port.parameters())) == len(net.params)
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x), rtol=1e-10, atol=1e-13)
+
+
+def test_the_functional_batch_norm_and_book_dropout_give_the_numpy_evaluation_scores(tmp_path):
+    net = ch6.make_full_net()
+    rng = np.random.RandomState(1)
+    for name in ("gamma1", "beta1", "gamma2", "beta2"):
+        net.params[name][:] = rng.uniform(0.5, 1.5, net.params[name].shape)
+    module, port = loaded_functional(net, tmp_path)
+    assert sorted(dict(port.named_buffers())) == ["running_mean_batchnorm1", "running_mean_batchnorm2",
+                                                  "running_var_batchnorm1", "running_var_batchnorm2"]
+    x, _ = batch(net)
+    # evaluation: the book's dropout scales by 1 - p; the running statistics, copied in, used
+    for i, name in enumerate(("BatchNorm1", "BatchNorm2"), start=1):
+        layer = net.layers[name]
+        layer.running_mean = rng.randn(100) * 0.1
+        layer.running_var = rng.uniform(0.5, 1.5, 100)
+        getattr(port, f"running_mean_batchnorm{i}").copy_(torch.as_tensor(layer.running_mean))
+        getattr(port, f"running_var_batchnorm{i}").copy_(torch.as_tensor(layer.running_var))
+    np.testing.assert_allclose(scores_of(port, x, train=False), net.predict(x, train_flg=False),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_the_functional_style_refuses_a_recurrent_layer_naming_the_modules_style():
+    with pytest.raises(CannotWrite, match="TimeLSTM0.*--style modules"):
+        write_port(numpy_lm.make_rnnlm(), *token_batch(), style="functional")
+    with pytest.raises(CannotWrite, match="style 'graph'"):
+        write_port(ch5.make_net(), style="graph")
+
+
+FUNCTIONAL = [ch5.make_net, ch6.make_full_net, ch7.make_small_net, fc.make_net, fc.make_reg_net]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", FUNCTIONAL, ids=[m.__module__.split(".")[-1] + ":" + m.__name__
+                                                  for m in FUNCTIONAL])
+def test_the_functional_written_port_passes_its_check(make, tmp_path):
+    module, _ = load_written(write_port(make(), style="functional"), tmp_path)
+    report = check_port(make(), module.make_port(), torch_optimizer=getattr(module, "make_optimizer", None))
+    assert report.passed, report.to_text()
+
+
+def test_the_guide_quotes_lines_of_the_functional_file_written_for_the_chapter_6_net():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "port-guide.md").read_text()
+    quoted = guide.split("## Writing the port")[1].split("```python\n")[4].split("```")[0]
+    source = write_port(ch6.make_full_net(), style="functional")
+    assert quoted.strip() and all(line in source for line in quoted.splitlines())

@@ -2,6 +2,7 @@
 
     python -m compare write-port examples/ch6_extend/numpy_net.py:make_full_net --out port.py
     python -m compare write-port examples/rnn_lm/numpy_lm.py:make_rnnlm --data examples/rnn_lm/tokens.npz
+    python -m compare write-port examples/ch7_conv/numpy_net.py:make_net --style functional
 
 The port is written from the NumPy model's layers, each by its kind's writer
 (``compare.port.writing``), then checked exactly as
@@ -30,6 +31,9 @@ def add_parsers(sub):
     p.add_argument("--data", default=None, metavar="mnist|random|FILE.npz",
                    help="the batch the port is written from and checked on, as compare port "
                         "--data takes it (token ids x and t for a language model; default mnist)")
+    p.add_argument("--style", choices=("modules", "functional"), default="modules",
+                   help="modules: nn.Linear, nn.Conv2d, ... (default); functional: F.linear, "
+                        "F.conv2d, ... on nn.Parameter attributes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -46,7 +50,7 @@ def cmd_write_port(args):
     port.check_outputs(argparse.Namespace(out=out))
     model = load_target(args.numpy, "numpy side")
     try:
-        written = written_port(model, data=args.data)
+        written = written_port(model, data=args.data, style=args.style)
     except CannotWrite as exc:
         raise CannotRun(f"cannot write the port: {exc}") from None
     out.write_text(written.source)

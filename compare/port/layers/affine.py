@@ -22,7 +22,7 @@ import numpy as np
 
 from ..trace import IN_OUT, OUT_IN
 from .base import LayerKind, summed_scale, torch_shown
-from .written import CannotWrite, Load, Written, trap
+from .written import CannotWrite, Load, Written, functional, trap
 
 AXES = {3: "CHW", 4: "CHW", 5: "CDHW"}
 
@@ -47,6 +47,13 @@ class Affine(LayerKind):
 
     def write(self, seen):
         written = linear(seen)
+        if seen.functional:
+            if seen.input is not None and np.ndim(seen.input) > 2:
+                written.call.insert(0, "x = x.flatten(1)")
+                written.conventions.append(
+                    ("the NumPy Affine flattens a 4-D input itself, in (C, H, W) order: "
+                     "x.flatten(1) before F.linear flattens in the same order", trap("flatten_order")))
+            return written
         if seen.input is not None and np.ndim(seen.input) > 2:
             written.before.append(("flatten", "nn.Flatten()"))
             written.conventions.append(
@@ -121,12 +128,22 @@ def linear(seen):
     if w is None or np.ndim(w) != 2:
         raise CannotWrite("it holds no 2-D weight W (in, out) among the NumPy parameters")
     n_in, n_out = w.shape
-    written = Written(f"nn.Linear({n_in}, {n_out}{'' if b_name else ', bias=False'})")
+    if seen.functional:
+        if tied is not None:
+            raise CannotWrite(f"its weight is tied to {tied}: --style modules writes the tie")
+        written = functional([f"x = F.linear(x, {{p}}weight{', {p}bias' if b_name else ''})"],
+                             [("weight", f"0.01 * torch.randn({n_out}, {n_in})")] +
+                             ([("bias", f"torch.zeros({n_out})")] if b_name else []))
+        held = "F.linear's weight"
+    else:
+        written = Written(f"nn.Linear({n_in}, {n_out}{'' if b_name else ', bias=False'})")
+        held = "nn.Linear.weight"
     if tied is None:
         written.loads.append(Load("weight", w_name, "{p}.T",
-                                  "the NumPy W is (in, out); nn.Linear.weight is (out, in)"))
-        written.conventions.append(("the NumPy Affine keeps W as (in, out), nn.Linear as (out, "
-                                    "in): loaded transposed", trap("transpose")))
+                                  f"the NumPy W is (in, out); {held} is (out, in)"))
+        written.conventions.append((f"the NumPy Affine keeps W as (in, out), "
+                                    f"{'F.linear takes it' if seen.functional else 'nn.Linear'} as "
+                                    f"(out, in): loaded transposed", trap("transpose")))
     else:
         written.ties.append(("weight", tied))
         written.conventions.append((f"the NumPy layer computes with {tied}.T, the same array: "
@@ -135,7 +152,7 @@ def linear(seen):
                                     trap("tied_weights")))
     if b_name:
         written.loads.append(Load("bias", b_name, *(("{p}", "") if np.ndim(b) == 1 else (
-            "{p}.reshape(-1)", "the NumPy b is a row (1, out); nn.Linear.bias is (out,)"))))
+            "{p}.reshape(-1)", f"the NumPy b is a row (1, out); {held.replace('weight', 'bias')} is (out,)"))))
     return written
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..capture import LayerRecord
 from .base import LayerKind, attribute, other_mode_trap, summed_scale
-from .written import KNOWN, CannotWrite, Load, Written, number, trap
+from .written import KNOWN, CannotWrite, Load, Written, functional, number, trap
 
 BOOK_EPS = 10e-7
 
@@ -118,7 +118,21 @@ class BatchNorm(LayerKind):
               f"batch statistic: momentum={number(1 - float(momentum))}", trap("bn_momentum")),
              ("torch keeps the unbiased batch variance in running_var, the NumPy layer the biased one: "
               "a known difference, sized by the check (bn_unbiased_var)", KNOWN)])
-        if flat:
+        if seen.functional:
+            d, m = np.size(gamma), number(1 - float(momentum))
+            source = "x.flatten(1)" if flat else "x"
+            written = functional(
+                [f"x = F.batch_norm({source}, self.running_mean_{{n}}, self.running_var_{{n}}, {{p}}weight, {{p}}bias, "
+                 f"training=self.training, momentum={m}, eps={number(eps)})" + (".view_as(x)" if flat else "")],
+                [("weight", f"torch.ones({d})"), ("bias", f"torch.zeros({d})")],
+                [("running_mean", f"torch.zeros({d})"), ("running_var", f"torch.ones({d})")],
+                loads, written.conventions)
+        if flat and seen.functional:
+            written.conventions.append(
+                ("the NumPy batch norm of a 4-D input normalises each activation over the batch, "
+                 "as (N, C*H*W): F.batch_norm on the input flattened and shaped back (per channel "
+                 "it would normalise each channel)", trap("bn_per_channel")))
+        elif flat:
             written.helpers["FlatBatchNorm1d"] = FLAT_BATCH_NORM
             written.conventions.append(
                 ("the NumPy batch norm of a 4-D input normalises each activation over the batch, "

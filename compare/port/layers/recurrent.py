@@ -56,6 +56,9 @@ class Recurrent(LayerKind):
             raise CannotWrite("nn.GRU applies the reset gate to W_hn h + b_hn, the book's GRU to "
                               "h before its product with Wh: no weight mapping makes nn.GRU "
                               f"compute it ({trap('gru_convention')})")
+        if seen.functional:
+            raise CannotWrite("torch has no public functional form of a recurrent layer: "
+                              "--style modules writes it as nn.LSTM or nn.RNN")
         wx_name, wx = seen.param("Wx")
         wh_name, wh = seen.param("Wh")
         b_name, b = seen.param("b")

@@ -24,6 +24,11 @@ class Seen:
     # the layer's attribute -> the NumPy parameter it holds the transpose of (the book's
     # BetterRnnlm hands TimeAffine embed_W.T: weights tied)
     transposed: dict = field(default_factory=dict)
+    style: str = "modules"  # or "functional": F calls on parameters the port holds itself
+
+    @property
+    def functional(self):
+        return self.style == "functional"
 
     def param(self, *attrs):
         """``(name, array)`` of the NumPy parameter the layer holds as the first of ``attrs``
@@ -60,6 +65,14 @@ class Written:
     init: list = field(default_factory=list)  # lines run in __init__ after it is built (``{m}``)
     # (its parameter, the NumPy parameter whose loaded tensor it is): ``{m}.weight = self.embed.weight``
     ties: list = field(default_factory=list)
+    # the functional style: no module; the parameters and buffers the port holds for the
+    # layer, each ``(name, initial value)`` (``("weight", "0.01 * torch.randn(50, 784)")``,
+    # held as ``self.<layer>_weight``; a buffer as ``self.<name>_<layer>``, ``running_mean_bn1``,
+    # the running statistics by their own names first, as the check finds a functional
+    # batch norm's), and ``call`` its forward lines, ``{p}`` that prefix (``self.affine1_``),
+    # ``{n}`` the layer's name; a Load's target then names such a parameter
+    parameters: list = field(default_factory=list)
+    buffers: list = field(default_factory=list)
 
 
 TRAPS = "docs/traps.md"
@@ -71,6 +84,13 @@ def trap(code):
 
 
 KNOWN = f"{TRAPS}#known-differences-named-and-sized-never-failed"
+
+
+def functional(call, parameters=(), buffers=(), loads=(), conventions=()):
+    """A layer's functional form: ``call`` its forward lines (``{p}``: the port's prefix
+    for this layer's parameters)."""
+    return Written(loads=list(loads), conventions=list(conventions), call=list(call),
+                   parameters=list(parameters), buffers=list(buffers))
 
 
 class CannotWrite(Exception):

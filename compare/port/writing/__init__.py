@@ -32,6 +32,9 @@ from ..targets import PortSetupError
 from .source import source_of
 
 
+STYLES = ("modules", "functional")
+
+
 @dataclass
 class WrittenPort:
     source: str
@@ -43,18 +46,21 @@ class WrittenPort:
         return self.decay is not None
 
 
-def write_port(numpy_model, x=None, t=None):
+def write_port(numpy_model, x=None, t=None, style="modules"):
     """The source of the torch port of ``numpy_model`` (a file that imports torch only:
     the port class, ``make_port()``, ``load_numpy_params(port, params)``), written from one
     pass on ``x, t`` (default: the batch ``compare port`` takes by default; token ids for a
-    language model). Raises ``CannotWrite`` naming the layer whose kind has no writer, and
-    its place."""
-    return written_port(numpy_model, x, t).source
+    language model). ``style``: ``"modules"`` (``nn.Linear``, ``nn.Conv2d``, ...) or
+    ``"functional"`` (``F.linear``, ``F.conv2d``, ... on ``nn.Parameter`` attributes). Raises
+    ``CannotWrite`` naming the layer whose kind has no writer, and its place."""
+    return written_port(numpy_model, x, t, style=style).source
 
 
-def written_port(numpy_model, x=None, t=None, data=None):
+def written_port(numpy_model, x=None, t=None, data=None, style="modules"):
     """``WrittenPort`` of ``numpy_model``, from one pass on ``x, t``, else on the batch
     ``compare port --data data`` takes first."""
+    if style not in STYLES:
+        raise CannotWrite(f"style {style!r}: the styles are {', '.join(STYLES)}")
     side = reference_side(numpy_model)
     if not isinstance(side, NumpySide):
         raise CannotWrite("a golden file holds no layer objects to write a port from")
@@ -64,30 +70,30 @@ def written_port(numpy_model, x=None, t=None, data=None):
                           f"by layer, from the objects of model.layers or the calls of those functions")
     if x is None or t is None:
         x, t = command_batch(side.batch_params, side.dtype.name, data=data)
-    layers, loss, decay = (_from_objects if side.items else _from_functions)(side, x, t)
+    layers, loss, decay = (_from_objects if side.items else _from_functions)(side, x, t, style)
     class_name = _identifier(type(_model(side)).__name__, "Model") + "Port"
     return WrittenPort(source_of(class_name, side.description, layers, loss, decay, side.dtype.name),
                        class_name, decay)
 
 
-def _from_objects(side, x, t):
+def _from_objects(side, x, t, style):
     records = _training_pass(side, x, t)
     layers = []
     for key, layer in side.items:
         record = records.get(key)
         seen = Seen(key, layer, _held(layer, side.params), side.params,
                     None if record is None else record.input, None if record is None else record.output,
-                    _transposed(layer, side.params))
+                    _transposed(layer, side.params), style)
         layers.append((key, type(layer).__name__, _written(seen, f"layers[{key!r}]")))
     loss_layer = _loss_layer(side)
     loss = None
     if loss_layer is not None:
         name, layer = loss_layer
-        loss = _written(Seen(name, layer, {}, side.params), name, required=False)
+        loss = _written(Seen(name, layer, {}, side.params, style=style), name, required=False)
     return layers, loss, _decay(side, x, t, loss_layer)
 
 
-def _from_functions(side, x, t):
+def _from_functions(side, x, t, style):
     """The layers as the calls of one training pass, in the order they ran: each call's
     arguments are its ``FunctionLayer``'s attributes (``w``, ``gamma``, a ``bn_param``'s
     ``eps``), its record the input and output the writer reads settings off."""
@@ -101,7 +107,8 @@ def _from_functions(side, x, t):
     for record in capture.records:
         layer = side.function_layers[record.key]
         name = getattr(layer.fn, "__name__", record.kind)
-        seen = Seen(record.key, layer, _held(layer, side.params), side.params, record.input, record.output)
+        seen = Seen(record.key, layer, _held(layer, side.params), side.params, record.input,
+                    record.output, style=style)
         layers.append((record.key, name, _written(seen, f"the call {record.key} ({name})",
                                                   function_kind(layer.stem), name)))
     if not layers:
@@ -109,7 +116,7 @@ def _from_functions(side, x, t):
     loss, decay = None, None
     if capture.losses:
         name, kind, value = capture.losses[0]
-        loss = _written(Seen(name, None, {}, side.params), name, kind, name, required=False)
+        loss = _written(Seen(name, None, {}, side.params, style=style), name, kind, name, required=False)
         decay = _decay_of(whole - float(value), whole, side.params)
     return layers, loss, decay
 
@@ -127,7 +134,8 @@ def _written(seen, place, kind=None, cls=None, required=True):
     except CannotWrite as exc:
         raise CannotWrite(f"{place} ({cls}, kind {kind.name}): {exc}") from None
     if written is None and required:
-        raise CannotWrite(f"{place} ({cls}) is of kind {kind.name}, which has no writer yet")
+        raise CannotWrite(f"{place} ({cls}) is of kind {kind.name}, which has no "
+                          f"{'functional ' if seen.functional else ''}writer yet")
     return written
 
 

@@ -25,17 +25,19 @@ def source_of(class_name, description, layers, loss, decay, dtype):
     """``layers``: ``[(key, NumPy class, Written)]`` in order; ``loss``: the loss layer's
     ``Written`` or None; ``decay``: lambda or None."""
     names = _attribute_names([key for key, _, _ in layers])
-    modules, taken = [], set(names.values())
+    modules, taken, stems = [], set(names.values()), {}
     for key, _, written in layers:
         for stem, constructor in written.before:
-            modules.append((_fresh(stem, taken), constructor))
+            stems.setdefault(key, []).append(_fresh(stem, taken))
+            modules.append((stems[key][-1], constructor))
         if written.module is not None:
             modules.append((names[key], written.module))
     conventions = _conventions(layers, loss, decay)
     helpers = {}
     for _, _, written in layers:
         helpers.update(written.helpers)
-    uses_f = loss is not None and loss.loss is not None
+    uses_f = loss is not None and loss.loss is not None or any(
+        "F." in line for _, _, written in layers for line in written.call or ())
 
     out = [f'"""The torch port of the NumPy {description}, written by '
            f'`python -m compare write-port`.', "",
@@ -51,17 +53,23 @@ def source_of(class_name, description, layers, loss, decay, dtype):
     out += ["", f"class {class_name}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     out += [f"        self.{name} = {constructor}" for name, constructor in modules]
     for key, _, written in layers:
+        out += [f"        self.{names[key]}_{name} = nn.Parameter({value})" for name, value in written.parameters]
+        out += [f'        self.register_buffer("{name}_{names[key]}", {value})' for name, value in written.buffers]
+    for key, _, written in layers:
         out += [f"        {line.format(m=f'self.{names[key]}')}" for line in written.init]
     for key, _, written in layers:
         for target, tied in written.ties:
             out.append(f"        self.{names[key]}.{target} = self.{_loaded_as(tied, layers, names)}")
     out += [f"        self.{state} = None" for state in states.values()]
     out += ["", "    def forward(self, x):"]
-    calls = {names[key]: written.call for key, _, written in layers if written.module is not None}
-    for name, _ in modules:
-        lines = calls.get(name) or ["x = {m}(x)"]
-        out += [f"        {line.format(m=f'self.{name}', state=f'self.{states.get(name)}')}"
-                for line in lines]
+    for key, _, written in layers:
+        name = names[key]
+        steps = [(n, None) for n in stems.get(key, ())]
+        if written.module is not None or written.call is not None:
+            steps.append((name, written.call))
+        for step, lines in steps:
+            out += [f"        {line.format(m=f'self.{step}', state=f'self.{states.get(step)}', p=f'self.{step}_', n=step)}"
+                    for line in lines or ["x = {m}(x)"]]
     out += ["        return x", ""]
     if states:
         out += ["    def reset_state(self):",
@@ -84,10 +92,10 @@ def source_of(class_name, description, layers, loss, decay, dtype):
             if load.why:
                 out.append(f"    # {load.why}")
             if load.name is None:
-                out.append(f"    port.{names[key]}.{load.target}.zero_()")
+                out.append(f"    port.{_held_as(names[key], load.target, written)}.zero_()")
                 continue
             value = load.expr.format(p=f"torch.as_tensor(params[{load.name!r}])")
-            out.append(f"    port.{names[key]}.{load.target}.copy_({value})")
+            out.append(f"    port.{_held_as(names[key], load.target, written)}.copy_({value})")
     if not any(written.loads for _, _, written in layers):
         out.append("    pass  # the NumPy model's layers hold no parameters")
     if decay is not None:
@@ -112,6 +120,12 @@ def _conventions(layers, loss, decay):
     return out
 
 
+def _held_as(name, target, written):
+    """Where the port holds a layer's parameter: ``affine1.weight`` in its module, or
+    ``affine1_weight`` where the layer is written functional."""
+    return f"{name}_{target}" if written.module is None else f"{name}.{target}"
+
+
 def _state_names(stateful):
     """``{module attribute: the attribute its state is carried in}``: ``state`` where one
     module carries one, ``<module>_state`` each where several do."""
@@ -126,7 +140,7 @@ def _loaded_as(name, layers, names):
     for key, _, written in layers:
         for load in written.loads:
             if load.name == name and load.expr == "{p}":
-                return f"{names[key]}.{load.target}"
+                return _held_as(names[key], load.target, written)
     raise CannotWrite(f"the weight tied to {name} is loaded into no module as it is")
 
 
