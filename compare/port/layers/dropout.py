@@ -87,8 +87,9 @@ class Dropout(LayerKind):
             if seen.functional:
                 p = number(p)
                 return functional(
-                    [f"x = x * (torch.rand(x.shape, dtype=x.dtype, device=x.device) > {p}) "
-                     f"if self.training else x * (1 - {p})"],
+                    ["if self.training:  # the NumPy dropout, not inverted",
+                     f"    x = x * (torch.rand(x.shape, dtype=x.dtype, device=x.device) > {p})",
+                     "else:", f"    x = x * (1 - {p})"],
                     conventions=[("the NumPy dropout is not inverted (training x * mask, evaluation "
                                   "x * (1 - p)); F.dropout is: the NumPy dropout written out",
                                   trap("inverted_dropout"))])

@@ -94,8 +94,8 @@ class Recurrent(LayerKind):
                 Load("bias_ih_l0", b_name, permuted,
                      f"the NumPy layer adds one b{blocks}: bias_ih_l0, with bias_hh_l0 held at 0"),
                 Load("bias_hh_l0", None)]
-            written.init += ["# the NumPy b is bias_ih + bias_hh: bias_hh held at 0 and frozen, so "
-                             "that training moves the sum as it moves b",
+            written.init += ["# one NumPy b = bias_ih + bias_hh: bias_hh frozen at 0, so training "
+                             "moves the sum as b",
                              "nn.init.zeros_({m}.bias_hh_l0)", "{m}.bias_hh_l0.requires_grad_(False)"]
             written.conventions.append(
                 (f"the NumPy layer adds one bias b, nn.{module} two (bias_ih + bias_hh): b loaded "
@@ -106,8 +106,8 @@ class Recurrent(LayerKind):
         if seen.setting("stateful", default=False):
             written.state = True
             carried = "tuple(s.detach() for s in state)" if module == "LSTM" else "state.detach()"
-            written.call = ["# stateful, as the NumPy layer: this call's last state starts the "
-                            "next, outside this call's graph",
+            written.call = ["# stateful as the NumPy layer: the last state starts the next call, "
+                            "outside this graph",
                             "x, state = {m}(x, {state})", f"{{state}} = {carried}"]
             written.conventions.append(
                 ("the NumPy layer is stateful: its last state starts the next call (the book's "
@@ -121,8 +121,8 @@ class Recurrent(LayerKind):
 def _permutation(fn, mine, gates):
     """The source of the function that puts the NumPy gate blocks in torch's order."""
     return (f"def {fn}(w):\n"
-            f'    """Gate blocks {", ".join(mine)} (the NumPy order) along the last axis, put in '
-            f'torch\'s order {", ".join(gates)}."""\n'
+            f'    """The gate blocks {", ".join(mine)} (NumPy) along the last axis, in torch\'s '
+            f'order {", ".join(gates)}."""\n'
             f"    {', '.join(mine)} = w.chunk({len(gates)}, dim=-1)\n"
             f"    return torch.cat([{', '.join(gates)}], dim=-1)\n")
 

@@ -68,13 +68,13 @@ def source_of(class_name, description, layers, loss, decay, dtype):
         if written.module is not None or written.call is not None:
             steps.append((name, written.call))
         for step, lines in steps:
-            out += [f"        {line.format(m=f'self.{step}', state=f'self.{states.get(step)}', p=f'self.{step}_', n=step)}"
-                    for line in lines or ["x = {m}(x)"]]
+            for line in lines or ["x = {m}(x)"]:
+                out += _wrapped(line.format(m=f"self.{step}", state=f"self.{states.get(step)}",
+                                            p=f"self.{step}_", n=step), " " * 8)
     out += ["        return x", ""]
     if states:
         out += ["    def reset_state(self):",
-                '        """Forget the carried state: the next call starts from zeros, as the '
-                'NumPy reset_state()."""']
+                '        """Forget the carried state: the next call starts from zeros."""']
         out += [f"        self.{state} = None" for state in states.values()]
         out.append("")
     if uses_f:
@@ -118,6 +118,42 @@ def _conventions(layers, loss, decay):
                                 f"= {decay!r}; torch puts it in the optimizer: make_optimizer, the "
                                 f"weights alone", trap("weight_decay")))
     return out
+
+
+WIDTH = 99
+
+
+def _wrapped(line, indent):
+    """A call longer than the file's width, its arguments wrapped under its parenthesis
+    (``F.batch_norm(x, ...``); any other line as it is."""
+    opening = line.find("(")
+    if len(indent + line) <= WIDTH or opening < 1 or not line[opening - 1].isalnum():
+        return [indent + line]
+    depth, start, parts, closing = 0, opening + 1, [], None
+    for i in range(opening, len(line)):
+        if line[i] in "([":
+            depth += 1
+        elif line[i] in ")]":
+            depth -= 1
+            if depth == 0:
+                closing = i
+                break
+        elif line[i] == "," and depth == 1:
+            parts.append(line[start:i].strip())
+            start = i + 1
+    if closing is None:
+        return [indent + line]
+    parts.append(line[start:closing].strip())
+    lead = indent + line[:opening + 1]
+    out, current = [], lead
+    for k, part in enumerate(parts):
+        piece = part + ("," if k < len(parts) - 1 else line[closing:])
+        if current != lead and len(current) + 1 + len(piece) > WIDTH:
+            out.append(current)
+            current = " " * len(lead) + piece
+        else:
+            current += ("" if current == lead else " ") + piece
+    return out + [current]
 
 
 def _held_as(name, target, written):
