@@ -568,3 +568,50 @@ def test_the_guide_quotes_lines_of_the_functional_file_written_for_the_chapter_6
     quoted = guide.split("## Writing the port")[1].split("```python\n")[4].split("```")[0]
     source = write_port(ch6.make_full_net(), style="functional")
     assert quoted.strip() and all(line in source for line in quoted.splitlines())
+
+
+class TorchOrderLSTM(numpy_lm.LSTM):
+    """One step with its gate blocks sliced i, f, g, o (torch's order, as many learners
+    write it) instead of the book's f, g, i, o."""
+
+    def forward(self, x, h_prev, c_prev):
+        Wx, Wh, b = self.params
+        H = h_prev.shape[1]
+        A = x @ Wx + h_prev @ Wh + b
+        i, f = numpy_lm.sigmoid(A[:, :H]), numpy_lm.sigmoid(A[:, H:2 * H])
+        g, o = np.tanh(A[:, 2 * H:3 * H]), numpy_lm.sigmoid(A[:, 3 * H:])
+        c = f * c_prev + g * i
+        return o * np.tanh(c), c
+
+
+class TimeLSTM(numpy_lm.TimeLSTM):
+    """The book's time layer over ``TorchOrderLSTM`` steps (named as the book's, whose
+    arrays the book's door names by role)."""
+
+    def forward(self, xs):
+        Wx, Wh, b = self.params
+        N, T, _ = xs.shape
+        H = Wh.shape[0]
+        h = c = np.zeros((N, H), dtype=xs.dtype)
+        hs = np.empty((N, T, H), dtype=xs.dtype)
+        for t in range(T):
+            h, c = TorchOrderLSTM(Wx, Wh, b).forward(xs[:, t, :], h, c)
+            hs[:, t, :] = h
+        return hs
+
+
+def test_the_gate_order_is_read_off_the_numpy_pass(tmp_path):
+    x, t = token_batch()
+
+    def make():
+        net = numpy_lm.make_rnnlm()
+        net.layers[1] = TimeLSTM(*net.layers[1].params)
+        return net
+    source = write_port(make(), x, t)
+    assert "fgio_to_ifgo" not in source and "gate_order" not in source  # nothing to permute
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    net = make()
+    module.load_numpy_params(port, named_params(net, RNNLM_NAMES))
+    with torch.no_grad():
+        float32_close(port(torch.as_tensor(x)).numpy(), net.predict(x))
