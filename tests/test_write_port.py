@@ -22,6 +22,8 @@ from courses import cs231n_layers as cl
 from examples.ch6_extend import numpy_net as ch6
 from examples.ch7_conv import numpy_net as ch7
 from examples.layer_net import numpy_net as ch5
+from examples.rnn_lm import numpy_lm
+from tests.styles import book_vol2_lm as book_lm
 
 
 def load_written(source, folder, name="written_port"):
@@ -330,3 +332,286 @@ def test_the_written_port_of_a_cs231n_net_passes_its_check(make, tmp_path):
     assert report.passed, report.to_text()
     assert bool(report.known) == (optimizer is not None or "batchnorm" in make.__name__ or
                                   make is fc.make_net)
+
+
+# --- the book's second volume: time layers -------------------------------------------------
+
+TOKENS = Path(__file__).resolve().parents[1] / "examples" / "rnn_lm" / "tokens.npz"
+
+
+def token_batch():
+    data = np.load(TOKENS)
+    return data["x"], data["t"]
+
+
+def named_params(model, names):
+    """The NumPy arrays by the names the book's layers give them (``TimeLSTM0.Wx``), written
+    out here from the model's own lists: ``names`` in the order of ``model.params``, None
+    where an array is listed again (tied)."""
+    return {name: p for name, p in zip(names, model.params) if name is not None}
+
+
+RNNLM_NAMES = ["TimeEmbedding0.W", "TimeLSTM0.Wx", "TimeLSTM0.Wh", "TimeLSTM0.b",
+               "TimeAffine0.W", "TimeAffine0.b"]
+SIMPLE_NAMES = [n.replace("LSTM", "RNN") for n in RNNLM_NAMES]
+BETTER_NAMES = ["TimeEmbedding0.W", "TimeLSTM0.Wx", "TimeLSTM0.Wh", "TimeLSTM0.b",
+                "TimeLSTM1.Wx", "TimeLSTM1.Wh", "TimeLSTM1.b", None, "TimeAffine0.b"]
+
+
+def float32_close(actual, expected):
+    # the check's float32 round-off (rtol 1e-4, atol rtol x max|expected|)
+    expected = np.asarray(expected, np.float64)
+    atol = 1e-4 * float(np.abs(expected).max())
+    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=1e-4, atol=atol)
+
+
+def test_the_books_lstm_is_written_as_nn_lstm_batch_first_with_bias_hh_frozen_at_zero(tmp_path):
+    x, t = token_batch()
+    module, _ = load_written(write_port(numpy_lm.make_rnnlm(), x, t), tmp_path)
+    port = module.make_port()
+    kinds = {name: type(m).__name__ for name, m in port.named_children()}
+    assert kinds == {"timeembedding0": "Embedding", "timelstm0": "LSTM", "timeaffine0": "Linear"}
+    assert port.timelstm0.batch_first
+    # bias_hh frozen at 0: the NumPy b trains as bias_ih alone (the double_bias trap)
+    assert not port.timelstm0.bias_hh_l0.requires_grad and not port.timelstm0.bias_hh_l0.any()
+    assert all(p.dtype == torch.float32 for p in port.parameters())  # the book's 'f'
+
+
+@pytest.mark.parametrize("make, names", [(numpy_lm.make_rnnlm, RNNLM_NAMES),
+                                         (numpy_lm.make_simple_rnnlm, SIMPLE_NAMES)],
+                         ids=["Rnnlm", "SimpleRnnlm"])
+def test_recurrent_load_numpy_params_gives_the_numpy_scores_call_after_call_and_its_loss(
+        make, names, tmp_path):
+    x, t = token_batch()
+    net = make()
+    module, _ = load_written(write_port(make(), x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, named_params(net, names))
+    # the second call starts from the state the first left, on both sides
+    seen = []
+    for _ in range(2):
+        with torch.no_grad():
+            scores = port(torch.as_tensor(x))
+        seen.append(net.predict(x))
+        float32_close(scores.numpy(), seen[-1])
+    assert np.abs(seen[1] - seen[0]).max() > 1e-3  # the carried state shows
+    net.reset_state()
+    port.reset_state()
+    expected = net.forward(x, t)
+    with torch.no_grad():
+        loss = module.loss(port(torch.as_tensor(x)), torch.as_tensor(t))
+    float32_close(float(loss), expected)
+
+
+def test_the_lstm_bias_gradient_is_the_numpy_b_gradient_with_its_blocks_in_torchs_order(tmp_path):
+    x, t = token_batch()
+    net = numpy_lm.make_rnnlm()
+    module, _ = load_written(write_port(numpy_lm.make_rnnlm(), x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, named_params(net, RNNLM_NAMES))
+    net.forward(x, t)
+    net.backward()
+    module.loss(port(torch.as_tensor(x)), torch.as_tensor(t)).backward()
+    H = net.params[2].shape[0]
+    f, g, i, o = (net.grads[3][k * H:(k + 1) * H] for k in range(4))  # the book's blocks f, g, i, o
+    float32_close(port.timelstm0.bias_ih_l0.grad.numpy(), np.concatenate([i, f, g, o]))
+    assert port.timelstm0.bias_hh_l0.grad is None
+
+
+def test_the_tied_output_weight_is_the_embeddings_parameter(tmp_path):
+    xs, ts = book_lm.tokens()
+    net = book_lm.make_lm()
+    module, _ = load_written(write_port(book_lm.make_lm(), xs, ts), tmp_path)
+    port = module.make_port()
+    assert port.timeaffine0.weight is port.timeembedding0.weight
+    assert [type(m).__name__ for m in port.modules()].count("Dropout") == 3
+    assert {m.p for m in port.modules() if isinstance(m, torch.nn.Dropout)} == {0.5}
+    module.load_numpy_params(port, named_params(net, BETTER_NAMES))
+    port.eval()  # no draw: the NumPy predict's evaluation mode
+    with torch.no_grad():
+        scores = port(torch.as_tensor(xs))
+    float32_close(scores.numpy(), net.predict(xs, train_flg=False))
+    assert not written_port(book_lm.make_untied_lm(), xs, ts).source.count(".weight = self.")
+
+
+def test_the_books_gru_is_refused_naming_gru_convention():
+    class TimeGRU:
+        def __init__(self):
+            self.params = [np.zeros((5, 12), "f"), np.zeros((4, 12), "f"), np.zeros(12, "f")]
+            self.grads = [np.zeros_like(p) for p in self.params]
+
+        def forward(self, xs):
+            return np.zeros(xs.shape[:2] + (4,), "f")
+
+        def reset_state(self):
+            pass
+
+    net = numpy_lm.make_rnnlm()
+    gru = TimeGRU()
+    net.layers[1] = gru
+    net.params[1:4], net.grads[1:4] = gru.params, gru.grads
+    with pytest.raises(CannotWrite, match="TimeGRU.*gru_convention"):
+        write_port(net, *token_batch())
+
+
+BOOK_TOKENS = Path(__file__).resolve().parent / "styles" / "book_vol2_tokens.npz"
+RECURRENT = [("examples/rnn_lm/numpy_lm.py", "make_rnnlm", TOKENS),
+             ("examples/rnn_lm/numpy_lm.py", "make_simple_rnnlm", TOKENS),
+             ("tests/styles/book_vol2_lm.py", "make_lm", BOOK_TOKENS),
+             ("tests/styles/book_vol2_lm.py", "make_untied_lm", BOOK_TOKENS),
+             ("tests/styles/book_vol2_lm.py", "make_lm_no_dropout", BOOK_TOKENS)]
+
+
+@pytest.mark.parametrize("path, factory, data", RECURRENT, ids=[f for _, f, _ in RECURRENT])
+def test_the_written_port_of_a_recurrent_language_model_passes_its_check(path, factory, data,
+                                                                          tmp_path, capsys):
+    out = tmp_path / "port.py"
+    code = main(["write-port", f"{path}:{factory}", "--out", str(out), "--data", str(data),
+                 "--no-progress"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and printed[-1].startswith("PASS:"), printed[-8:]
+    assert f"--data {data}" in printed[1]
+
+
+def test_the_guide_quotes_lines_of_the_file_written_for_the_books_rnnlm():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "port-guide.md").read_text()
+    quoted = guide.split("## Writing the port")[1].split("```python\n")[3].split("```")[0]
+    source = write_port(numpy_lm.make_rnnlm(), *token_batch())
+    assert quoted.strip() and all(line in source for line in quoted.splitlines())
+
+
+# --- batch norm of a 4-D input -------------------------------------------------------------
+
+def test_batch_norm_of_a_conv_output_is_written_per_activation_and_gives_the_numpy_scores(tmp_path):
+    import zoo_layers as zoo
+    net = zoo.conv_batchnorm_numpy()
+    rng = np.random.RandomState(2)  # gamma and beta away from 1 and 0: a layout error shows
+    net.params["gamma1"][:] = rng.uniform(0.5, 1.5, net.params["gamma1"].shape)
+    net.params["beta1"][:] = rng.uniform(-0.5, 0.5, net.params["beta1"].shape)
+    module, port = loaded_port(net, tmp_path)
+    norm = port.batchnorm1
+    assert type(norm).__name__ == "FlatBatchNorm1d" and norm.num_features == net.params["gamma1"].size
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x, train_flg=True),
+                               rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_the_written_port_of_a_conv_net_with_batch_norm_passes_its_check(tmp_path):
+    import zoo_layers as zoo
+    module, _ = load_written(write_port(zoo.conv_batchnorm_numpy()), tmp_path)
+    report = check_port(zoo.conv_batchnorm_numpy(), module.make_port())
+    assert report.passed, report.to_text()
+
+
+# --- the functional style ------------------------------------------------------------------
+
+def loaded_functional(net, tmp_path):
+    module, _ = load_written(write_port(net, style="functional"), tmp_path, "functional_port")
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    return module, port
+
+
+@pytest.mark.parametrize("make", [ch5.make_net, ch7.make_small_net], ids=["ch5", "ch7"])
+def test_the_functional_style_holds_parameters_and_gives_the_numpy_scores(make, tmp_path):
+    net = make()
+    net.params["b1"][:] = np.random.RandomState(3).randn(*net.params["b1"].shape)
+    _, port = loaded_functional(net, tmp_path)
+    assert not list(port.children())  # no module: F calls on the port's own parameters
+    assert len(list(port.parameters())) == len(net.params)
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x), rtol=1e-10, atol=1e-13)
+
+
+def test_the_functional_batch_norm_and_book_dropout_give_the_numpy_evaluation_scores(tmp_path):
+    net = ch6.make_full_net()
+    rng = np.random.RandomState(1)
+    for name in ("gamma1", "beta1", "gamma2", "beta2"):
+        net.params[name][:] = rng.uniform(0.5, 1.5, net.params[name].shape)
+    module, port = loaded_functional(net, tmp_path)
+    assert sorted(dict(port.named_buffers())) == ["running_mean_batchnorm1", "running_mean_batchnorm2",
+                                                  "running_var_batchnorm1", "running_var_batchnorm2"]
+    x, _ = batch(net)
+    # evaluation: the book's dropout scales by 1 - p; the running statistics, copied in, used
+    for i, name in enumerate(("BatchNorm1", "BatchNorm2"), start=1):
+        layer = net.layers[name]
+        layer.running_mean = rng.randn(100) * 0.1
+        layer.running_var = rng.uniform(0.5, 1.5, 100)
+        getattr(port, f"running_mean_batchnorm{i}").copy_(torch.as_tensor(layer.running_mean))
+        getattr(port, f"running_var_batchnorm{i}").copy_(torch.as_tensor(layer.running_var))
+    np.testing.assert_allclose(scores_of(port, x, train=False), net.predict(x, train_flg=False),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_the_functional_style_refuses_a_recurrent_layer_naming_the_modules_style():
+    with pytest.raises(CannotWrite, match="TimeLSTM0.*--style modules"):
+        write_port(numpy_lm.make_rnnlm(), *token_batch(), style="functional")
+    with pytest.raises(CannotWrite, match="style 'graph'"):
+        write_port(ch5.make_net(), style="graph")
+
+
+FUNCTIONAL = [ch5.make_net, ch6.make_full_net, ch7.make_small_net, fc.make_net, fc.make_reg_net]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", FUNCTIONAL, ids=[m.__module__.split(".")[-1] + ":" + m.__name__
+                                                  for m in FUNCTIONAL])
+def test_the_functional_written_port_passes_its_check(make, tmp_path):
+    module, _ = load_written(write_port(make(), style="functional"), tmp_path)
+    report = check_port(make(), module.make_port(), torch_optimizer=getattr(module, "make_optimizer", None))
+    assert report.passed, report.to_text()
+
+
+def test_the_guide_quotes_lines_of_the_functional_file_written_for_the_chapter_6_net():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "port-guide.md").read_text()
+    quoted = guide.split("## Writing the port")[1].split("```python\n")[4].split("```")[0]
+    source = write_port(ch6.make_full_net(), style="functional")
+    assert quoted.strip() and all(line in source for line in quoted.splitlines())
+
+
+class TorchOrderLSTM(numpy_lm.LSTM):
+    """One step with its gate blocks sliced i, f, g, o (torch's order, as many learners
+    write it) instead of the book's f, g, i, o."""
+
+    def forward(self, x, h_prev, c_prev):
+        Wx, Wh, b = self.params
+        H = h_prev.shape[1]
+        A = x @ Wx + h_prev @ Wh + b
+        i, f = numpy_lm.sigmoid(A[:, :H]), numpy_lm.sigmoid(A[:, H:2 * H])
+        g, o = np.tanh(A[:, 2 * H:3 * H]), numpy_lm.sigmoid(A[:, 3 * H:])
+        c = f * c_prev + g * i
+        return o * np.tanh(c), c
+
+
+class TimeLSTM(numpy_lm.TimeLSTM):
+    """The book's time layer over ``TorchOrderLSTM`` steps (named as the book's, whose
+    arrays the book's door names by role)."""
+
+    def forward(self, xs):
+        Wx, Wh, b = self.params
+        N, T, _ = xs.shape
+        H = Wh.shape[0]
+        h = c = np.zeros((N, H), dtype=xs.dtype)
+        hs = np.empty((N, T, H), dtype=xs.dtype)
+        for t in range(T):
+            h, c = TorchOrderLSTM(Wx, Wh, b).forward(xs[:, t, :], h, c)
+            hs[:, t, :] = h
+        return hs
+
+
+def test_the_gate_order_is_read_off_the_numpy_pass(tmp_path):
+    x, t = token_batch()
+
+    def make():
+        net = numpy_lm.make_rnnlm()
+        net.layers[1] = TimeLSTM(*net.layers[1].params)
+        return net
+    source = write_port(make(), x, t)
+    assert "fgio_to_ifgo" not in source and "gate_order" not in source  # nothing to permute
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    net = make()
+    module.load_numpy_params(port, named_params(net, RNNLM_NAMES))
+    with torch.no_grad():
+        float32_close(port(torch.as_tensor(x)).numpy(), net.predict(x))

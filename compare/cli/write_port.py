@@ -1,6 +1,8 @@
 """``python -m compare write-port NUMPY``: write the torch port of a NumPy model, then check it.
 
     python -m compare write-port examples/ch6_extend/numpy_net.py:make_full_net --out port.py
+    python -m compare write-port examples/rnn_lm/numpy_lm.py:make_rnnlm --data examples/rnn_lm/tokens.npz
+    python -m compare write-port examples/ch7_conv/numpy_net.py:make_net --style functional
 
 The port is written from the NumPy model's layers, each by its kind's writer
 (``compare.port.writing``), then checked exactly as
@@ -26,6 +28,12 @@ def add_parsers(sub):
                         "a zero-argument function returning the model)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE.py",
                    help="where the port is written (default out/NAME_port.py)")
+    p.add_argument("--data", default=None, metavar="mnist|random|FILE.npz",
+                   help="the batch the port is written from and checked on, as compare port "
+                        "--data takes it (token ids x and t for a language model; default mnist)")
+    p.add_argument("--style", choices=("modules", "functional"), default="modules",
+                   help="modules: nn.Linear, nn.Conv2d, ... (default); functional: F.linear, "
+                        "F.conv2d, ... on nn.Parameter attributes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -42,13 +50,15 @@ def cmd_write_port(args):
     port.check_outputs(argparse.Namespace(out=out))
     model = load_target(args.numpy, "numpy side")
     try:
-        written = written_port(model)
+        written = written_port(model, data=args.data, style=args.style)
     except CannotWrite as exc:
         raise CannotRun(f"cannot write the port: {exc}") from None
     out.write_text(written.source)
     print(f"wrote {out}: class {written.class_name}, make_port(), load_numpy_params(port, params)"
           + (f", make_optimizer(port, lr) (weight decay {written.decay!r})" if written.has_optimizer else ""))
     argv = [args.numpy, f"{out}:make_port", "--no-progress"]
+    if args.data is not None:
+        argv += ["--data", str(args.data)]
     if written.has_optimizer:
         argv += ["--torch-optimizer", f"{out}:make_optimizer"]
     print(f"checked as: python -m compare port {' '.join(argv)}")

@@ -17,22 +17,37 @@ file               kind
 ``layer_norm.py``  ``LayerNorm`` / ``nn.LayerNorm``, ``F.layer_norm`` (``ln_eps``:
                    the eps, the axes, or where the eps is added differ)
 ``softmax_loss.py`` ``SoftmaxWithLoss`` / ``F.cross_entropy``
+``recurrent.py``   ``TimeRNN``, ``TimeLSTM``, ``TimeGRU`` / ``nn.RNN``, ``nn.LSTM``, ``nn.GRU``
+                   (paired and diagnosed by the pass: ``pairing.py``, ``check/gates.py``)
+``embedding.py``   ``TimeEmbedding`` / ``nn.Embedding`` (paired by its use, a lookup)
 =================  ===========================================================
 
 ``base.py`` says what a kind holds, ``written.py`` what its writer (``write``, for
 ``compare write-port``) is handed and hands back. Adding a kind is adding a file
 here, its ``KIND`` to ``KINDS`` below, and its tests.
 """
-from . import activations, affine, batch_norm, convolution, dropout, layer_norm, pooling, softmax_loss
+from . import (activations, affine, batch_norm, convolution, dropout, embedding, layer_norm, pooling,
+               recurrent, softmax_loss)
 from .base import LayerKind, Site, norm_name
 
 KINDS = (affine.KIND, convolution.KIND, pooling.KIND, batch_norm.KIND, layer_norm.KIND,
          dropout.KIND, *activations.KINDS, softmax_loss.KIND)
 
+# kinds the writer knows beyond those: the book's second volume's time layers, whose records
+# the check pairs and diagnoses over the whole pass (recurrent.py's gate order and traps, a
+# lookup paired by its use) rather than record by record, so the phases' registry leaves them out
+SEQUENCE_KINDS = (embedding.KIND, affine.TIME_KIND, dropout.TIME_KIND, softmax_loss.TIME_KIND,
+                  *recurrent.KINDS)
+
 
 def numpy_kind(class_name):
     """The kind of a NumPy layer, by its class name (``None`` when none fits)."""
     return next((k for k in KINDS if k.is_numpy(class_name)), None)
+
+
+def written_kind(class_name):
+    """The kind whose writer writes a NumPy layer of this class (``None`` when none fits)."""
+    return next((k for k in (*KINDS, *SEQUENCE_KINDS) if k.is_numpy(class_name)), None)
 
 
 def torch_kind(class_name):
@@ -48,5 +63,6 @@ def kind_of_record(record, side):
     return numpy_kind(record.kind) if side == "numpy" else torch_kind(record.kind)
 
 
-__all__ = ["KINDS", "LayerKind", "Site", "numpy_kind", "torch_kind", "kinds_are_twins",
+__all__ = ["KINDS", "SEQUENCE_KINDS", "LayerKind", "Site", "numpy_kind", "written_kind", "torch_kind",
+           "kinds_are_twins",
            "kind_of_record", "norm_name"]

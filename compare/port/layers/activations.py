@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .base import LayerKind, torch_shown
-from .written import Written
+from .written import Written, functional
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
@@ -181,6 +181,8 @@ def activation_trap(site):
 # the activations with no setting to carry over, as the nn module a PyTorch user picks
 WRITTEN = {"relu": "nn.ReLU()", "selu": "nn.SELU()", "silu": "nn.SiLU()",
            "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()"}
+CALLED = {"relu": "F.relu", "selu": "F.selu", "silu": "F.silu", "sigmoid": "torch.sigmoid",
+          "tanh": "torch.tanh"}
 
 
 class Activation(LayerKind):
@@ -188,6 +190,9 @@ class Activation(LayerKind):
         return activation_trap(site)
 
     def write(self, seen):
+        if seen.functional:
+            call = CALLED.get(self.name)
+            return None if call is None else functional([f"x = {call}(x)"])
         module = WRITTEN.get(self.name)
         return None if module is None else Written(module)
 

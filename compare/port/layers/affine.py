@@ -22,7 +22,7 @@ import numpy as np
 
 from ..trace import IN_OUT, OUT_IN
 from .base import LayerKind, summed_scale, torch_shown
-from .written import CannotWrite, Load, Written, trap
+from .written import CannotWrite, Load, Written, functional, trap
 
 AXES = {3: "CHW", 4: "CHW", 5: "CDHW"}
 
@@ -46,19 +46,14 @@ class Affine(LayerKind):
         return self._flatten_order(site) or self._transposed(site)
 
     def write(self, seen):
-        w_name, w = seen.param("W", "weights", "weight", "w")
-        b_name, b = seen.param("b", "biases", "bias")
-        if w is None or np.ndim(w) != 2:
-            raise CannotWrite("it holds no 2-D weight W (in, out) among the NumPy parameters")
-        n_in, n_out = w.shape
-        written = Written(
-            f"nn.Linear({n_in}, {n_out}{'' if b_name else ', bias=False'})",
-            [Load("weight", w_name, "{p}.T", "the NumPy W is (in, out); nn.Linear.weight is (out, in)")],
-            [("the NumPy Affine keeps W as (in, out), nn.Linear as (out, in): loaded transposed",
-              trap("transpose"))])
-        if b_name:
-            written.loads.append(Load("bias", b_name, *(("{p}", "") if np.ndim(b) == 1 else (
-                "{p}.reshape(-1)", "the NumPy b is a row (1, out); nn.Linear.bias is (out,)"))))
+        written = linear(seen)
+        if seen.functional:
+            if seen.input is not None and np.ndim(seen.input) > 2:
+                written.call.insert(0, "x = x.flatten(1)")
+                written.conventions.append(
+                    ("the NumPy Affine flattens a 4-D input itself, in (C, H, W) order: "
+                     "x.flatten(1) before F.linear flattens in the same order", trap("flatten_order")))
+            return written
         if seen.input is not None and np.ndim(seen.input) > 2:
             written.before.append(("flatten", "nn.Flatten()"))
             written.conventions.append(
@@ -119,6 +114,55 @@ class Affine(LayerKind):
         return []
 
 
+
+def linear(seen):
+    """``nn.Linear`` with the NumPy ``W`` (in, out) loaded transposed, and its bias; a weight
+    the layer holds as the transpose of another parameter (``TimeAffine(embed_W.T, b)``) tied
+    to the module that parameter is loaded into, as it is: ``embed_W`` (V, H) is already
+    ``nn.Linear``'s (out, in)."""
+    tied = seen.transposed.get("W")
+    w_name, w = seen.param("W", "weights", "weight", "w")
+    b_name, b = seen.param("b", "biases", "bias")
+    if tied is not None:
+        w = seen.params[tied].T
+    if w is None or np.ndim(w) != 2:
+        raise CannotWrite("it holds no 2-D weight W (in, out) among the NumPy parameters")
+    n_in, n_out = w.shape
+    if seen.functional:
+        if tied is not None:
+            raise CannotWrite(f"its weight is tied to {tied}: --style modules writes the tie")
+        written = functional([f"x = F.linear(x, {{p}}weight{', {p}bias' if b_name else ''})"],
+                             [("weight", f"0.01 * torch.randn({n_out}, {n_in})")] +
+                             ([("bias", f"torch.zeros({n_out})")] if b_name else []))
+        held = "F.linear's weight"
+    else:
+        written = Written(f"nn.Linear({n_in}, {n_out}{'' if b_name else ', bias=False'})")
+        held = "nn.Linear.weight"
+    if tied is None:
+        written.loads.append(Load("weight", w_name, "{p}.T",
+                                  f"the NumPy W is (in, out); {held} is (out, in)"))
+        written.conventions.append((f"the NumPy Affine keeps W as (in, out), "
+                                    f"{'F.linear takes it' if seen.functional else 'nn.Linear'} as "
+                                    f"(out, in): loaded transposed", trap("transpose")))
+    else:
+        written.ties.append(("weight", tied))
+        written.conventions.append((f"the NumPy layer computes with {tied}.T, the same array: "
+                                    f"nn.Linear's weight (out, in) is {tied} itself, tied to it "
+                                    f"(one parameter, its gradient the sum of both uses)",
+                                    trap("tied_weights")))
+    if b_name:
+        written.loads.append(Load("bias", b_name, *(("{p}", "") if np.ndim(b) == 1 else (
+            "{p}.reshape(-1)", f"the NumPy b is a row (1, out); {held.replace('weight', 'bias')} is (out,)"))))
+    return written
+
+
+class TimeAffine(Affine):
+    """The book's ``TimeAffine``: the affine on each step of ``(N, T, H)``, as ``nn.Linear``
+    computes on the last axis with no reshape."""
+
+    def write(self, seen):
+        return linear(seen)
+
 KIND = Affine("affine", numpy_names=("Affine", "Dense", "Linear", "FullyConnected"),
               torch_modules=("Linear", "LazyLinear"), torch_functions=("linear", "matmul", "addmm"))
 
@@ -145,3 +189,6 @@ def _weight_in_use(site):
     bias = params.get(others[0]) if others else None
     return name, layout, np.asarray(params[name], np.float64), \
         None if bias is None else np.asarray(bias, np.float64)
+
+
+TIME_KIND = TimeAffine("time_affine", ("TimeAffine",))

@@ -35,9 +35,16 @@ import numpy as np
 
 from ..capture import LayerRecord
 from .base import LayerKind, attribute, other_mode_trap, summed_scale
-from .written import KNOWN, CannotWrite, Load, Written, number, trap
+from .written import KNOWN, CannotWrite, Load, Written, functional, number, trap
 
 BOOK_EPS = 10e-7
+
+FLAT_BATCH_NORM = '''class FlatBatchNorm1d(nn.BatchNorm1d):
+    """The book's batch norm of a 4-D input: per activation, (N, C, H, W) normalised as (N, C*H*W)."""
+
+    def forward(self, x):
+        return super().forward(x.flatten(1)).view_as(x)
+'''
 TORCH_EPS = 1e-5  # nn.BatchNorm1d's default
 
 
@@ -88,9 +95,10 @@ class BatchNorm(LayerKind):
         b_name, beta = seen.param("beta", "bias")
         if g_name is None or b_name is None:
             raise CannotWrite("it holds no gamma and beta among the NumPy parameters")
-        if seen.input is not None and np.ndim(seen.input) != 2:
-            raise CannotWrite(f"its input is {np.ndim(seen.input)}-D, normalised per activation: "
-                              f"no nn.BatchNorm module computes that")
+        flat = seen.input is not None and np.ndim(seen.input) > 2
+        if flat and np.size(gamma) != np.prod(np.shape(seen.input)[1:]):
+            raise CannotWrite(f"its input is {np.ndim(seen.input)}-D and its gamma holds "
+                              f"{np.size(gamma)} values, one per activation of no axis the writer knows")
         eps = seen.setting("eps")
         if eps is None:  # the book writes its eps in the code: read it back off the pass
             eps = numpy_eps(LayerRecord(seen.key, "", seen.input, seen.output), gamma, beta)
@@ -99,8 +107,9 @@ class BatchNorm(LayerKind):
         loads = [Load(target, name, "{p}.reshape(-1)" if np.ndim(value) != 1 else "{p}",
                       "" if np.ndim(value) == 1 else f"nn.BatchNorm1d.{target} is (D,)")
                  for target, name, value in (("weight", g_name, gamma), ("bias", b_name, beta))]
-        return Written(
-            f"nn.BatchNorm1d({np.size(gamma)}, eps={number(eps)}, momentum={number(1 - float(momentum))})",
+        written = Written(
+            f"{'FlatBatchNorm1d' if flat else 'nn.BatchNorm1d'}({np.size(gamma)}, eps={number(eps)}, "
+            f"momentum={number(1 - float(momentum))})",
             loads,
             [(f"batch norm's eps is the NumPy layer's {number(eps)} " + (
                 "(torch's default 1e-5)" if not np.isclose(eps, TORCH_EPS, rtol=1e-9, atol=0)
@@ -109,6 +118,27 @@ class BatchNorm(LayerKind):
               f"batch statistic: momentum={number(1 - float(momentum))}", trap("bn_momentum")),
              ("torch keeps the unbiased batch variance in running_var, the NumPy layer the biased one: "
               "a known difference, sized by the check (bn_unbiased_var)", KNOWN)])
+        if seen.functional:
+            d, m = np.size(gamma), number(1 - float(momentum))
+            source = "x.flatten(1)" if flat else "x"
+            written = functional(
+                [f"x = F.batch_norm({source}, self.running_mean_{{n}}, self.running_var_{{n}}, {{p}}weight, {{p}}bias, "
+                 f"training=self.training, momentum={m}, eps={number(eps)})" + (".view_as(x)" if flat else "")],
+                [("weight", f"torch.ones({d})"), ("bias", f"torch.zeros({d})")],
+                [("running_mean", f"torch.zeros({d})"), ("running_var", f"torch.ones({d})")],
+                loads, written.conventions)
+        if flat and seen.functional:
+            written.conventions.append(
+                ("the NumPy batch norm of a 4-D input normalises each activation over the batch, "
+                 "as (N, C*H*W): F.batch_norm on the input flattened and shaped back (per channel "
+                 "it would normalise each channel)", trap("bn_per_channel")))
+        elif flat:
+            written.helpers["FlatBatchNorm1d"] = FLAT_BATCH_NORM
+            written.conventions.append(
+                ("the NumPy batch norm of a 4-D input normalises each activation over the batch, "
+                 "as (N, C*H*W); nn.BatchNorm2d would normalise each channel: FlatBatchNorm1d, "
+                 "nn.BatchNorm1d on the input flattened and shaped back", trap("bn_per_channel")))
+        return written
 
     def settings(self, numpy_layer, torch_module):
         out = []

@@ -14,7 +14,7 @@ import numpy as np
 from ..capture import forward_output
 from ..copying import deep_copy
 from .base import LayerKind, attribute, summed_scale
-from .written import CannotWrite, Load, Written, trap
+from .written import CannotWrite, Load, Written, functional, trap
 
 
 def _pair(value):
@@ -49,6 +49,19 @@ class Convolution(LayerKind):
             raise CannotWrite("it holds no 4-D filter W (FN, C, FH, FW) among the NumPy parameters")
         n_f, c, fh, fw = w.shape
         stride, pad = _pair(seen.setting("stride", default=1)), _pair(seen.setting("pad", "padding", default=0))
+        if seen.functional:
+            written = functional(
+                [f"x = F.conv2d(x, {{p}}weight{', {p}bias' if b_name else ''}, stride={_literal(stride)}, "
+                 f"padding={_literal(pad)})"],
+                [("weight", f"0.01 * torch.randn({n_f}, {c}, {fh}, {fw})")] +
+                ([("bias", f"torch.zeros({n_f})")] if b_name else []),
+                loads=[Load("weight", w_name)],
+                conventions=[("the NumPy filters are (FN, C, FH, FW), F.conv2d's layout: loaded as "
+                              "they are; stride and padding carried over", trap("padding"))])
+            if b_name:
+                written.loads.append(Load("bias", b_name, "{p}.reshape(-1)",
+                                          "F.conv2d's bias is (FN,), whatever shape the NumPy b has"))
+            return written
         written = Written(
             f"nn.Conv2d({c}, {n_f}, {_literal((fh, fw))}, stride={_literal(stride)}, "
             f"padding={_literal(pad)}{'' if b_name else ', bias=False'})",

@@ -36,7 +36,7 @@ names the bug when that reproduces the NumPy loss and gradients.
 import numpy as np
 
 from .base import LayerKind, attribute, other_mode_trap
-from .written import CannotWrite, Written, number, trap
+from .written import CannotWrite, Written, functional, number, trap
 
 BOOK_DROPOUT = '''class BookDropout(nn.Module):
     """The book's dropout, not inverted: training x * (rand > p), unscaled; evaluation x * (1 - p)."""
@@ -81,15 +81,33 @@ class Dropout(LayerKind):
             p = attribute(seen.layer, "dropout_ratio", "dropout_ration", "p")
             if p is None:
                 raise CannotWrite("it does not scale its kept units and names no drop probability")
+            if float(p) == 0:  # drops nothing: inverted or not, the identity in both modes
+                return functional(["x = F.dropout(x, p=0.0, training=self.training)"]) \
+                    if seen.functional else Written("nn.Dropout(p=0.0)")
+            if seen.functional:
+                p = number(p)
+                return functional(
+                    ["if self.training:  # the NumPy dropout, not inverted",
+                     f"    x = x * (torch.rand(x.shape, dtype=x.dtype, device=x.device) > {p})",
+                     "else:", f"    x = x * (1 - {p})"],
+                    conventions=[("the NumPy dropout is not inverted (training x * mask, evaluation "
+                                  "x * (1 - p)); F.dropout is: the NumPy dropout written out",
+                                  trap("inverted_dropout"))])
             return Written(f"BookDropout({number(p)})", helpers={"BookDropout": BOOK_DROPOUT},
                            conventions=[("the NumPy dropout is not inverted (training x * mask, "
                                          "evaluation x * (1 - p)); nn.Dropout is: BookDropout, "
                                          "the NumPy dropout as a module", trap("inverted_dropout"))])
         keep = 1.0 / scale  # inverted: the kept units are scaled by 1 / keep
-        return Written(f"nn.Dropout(p={number(1 - keep)})",
-                       conventions=[(f"the NumPy dropout keeps units with probability "
-                                     f"{number(keep)}; nn.Dropout's p is the probability of "
-                                     f"dropping one: p = 1 - keep", trap("dropout_keep_prob"))])
+        p = attribute(seen.layer, "dropout_ratio", "dropout_ration", "p")
+        if p is not None and 0 <= float(p) < 1 and np.isclose(scale, 1 / (1 - float(p)), rtol=1e-6):
+            keep = 1 - float(p)  # the layer's own p, where float32's scale only rounds it
+        keep_text = [(f"the NumPy dropout keeps units with probability {number(keep)}; "
+                      f"{'F.dropout' if seen.functional else 'nn.Dropout'}'s p is the probability of "
+                      f"dropping one: p = 1 - keep", trap("dropout_keep_prob"))]
+        if seen.functional:
+            return functional([f"x = F.dropout(x, p={number(1 - keep)}, training=self.training)"],
+                              conventions=keep_text)
+        return Written(f"nn.Dropout(p={number(1 - keep)})", conventions=keep_text)
 
     def settings(self, numpy_layer, torch_module):
         a = attribute(numpy_layer, "dropout_ratio", "dropout_ration")
@@ -199,3 +217,5 @@ def is_dropout_record(record):
 KIND = Dropout("dropout", numpy_names=("Dropout", "LayerDropout"),
                torch_modules=("Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"),
                torch_functions=("dropout",), has_modes=True, draws=True)
+# the book's second volume: inverted dropout on (N, T, D), a fresh mask per element and step
+TIME_KIND = Dropout("time_dropout", numpy_names=("TimeDropout",), has_modes=True, draws=True)

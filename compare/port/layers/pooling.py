@@ -7,7 +7,7 @@ rest. Settings that differ (window, stride, padding) are named.
 """
 from .base import LayerKind, attribute
 from .convolution import _literal, _pair
-from .written import CannotWrite, Written
+from .written import CannotWrite, Written, functional
 
 
 def _is_average(layer):
@@ -22,6 +22,10 @@ class Pooling(LayerKind):
         stride = _pair(seen.setting("stride", default=1))
         pad = _pair(seen.setting("pad", "padding", default=0))
         module = "nn.AvgPool2d" if _is_average(seen.layer) else "nn.MaxPool2d"
+        if seen.functional:
+            call = "F.avg_pool2d" if _is_average(seen.layer) else "F.max_pool2d"
+            return functional([f"x = {call}(x, {_literal((int(ph), int(pw)))}, stride={_literal(stride)}, "
+                               f"padding={_literal(pad)})"])
         return Written(f"{module}({_literal((int(ph), int(pw)))}, stride={_literal(stride)}, "
                        f"padding={_literal(pad)})")
 

@@ -22,7 +22,9 @@ import re
 import numpy as np
 
 from ..targets import PortSetupError
+from ..tolerance import within
 from .base import LayerKind
+from .written import CannotWrite, Load, Written, trap
 
 # torch's gate order, per kind (and the number of gate blocks)
 TORCH_GATES = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
@@ -44,11 +46,126 @@ TORCH_MODULES = {"RNN": "rnn", "RNNCell": "rnn", "LSTM": "lstm", "LSTMCell": "ls
 ROLE_NAMES = {"ih": "weight_ih", "hh": "weight_hh", "bias_ih": "bias_ih", "bias_hh": "bias_hh"}
 
 
-RNN = LayerKind("rnn", ("TimeRNN", "RNN"), torch_modules=("RNN", "RNNCell"),
-                    torch_functions=("rnn_step_forward", "rnn_forward"))
-LSTM = LayerKind("lstm", ("TimeLSTM", "LSTM"), torch_modules=("LSTM", "LSTMCell"),
-                     torch_functions=("lstm_step_forward", "lstm_forward"))
-GRU = LayerKind("gru", ("TimeGRU", "GRU"), torch_modules=("GRU", "GRUCell"))
+class Recurrent(LayerKind):
+    def write(self, seen):
+        """``nn.LSTM`` / ``nn.RNN`` (``batch_first=True``) of the book's time layer: ``Wx``,
+        ``Wh`` loaded transposed with their gate blocks put in torch's order (the NumPy order
+        read off the pass), ``b`` into ``bias_ih`` and ``bias_hh`` held at 0 and frozen (one
+        bias, trained as one); a stateful layer's state carried between calls, detached."""
+        if self.name == "gru":
+            raise CannotWrite("nn.GRU applies the reset gate to W_hn h + b_hn, the book's GRU to "
+                              "h before its product with Wh: no weight mapping makes nn.GRU "
+                              f"compute it ({trap('gru_convention')})")
+        if seen.functional:
+            raise CannotWrite("torch has no public functional form of a recurrent layer: "
+                              "--style modules writes it as nn.LSTM or nn.RNN")
+        wx_name, wx = seen.param("Wx")
+        wh_name, wh = seen.param("Wh")
+        b_name, b = seen.param("b")
+        gates = TORCH_GATES[self.name]
+        if wx is None or wh is None or np.ndim(wx) != 2 or np.ndim(wh) != 2 \
+                or wx.shape[1] != wh.shape[1] or wh.shape[1] != len(gates) * wh.shape[0]:
+            raise CannotWrite(f"it holds no fused Wx (D, {len(gates)}H), Wh (H, {len(gates)}H) "
+                              f"among the NumPy parameters")
+        (D, _), H = wx.shape, wh.shape[0]
+        module = "LSTM" if self.name == "lstm" else "RNN"
+        mine = written_order(self.name, seen)
+        written = Written(f"nn.{module}({D}, {H}, batch_first=True{'' if b_name else ', bias=False'})")
+        fn = None if mine == gates else f"{''.join(mine)}_to_{''.join(gates)}"
+        if fn is not None:
+            written.helpers[fn] = _permutation(fn, mine, gates)
+        blocks = "" if fn is None else f", gate blocks {', '.join(mine)}"
+        theirs = "" if fn is None else f", blocks {', '.join(gates)}"
+        G = "" if len(gates) == 1 else str(len(gates))
+        permuted = "{p}" if fn is None else f"{fn}({{p}})"
+        written.loads += [
+            Load("weight_ih_l0", wx_name, f"{permuted}.T",
+                 f"the NumPy Wx is (D, {G}H){blocks}; nn.{module}'s weight_ih_l0 is ({G}H, D){theirs}"),
+            Load("weight_hh_l0", wh_name, f"{permuted}.T",
+                 f"the NumPy Wh is (H, {G}H){blocks}; nn.{module}'s weight_hh_l0 is ({G}H, H){theirs}"
+                 if G else f"the NumPy h @ Wh is h @ weight_hh_l0.T: nn.{module} keeps it (out, in)")]
+        if fn is not None:
+            written.conventions.append(
+                (f"the NumPy {module} keeps its gate blocks {', '.join(mine)} side by side in Wx, "
+                 f"Wh, b; nn.{module} keeps {', '.join(gates)}: loaded transposed, the blocks "
+                 f"permuted ({fn})", trap("gate_order")))
+        if b_name:
+            written.loads += [
+                Load("bias_ih_l0", b_name, permuted,
+                     f"the NumPy layer adds one b{blocks}: bias_ih_l0, with bias_hh_l0 held at 0"),
+                Load("bias_hh_l0", None)]
+            written.init += ["# one NumPy b = bias_ih + bias_hh: bias_hh frozen at 0, so training "
+                             "moves the sum as b",
+                             "nn.init.zeros_({m}.bias_hh_l0)", "{m}.bias_hh_l0.requires_grad_(False)"]
+            written.conventions.append(
+                (f"the NumPy layer adds one bias b, nn.{module} two (bias_ih + bias_hh): b loaded "
+                 f"into bias_ih, bias_hh held at 0 and frozen (both trained, the sum would move at "
+                 f"twice the rate of b)", trap("double_bias")))
+        written.conventions.append((f"the NumPy layer takes (N, T, D): nn.{module}(..., "
+                                    f"batch_first=True)", trap("batch_first")))
+        if seen.setting("stateful", default=False):
+            written.state = True
+            carried = "tuple(s.detach() for s in state)" if module == "LSTM" else "state.detach()"
+            written.call = ["# stateful as the NumPy layer: the last state starts the next call, "
+                            "outside this graph",
+                            "x, state = {m}(x, {state})", f"{{state}} = {carried}"]
+            written.conventions.append(
+                ("the NumPy layer is stateful: its last state starts the next call (the book's "
+                 "training over consecutive windows), detached, and reset_state() forgets it",
+                 "docs/port-guide.md#recurrent-nets"))
+        else:
+            written.call = ["x, _ = {m}(x)"]
+        return written
+
+
+def _permutation(fn, mine, gates):
+    """The source of the function that puts the NumPy gate blocks in torch's order."""
+    return (f"def {fn}(w):\n"
+            f'    """The gate blocks {", ".join(mine)} (NumPy) along the last axis, in torch\'s '
+            f'order {", ".join(gates)}."""\n'
+            f"    {', '.join(mine)} = w.chunk({len(gates)}, dim=-1)\n"
+            f"    return torch.cat([{', '.join(gates)}], dim=-1)\n")
+
+
+def written_order(kind, seen):
+    """The NumPy gate order (letters) of the layer ``seen``: the first, its kind's
+    conventions first, under which the layer's pass from zero state gives the recorded
+    output; the kind's first convention where none does, or none can be rerun."""
+    first = CONVENTIONS[kind][0]
+    x, out = seen.input, seen.output
+    names = [seen.param(a)[1] for a in ("Wx", "Wh", "b")]
+    if kind != "lstm" or x is None or out is None or np.ndim(x) != 3 or np.ndim(out) != 3 \
+            or names[0] is None or names[1] is None:
+        return first
+    wx, wh = (np.asarray(w, np.float64) for w in names[:2])
+    b = np.zeros(wx.shape[1]) if names[2] is None else np.asarray(names[2], np.float64)
+    for order in orders(kind):  # within the check's own round-off in the pass's dtype
+        if within(out, _lstm_pass(np.asarray(x, np.float64), wx, wh, b, order), np.asarray(out).dtype):
+            return order
+    return first
+
+
+def _lstm_pass(xs, wx, wh, b, order):
+    """An LSTM over ``xs (N, T, D)`` from zero state, its gate blocks read in ``order``."""
+    N, T, _ = xs.shape
+    H = wh.shape[0]
+    h, c = np.zeros((N, H)), np.zeros((N, H))
+    hs = np.empty((N, T, H))
+    for t in range(T):
+        a = xs[:, t] @ wx + h @ wh + b
+        block = {g: a[:, k * H:(k + 1) * H] for k, g in enumerate(order)}
+        i, f, o = (1 / (1 + np.exp(-block[g])) for g in "ifo")
+        c = f * c + i * np.tanh(block["g"])
+        h = o * np.tanh(c)
+        hs[:, t] = h
+    return hs
+
+
+RNN = Recurrent("rnn", ("TimeRNN", "RNN"), torch_modules=("RNN", "RNNCell"),
+                torch_functions=("rnn_step_forward", "rnn_forward"))
+LSTM = Recurrent("lstm", ("TimeLSTM", "LSTM"), torch_modules=("LSTM", "LSTMCell"),
+                 torch_functions=("lstm_step_forward", "lstm_forward"))
+GRU = Recurrent("gru", ("TimeGRU", "GRU"), torch_modules=("GRU", "GRUCell"))
 KINDS = (LSTM, GRU, RNN)
 
 

@@ -35,9 +35,33 @@ class SoftmaxLoss(LayerKind):
              "1e-7) is a known difference, sized by the check (log_eps)", KNOWN)])
 
 
+TIME_LOSS = '''def loss(scores, t):
+    """The port's loss: the cross-entropy of its scores (N, T, V) against the word ids t (N, T),
+    the mean over the N*T tokens{masked}."""
+    return F.cross_entropy(scores.reshape(-1, scores.shape[-1]), t.reshape(-1){ignore})
+'''
+
+
+class TimeSoftmaxLoss(LayerKind):
+    """The book's ``TimeSoftmaxWithLoss``: the mean over the tokens whose target is not its
+    ``ignore_label``, which ``F.cross_entropy``'s ``ignore_index`` leaves out alike."""
+
+    def write(self, seen):
+        ignore = seen.setting("ignore_label", "ignore_index")
+        masked = isinstance(ignore, (int, np.integer)) and not isinstance(ignore, bool)
+        source = TIME_LOSS.format(
+            masked=f" whose id is not {int(ignore)} (the NumPy ignore_label)" if masked else "",
+            ignore=f", ignore_index={int(ignore)}" if masked else "")
+        return Written(loss=source, conventions=[
+            ("the NumPy time softmax-with-loss is the loss, not a layer: the port returns scores "
+             "(N, T, V) and F.cross_entropy (loss() below) takes them as N*T token rows, the mean "
+             "over the tokens as the NumPy loss takes it", "docs/traps.md#scale-over-time")])
+
+
 KIND = SoftmaxLoss("softmax_loss", numpy_names=("SoftmaxWithLoss", "SoftmaxLoss",
                                               "ActivationSoftmaxLossCategoricalCrossentropy"),
                  torch_modules=("CrossEntropyLoss",), torch_functions=("cross_entropy",))
+TIME_KIND = TimeSoftmaxLoss("time_softmax_loss", numpy_names=("TimeSoftmaxWithLoss",))
 
 
 # the NumPy model's own name for its padding id: cs231n's CaptioningRNN keeps ``_null``, the

@@ -21,6 +21,14 @@ class Seen:
     params: dict  # every NumPy parameter, by name
     input: np.ndarray = None
     output: np.ndarray = None
+    # the layer's attribute -> the NumPy parameter it holds the transpose of (the book's
+    # BetterRnnlm hands TimeAffine embed_W.T: weights tied)
+    transposed: dict = field(default_factory=dict)
+    style: str = "modules"  # or "functional": F calls on parameters the port holds itself
+
+    @property
+    def functional(self):
+        return self.style == "functional"
 
     def param(self, *attrs):
         """``(name, array)`` of the NumPy parameter the layer holds as the first of ``attrs``
@@ -34,7 +42,8 @@ class Seen:
 
 @dataclass
 class Load:
-    """``port.<attr>.<target>`` set from ``params[name]`` (``expr``: ``{p}`` is the tensor)."""
+    """``port.<attr>.<target>`` set from ``params[name]`` (``expr``: ``{p}`` is the tensor);
+    ``name`` None: set to zeros (a torch parameter the NumPy layer has no array for)."""
     target: str
     name: str
     expr: str = "{p}"
@@ -49,6 +58,21 @@ class Written:
     helpers: dict = field(default_factory=dict)  # name -> source of a class the module needs
     before: list = field(default_factory=list)  # (attribute stem, constructor) run before it
     loss: str = None  # the source of the port's loss function, for the layer that is the loss
+    # the forward's lines for this module, ``{m}`` the module (``self.lstm``), ``{state}`` the
+    # attribute its state is carried in; None: ``x = {m}(x)``
+    call: list = None
+    state: bool = False  # carries a state between calls: held from None, reset_state() forgets it
+    init: list = field(default_factory=list)  # lines run in __init__ after it is built (``{m}``)
+    # (its parameter, the NumPy parameter whose loaded tensor it is): ``{m}.weight = self.embed.weight``
+    ties: list = field(default_factory=list)
+    # the functional style: no module; the parameters and buffers the port holds for the
+    # layer, each ``(name, initial value)`` (``("weight", "0.01 * torch.randn(50, 784)")``,
+    # held as ``self.<layer>_weight``; a buffer as ``self.<name>_<layer>``, ``running_mean_bn1``,
+    # the running statistics by their own names first, as the check finds a functional
+    # batch norm's), and ``call`` its forward lines, ``{p}`` that prefix (``self.affine1_``),
+    # ``{n}`` the layer's name; a Load's target then names such a parameter
+    parameters: list = field(default_factory=list)
+    buffers: list = field(default_factory=list)
 
 
 TRAPS = "docs/traps.md"
@@ -60,6 +84,13 @@ def trap(code):
 
 
 KNOWN = f"{TRAPS}#known-differences-named-and-sized-never-failed"
+
+
+def functional(call, parameters=(), buffers=(), loads=(), conventions=()):
+    """A layer's functional form: ``call`` its forward lines (``{p}``: the port's prefix
+    for this layer's parameters)."""
+    return Written(loads=list(loads), conventions=list(conventions), call=list(call),
+                   parameters=list(parameters), buffers=list(buffers))
 
 
 class CannotWrite(Exception):

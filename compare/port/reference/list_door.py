@@ -71,7 +71,9 @@ def through_list_door(model):
     return ListDoor(model)
 
 
-def _role(layer, value, position):
+def role_of(layer, value, position):
+    """The role of the array a layer lists at ``position``: the attribute that also holds
+    it, else the role the book's layer of that class lists there (``Wx``, ``Wh``, ``b``)."""
     for attr, held in vars(layer).items() if hasattr(layer, "__dict__") else ():
         if held is value and attr not in ("params", "grads"):
             return attr
@@ -222,7 +224,7 @@ def name_parameters(model):
         for position, value in enumerate(getattr(layer, "params", None) or ()):
             for i, listed_value in enumerate(params):
                 if listed_value is value and names[first[i]] is None:
-                    names[first[i]] = f"{key}.{_role(layer, value, position)}"
+                    names[first[i]] = f"{key}.{role_of(layer, value, position)}"
     for i in range(len(params)):
         if names[first[i]] is None:  # an array no listed layer holds
             names[first[i]] = f"params[{first[i]}]"
