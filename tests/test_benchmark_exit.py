@@ -168,6 +168,7 @@ def test_a_finished_run_exits_0_and_saves_its_result(name, argv, fn, mnist, monk
     assert lines[-1] == f"saved {saved}" and saved.is_file()
 
 
+@pytest.mark.slow
 def test_the_real_process_exits_2_with_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "benchmarks/bench_training.py", "--rounds", "0",
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,

@@ -221,6 +221,7 @@ QUICK_CASES = [pytest.param(*c, marks=pytest.mark.slow) if c[:2] == ("torch", "T
 @pytest.mark.usefixtures("ctrl_c_delivered")
 @pytest.mark.parametrize("side, cls, kind, interrupt, completed", QUICK_CASES,
                          ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
+@pytest.mark.slow
 def test_every_kind_of_interrupt_saves_the_last_completed_iteration(side, cls, kind, interrupt,
                                                                     completed, small64,
                                                                     reference, tmp_path):
@@ -237,6 +238,7 @@ def test_every_kind_of_interrupt_saves_the_last_completed_iteration(side, cls, k
     assert params_bytes(net) == params_bytes(ref_net)
 
 
+@pytest.mark.slow
 def test_periodic_checkpoints_and_a_longer_resumed_run(small64, reference, tmp_path):
     path = tmp_path / "every.npz"
     seen = {}

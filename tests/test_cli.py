@@ -129,6 +129,7 @@ def test_a_bad_argument_is_a_clear_error(run, tmp_path, capsys):
     assert capsys.readouterr().err == "ERROR: curves cannot run: --iters must be at least 1, got 0\n"
 
 
+@pytest.mark.slow
 def test_module_entry_point_runs():
     # the real `python -m compare`, in a fresh interpreter
     proc = subprocess.run([sys.executable, "-m", "compare", "--help"], cwd=ROOT,

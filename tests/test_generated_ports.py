@@ -66,6 +66,7 @@ def assert_generator_right(spec):
     assert selftest.float32_gap(spec) < FLOAT32_RTOL, spec.describe()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 @examples(3)
 @given(data=st.data())

@@ -104,11 +104,13 @@ def test_the_graph_is_read_from_the_source():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+@pytest.mark.slow
 def test_no_import_circle_in_compare():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
+@pytest.mark.slow
 def test_the_port_checker_imports_neither_the_command_line_nor_the_pytest_helpers():
     bad = climbs(import_graph())
     assert not bad, "compare.port climbs into its faces: " + "; ".join(f"{a} -> {b}" for a, b in bad)

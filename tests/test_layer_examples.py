@@ -458,6 +458,7 @@ def test_conv_backprop_matches_central_differences(kind, exact_cross_entropy):
     assert_backprop(lambda: net.loss(x, t), net.params, grads, value_scale(net, x, t, None))
 
 
+@pytest.mark.slow
 def test_conv_batchnorm_backprop_matches_central_differences(exact_cross_entropy):
     net = conv_net("valid", cls=zoo.ConvBatchNormNet)
     x, t = batch(CONV_N, CONV["valid"][0], OUT)

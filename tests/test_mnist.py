@@ -280,6 +280,7 @@ def test_a_touched_or_replaced_raw_file_is_read_again(tmp_path, torchvision_read
     assert torchvision_reads == [True, False] * 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "empty", "garble", "pad"])
 def test_a_damaged_cache_file_is_rebuilt(tmp_path, torchvision_reads, damage):
     raw_copy(tmp_path, symlink=True)

@@ -32,6 +32,7 @@ def test_history_layout_follows_the_book(mnist):
     assert all(isinstance(v, float) for v in hist["train_loss"])
 
 
+@pytest.mark.slow
 def test_training_replays_the_books_loop(mnist):
     # Written out as the book writes ch04/train_neuralnet.py, after np.random.seed(3).
     (x_train, t_train), (x_test, t_test) = mnist

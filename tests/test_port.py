@@ -168,6 +168,7 @@ def test_a_failure_names_where_and_how_far(batch):
 
 # --- the user's models are never changed --------------------------------------------------
 
+@pytest.mark.slow
 def test_neither_model_is_changed(batch):
     numpy_model, torch_model = zoo.layer_net(), zoo.sequential()
     np_before = pickle.dumps(numpy_model)

@@ -93,6 +93,7 @@ def test_training_side_by_side_from_the_command_line(tmp_path, capsys):
     assert code == 0
 
 
+@pytest.mark.slow
 def test_record_then_check_against_the_file(tmp_path, capsys):
     ref = tmp_path / "ref.npz"
     assert cli.main(["record", NUMPY, "--out", str(ref), "--data", "random", "--steps", "3"]) == 0

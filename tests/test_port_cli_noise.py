@@ -378,6 +378,7 @@ def test_right(parity):
 """
 
 
+@pytest.mark.slow
 def test_a_check_failing_inside_pytest_raises_is_an_expected_failure(pytester, plugin_dist):
     pytester.makepyfile(test_expected=EXPECTED_FAILURES)
     path = pytester.path / "parity.json"

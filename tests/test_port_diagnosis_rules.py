@@ -194,6 +194,7 @@ class HalfSumNoBackprop(regression.RegressionNetHalfSum):
     gradient = None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backprop", [True, False])
 def test_half_sum_against_mse_loss_on_500_rows_is_scale_500_never_weight_decay(backprop):
     x, t = regression.make_data(500)

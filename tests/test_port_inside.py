@@ -118,6 +118,7 @@ def test_a_layer_norm_eps_is_located_and_named_with_both_values():
     assert found["code"] == "ln_eps" and "0.001" in found["text"] and "1e-05" in found["text"]
 
 
+@pytest.mark.slow
 def test_a_forgotten_skip_connection_is_named_residual():
     report = check_port(L.ResidualNet(), L.ResidualPort("skip"), *L.batch())
     assert not report.passed
@@ -159,6 +160,7 @@ def test_a_right_convolution_port_passes_with_rows_inside(head):
     assert report.passed, report.to_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["mean", "flat"], ids=["pass runs", "pass raises"])
 def test_a_padding_the_port_forgets_is_named_with_both_values(head):
     # the mean over the image lets the port's pass run on; a flatten makes it raise at fc

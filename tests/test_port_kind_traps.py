@@ -179,6 +179,7 @@ class MixedNet(residual_numpy.ResidualNet):
         return super().__getattribute__(name)
 
 
+@pytest.mark.slow
 def test_square_weight_used_transposed_between_layer_rows(batch):
     sizes = (SIZES[0], 6, SIZES[2])
     assert check(MixedNet(*sizes), residual_port.ResidualPort(*sizes), batch).passed
@@ -204,6 +205,7 @@ class SkipAdded(MixedNet):
         return self.layers["Affine2"].forward(residual_numpy.leaky_relu(q, 0.1))
 
 
+@pytest.mark.slow
 def test_a_skip_connection_between_layer_rows_is_named_residual(batch):
     """The skip lies between two layer objects: the layer after it takes another input."""
     sizes = (SIZES[0], 6, SIZES[2])

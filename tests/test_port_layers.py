@@ -202,6 +202,7 @@ def test_weight_decay_on_the_weights_alone_trains_side_by_side(train_set):
 
 # --- training with modes ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_batch_norm_and_dropout_train_side_by_side_buffers_compared_each_step(train_set):
     report = check_training(net("full"), zoo.full_right(HIDDEN), *train_set, steps=4,
                             torch_optimizer=zoo.weight_decay_right)

@@ -174,6 +174,7 @@ def test_port_never_dropping_fails_as_mode(net):
     assert [d["code"] for d in report.diagnosis] == ["mode"]
 
 
+@pytest.mark.slow
 def test_port_without_dropout_in_training_fails_with_batch_norm():
     report = check_port(TrainingFlag(), Port(dropout="never"), *batch())
     assert not report.passed and report.first_mismatch["phase"] == "forward"

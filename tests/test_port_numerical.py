@@ -144,6 +144,7 @@ def test_the_1e7_gap_is_seen_in_float64_and_allowed_when_named(net_case):
         assert bare.passed
 
 
+@pytest.mark.slow
 def test_a_missing_division_by_the_batch_size_is_caught_and_located(net_case):
     net, loss, _, _, exact = net_case
     wrong = dict(exact, W1=exact["W1"] * 100)
@@ -159,6 +160,7 @@ def test_a_missing_division_by_the_batch_size_is_caught_and_located(net_case):
     json.dumps(report.to_dict(), allow_nan=False)
 
 
+@pytest.mark.slow
 def test_a_sign_flip_on_b2_is_caught(net_case):
     net, loss, _, _, exact = net_case
     report = check_gradient_directions(loss, net.params, dict(exact, b2=-exact["b2"]))
@@ -168,6 +170,7 @@ def test_a_sign_flip_on_b2_is_caught(net_case):
     assert "FAIL" in report.to_text() and "b2" in report.to_text()
 
 
+@pytest.mark.slow
 def test_one_wrong_element_of_w1_is_located_exactly(net_case):
     net, loss, _, _, exact = net_case
     wrong = {k: v.copy() for k, v in exact.items()}
@@ -185,6 +188,7 @@ def test_one_wrong_element_of_w1_is_located_exactly(net_case):
     assert report.evaluations <= 1 + 4 * 4 * 4 + 4 * 4 + 8 * 16 + 4 + 5 * noise
 
 
+@pytest.mark.slow
 def test_a_gradient_claimed_as_all_zeros_fails(net_case):
     net, loss, _, _, exact = net_case
     report = check_gradient_directions(loss, net.params, dict(exact, b1=np.zeros(50)))

@@ -237,6 +237,7 @@ COMMAND = ["port", f"{E}/numpy_net.py:make_net", f"{E}/torch_net.py:make_net", "
            "--torch-optimizer", f"{E}/optimizers.py:torch_momentum", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_the_command_names_the_missing_nesterov(tmp_path, capsys, monkeypatch):
     from compare import cli
     monkeypatch.chdir(zoo.EXAMPLES.parents[1])

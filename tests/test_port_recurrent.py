@@ -217,6 +217,7 @@ class TwiceBiased(Literal):
         return torch.stack(hs, 1) @ self.W_out + self.b_out
 
 
+@pytest.mark.slow
 def test_a_bias_added_with_each_product_is_named_double_bias():
     x, t = tokens()
     report = check_port(Rnnlm(), TwiceBiased(), x, t, param_map=literal_pairing())

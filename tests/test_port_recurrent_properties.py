@@ -68,6 +68,7 @@ def _model(case):
 
 @settings(max_examples=12, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
+@pytest.mark.slow
 @given(cases)
 def test_every_right_recurrent_port_passes(case):
     x, t = _batch(case)
@@ -86,6 +87,7 @@ def test_every_right_recurrent_port_passes_at_length(case):
 
 @settings(max_examples=6, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
+@pytest.mark.slow
 @given(cases.filter(lambda c: c["N"] != c["T"]))
 def test_a_forgotten_batch_first_is_named_at_the_lstm(case):
     x, t = _batch(case)

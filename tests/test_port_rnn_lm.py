@@ -400,6 +400,7 @@ def test_loss_summed_over_time_named_scale_by_the_step_count():
     assert "averaged over the N = 4 sequences" in h["text"]
 
 
+@pytest.mark.slow
 def test_state_not_carried_fails_in_the_forward_pass():
     report, d = _fails(B.make_state_not_carried)
     assert d["first_mismatch"]["phase"] == "forward"

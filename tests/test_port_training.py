@@ -24,6 +24,7 @@ def train(data, steps, numpy_optimizer=None, torch_optimizer=None, port=zoo.sequ
                           numpy_optimizer=numpy_optimizer, torch_optimizer=torch_optimizer, **kw)
 
 
+@pytest.mark.slow
 def test_plain_sgd_stays_together_and_the_curves_are_kept(data):
     report = train(data, 30)
     assert report.passed, report.to_text()
@@ -44,6 +45,7 @@ def test_books_momentum_agrees_with_torch_sgd_momentum_over_100_steps(data):
     assert report.training["torch_optimizer"] == "SGD"
 
 
+@pytest.mark.slow
 def test_adagrad_default_eps_is_caught_at_the_first_step(data):
     # the book adds 1e-7 after the root, torch.optim.Adagrad 1e-10
     report = train(data, 5, opt.AdaGrad, opt.torch_adagrad)
@@ -55,6 +57,7 @@ def test_adagrad_default_eps_is_caught_at_the_first_step(data):
     assert all(c.passed for c in report.checks if c.phase != "training")
 
 
+@pytest.mark.slow
 def test_adagrad_with_the_books_eps_agrees(data):
     report = train(data, 30, opt.AdaGrad, opt.torch_adagrad_book_eps)
     assert report.passed, report.to_text()
@@ -71,6 +74,7 @@ def test_a_schedule_shifted_by_one_step_is_caught_where_it_starts(data):
     assert scale["factor"] == pytest.approx(0.5, rel=1e-6)  # torch's update is half the book's
 
 
+@pytest.mark.slow
 def test_a_port_broken_in_its_gradient_fails_its_first_batch_check_first(mnist):
     (x_train, t_train), _ = mnist
     data = (x_train[:2000], np.eye(10)[t_train[:2000]])

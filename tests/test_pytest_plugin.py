@@ -187,6 +187,7 @@ def test_the_plugin_is_declared_as_a_pytest11_entry_point_and_xdist_is_in_dev():
     assert any(re.match(r"pytest-xdist\b", dep) for dep in dev)
 
 
+@pytest.mark.slow
 def test_importing_the_plugin_leaves_torch_and_matplotlib_unimported():
     # every pytest session of an environment with the package installed imports it
     code = ("import sys, compare.pytest_plugin; "

@@ -48,6 +48,7 @@ def params_of(net):
 
 # -- the literal port against NumPy ---------------------------------------------
 
+@pytest.mark.slow
 def test_literal_training_equals_numpy_step_by_step(small):
     arrays, tensors = small
     numpy_net, expected = run_numpy(arrays, 60, seed=4, eval_every=20)
@@ -102,6 +103,7 @@ def test_history_layout_follows_the_book(small):
     assert len(hist["train_loss"]) == 25 and len(hist["test_acc"]) == 3
 
 
+@pytest.mark.slow
 def test_numerical_gradient_training_equals_numpys(small):
     # The fast numerical gradients of the two sides differ by ~1e-11 absolute
     # (an ulp of each sample loss over 2h); three steps of lr 0.1 move the

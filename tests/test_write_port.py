@@ -64,6 +64,7 @@ def scores_of(port, x, train):
         return port(torch.as_tensor(x)).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [ch5.make_net, ch7.make_small_net], ids=["ch5", "ch7"])
 def test_written_file_imports_torch_alone_and_defines_the_three_names(make, tmp_path):
     net = make()
@@ -259,6 +260,7 @@ def test_cs231n_layer_functions_are_written_in_the_order_they_ran(tmp_path):
         == [(784, 50), (50, 50), (50, 10)]
 
 
+@pytest.mark.slow
 def test_cs231n_load_numpy_params_gives_the_numpy_scores(tmp_path):
     net = randomised(fc.make_net())
     _, port = loaded_port(net, tmp_path)
@@ -513,6 +515,7 @@ def loaded_functional(net, tmp_path):
     return module, port
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [ch5.make_net, ch7.make_small_net], ids=["ch5", "ch7"])
 def test_the_functional_style_holds_parameters_and_gives_the_numpy_scores(make, tmp_path):
     net = make()
