@@ -618,3 +618,22 @@ def test_the_gate_order_is_read_off_the_numpy_pass(tmp_path):
     module.load_numpy_params(port, named_params(net, RNNLM_NAMES))
     with torch.no_grad():
         float32_close(port(torch.as_tensor(x)).numpy(), net.predict(x))
+
+
+@pytest.mark.parametrize("eps", [None, 1e-3])
+def test_cs231n_layer_norm_is_written_as_nn_layernorm_with_its_eps(tmp_path, eps):
+    """The eps read off the pass (ln_param's, else the course's 1e-5); the written port's
+    scores are the NumPy loss(X)'s, and its check passes."""
+    net = randomised(fc.make_layernorm_net(eps))
+    _, port = loaded_port(net, tmp_path)
+    norms = [m for m in port.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert [(m.normalized_shape, m.eps) for m in norms] == [((50,), eps or 1e-5)] * 2
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.loss(x), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.slow
+def test_a_written_layer_norm_net_passes_its_check(tmp_path):
+    out = tmp_path / "ln_port.py"
+    assert main(["write-port", "tests/courses/cs231n_fc_net.py:make_layernorm_net", "--out",
+                 str(out), "--no-progress"]) == 0

@@ -60,8 +60,8 @@ class TwoLayerNet:
 class FullyConnectedNet:
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
                  normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None):
-        if normalization not in (None, "batchnorm"):
-            raise ValueError(f"normalization must be None or 'batchnorm', got {normalization!r}")
+        if normalization not in (None, "batchnorm", "layernorm"):
+            raise ValueError(f"normalization must be None, 'batchnorm' or 'layernorm', got {normalization!r}")
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
         self.reg = reg
@@ -74,7 +74,7 @@ class FullyConnectedNet:
         for i in range(1, self.num_layers + 1):
             self.params[f"W{i}"] = weight_scale * rng.randn(dims[i - 1], dims[i])
             self.params[f"b{i}"] = np.zeros(dims[i])
-            if normalization == "batchnorm" and i < self.num_layers:
+            if normalization is not None and i < self.num_layers:
                 self.params[f"gamma{i}"] = np.ones(dims[i])
                 self.params[f"beta{i}"] = np.zeros(dims[i])
 
@@ -87,6 +87,8 @@ class FullyConnectedNet:
         self.bn_params = []
         if normalization == "batchnorm":
             self.bn_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
+        if normalization == "layernorm":
+            self.bn_params = [{} for _ in range(self.num_layers - 1)]
 
         for k, v in self.params.items():
             self.params[k] = v.astype(dtype)
@@ -107,6 +109,9 @@ class FullyConnectedNet:
             bn_cache = drop_cache = None
             if self.normalization == "batchnorm":
                 out, bn_cache = batchnorm_forward(out, self.params[f"gamma{i}"],
+                                                  self.params[f"beta{i}"], self.bn_params[i - 1])
+            elif self.normalization == "layernorm":
+                out, bn_cache = layernorm_forward(out, self.params[f"gamma{i}"],
                                                   self.params[f"beta{i}"], self.bn_params[i - 1])
             out, relu_cache = relu_forward(out)
             if self.use_dropout:
@@ -131,6 +136,8 @@ class FullyConnectedNet:
             dout = relu_backward(dout, relu_cache)
             if self.normalization == "batchnorm":
                 dout, grads[f"gamma{i}"], grads[f"beta{i}"] = batchnorm_backward(dout, bn_cache)
+            elif self.normalization == "layernorm":
+                dout, grads[f"gamma{i}"], grads[f"beta{i}"] = layernorm_backward(dout, bn_cache)
             dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(dout, fc_cache)
             grads[f"W{i}"] += self.reg * self.params[f"W{i}"]
         return loss, grads
@@ -164,6 +171,16 @@ def make_net():
     """784-50-50-10 in float64 with batch norm and dropout (keep 0.75, seeded masks)."""
     return FullyConnectedNet(list(HIDDEN_DIMS), input_dim=784, dropout_keep_ratio=KEEP,
                              normalization="batchnorm", dtype=np.float64, seed=0)
+
+
+def make_layernorm_net(eps=None):
+    """784-50-50-10 in float64 with layer norm (``ln_param`` eps where given)."""
+    net = FullyConnectedNet(list(HIDDEN_DIMS), input_dim=784, normalization="layernorm",
+                            dtype=np.float64, seed=0)
+    if eps is not None:
+        for ln_param in net.bn_params:
+            ln_param["eps"] = eps
+    return net
 
 
 def make_reg_net():

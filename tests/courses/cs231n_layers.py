@@ -95,6 +95,26 @@ def batchnorm_backward(dout, cache):
     return dx, dgamma, dbeta
 
 
+def layernorm_forward(x, gamma, beta, ln_param):
+    """Each row normalised over its features; the same in train and test mode."""
+    eps = ln_param.get("eps", 1e-5)
+    mean = np.mean(x, axis=1, keepdims=True)
+    std = np.sqrt(np.var(x, axis=1, keepdims=True) + eps)
+    x_hat = (x - mean) / std
+    return gamma * x_hat + beta, (x_hat, gamma, std)
+
+
+def layernorm_backward(dout, cache):
+    x_hat, gamma, std = cache
+    dbeta = np.sum(dout, axis=0)
+    dgamma = np.sum(dout * x_hat, axis=0)
+    dx_hat = dout * gamma
+    # the row's mean and variance depend on every feature of the row
+    dx = (dx_hat - np.mean(dx_hat, axis=1, keepdims=True)
+          - x_hat * np.mean(dx_hat * x_hat, axis=1, keepdims=True)) / std
+    return dx, dgamma, dbeta
+
+
 def dropout_forward(x, dropout_param):
     p, mode = dropout_param["p"], dropout_param["mode"]
     if "seed" in dropout_param:

@@ -20,7 +20,9 @@ added), with both values; it needs no NumPy layer object.
 """
 import numpy as np
 
+from ..tolerance import within
 from .base import LayerKind, torch_shown
+from .written import CannotWrite, Load, Written, functional, number, trap
 
 TORCH_EPS = 1e-5
 
@@ -189,9 +191,49 @@ def ln_trap(site):
                                         f"NumPy output; {fix}"}]
 
 
+def written_eps(seen, gamma, beta):
+    """The eps the NumPy layer normalises its last axis with: its own setting, else torch's
+    default, else fitted off the pass; the first whose normalisation gives the pass's output
+    within float round-off. None where none does (another axis, or eps beside the std)."""
+    u, out = seen.input, seen.output
+    if u is None or out is None or np.ndim(u) < 2:
+        return seen.setting("eps")
+    u = np.asarray(u, np.float64)
+    axes = (u.ndim - 1,)
+    weight, bias = np.reshape(gamma, -1), np.reshape(beta, -1)
+    fitted = _fitted_eps(u, axes, np.asarray(out, np.float64), weight, bias, False)
+    for eps in dict.fromkeys([seen.setting("eps"), *_eps_candidates(fitted, TORCH_EPS)]):
+        if eps is not None and eps >= 0 and within(out, normalise(u, axes, eps, weight, bias),
+                                                   np.asarray(out).dtype):
+            return float(eps)
+    return None
+
+
 class LayerNorm(LayerKind):
     def traps(self, site):
         return ln_trap(site)
+
+    def write(self, seen):
+        g_name, gamma = seen.param("gamma", "weight")
+        b_name, beta = seen.param("beta", "bias")
+        if g_name is None or b_name is None:
+            raise CannotWrite("it holds no gamma and beta among the NumPy parameters")
+        eps = written_eps(seen, gamma, beta)
+        if eps is None:
+            raise CannotWrite("no normalisation over the last axis, eps under the square root, "
+                              "gives its output on the pass")
+        d = np.size(gamma)
+        loads = [Load(target, name, "{p}.reshape(-1)" if np.ndim(value) != 1 else "{p}",
+                      "" if np.ndim(value) == 1 else f"nn.LayerNorm.{target} is (D,)")
+                 for target, name, value in (("weight", g_name, gamma), ("bias", b_name, beta))]
+        conventions = [(f"layer norm's eps is the NumPy layer's {number(eps)} " + (
+            "(torch's default 1e-5)" if not np.isclose(eps, TORCH_EPS, rtol=1e-9, atol=0)
+            else "(torch's default too)") + ", over the last axis", trap("ln_eps"))]
+        if seen.functional:
+            return functional([f"x = F.layer_norm(x, ({d},), {{p}}weight, {{p}}bias, eps={number(eps)})"],
+                              [("weight", f"torch.ones({d})"), ("bias", f"torch.zeros({d})")],
+                              loads=loads, conventions=conventions)
+        return Written(f"nn.LayerNorm({d}, eps={number(eps)})", loads, conventions)
 
 
 KIND = LayerNorm("layer_norm", numpy_names=("LayerNorm", "LayerNormalization"),
