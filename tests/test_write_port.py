@@ -637,3 +637,53 @@ def test_a_written_layer_norm_net_passes_its_check(tmp_path):
     out = tmp_path / "ln_port.py"
     assert main(["write-port", "tests/courses/cs231n_fc_net.py:make_layernorm_net", "--out",
                  str(out), "--no-progress"]) == 0
+
+
+# --- activations with a setting, and layer norm, read off the pass -------------------------
+
+from examples.traps import book_layers  # noqa: E402
+
+
+@pytest.mark.parametrize("make, module, setting", [
+    (book_layers.leaky_net, torch.nn.LeakyReLU, ("negative_slope", 0.1)),
+    (book_layers.elu_net, torch.nn.ELU, ("alpha", 0.5)),
+    (book_layers.gelu_net, torch.nn.GELU, ("approximate", "tanh")),
+    (book_layers.tanh_net, torch.nn.Tanh, None),
+], ids=["leaky_relu", "elu", "gelu_tanh", "tanh"])
+def test_an_activation_is_written_with_the_setting_its_pass_computes(make, module, setting, tmp_path):
+    """The slope or alpha is the layer's own (0.1, 0.5: not torch's defaults 0.01, 1.0), read
+    off its pass; the written port's scores are the NumPy predict's."""
+    net = make()
+    _, port = loaded_port(net, tmp_path)
+    [act] = [m for m in port.modules() if isinstance(m, module)]
+    if setting is not None:
+        assert getattr(act, setting[0]) == setting[1]
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x), rtol=1e-10, atol=1e-12)
+
+
+def test_a_layer_norm_object_is_written_with_its_eps(tmp_path):
+    net = book_layers.layer_norm_net()
+    _, port = loaded_port(net, tmp_path)
+    [norm] = [m for m in port.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert (norm.normalized_shape, norm.eps) == ((12,), 1e-3)
+    x, _ = batch(net)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x), rtol=1e-10, atol=1e-12)
+
+
+def test_a_norm_over_the_batch_axis_is_refused_naming_the_layer(tmp_path, capsys):
+    """No nn.LayerNorm normalises each feature over the batch: not written as one."""
+    out = tmp_path / "port.py"
+    assert main(["write-port", "examples/traps/book_layers.py:batch_axis_norm_net", "--out",
+                 str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "layers['LayerNorm']" in err[0] and "last axis" in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory", ["leaky_net", "elu_net", "gelu_net", "layer_norm_net"])
+def test_the_written_port_of_a_book_layer_net_passes_its_check(factory, tmp_path):
+    out = tmp_path / "port.py"
+    assert main(["write-port", f"examples/traps/book_layers.py:{factory}", "--out", str(out),
+                 "--no-progress"]) == 0

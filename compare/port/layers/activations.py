@@ -22,7 +22,8 @@ import math
 import numpy as np
 
 from .base import LayerKind, torch_shown
-from .written import Written, functional
+from ..tolerance import within
+from .written import Written, functional, number, trap
 
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
@@ -190,11 +191,56 @@ class Activation(LayerKind):
         return activation_trap(site)
 
     def write(self, seen):
+        found = written_function(seen, self.name)
+        if found is None:  # no pass to read it off: the activations without a setting
+            if seen.functional:
+                call = CALLED.get(self.name)
+                return None if call is None else functional([f"x = {call}(x)"])
+            module = WRITTEN.get(self.name)
+            return None if module is None else Written(module)
+        name, setting = found
+        shown = None if setting is None else number(setting)
+        call, module = (form.format(s=shown) for form in FIX[name])
+        conventions = []
+        if setting is not None:  # a slope or alpha: the NumPy value, where torch has its own default
+            conventions.append((f"the NumPy {SHOWN[name]}'s {SETTING[name]} is {shown}, read off "
+                                f"its pass (torch's default {number(DEFAULT[name])})",
+                                trap("activation")))
+        elif name != self.name and name in CANDIDATES:
+            conventions.append((f"the NumPy layer computes {SHOWN[name]} (its pass says so)",
+                                trap("activation")))
         if seen.functional:
-            call = CALLED.get(self.name)
-            return None if call is None else functional([f"x = {call}(x)"])
-        module = WRITTEN.get(self.name)
-        return None if module is None else Written(module)
+            return functional([f"x = {call}"], conventions=conventions)
+        return Written(module, conventions=conventions)
+
+
+# torch's default for each setting
+DEFAULT = {"leaky_relu": 0.01, "elu": 1.0}
+# the functions a layer of an activation kind is written as, where its pass gives them
+CANDIDATES = ("relu", "leaky_relu", "elu", "selu", "gelu", "gelu_tanh", "tanh", "sigmoid",
+              "softplus", "silu")
+
+
+class _RoundOff:
+    """Equal within the port's round-off for the dtype of the pass (``tolerance.within``)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def close(self, a, b):
+        return within(a, b, self.dtype)
+
+
+def written_function(seen, kind_name):
+    """``(function, setting)`` the layer's pass computes (its own kind's function tried
+    first, a slope or alpha fitted), or None where the pass is not at hand or no function
+    gives its output."""
+    if seen.input is None or seen.output is None or np.shape(seen.input) != np.shape(seen.output):
+        return None
+    out = np.asarray(seen.output)
+    found = numpy_function(_RoundOff(out.dtype), np.asarray(seen.input, np.float64),
+                           out.astype(np.float64), first=(kind_name,))
+    return found if found is not None and found[0] in CANDIDATES else None
 
 
 KINDS = (
