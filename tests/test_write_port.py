@@ -687,3 +687,18 @@ def test_the_written_port_of_a_book_layer_net_passes_its_check(factory, tmp_path
     out = tmp_path / "port.py"
     assert main(["write-port", f"examples/traps/book_layers.py:{factory}", "--out", str(out),
                  "--no-progress"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [numpy_lm.make_rnnlm, numpy_lm.make_better_rnnlm],
+                         ids=["Rnnlm", "BetterRnnlm"])
+def test_a_written_language_model_trains_over_windows_as_the_book(make, tmp_path):
+    """The written port's frozen bias_hh, carried state and tie hold in training: over 5
+    windows of the corpus, clipped, it trains as the NumPy model (dropout drawn alike)."""
+    from compare.port import check_training
+    corpus = np.load(Path(numpy_lm.__file__).with_name("corpus.npz"))["corpus"]
+    x, t = np.load(Path(numpy_lm.__file__).with_name("tokens.npz")).values()
+    module, _ = load_written(write_port(make(), x, t), tmp_path)
+    report = check_training(make(), module.make_port(), corpus, None, steps=5, batch_size=4,
+                            time_size=5, lr=0.5, max_grad_norm=0.25)
+    assert report.passed, report.to_text()
