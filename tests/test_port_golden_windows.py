@@ -52,6 +52,12 @@ def test_a_right_port_passes_against_the_recorded_windows(windows_file):
     assert sum(r.where.startswith("state") for r in report.checks) == 4
 
 
+def test_the_python_api_takes_the_files_path(windows_file):
+    report = check_training(str(windows_file), P.make_better(), None, None, steps=WINDOWS,
+                            batch_size=B, time_size=T, lr=LR, first_batch_check=False)
+    assert report.passed, report.to_text()
+
+
 def test_a_tied_weight_held_twice_is_named_against_the_recording(windows_file):
     report = check_training(GoldenFile(windows_file), P.make_better(), None, None, steps=WINDOWS,
                             batch_size=B, time_size=T, lr=LR, torch_optimizer=TO.sgd_by_layer)

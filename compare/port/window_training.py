@@ -52,7 +52,7 @@ from .layers.recurrent import KINDS
 from .optimizer_traps import optimizer_trap
 from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of
 from .reference import reference_side
-from .reference.golden import GoldenFile
+from .reference.golden import GoldenFile, is_golden_path
 from .reference.list_door import ListDoor
 from .report import PortReport, compare_arrays
 from .targets import PortSetupError, call_side
@@ -339,6 +339,8 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     if max_grad_norm is not None and (not isinstance(max_grad_norm, (int, float))
                                       or not np.isfinite(max_grad_norm) or max_grad_norm <= 0):
         raise PortSetupError(f"max grad norm must be a finite positive number, got {max_grad_norm!r}")
+    if is_golden_path(numpy_model):
+        numpy_model = GoldenFile(numpy_model)
     golden = numpy_model if isinstance(numpy_model, GoldenFile) else None
     if golden is not None:
         cut = golden_windows(golden, steps, batch_size, time_size, lr, max_grad_norm,
