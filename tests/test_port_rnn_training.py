@@ -622,3 +622,47 @@ def test_the_examples_training_pair_is_the_check_on_both_sides():
     np.testing.assert_array_equal(report.training["loss_numpy"], np_losses)
     # the check's port runs the loop's own ops on the loop's values: bit for bit
     np.testing.assert_array_equal(report.training["loss_torch"], t_losses)
+
+
+class StepAdam:
+    """An Adam as from-scratch libraries write it: ``step(params, grads)`` (torch's name),
+    m and v corrected, ``eps`` outside ``sqrt(vhat)``: torch's own rule."""
+
+    def __init__(self, lr=ADAM_LR, beta1=BETA1, beta2=BETA2, eps=1e-7):
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.t, self.m, self.v = 0, None, None
+
+    def step(self, params, grads):
+        if self.m is None:
+            self.m = [np.zeros_like(p) for p in params]
+            self.v = [np.zeros_like(p) for p in params]
+        self.t += 1
+        for i in range(len(params)):
+            self.m[i] = self.beta1 * self.m[i] + (1 - self.beta1) * grads[i]
+            self.v[i] = self.beta2 * self.v[i] + (1 - self.beta2) * grads[i] ** 2
+            mhat = self.m[i] / (1 - self.beta1 ** self.t)
+            vhat = self.v[i] / (1 - self.beta2 ** self.t)
+            params[i] -= self.lr * mhat / (np.sqrt(vhat) + self.eps)
+
+
+def test_a_numpy_optimizer_with_step_is_taken_as_update():
+    from compare.port.optimizers import numpy_optimizer_of, optimizer_name
+    optimizer = numpy_optimizer_of(StepAdam, ADAM_LR)
+    assert optimizer_name(optimizer) == "StepAdam" and optimizer.beta2 == BETA2
+    p, g = np.ones(3), np.full(3, 0.5)
+    optimizer.update([p], [g])  # torch's first Adam step: lr * sign(g), less eps's share
+    np.testing.assert_allclose(p, 1 - ADAM_LR * 0.5 / (0.5 + 1e-7), rtol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("eps, passes", [(1e-7, True), (1e-8, False)])
+def test_a_torch_rule_adam_with_step_against_torchs_adam(eps, passes):
+    """torch's rule with eps 1e-7: the port's Adam(eps=1e-7) is it, with no known difference;
+    at torch's default eps the eps is named."""
+    report = _check_with(StepAdam, lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(BETA1, BETA2),
+                                                                   eps=eps), ADAM_LR)
+    assert report.passed is passes, report.to_text()
+    assert report.known == []
+    if not passes:
+        [found] = report.diagnosis
+        assert (found["code"], found["hyperparameter"], found["numpy"]) == ("optimizer", "eps", 1e-7)

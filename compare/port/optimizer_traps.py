@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .optimizers import StepInterface
+
 # the NumPy optimizer's names for each torch hyper-parameter: the book's (``momentum``,
 # ``decay_rate``, ``beta1``, ``beta2``), cs231n's config keys (``epsilon``), the usual others
 NUMPY_NAMES = {
@@ -95,6 +97,8 @@ def numpy_settings(optimizer):
     """``{torch name: (NumPy name, value)}`` as the NumPy optimizer holds them: its attributes,
     then a dict's entries (cs231n's ``config``; one level further for one per parameter)."""
     found = {}
+    if isinstance(optimizer, StepInterface):  # its settings are the wrapped optimizer's
+        optimizer = optimizer.inner
 
     def scan(mapping):
         for torch_name, names in NUMPY_NAMES.items():

@@ -35,16 +35,52 @@ def _with_lr(factory, lr, *args):
     return factory(*args, lr=lr) if takes_lr else factory(*args)
 
 
+class StepInterface:
+    """A NumPy optimizer whose method is ``step(params, grads)``, as from-scratch libraries
+    name it after torch's, called as the book's ``update(params, grads)``; its settings
+    (``lr``, ``beta1``, ...) read through."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def update(self, params, grads):
+        return self.inner.step(params, grads)
+
+    def __getattr__(self, name):
+        if name == "inner":  # a copy being built has none yet
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def optimizer_name(optimizer):
+    """The NumPy optimizer's class name (the one a ``step`` method is called through)."""
+    return type(getattr(optimizer, "inner", optimizer) if isinstance(optimizer, StepInterface)
+                else optimizer).__name__
+
+
+def _takes_two(method):
+    try:
+        inspect.signature(method).bind(None, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def numpy_optimizer_of(spec, lr):
     if spec is None:
         return SGD(lr)
-    if inspect.isclass(spec) or (callable(spec) and not hasattr(spec, "update")):
+    if inspect.isclass(spec) or (callable(spec) and not hasattr(spec, "update")
+                                 and not hasattr(spec, "step")):
         try:
             spec = _with_lr(spec, lr)
         except Exception as exc:
             raise PortSetupError(f"numpy optimizer: building it raised {type(exc).__name__}: {exc}") from exc
     if not callable(getattr(spec, "update", None)):
-        raise PortSetupError(f"numpy optimizer: {type(spec).__name__} has no update(params, grads)")
+        step = getattr(spec, "step", None)
+        if callable(step) and _takes_two(step):
+            return StepInterface(copy.deepcopy(spec))
+        raise PortSetupError(f"numpy optimizer: {type(spec).__name__} has no update(params, grads) "
+                             f"(nor step(params, grads))")
     return copy.deepcopy(spec)  # its state (momentum, AdaGrad's h) is the user's
 
 

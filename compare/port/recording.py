@@ -14,7 +14,7 @@ from numpy_impl.random_stream import BookRandomStream
 from .numerical import numerical_gradient_of
 from .data import as_input
 from .draws import seeded
-from .optimizers import numpy_optimizer_of
+from .optimizers import numpy_optimizer_of, optimizer_name
 from .reference.golden import FORMAT, batches_digest, summary
 from .reference.live import NumpySide
 from .targets import PortSetupError, call_side
@@ -131,7 +131,7 @@ def _record_training(side, training, arrays, dtype):
         if not full:
             arrays[f"train/sample_index/{n}"] = index[n]
     return {"steps": steps, "batch_size": batch, "lr": training["lr"], "seed": training["seed"],
-            "optimizer": type(optimizer).__name__, "storage": "full" if full else "summary",
+            "optimizer": optimizer_name(optimizer), "storage": "full" if full else "summary",
             "storage_text": ("the parameters after every step" if full else
                              f"per step and parameter: max |value|, sum, norm and {SAMPLES} "
                              f"sampled elements (the full parameters would take "
@@ -198,7 +198,7 @@ def record_windows(numpy_model, corpus, *, options, steps, batch_size, time_size
     meta["training"] = {
         "windows": True, "steps": steps, "batch_size": batch_size, "time_size": time_size,
         "lr": lr, "max_grad_norm": max_grad_norm, "seed": seed,
-        "optimizer": type(optimizer).__name__ if optimizer is not None else "SGD",
+        "optimizer": optimizer_name(optimizer) if optimizer is not None else "SGD",
         "storage": "full", "storage_text": "every window, its draws, and the parameters and "
                                            "state after each",
         "state_names": names, "draws": draws, "book_adam": list(betas) if betas else None}

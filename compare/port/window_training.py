@@ -50,7 +50,7 @@ from .check.state import pair_sides
 from .hidden_state import carried, start_state
 from .layers.recurrent import KINDS
 from .optimizer_traps import optimizer_trap
-from .optimizers import SGD, numpy_optimizer_of, torch_optimizer_of
+from .optimizers import SGD, numpy_optimizer_of, optimizer_name, torch_optimizer_of
 from .reference import reference_side
 from .reference.golden import GoldenFile, is_golden_path
 from .reference.list_door import ListDoor
@@ -356,7 +356,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
     np_optimizer = numpy_optimizer_of(numpy_optimizer, lr) if numpy_optimizer is not None else None
     if np_optimizer is not None:
         optimizer_interface(np_optimizer, np_side.model)
-    np_name = type(np_optimizer).__name__ if np_optimizer is not None else "SGD"
+    np_name = optimizer_name(np_optimizer) if np_optimizer is not None else "SGD"
     if golden is not None:
         np_name = f"{golden.meta['training']['optimizer']} (recorded)"
     if first_batch_check:

@@ -35,7 +35,7 @@ from .inside import existing_arrays, inside_capture
 from ..draws import DrawTape
 from ..layers import numpy_kind
 from ..layers.dropout import drop_probability, is_dropout_record
-from ..optimizers import numpy_optimizer_of
+from ..optimizers import numpy_optimizer_of, optimizer_name
 from ..targets import PortSetupError, call_side, mode_keyword
 from ..unit_axes import as_shape
 from .predict_mode import runs_as_eval
@@ -328,7 +328,7 @@ class LiveReference:
                                  "costs two loss evaluations per parameter element")
         self.side, self.draw = side, draw
         self.optimizer = numpy_optimizer_of(numpy_optimizer, lr)
-        self.name = type(self.optimizer).__name__
+        self.name = optimizer_name(self.optimizer)
 
     def batch(self, k):
         return self.draw(k)
