@@ -189,6 +189,12 @@ class Activation(LayerKind):
     def traps(self, site):
         return activation_trap(site)
 
+    def computes(self, x, params):
+        """The function on ``x`` (no parameter), for the activations written with no setting."""
+        if self.name not in WRITTEN:
+            return []
+        return [({}, FUNCTIONS[self.name](np.asarray(x, np.float64)))]
+
     def write(self, seen):
         if seen.functional:
             call = CALLED.get(self.name)

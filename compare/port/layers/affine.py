@@ -61,6 +61,24 @@ class Affine(LayerKind):
                  "before nn.Linear flattens in the same order", trap("flatten_order")))
         return written
 
+    def computes(self, x, params):
+        """``x @ W + b`` (the input flattened), ``W`` (in, out) and ``b`` (out,) or a row
+        (1, out), and ``x @ W`` with no bias."""
+        x = np.asarray(x, np.float64)
+        if x.ndim < 2:
+            return []
+        flat = x.reshape(x.shape[0], -1)
+        out = []
+        for w_name, w in params.items():
+            if np.ndim(w) != 2 or w.shape[0] != flat.shape[1]:
+                continue
+            z = flat @ np.asarray(w, np.float64)
+            out += [({"W": w_name, "b": b_name}, z + np.asarray(b, np.float64).reshape(-1))
+                    for b_name, b in params.items()
+                    if b_name != w_name and np.shape(b) in ((w.shape[1],), (1, w.shape[1]))]
+            out.append(({"W": w_name}, z))
+        return out
+
     def _transposed(self, site):
         if site.what != "output" or site.numpy_layer is not None or site.input is None:
             return []
