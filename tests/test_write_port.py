@@ -474,7 +474,33 @@ def test_a_loss_that_is_no_penalty_on_the_weights_is_not_fitted_as_one():
         write_port(net, x, t)
 
 
-INLINE = [("TanhNet", layerless.TanhNet, layerless.batch),
+class OutInNet:
+    """A net with no layers whose weights are (out, in), used as ``x @ W.T``."""
+
+    def __init__(self):
+        rng = np.random.RandomState(0)
+        self.params = {"W1": 0.3 * rng.randn(5, layerless.D), "b1": 0.1 * rng.randn(5),
+                       "W2": 0.3 * rng.randn(layerless.C, 5), "b2": 0.1 * rng.randn(layerless.C)}
+
+    def predict(self, x):
+        p = self.params
+        h = np.tanh(x @ p["W1"].T + p["b1"])
+        return h @ p["W2"].T + p["b2"]
+
+    def loss(self, x, t):
+        s = self.predict(x)
+        z = s - s.max(axis=1, keepdims=True)
+        return -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(len(t)), t].mean()
+
+
+def test_a_weight_used_as_x_at_w_t_is_loaded_as_it_is(tmp_path):
+    x, t = layerless.batch()
+    source = write_port(OutInNet(), x, t)
+    assert "port.affine1.weight.copy_(torch.as_tensor(params['W1']))" in source
+    assert "nn.Linear(6, 5)" in source and "nn.Tanh()" in source
+
+
+INLINE = [("TanhNet", layerless.TanhNet, layerless.batch), ("OutInNet", OutInNet, layerless.batch),
           ("GroupedParamsMLP", gp.make_net, lambda: (np.random.RandomState(0).randn(8, gp.D_IN),
                                                      np.random.RandomState(1).randint(0, gp.CLASSES, 8))),
           ("equal hidden sizes", gp.make_equal_hidden_net,

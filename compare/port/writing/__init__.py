@@ -13,7 +13,10 @@ A weight-decay penalty in the loss is read off the model: its loss minus its los
 layer's loss of its own scores (in evaluation mode; for layer functions, the loss
 function's own return on the same training pass), fitted as ``0.5 * lambda *
 sum(W**2)`` over the weights (the book's, and cs231n's ``0.5 * reg``).
-``source.py`` lays the file out. Nothing here names a kind.
+A layer object of a class no kind claims, and a model with no layers at all (its forward
+followed from inside), are written by their values (``layers/by_value.py``): each step as
+the kind whose operation, applied, reproduces it. ``source.py`` lays the file out. Nothing
+here names a kind.
 """
 from dataclasses import dataclass
 from keyword import iskeyword
