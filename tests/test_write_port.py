@@ -20,6 +20,7 @@ from compare.port.writing import written_port
 from courses import cs231n_fc_net as fc
 from courses import cs231n_layers as cl
 from courses import cs231n_two_layer as a1
+from courses import dlai_deep_net as dlai
 from courses import regression
 from examples.nnfs_style import adapter as nnfs
 from examples.ch6_extend import numpy_net as ch6
@@ -498,6 +499,40 @@ def test_a_weight_used_as_x_at_w_t_is_loaded_as_it_is(tmp_path):
     source = write_port(OutInNet(), x, t)
     assert "port.affine1.weight.copy_(torch.as_tensor(params['W1']))" in source
     assert "nn.Linear(6, 5)" in source and "nn.Tanh()" in source
+
+
+def dlai_batch(binary):
+    rng = np.random.RandomState(0)
+    x = rng.rand(16, 784)
+    if binary:  # (N, 1) 0/1 labels, as the course's Y (1, m) transposed
+        return x, (x[:, :392].sum(1) > x[:, 392:].sum(1)).astype(float)[:, None]
+    return x, np.eye(10)[rng.randint(0, 10, 16)]
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["sigmoid", "softmax"])
+def test_the_courses_features_first_calls_are_written_by_their_values(binary, tmp_path):
+    make = dlai.make_net if binary else dlai.make_softmax_net
+    net = make()
+    rng = np.random.RandomState(2)
+    for name in net.params:  # biases that are not 0
+        if name.startswith("b"):
+            net.params[name][:] = 0.1 * rng.randn(*net.params[name].shape)
+    x, t = dlai_batch(binary)
+    source = write_port(net, x, t)
+    # W (out, in) is nn.Linear's weight as it is; b (out, 1) its bias reshaped
+    assert "port.linear1.weight.copy_(torch.as_tensor(params['W1']))" in source
+    assert "port.linear1.bias.copy_(torch.as_tensor(params['b1']).reshape(-1))" in source
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    out = scores_of(port, x, train=True)
+    AL, _ = dlai.L_model_forward(x.T, net.params, net.output_activation)  # the course's own pass
+    if not binary:  # the port stops at the scores; the course's AL is their softmax
+        out = np.exp(out - out.max(axis=1, keepdims=True))
+        out /= out.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out, AL.T, rtol=1e-10, atol=1e-14)
+    report = check_port(make(), module.make_port(), x, t)
+    assert report.passed, report.to_text()
 
 
 INLINE = [("TanhNet", layerless.TanhNet, layerless.batch), ("OutInNet", OutInNet, layerless.batch),

@@ -80,7 +80,8 @@ class Affine(LayerKind):
                 z = flat @ np.asarray(used, np.float64)
                 out += [({role: w_name, "b": b_name}, z + np.asarray(b, np.float64).reshape(-1))
                         for b_name, b in params.items()
-                        if b_name != w_name and np.shape(b) in ((used.shape[1],), (1, used.shape[1]))]
+                        if b_name != w_name and np.shape(b) in ((used.shape[1],), (1, used.shape[1]),
+                                                                 (used.shape[1], 1))]
                 out.append(({role: w_name}, z))
         return out
 
@@ -183,7 +184,8 @@ def linear(seen):
                                     trap("tied_weights")))
     if b_name:
         written.loads.append(Load("bias", b_name, *(("{p}", "") if np.ndim(b) == 1 else (
-            "{p}.reshape(-1)", f"the NumPy b is a row (1, out); {held.replace('weight', 'bias')} is (out,)"))))
+            "{p}.reshape(-1)", f"the NumPy b is {'a row (1, out)' if np.shape(b)[0] == 1 else 'a column (out, 1)'}; "
+                               f"{held.replace('weight', 'bias')} is (out,)"))))
     return written
 
 

@@ -112,6 +112,11 @@ def _from_functions(side, x, t, style):
     for record in capture.records:
         layer = side.function_layers[record.key]
         name = getattr(layer.fn, "__name__", record.kind)
+        if side.layout == "features-first":
+            # the course's W (out, in), b (out, 1): each call known by the values it gives
+            layers += _by_values(side, record.key, layer, _held(layer, side.params), record, style,
+                                 f"the call {record.key} ({name})", name)
+            continue
         seen = Seen(record.key, layer, _held(layer, side.params), side.params, record.input,
                     record.output, style=style)
         layers.append((record.key, name, _written(seen, f"the call {record.key} ({name})",
@@ -126,10 +131,10 @@ def _from_functions(side, x, t, style):
     return layers, loss, decay
 
 
-def _by_values(side, key, layer, held, record, style):
+def _by_values(side, key, layer, held, record, style, place=None, cls=None):
     """A layer object of a class no kind claims, written as the kinds whose operations, on its
     recorded input and with every array it holds, give its recorded output (``by_value``)."""
-    cls, place = type(layer).__name__, f"layers[{key!r}]"
+    cls, place = cls or type(layer).__name__, place or f"layers[{key!r}]"
     arrays = {name: side.params[name] for name in held.values()}
     try:
         steps = by_value.steps_of(record.input, record.output, arrays, side.dtype, every=True)
