@@ -19,11 +19,17 @@ from compare.port.layers.written import CannotWrite
 from compare.port.writing import written_port
 from courses import cs231n_fc_net as fc
 from courses import cs231n_layers as cl
+from courses import cs231n_two_layer as a1
+from courses import dlai_deep_net as dlai
+from courses import regression
+from examples.nnfs_style import adapter as nnfs
 from examples.ch6_extend import numpy_net as ch6
 from examples.ch7_conv import numpy_net as ch7
 from examples.layer_net import numpy_net as ch5
 from examples.rnn_lm import numpy_lm
 from tests.styles import book_vol2_lm as book_lm
+from tests.styles import grouped_params as gp
+from tests.styles import layerless
 
 
 def load_written(source, folder, name="written_port"):
@@ -305,13 +311,247 @@ def test_cs231n_reg_is_written_in_make_optimizer_on_the_weights_alone(tmp_path):
     assert written_port(fc.make_net()).decay is None
 
 
-def test_assignment_1s_inline_net_is_refused_with_exit_2_in_one_line(tmp_path, capsys):
+def a1_net(seed=5):
+    """Assignment 1's inline net with biases that are not 0 (no zero bias hides a layout)."""
+    net = a1.make_net()
+    rng = np.random.RandomState(seed)
+    net.params["b1"][:] = 1e-3 * rng.randn(*net.params["b1"].shape)
+    net.params["b2"][:] = 1e-3 * rng.randn(*net.params["b2"].shape)
+    return net
+
+
+def test_assignment_1s_inline_net_is_written_by_the_values_its_lines_make(tmp_path):
+    net = a1_net()
+    source = write_port(net)
+    assert all(m.split(".")[0] == "torch" for m in imported_modules(source))
+    assert "nn.Linear(784, 50)" in source and "nn.ReLU()" in source and "nn.Linear(50, 10)" in source
+    assert "make_optimizer" not in source  # reg is 0 unless the loss is handed one
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    x, t = batch(net)
+    labels = t.argmax(axis=1)
+    scores = scores_of(port, x, train=True)
+    # the NumPy model's own scores (loss(X) with no y) and loss
+    np.testing.assert_allclose(scores, net.loss(x), rtol=1e-10, atol=1e-15)
+    with torch.no_grad():
+        port_loss = float(module.loss(torch.as_tensor(scores), torch.as_tensor(labels)))
+    assert port_loss == pytest.approx(net.loss(x, labels)[0], rel=1e-12)
+
+
+def test_assignment_1s_reg_without_the_half_is_written_as_weight_decay_2_reg(tmp_path):
+    net, reg = a1_net(), 0.05
+    written = written_port(net, numpy_kwargs=f"reg={reg}")
+    module, _ = load_written(written.source, tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    groups = module.make_optimizer(port, lr=0.1).param_groups
+    decayed = [p for g in groups if g["weight_decay"] for p in g["params"]]
+    assert {id(p) for p in decayed} == {id(m.weight) for m in port.modules()
+                                        if isinstance(m, torch.nn.Linear)}
+    # the course's reg * sum W**2 has gradient 2 * reg * W: torch's weight_decay is 2 * reg
+    lam = {g["weight_decay"] for g in groups} - {0.0}
+    assert len(lam) == 1 and lam.pop() == pytest.approx(2 * reg, rel=1e-12)
+    lam = 2 * reg
+    x, t = batch(net)
+    labels = t.argmax(axis=1)
+    with torch.no_grad():
+        scores = port(torch.as_tensor(x))
+        port_loss = float(module.loss(scores, torch.as_tensor(labels)))
+        penalty = 0.5 * lam * sum(float((p ** 2).sum()) for p in decayed)
+    assert port_loss + penalty == pytest.approx(net.loss(x, labels, reg=reg)[0], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_the_command_writes_and_passes_assignment_1s_inline_net_with_its_reg(tmp_path, capsys):
     out = tmp_path / "port.py"
     assert main(["write-port", "tests/courses/cs231n_two_layer.py:make_net", "--out", str(out),
+                 "--numpy-kwargs", "reg=0.05", "--no-progress"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("PASS:"), printed[-5:]
+    assert "--numpy-kwargs reg=0.05" in printed[1] and "--torch-optimizer" in printed[1]
+
+
+def test_a_layer_object_of_its_own_class_is_written_by_its_values(tmp_path):
+    net = nnfs.make_net()
+    dense1 = net.layers["dense1"]
+    dense1.biases[:] = np.random.RandomState(4).randn(*dense1.biases.shape)
+    source = write_port(net)
+    assert "self.dense1 = nn.Linear(784, 64)" in source and "self.dense2 = nn.Linear(64, 10)" in source
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    x, t = batch(net)
+    out = x
+    for layer in net.layers.values():  # the NumPy layers' own forward
+        layer.forward(out)
+        out = layer.output
+    scores = scores_of(port, x, train=True)
+    np.testing.assert_allclose(scores, out, rtol=1e-10, atol=1e-15)
+    with torch.no_grad():
+        port_loss = float(module.loss(torch.as_tensor(scores), torch.as_tensor(t)))
+    # every probability lies inside the head's clip [1e-7, 1 - 1e-7]: the losses are one
+    assert port_loss == pytest.approx(net.loss(x, t), rel=1e-12)
+
+
+@pytest.mark.slow
+def test_the_command_writes_and_passes_the_adapter_example(tmp_path, capsys):
+    out = tmp_path / "port.py"
+    assert main(["write-port", "examples/nnfs_style/adapter.py:make_net", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("PASS:")
+
+
+class SineDense:
+    """A layer object no kind is named for, computing what no known kind computes."""
+
+    def __init__(self, n_in, n_out):
+        self.W = 0.1 * np.random.RandomState(0).randn(n_in, n_out)
+
+    def forward(self, x):
+        return np.sin(x @ self.W)
+
+    def backward(self, dout):
+        return dout
+
+
+def sine_layer_net():
+    net = ch5.make_net()
+    hidden = net.params["W1"].shape[1]
+    net.layers["Sine"] = SineDense(hidden, hidden)
+    net.params["W_sine"] = net.layers["Sine"].W
+    for key in list(net.layers)[1:-1]:  # after the first affine: Affine1, Sine, Relu1, ...
+        net.layers.move_to_end(key)
+    return net
+
+
+class SineNet:
+    """A net with no layers whose hidden line no known kind computes."""
+
+    def __init__(self):
+        rng = np.random.RandomState(0)
+        self.params = {"W1": 0.01 * rng.randn(784, 20), "b1": np.zeros(20),
+                       "W2": 0.1 * rng.randn(20, 10), "b2": np.zeros(10)}
+
+    def loss(self, x, t):
+        p = self.params
+        h = np.sin(x @ p["W1"] + p["b1"])
+        scores = h @ p["W2"] + p["b2"]
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return -np.sum(log_p * t) / len(x)
+
+
+def test_what_no_known_kind_reproduces_is_refused_naming_it():
+    with pytest.raises(CannotWrite, match=r"layers\['Sine'\] \(SineDense\).*no known kind "
+                                          r"reproduces its output from its input and its arrays \(W_sine\)"):
+        write_port(sine_layer_net())
+    with pytest.raises(CannotWrite, match=r"no known kind reproduces mu, made at layerless.py:\d+ "
+                                          r"\(in _forward\): mu = z1.mean"):
+        write_port(layerless.ResidualNet(), *layerless.batch())
+
+
+def test_the_command_refuses_a_line_no_known_kind_reproduces_with_exit_2(tmp_path, capsys):
+    (tmp_path / "sine.py").write_text(textwrap.dedent("""
+        import sys
+        sys.path.insert(0, %r)
+        from test_write_port import SineNet
+    """ % str(Path(__file__).parent)))
+    out = tmp_path / "port.py"
+    assert main(["write-port", f"{tmp_path / 'sine.py'}:SineNet", "--out", str(out),
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no 'layers'" in err[0] and "no layer functions" in err[0], err
-    assert not out.exists()
+    assert len(err) == 1 and "no known kind reproduces h, made at test_write_port.py:" in err[0]
+    assert "h = np.sin(x @ p[" in err[0] and not out.exists()
+
+
+def test_a_loss_that_is_no_penalty_on_the_weights_is_not_fitted_as_one():
+    # the mean squared error less a cross-entropy fits some lambda at one point, at no other
+    net = regression.make_net()
+    rng = np.random.RandomState(0)
+    x = rng.randn(8, net.params["W1"].shape[0])
+    t = rng.randn(8, net.params["W2"].shape[1])
+    with pytest.raises(CannotWrite, match="its loss is no known loss of y"):
+        write_port(net, x, t)
+
+
+class OutInNet:
+    """A net with no layers whose weights are (out, in), used as ``x @ W.T``."""
+
+    def __init__(self):
+        rng = np.random.RandomState(0)
+        self.params = {"W1": 0.3 * rng.randn(5, layerless.D), "b1": 0.1 * rng.randn(5),
+                       "W2": 0.3 * rng.randn(layerless.C, 5), "b2": 0.1 * rng.randn(layerless.C)}
+
+    def predict(self, x):
+        p = self.params
+        h = np.tanh(x @ p["W1"].T + p["b1"])
+        return h @ p["W2"].T + p["b2"]
+
+    def loss(self, x, t):
+        s = self.predict(x)
+        z = s - s.max(axis=1, keepdims=True)
+        return -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(len(t)), t].mean()
+
+
+def test_a_weight_used_as_x_at_w_t_is_loaded_as_it_is(tmp_path):
+    x, t = layerless.batch()
+    source = write_port(OutInNet(), x, t)
+    assert "port.affine1.weight.copy_(torch.as_tensor(params['W1']))" in source
+    assert "nn.Linear(6, 5)" in source and "nn.Tanh()" in source
+
+
+def dlai_batch(binary):
+    rng = np.random.RandomState(0)
+    x = rng.rand(16, 784)
+    if binary:  # (N, 1) 0/1 labels, as the course's Y (1, m) transposed
+        return x, (x[:, :392].sum(1) > x[:, 392:].sum(1)).astype(float)[:, None]
+    return x, np.eye(10)[rng.randint(0, 10, 16)]
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["sigmoid", "softmax"])
+def test_the_courses_features_first_calls_are_written_by_their_values(binary, tmp_path):
+    make = dlai.make_net if binary else dlai.make_softmax_net
+    net = make()
+    rng = np.random.RandomState(2)
+    for name in net.params:  # biases that are not 0
+        if name.startswith("b"):
+            net.params[name][:] = 0.1 * rng.randn(*net.params[name].shape)
+    x, t = dlai_batch(binary)
+    source = write_port(net, x, t)
+    # W (out, in) is nn.Linear's weight as it is; b (out, 1) its bias reshaped
+    assert "port.linear1.weight.copy_(torch.as_tensor(params['W1']))" in source
+    assert "port.linear1.bias.copy_(torch.as_tensor(params['b1']).reshape(-1))" in source
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    out = scores_of(port, x, train=True)
+    AL, _ = dlai.L_model_forward(x.T, net.params, net.output_activation)  # the course's own pass
+    if not binary:  # the port stops at the scores; the course's AL is their softmax
+        out = np.exp(out - out.max(axis=1, keepdims=True))
+        out /= out.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out, AL.T, rtol=1e-10, atol=1e-14)
+    report = check_port(make(), module.make_port(), x, t)
+    assert report.passed, report.to_text()
+
+
+INLINE = [("TanhNet", layerless.TanhNet, layerless.batch), ("OutInNet", OutInNet, layerless.batch),
+          ("GroupedParamsMLP", gp.make_net, lambda: (np.random.RandomState(0).randn(8, gp.D_IN),
+                                                     np.random.RandomState(1).randint(0, gp.CLASSES, 8))),
+          ("equal hidden sizes", gp.make_equal_hidden_net,
+           lambda: (np.random.RandomState(0).randn(8, gp.D_IN),
+                    np.random.RandomState(1).randint(0, gp.CLASSES, 8)))]
+
+
+@pytest.mark.parametrize("name, make, data", INLINE, ids=[n for n, _, _ in INLINE])
+def test_the_written_port_of_an_inline_net_passes_its_check(name, make, data, tmp_path):
+    x, t = data()
+    module, _ = load_written(write_port(make(), x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, make().params)
+    np.testing.assert_allclose(scores_of(port, x, train=True), make().predict(x), rtol=1e-10, atol=1e-14)
+    report = check_port(make(), module.make_port(), x, t)
+    assert report.passed, report.to_text()
 
 
 def test_the_guide_quotes_lines_of_the_file_written_for_a_cs231n_net():

@@ -34,6 +34,9 @@ def add_parsers(sub):
     p.add_argument("--style", choices=("modules", "functional"), default="modules",
                    help="modules: nn.Linear, nn.Conv2d, ... (default); functional: F.linear, "
                         "F.conv2d, ... on nn.Parameter attributes")
+    p.add_argument("--numpy-kwargs", default=None, metavar="KEY=VALUE,...",
+                   help="keywords for every call of the NumPy loss, as compare port takes them "
+                        "(cs231n's reg=0.05: read off as weight decay and written in make_optimizer)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -50,7 +53,7 @@ def cmd_write_port(args):
     port.check_outputs(argparse.Namespace(out=out))
     model = load_target(args.numpy, "numpy side")
     try:
-        written = written_port(model, data=args.data, style=args.style)
+        written = written_port(model, data=args.data, style=args.style, numpy_kwargs=args.numpy_kwargs)
     except CannotWrite as exc:
         raise CannotRun(f"cannot write the port: {exc}") from None
     out.write_text(written.source)
@@ -59,6 +62,8 @@ def cmd_write_port(args):
     argv = [args.numpy, f"{out}:make_port", "--no-progress"]
     if args.data is not None:
         argv += ["--data", str(args.data)]
+    if args.numpy_kwargs is not None:
+        argv += ["--numpy-kwargs", args.numpy_kwargs]
     if written.has_optimizer:
         argv += ["--torch-optimizer", f"{out}:make_optimizer"]
     print(f"checked as: python -m compare port {' '.join(argv)}")

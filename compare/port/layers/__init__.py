@@ -22,6 +22,8 @@ file               kind
 ``embedding.py``   ``TimeEmbedding`` / ``nn.Embedding`` (paired by its use, a lookup)
 =================  ===========================================================
 
+``by_value.py`` knows a layer by what it computes, for the writer (a layer of a class no
+kind claims, an array of a forward written inline), by asking each kind's ``computes``.
 ``base.py`` says what a kind holds, ``written.py`` what its writer (``write``, for
 ``compare write-port``) is handed and hands back. Adding a kind is adding a file
 here, its ``KIND`` to ``KINDS`` below, and its tests.

@@ -190,6 +190,12 @@ class Activation(LayerKind):
     def traps(self, site):
         return activation_trap(site)
 
+    def computes(self, x, params):
+        """The function on ``x`` (no parameter), for the activations written with no setting."""
+        if self.name not in WRITTEN:
+            return []
+        return [({}, FUNCTIONS[self.name](np.asarray(x, np.float64)))]
+
     def write(self, seen):
         found = written_function(seen, self.name)
         if found is None:  # no pass to read it off: the activations without a setting

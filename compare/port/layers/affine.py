@@ -25,6 +25,8 @@ from .base import LayerKind, summed_scale, torch_shown
 from .written import CannotWrite, Load, Written, functional, trap
 
 AXES = {3: "CHW", 4: "CHW", 5: "CDHW"}
+# the role of a weight (out, in) that a layer known by its values uses as ``x @ W.T``
+OUT_IN_ROLE = "W (out, in)"
 
 
 class Affine(LayerKind):
@@ -60,6 +62,28 @@ class Affine(LayerKind):
                 ("the NumPy Affine flattens a 4-D input itself, in (C, H, W) order: nn.Flatten() "
                  "before nn.Linear flattens in the same order", trap("flatten_order")))
         return written
+
+    def computes(self, x, params):
+        """``x @ W + b`` (the input flattened), ``W`` (in, out) and ``b`` (out,) or a row
+        (1, out), and ``x @ W`` with no bias; likewise ``x @ W.T`` for ``W`` (out, in)."""
+        x = np.asarray(x, np.float64)
+        if x.ndim < 2:
+            return []
+        flat = x.reshape(x.shape[0], -1)
+        out = []
+        for w_name, w in params.items():
+            if np.ndim(w) != 2:
+                continue
+            for role, used in (("W", w), (OUT_IN_ROLE, np.transpose(w))):
+                if used.shape[0] != flat.shape[1]:
+                    continue
+                z = flat @ np.asarray(used, np.float64)
+                out += [({role: w_name, "b": b_name}, z + np.asarray(b, np.float64).reshape(-1))
+                        for b_name, b in params.items()
+                        if b_name != w_name and np.shape(b) in ((used.shape[1],), (1, used.shape[1]),
+                                                                 (used.shape[1], 1))]
+                out.append(({role: w_name}, z))
+        return out
 
     def _transposed(self, site):
         if site.what != "output" or site.numpy_layer is not None or site.input is None:
@@ -122,6 +146,9 @@ def linear(seen):
     ``nn.Linear``'s (out, in)."""
     tied = seen.transposed.get("W")
     w_name, w = seen.param("W", "weights", "weight", "w")
+    out_in, _ = seen.param(OUT_IN_ROLE)
+    if w_name is None and out_in is not None:  # used as x @ W.T: already nn.Linear's layout
+        w_name, w = out_in, seen.params[out_in].T
     b_name, b = seen.param("b", "biases", "bias")
     if tied is not None:
         w = seen.params[tied].T
@@ -138,7 +165,12 @@ def linear(seen):
     else:
         written = Written(f"nn.Linear({n_in}, {n_out}{'' if b_name else ', bias=False'})")
         held = "nn.Linear.weight"
-    if tied is None:
+    if out_in is not None and w_name == out_in:
+        written.loads.append(Load("weight", w_name, "{p}", ""))
+        written.conventions.append((f"the NumPy code computes x @ {w_name}.T: {w_name} is (out, "
+                                    f"in), as {held} holds it, and is loaded as it is",
+                                    trap("transpose")))
+    elif tied is None:
         written.loads.append(Load("weight", w_name, "{p}.T",
                                   f"the NumPy W is (in, out); {held} is (out, in)"))
         written.conventions.append((f"the NumPy Affine keeps W as (in, out), "
@@ -152,7 +184,8 @@ def linear(seen):
                                     trap("tied_weights")))
     if b_name:
         written.loads.append(Load("bias", b_name, *(("{p}", "") if np.ndim(b) == 1 else (
-            "{p}.reshape(-1)", f"the NumPy b is a row (1, out); {held.replace('weight', 'bias')} is (out,)"))))
+            "{p}.reshape(-1)", f"the NumPy b is {'a row (1, out)' if np.shape(b)[0] == 1 else 'a column (out, 1)'}; "
+                               f"{held.replace('weight', 'bias')} is (out,)"))))
     return written
 
 

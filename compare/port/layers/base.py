@@ -148,6 +148,19 @@ class LayerKind:
         the pass found it, with the reason)."""
         return None
 
+    def computes(self, x, params):
+        """``[(held, output)]``: what this kind computes on ``x`` (batch first) from parameters
+        of ``params`` (``{name: array}``), each with the roles its writer reads them by
+        (``{"W": "W1", "b": "b1"}``), for a layer known by its values (``by_value.py``); ``[]``
+        where it computes nothing from parameters alone (a setting, a draw or a state of its
+        own is needed) or has no writer for such a layer."""
+        return []
+
+    def loss_values(self, scores, t):
+        """The losses this kind computes of ``scores`` against ``t`` (one per usual way of
+        writing it), for a loss known by its values; ``[]`` where it is no loss."""
+        return []
+
     def gradient_scale(self, record, layer, value):
         """The size of the terms a parameter's gradient sums (``None``: its own size will do).
 

@@ -28,6 +28,26 @@ LOSS = '''def loss(scores, t):
 
 
 class SoftmaxLoss(LayerKind):
+    def loss_values(self, scores, t):
+        """The mean cross-entropy of the softmax of ``scores`` (N, C) against ``t`` (class
+        indices or one-hot rows): as written, with the book's ``log(y + 1e-7)``, and with the
+        probabilities clipped to ``[1e-7, 1 - 1e-7]`` (*Neural Networks from Scratch*)."""
+        s, t = np.asarray(scores, np.float64), np.asarray(t)
+        if s.ndim != 2 or len(t) != len(s) or t.ndim not in (1, 2):
+            return []
+        if t.ndim == 2 and (t.shape != s.shape or not np.isin(t, (0, 1)).all()
+                            or not (t.sum(axis=1) == 1).all()):
+            return []  # real targets, not one-hot rows
+        labels = t if t.ndim == 1 else t.argmax(axis=1)
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= s.shape[1]:
+            return []
+        shifted = s - s.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        picked = log_p[np.arange(len(s)), labels]
+        p = np.exp(picked)
+        return [float(-picked.mean()), float(-np.log(p + 1e-7).mean()),
+                float(-np.log(np.clip(p, 1e-7, 1 - 1e-7)).mean())]
+
     def write(self, seen):
         return Written(loss=LOSS, conventions=[
             ("the NumPy softmax-with-loss is the loss, not a layer: the port returns scores and "

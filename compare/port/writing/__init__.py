@@ -13,7 +13,10 @@ A weight-decay penalty in the loss is read off the model: its loss minus its los
 layer's loss of its own scores (in evaluation mode; for layer functions, the loss
 function's own return on the same training pass), fitted as ``0.5 * lambda *
 sum(W**2)`` over the weights (the book's, and cs231n's ``0.5 * reg``).
-``source.py`` lays the file out. Nothing here names a kind.
+A layer object of a class no kind claims, and a model with no layers at all (its forward
+followed from inside), are written by their values (``layers/by_value.py``): each step as
+the kind whose operation, applied, reproduces it. ``source.py`` lays the file out. Nothing
+here names a kind.
 """
 from dataclasses import dataclass
 from keyword import iskeyword
@@ -24,7 +27,7 @@ from ..copying import deep_copy
 from ..data import command_batch
 from ..known.weight_decay import fitted_lambda, penalty, weights_of
 from ..layer_functions import function_kind
-from ..layers import written_kind
+from ..layers import by_value, written_kind
 from ..layers.written import CannotWrite, Seen
 from ..reference import NumpySide, reference_side
 from ..reference.list_door import ListDoor, is_transpose, role_of
@@ -56,21 +59,19 @@ def write_port(numpy_model, x=None, t=None, style="modules"):
     return written_port(numpy_model, x, t, style=style).source
 
 
-def written_port(numpy_model, x=None, t=None, data=None, style="modules"):
+def written_port(numpy_model, x=None, t=None, data=None, style="modules", numpy_kwargs=None):
     """``WrittenPort`` of ``numpy_model``, from one pass on ``x, t``, else on the batch
-    ``compare port --data data`` takes first."""
+    ``compare port --data data`` takes first; ``numpy_kwargs``: keywords for its loss, as
+    ``compare port --numpy-kwargs`` takes them."""
     if style not in STYLES:
         raise CannotWrite(f"style {style!r}: the styles are {', '.join(STYLES)}")
-    side = reference_side(numpy_model)
+    side = reference_side(numpy_model, None, numpy_kwargs)
     if not isinstance(side, NumpySide):
         raise CannotWrite("a golden file holds no layer objects to write a port from")
-    if not side.items and not side.functions:
-        raise CannotWrite(f"{side.description} has no 'layers' of layer objects and calls no layer "
-                          f"functions (affine_forward, relu_forward, ...): the port is written layer "
-                          f"by layer, from the objects of model.layers or the calls of those functions")
     if x is None or t is None:
         x, t = command_batch(side.batch_params, side.dtype.name, data=data)
-    layers, loss, decay = (_from_objects if side.items else _from_functions)(side, x, t, style)
+    build = _from_objects if side.items else _from_functions if side.functions else _from_inside
+    layers, loss, decay = build(side, x, t, style)
     class_name = _identifier(type(_model(side)).__name__, "Model") + "Port"
     return WrittenPort(source_of(class_name, side.description, layers, loss, decay, side.dtype.name),
                        class_name, decay)
@@ -81,7 +82,11 @@ def _from_objects(side, x, t, style):
     layers = []
     for key, layer in side.items:
         record = records.get(key)
-        seen = Seen(key, layer, _held(layer, side.params), side.params,
+        held = _held(layer, side.params)
+        if written_kind(type(layer).__name__) is None and record is not None:
+            layers += _by_values(side, key, layer, held, record, style)
+            continue
+        seen = Seen(key, layer, held, side.params,
                     None if record is None else record.input, None if record is None else record.output,
                     _transposed(layer, side.params), style)
         layers.append((key, type(layer).__name__, _written(seen, f"layers[{key!r}]")))
@@ -107,6 +112,11 @@ def _from_functions(side, x, t, style):
     for record in capture.records:
         layer = side.function_layers[record.key]
         name = getattr(layer.fn, "__name__", record.kind)
+        if side.layout == "features-first":
+            # the course's W (out, in), b (out, 1): each call known by the values it gives
+            layers += _by_values(side, record.key, layer, _held(layer, side.params), record, style,
+                                 f"the call {record.key} ({name})", name)
+            continue
         seen = Seen(record.key, layer, _held(layer, side.params), side.params, record.input,
                     record.output, style=style)
         layers.append((record.key, name, _written(seen, f"the call {record.key} ({name})",
@@ -119,6 +129,88 @@ def _from_functions(side, x, t, style):
         loss = _written(Seen(name, None, {}, side.params, style=style), name, kind, name, required=False)
         decay = _decay_of(whole - float(value), whole, side.params)
     return layers, loss, decay
+
+
+def _by_values(side, key, layer, held, record, style, place=None, cls=None):
+    """A layer object of a class no kind claims, written as the kinds whose operations, on its
+    recorded input and with every array it holds, give its recorded output (``by_value``)."""
+    cls, place = cls or type(layer).__name__, place or f"layers[{key!r}]"
+    arrays = {name: side.params[name] for name in held.values()}
+    try:
+        steps = by_value.steps_of(record.input, record.output, arrays, side.dtype, every=True)
+    except CannotWrite as exc:
+        raise CannotWrite(f"{place} ({cls}): {exc}") from None
+    if steps is None:
+        held_text = f" and its arrays ({', '.join(arrays)})" if arrays else ""
+        raise CannotWrite(f"{place} ({cls}) is of no kind known by name, and no known kind "
+                          f"reproduces its output from its input{held_text}, so it has no writer")
+    out, x = [], record.input
+    for k, (kind, roles) in enumerate(steps):
+        name = key if k == 0 else f"{key}_{kind.name}"
+        output = record.output if k == len(steps) - 1 else _value_of(kind, roles, x, side.params)
+        seen = Seen(name, layer, roles, side.params, x, output, style=style)
+        out.append((name, cls, _written(seen, place, kind, cls)))
+        x = output
+    return out
+
+
+def _from_inside(side, x, t, style):
+    """A model with no layers: the arrays its own code makes on one training pass of its
+    loss, followed from inside, each written as the known steps that make it from the array
+    before (``by_value.chain``), on the writer's copy with its parameters moved so that a
+    bias at 0 shows; the loss the loss kind whose value of the last one is the model's loss,
+    less a weight decay fitted and verified."""
+    if side.layout == "features-first":
+        raise CannotWrite(f"{side.description} has no layers, and its forward is followed from "
+                          f"inside only batch first")
+    by_value.moved(side.params)
+    state = np.random.get_state()
+    try:
+        with side.capture(inside=True, x=x, t=t) as capture:
+            whole = side.loss(x, t, "train")
+        steps, scores, stop = by_value.chain(capture.records, x, side.params, side.dtype)
+        points = [(scores, whole, {n: np.array(v) for n, v in side.params.items()})]
+        by_value.moved(side.params, seed=1)  # a second point, where a penalty must hold again
+        points.append((by_value.scores_of(steps, x, side.params), side.loss(x, t, "train"),
+                       side.params))
+    finally:
+        np.random.set_state(state)
+    found = by_value.loss_of(points, t, side.dtype, weights_of(side.params))
+    last = f"{steps[-1][0].key} ({steps[-1][0].made})" if steps else "the batch"
+    if not steps or found is None:
+        before = last.split(" (")[0]
+        if stop is not None:
+            raise CannotWrite(f"{side.description} has no layers; followed from inside, no known "
+                              f"kind reproduces {stop.key}, made at {stop.made}, from {before} "
+                              f"and the model's parameters (nor is its loss a known loss of "
+                              f"{before})")
+        raise CannotWrite(f"{side.description} has no layers; followed from inside, its loss is "
+                          f"no known loss of {last}")
+    used = {n for _, s, _ in steps for _, held in s for n in held.values()}
+    if set(side.params) - used:
+        raise CannotWrite(f"{side.description} has no layers; followed from inside, no known step "
+                          f"up to {last} uses {', '.join(sorted(set(side.params) - used))}")
+    layers, counts = [], {}
+    for record, record_steps, before in steps:
+        place = f"{record.key} ({record.made})"
+        for k, (kind, roles) in enumerate(record_steps):
+            counts[kind.name] = counts.get(kind.name, 0) + 1
+            name = f"{kind.name}{counts[kind.name]}"
+            output = record.output if k == len(record_steps) - 1 else \
+                _value_of(kind, roles, before, side.params)
+            seen = Seen(name, None, roles, side.params, before, output, style=style)
+            layers.append((name, record.key, _written(seen, place, kind, record.key)))
+            before = output
+    loss_kind, lam = found
+    decay = None if lam == 0 else float(f"{lam:.6g}")
+    loss = _written(Seen("loss", None, {}, side.params, style=style), "the loss", loss_kind,
+                    "the loss", required=False)
+    return layers, loss, decay
+
+
+def _value_of(kind, roles, x, params):
+    """The first step's output of two, as its kind computes it."""
+    return next(value for held, value in kind.computes(x, params) if held == roles)
 
 
 def _written(seen, place, kind=None, cls=None, required=True):

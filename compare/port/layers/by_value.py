@@ -1,0 +1,135 @@
+"""Layers known by their values, for ``compare write-port``.
+
+A kind is recognised by the class name of a NumPy layer (``Affine``, ``Relu``). Code written
+otherwise has no such name: a layer object of the user's own class (``Layer_Dense``, weights
+``(n_in, n_out)`` and biases ``(1, n_out)``), or a forward written inline with no layer at all
+(``hidden = np.maximum(0, X.dot(W1) + b1)``), whose arrays the inside pass records
+(``reference/inside.py``). Such a step is known by what it computes instead: the kind whose
+operation (``computes``), applied to the step's input and to parameters of the model,
+reproduces the recorded output within the port's round-off tolerance, alone or followed by a
+kind without parameters (an affine then its activation, one line). A kind is named only where
+its operation reproduces the values, and only one way of reproducing them may remain: where
+two differ on this pass (a ReLU on an input with no negative entry, two weights of one shape
+and one value), the step is refused rather than guessed. The loss likewise: the model's loss
+is a loss kind's value of the last scores (``loss_values``), or that plus a weight-decay
+penalty the writer fits and verifies.
+
+The writer then hands each step to its kind's own ``write``, as it does a layer known by name.
+"""
+import numpy as np
+
+from ..tolerance import within
+from .written import CannotWrite
+
+
+def steps_of(x, output, params, dtype, every=False):
+    """``[(kind, held)]``: the one or two steps (a kind with parameters, then one without on
+    its output) that reproduce ``output`` on ``x`` from parameters of ``params``; ``every``:
+    only those that use every array of ``params`` (a layer object's own arrays). ``None``
+    where none does; ``CannotWrite`` where two that differ do."""
+    from . import KINDS
+    if x is None or output is None or not np.issubdtype(np.asarray(x).dtype, np.floating):
+        return None
+    found = []
+    for kind in KINDS:
+        for held, value in kind.computes(x, params):
+            if np.shape(value) != np.shape(output):
+                continue
+            if within(output, value, dtype):
+                found.append(((kind, held),))
+            if held:
+                for then in KINDS:
+                    for _, after in then.computes(value, {}):
+                        if within(output, after, dtype):
+                            found.append(((kind, held), (then, {})))
+    if every:
+        found = [f for f in found if {n for _, held in f for n in held.values()} == set(params)]
+    if not found:
+        return None
+    most = max(len(_used(f)) for f in found)  # a bias that is there is used (b = 0 or not)
+    found = [f for f in found if len(_used(f)) == most]
+    if len(found) > 1:
+        shown = " and ".join(_shown(f) for f in found[:2])
+        raise CannotWrite(f"its values are reproduced by {shown} alike on this batch, so they "
+                          f"cannot tell which it is")
+    return list(found[0])
+
+
+def _used(steps):
+    return {n for _, held in steps for n in held.values()}
+
+
+def _shown(steps):
+    return " then ".join(f"{kind.name}({', '.join(held.values())})" if held else kind.name
+                         for kind, held in steps)
+
+
+def chain(records, x, params, dtype):
+    """The pass as known steps: ``(steps, scores, stop)``. ``steps``: ``[(record, [(kind,
+    held)])]``, each array of the inside pass in order that known steps make from the one
+    before (the batch first), each parameter used once; an array of the same values as the
+    one before (a copy, a reshape) is passed over. ``scores``: the last such array (or the
+    batch); ``stop``: the first record no known step makes from it (the loss's own
+    computation, or what the writer cannot write), None where every record was."""
+    current, unused, out = x, dict(params), []
+    for record in records:
+        value = record.output
+        if value is None:
+            continue
+        if np.size(value) == np.size(current) and within(
+                np.reshape(np.asarray(current, np.float64), np.shape(value)), value, dtype):
+            current = value
+            continue
+        steps = steps_of(current, value, unused, dtype)
+        if steps is None:
+            return out, current, record
+        for _, held in steps:
+            for name in held.values():
+                unused.pop(name, None)
+        out.append((record, steps, current))
+        current = value
+    return out, current, None
+
+
+def loss_of(points, t, dtype, weights):
+    """``(kind, lambda)``: the loss kind one of whose values (``loss_values``) of the scores,
+    plus ``0.5 * lambda * sum(W**2)`` over ``weights`` (lambda 0: none), is the model's loss
+    at every point. ``points``: ``[(scores, loss, params)]`` at two or more sets of parameter
+    values; lambda is fitted at the first and must hold at the others, so a difference that
+    is no penalty on the weights (another loss) is not taken for one. ``None``: none is."""
+    from . import KINDS
+
+    def squares(params):
+        return sum(float(np.sum(np.asarray(params[n], np.float64) ** 2)) for n in weights)
+    for kind in KINDS:
+        per_point = [kind.loss_values(scores, t) for scores, _, _ in points]
+        for i in range(min(map(len, per_point), default=0)):
+            (_, whole, params), value = points[0], per_point[0][i]
+            lam = 0.0
+            if not within(np.array(whole), np.array(value), dtype):
+                total = squares(params)
+                lam = 2 * (whole - value) / total if total else 0.0
+                if lam <= 0:
+                    continue
+            if all(within(np.array(whole_k), np.array(values[i] + 0.5 * lam * squares(params_k)), dtype)
+                   for (_, whole_k, params_k), values in zip(points, per_point)):
+                return kind, lam
+    return None
+
+
+def scores_of(steps, x, params):
+    """The pass's last output, each known step recomputed on ``params`` (another point)."""
+    for _, record_steps, _ in steps:
+        for kind, roles in record_steps:
+            x = next(value for held, value in kind.computes(x, params) if held == roles)
+    return x
+
+
+def moved(params, seed=0):
+    """The parameters moved in place by a seeded draw of a tenth of their own size (a
+    0.01 for an array of zeros): biases that start at 0 then show in the values, and
+    two parameters of one shape no longer hold the same values. On the writer's own copy."""
+    rng = np.random.RandomState(seed)
+    for value in params.values():
+        size = float(np.sqrt(np.mean(np.asarray(value, np.float64) ** 2))) if value.size else 0.0
+        value += (0.1 * (size or 0.1) * rng.standard_normal(value.shape)).astype(value.dtype)
