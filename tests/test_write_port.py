@@ -942,3 +942,21 @@ def test_a_written_language_model_trains_over_windows_as_the_book(make, tmp_path
     report = check_training(make(), module.make_port(), corpus, None, steps=5, batch_size=4,
                             time_size=5, lr=0.5, max_grad_norm=0.25)
     assert report.passed, report.to_text()
+
+
+def _lower_case_embedding(W):
+    """A learner's embedding keeping its weight as ``self.w`` too (the book writes ``W``)."""
+    layer = type("TimeEmbedding", (numpy_lm.TimeEmbedding,), {})(W)
+    layer.w = W
+    return layer
+
+
+def test_a_parameter_held_under_a_lower_case_name_is_written(tmp_path):
+    from compare.port.reference import reference_side
+    net = numpy_lm.make_rnnlm()
+    net.layers[0] = _lower_case_embedding(net.layers[0].params[0])
+    x, t = token_batch()
+    module, _ = load_written(write_port(net, x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, reference_side(net).params)
+    torch.testing.assert_close(port.timeembedding0.weight.detach(), torch.from_numpy(net.params[0]))

@@ -34,6 +34,9 @@ class Seen:
         """``(name, array)`` of the NumPy parameter the layer holds as the first of ``attrs``
         it has (``"W", "weights"``); ``(None, None)`` where it holds none of them."""
         name = next((self.held[a] for a in attrs if a in self.held), None)
+        if name is None:  # a learner's own spelling: ``w`` for the book's ``W``
+            lower = {a.lower(): n for a, n in self.held.items()}
+            name = next((lower[a.lower()] for a in attrs if a.lower() in lower), None)
         return (None, None) if name is None else (name, self.params[name])
 
     def setting(self, *attrs, default=None):
