@@ -1048,9 +1048,44 @@ class BiasDecayNet(sh.SoftmaxLayerNet):
         return data + 0.01 * (np.sum(self.params["W1"] ** 2) + np.sum(self.params["b1"] ** 2))
 
 
-def test_a_softmax_head_whose_loss_holds_a_penalty_not_on_the_weights_alone_is_refused():
+def test_a_penalty_on_some_layers_weights_and_biases_is_written_on_those_parameters(tmp_path):
+    x, t = sh.batch()
+    net = BiasDecayNet()
+    written = written_port(net, x, t)
+    assert written.decay == {"W1": pytest.approx(0.02, rel=1e-12), "b1": pytest.approx(0.02, rel=1e-12)}
+    module, _ = load_written(written.source, tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    groups = module.make_optimizer(port, lr=0.1).param_groups
+    decayed = {id(p): g["weight_decay"] for g in groups for p in g["params"] if g["weight_decay"]}
+    assert decayed == {id(port.dense1.weight): 0.02, id(port.dense1.bias): 0.02}
+    # its 0.01 * sum(W1**2 + b1**2) is 0.5 * 0.02 * the same: the port's loss plus it is the NumPy loss
+    with torch.no_grad():
+        scores = port(torch.as_tensor(x))
+        port_loss = float(module.loss(scores, torch.as_tensor(t)))
+        penalty = 0.01 * float((port.dense1.weight ** 2).sum() + (port.dense1.bias ** 2).sum())
+    assert port_loss + penalty == pytest.approx(net.loss(x, t), rel=1e-12)
+
+
+class ScaledLossNet(sh.SoftmaxLayerNet):
+    """A loss that is no cross-entropy of the probabilities plus a penalty: 1.5 times it."""
+
+    def loss(self, x, t):
+        return 1.5 * self.loss_function.calculate(self.predict(x), t)
+
+
+def test_a_softmax_head_whose_loss_no_penalty_explains_is_refused_naming_it():
     x, t = sh.batch()
     with pytest.raises(CannotWrite, match=r"layers\['softmax'\] \(Activation_Softmax\) is the head of "
-                                          r"softmax_loss .* nor one plus a weight decay on the weights "
-                                          r"alone \(W1, W2\) that holds at a second set"):
-        write_port(BiasDecayNet(), x, t)
+                                          r"softmax_loss .* nor one plus a penalty 0.5 \* lambda \* "
+                                          r"sum\(p\*\*2\) on some of its parameters"):
+        write_port(ScaledLossNet(), x, t)
+
+
+@pytest.mark.slow
+def test_the_written_port_with_penalties_on_some_parameters_passes_its_check(tmp_path):
+    x, t = sh.batch()
+    module, _ = load_written(written_port(BiasDecayNet(), x, t).source, tmp_path)
+    report = check_port(BiasDecayNet(), module.make_port(), x, t, torch_optimizer=module.make_optimizer)
+    assert report.passed, report.to_text()
+    assert "weight_decay" in report.to_text()

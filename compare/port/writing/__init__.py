@@ -133,11 +133,13 @@ def _head(side, key, layer, record, x, t, whole, style):
             np.array(whole_again), np.array(kind.head_losses(again[key].output, t)[i] + penalty(
                 weights, {n: decay for n in weights})), side.dtype)]
     if kinds and not found:
+        found = _per_parameter(side, key, kinds, x, t)
+    if kinds and not found:
         raise CannotWrite(f"layers[{key!r}] ({type(layer).__name__}) is the head of "
                           f"{kinds[0].name} (its output made of its input), but the model's loss "
-                          f"is none of {kinds[0].name}'s losses of it, nor one plus a weight decay "
-                          f"on the weights alone ({', '.join(weights)}) that holds at a second set "
-                          f"of parameter values")
+                          f"is none of {kinds[0].name}'s losses of it, nor one plus a penalty "
+                          f"0.5 * lambda * sum(p**2) on some of its parameters that holds at "
+                          f"other sets of parameter values")
     if not found:
         return None
     if len({kind.name for kind, _, _ in found}) > 1:
@@ -147,6 +149,38 @@ def _head(side, key, layer, record, x, t, whole, style):
     kind, decay, _ = found[0]
     seen = Seen(key, layer, {}, side.params, record.input, record.output, style=style)
     return _written(seen, f"layers[{key!r}]", kind, type(layer).__name__), decay
+
+
+def _per_parameter(side, key, kinds, x, t):
+    """``[(kind, {parameter: lambda}, i)]``: a penalty ``0.5 * lambda_p * sum(p**2)`` with a
+    lambda of each parameter's own (nnfs's per-layer ``weight_regularizer_l2`` and
+    ``bias_regularizer_l2``), fitted by least squares over one pass more than there are
+    parameters, each at parameter values moved anew, then rounded to the digits written and
+    verified at every one of them; a lambda below a millionth of the largest is none."""
+    names = list(side.params)
+
+    def squares():
+        return [float(np.sum(np.asarray(side.params[n], np.float64) ** 2)) for n in names]
+    points = []
+    for seed in range(2, len(names) + 4):
+        by_value.moved(side.params, seed=seed)
+        records, whole_k = _training_pass(side, x, t)
+        points.append((whole_k, records[key].output, squares()))
+    found = []
+    for kind in kinds:
+        per_point = [kind.head_losses(output, t) for _, output, _ in points]
+        for i in range(min(map(len, per_point), default=0)):
+            a = 0.5 * np.array([s for _, _, s in points])
+            d = np.array([w - values[i] for (w, _, _), values in zip(points, per_point)])
+            lam = np.linalg.lstsq(a, d, rcond=None)[0]
+            top = float(np.max(lam)) if lam.size else 0.0
+            lam = [0.0 if abs(v) <= 1e-6 * top else float(f"{v:.6g}") for v in lam]
+            if top <= 0 or min(lam) < 0:
+                continue
+            if all(within(np.array(w), np.array(values[i] + float(np.dot(a_k, lam))), side.dtype)
+                   for (w, _, _), values, a_k in zip(points, per_point, a)):
+                found.append((kind, {n: v for n, v in zip(names, lam) if v}, i))
+    return found
 
 
 def _from_functions(side, x, t, style):
