@@ -1089,3 +1089,37 @@ def test_the_written_port_with_penalties_on_some_parameters_passes_its_check(tmp
     report = check_port(BiasDecayNet(), module.make_port(), x, t, torch_optimizer=module.make_optimizer)
     assert report.passed, report.to_text()
     assert "weight_decay" in report.to_text()
+
+
+class Squash:
+    """A sigmoid of a class no kind is named for."""
+
+    def forward(self, inputs):
+        self.output = 1 / (1 + np.exp(-inputs))
+
+
+class SigmoidRegressionNet(sh.SoftmaxLayerNet):
+    """A last sigmoid layer object before a squared error: no loss's head, a layer of its own."""
+
+    def __init__(self):
+        super().__init__()
+        dense2 = sh.nn_.Layer_Dense(sh.HIDDEN, 1)
+        dense2.weights *= 30
+        dense2.biases[:] = -0.5
+        self.layers = {"dense1": self.layers["dense1"], "relu1": self.layers["relu1"], "dense2": dense2,
+                       "squash": Squash()}
+        self.params.update(W2=dense2.weights, b2=dense2.biases)
+
+    def loss(self, x, t):
+        return float(np.mean((self.predict(x) - t) ** 2))
+
+
+def test_a_last_sigmoid_layer_before_a_squared_error_stays_a_layer(tmp_path):
+    x = sh.batch()[0]
+    t = np.random.RandomState(5).rand(len(x), 1)
+    net = SigmoidRegressionNet()
+    module, _ = load_written(write_port(net, x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    assert isinstance(list(port.children())[-1], torch.nn.Sigmoid)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x), rtol=1e-10, atol=1e-15)

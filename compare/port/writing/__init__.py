@@ -87,7 +87,16 @@ def _from_objects(side, x, t, style):
         held = _held(layer, side.params)
         if written_kind(type(layer).__name__) is None and record is not None:
             if i == len(side.items) - 1 and not held:
-                head = _head(side, key, layer, record, x, t, whole, style)
+                try:
+                    head = _head(side, key, layer, record, x, t, whole, style)
+                except CannotWrite as exc:
+                    # a head whose loss is not its kind's: a layer of its own, if a kind
+                    # reproduces it (a sigmoid before a squared error), else refused as a head
+                    try:
+                        layers += _by_values(side, key, layer, held, record, style)
+                    except CannotWrite:
+                        raise exc from None
+                    continue
                 if head is not None:
                     break
             layers += _by_values(side, key, layer, held, record, style)
