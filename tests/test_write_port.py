@@ -1123,3 +1123,20 @@ def test_a_last_sigmoid_layer_before_a_squared_error_stays_a_layer(tmp_path):
     module.load_numpy_params(port, net.params)
     assert isinstance(list(port.children())[-1], torch.nn.Sigmoid)
     np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x), rtol=1e-10, atol=1e-15)
+
+
+def test_a_features_first_inline_softmax_net_is_written_and_passes_its_check(tmp_path):
+    x, t = ff.batch(ff.C)
+    net = ff.CourseSoftmaxNet()
+    module, _ = load_written(write_port(net, x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    scores = scores_of(port, x, train=True)
+    p = np.exp(scores - scores.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), net.predict(x.T).T, rtol=1e-10, atol=1e-15)
+    with torch.no_grad():
+        port_loss = float(module.loss(torch.as_tensor(scores), torch.as_tensor(t)))
+    assert port_loss == pytest.approx(net.loss(x.T, features_first_targets(t, ff.C), eps=0.0), rel=1e-10)
+    report = check_port(ff.CourseSoftmaxNet(), module.make_port(), x, t)
+    assert report.passed, report.to_text()
+    assert "log_eps" in report.to_text()  # its 1e-8 in the log, named and sized

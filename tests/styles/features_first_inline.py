@@ -9,7 +9,8 @@ over the layers, ReLU then a sigmoid, ``AL``), its cost ``-(Y log AL + (1 - Y) l
 the examples (one-hot ``y``), per example. ``ArchitectureNet``: a dict of parameters and an
 architecture list, each layer's ``Z_curr`` and activation in a function of its own, its cost
 with ``log(Y_hat + 0.001)``; its last bias outweighs the rest, so every last ``Z`` is positive
-(a ReLU after it would do nothing on the batch).
+(a ReLU after it would do nothing on the batch). ``CourseSoftmaxNet``: a softmax over the
+classes, its cost with ``log(AL + 1e-8)``.
 """
 import numpy as np
 
@@ -66,6 +67,27 @@ class NetworkStyleNet:
     def loss(self, x, y):
         a = self.feedforward(x)
         return np.sum(np.nan_to_num(-y * np.log(a) - (1 - y) * np.log(1 - a))) / x.shape[1]
+
+
+class CourseSoftmaxNet:
+    """The course's softmax output written inline: ``AL`` the softmax over the classes (axis
+    0), its cost ``-sum(Y log(AL + 1e-8)) / m`` on one-hot ``Y`` (C, m)."""
+
+    def __init__(self, dims=(D, H, C), seed=4):
+        rng = np.random.RandomState(seed)
+        self.params = {"W1": rng.randn(dims[1], dims[0]) / np.sqrt(dims[0]), "b1": 0.1 * rng.randn(dims[1], 1),
+                       "W2": rng.randn(dims[2], dims[1]) / np.sqrt(dims[1]), "b2": 0.1 * rng.randn(dims[2], 1)}
+
+    def predict(self, X):
+        p = self.params
+        A1 = np.tanh(np.dot(p["W1"], X) + p["b1"])
+        Z2 = np.dot(p["W2"], A1) + p["b2"]
+        e = np.exp(Z2 - np.max(Z2, axis=0, keepdims=True))
+        return e / np.sum(e, axis=0, keepdims=True)
+
+    def loss(self, X, Y, eps=1e-8):
+        AL = self.predict(X)
+        return float(-np.sum(Y * np.log(AL + eps)) / X.shape[1])
 
 
 ARCHITECTURE = [{"input_dim": D, "output_dim": H, "activation": "relu"},

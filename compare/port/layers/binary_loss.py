@@ -12,6 +12,7 @@ parameter values by the writer.
 import numpy as np
 
 from .base import LayerKind
+from .softmax_loss import WRITTEN_EPS
 from .written import KNOWN, Written, trap
 
 LOSS = '''def loss(scores, t):
@@ -24,7 +25,7 @@ LOSS = '''def loss(scores, t):
 '''
 
 # the eps a NumPy binary cost writes inside its logs (0: none), in both logs or clipped
-EPS = (0.0, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-15)
+EPS = (0.0, *WRITTEN_EPS)
 
 
 class BinaryLoss(LayerKind):

@@ -10,9 +10,10 @@ reproduces the recorded output within the port's round-off tolerance, alone or f
 kind without parameters (an affine then its activation, one line). A kind is named only where
 its operation reproduces the values, and only one way of reproducing them may remain: where
 two differ on this pass (a ReLU on an input with no negative entry, two weights of one shape
-and one value), the step is refused rather than guessed. The loss likewise: the model's loss
-is a loss kind's value of the last scores (``loss_values``), or that plus a weight-decay
-penalty the writer fits and verifies.
+and one value), the step is refused rather than guessed (an inline pass is first followed
+again at its parameters negated, where a last affine whose outputs all kept one sign flips
+it). The loss likewise: the model's loss is a loss kind's value of the last scores
+(``loss_values``), or that plus a weight-decay penalty the writer fits and verifies.
 
 A loss kind's head (``head``: softmax rows, a sigmoid) the NumPy model computes before its loss
 is the loss's, not a layer: where the last array is the head of the one before and the model's

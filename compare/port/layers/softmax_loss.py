@@ -30,8 +30,9 @@ LOSS = '''def loss(scores, t):
 class SoftmaxLoss(LayerKind):
     def loss_values(self, scores, t):
         """The mean cross-entropy of the softmax of ``scores`` (N, C) against ``t`` (class
-        indices or one-hot rows): as written, with the book's ``log(y + 1e-7)``, and with the
-        probabilities clipped to ``[1e-7, 1 - 1e-7]`` (*Neural Networks from Scratch*)."""
+        indices or one-hot rows): as written, with an eps in the log (the book's ``log(y +
+        1e-7)``), and with the probabilities clipped (*Neural Networks from Scratch*):
+        ``_of_picked``."""
         s = np.asarray(scores, np.float64)
         labels = _labels(s, t)
         if labels is None:
@@ -52,7 +53,7 @@ class SoftmaxLoss(LayerKind):
 
     def head_losses(self, probabilities, t):
         """The mean cross-entropy of softmax probabilities (N, C): as ``loss_values``, the
-        log of the probability of each row's class taken as it is, with 1e-7 added, clipped."""
+        log of the probability of each row's class taken as it is, with an eps, clipped."""
         p, labels = np.asarray(probabilities, np.float64), _labels(probabilities, t)
         if labels is None:
             return []
@@ -89,11 +90,20 @@ def _labels(scores, t):
     return labels
 
 
+# the eps a NumPy cross-entropy writes inside its log or clips to (the book's 1e-7, the
+# course's 1e-8, a blog's 0.001), for a loss known by its values; each verified by the writer
+# at two sets of parameter values, and sized by the check as the known difference log_eps
+WRITTEN_EPS = (1e-7, 1e-3, 1e-4, 1e-5, 1e-6, 1e-8, 1e-9, 1e-10, 1e-12, 1e-15)
+
+
 def _of_picked(log_picked, picked):
-    """The mean cross-entropy of each row's class probability: its log as it is, with the
-    book's 1e-7 inside, clipped to ``[1e-7, 1 - 1e-7]`` (*Neural Networks from Scratch*)."""
-    return [float(-log_picked.mean()), float(-np.log(picked + 1e-7).mean()),
-            float(-np.log(np.clip(picked, 1e-7, 1 - 1e-7)).mean())]
+    """The mean cross-entropy of each row's class probability: its log as it is, then with
+    each eps of ``WRITTEN_EPS`` inside (the book's ``log(y + 1e-7)``) and clipped to ``[eps,
+    1 - eps]`` (*Neural Networks from Scratch*)."""
+    out = [float(-log_picked.mean())]
+    for eps in WRITTEN_EPS:
+        out += [float(-np.log(picked + eps).mean()), float(-np.log(np.clip(picked, eps, 1 - eps)).mean())]
+    return out
 
 
 TIME_LOSS = '''def loss(scores, t):

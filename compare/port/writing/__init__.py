@@ -261,16 +261,14 @@ def _from_inside(side, x, t, style):
     try:
         try:
             whole, (steps, scores, stop) = _followed(side, x, t)
-        except CannotWrite:
+        except CannotWrite as first:
             # two candidates alike at this point: followed again at the parameters negated,
             # where they may part; refused as first found where they do not
             by_value.negated(side.params)
             try:
                 whole, (steps, scores, stop) = _followed(side, x, t)
             except CannotWrite:
-                by_value.negated(side.params)
-                _followed(side, x, t)
-                raise
+                raise first from None
         outputs = by_value.outputs_of(steps, x, side.params)
         points = [(scores, _before(outputs, x), whole,
                    {n: np.array(v) for n, v in side.params.items()})]
