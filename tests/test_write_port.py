@@ -15,6 +15,7 @@ import torch
 from compare import check_port, write_port
 from compare.cli import main
 from compare.port.data import command_batch
+from compare.port.layers import by_value
 from compare.port.layers.written import CannotWrite
 from compare.port.writing import written_port
 from courses import cs231n_fc_net as fc
@@ -28,6 +29,8 @@ from examples.ch7_conv import numpy_net as ch7
 from examples.layer_net import numpy_net as ch5
 from examples.rnn_lm import numpy_lm
 from tests.styles import book_vol2_lm as book_lm
+from tests.styles import features_first_inline as ff
+from tests.styles import softmax_head as sh
 from tests.styles import grouped_params as gp
 from tests.styles import layerless
 
@@ -960,3 +963,198 @@ def test_a_parameter_held_under_a_lower_case_name_is_written(tmp_path):
     port = module.make_port()
     module.load_numpy_params(port, reference_side(net).params)
     torch.testing.assert_close(port.timeembedding0.weight.detach(), torch.from_numpy(net.params[0]))
+
+
+FEATURES_FIRST = [("CourseInlineNet", ff.CourseInlineNet, 1), ("NetworkStyleNet", ff.NetworkStyleNet, 3),
+                  ("ArchitectureNet", ff.ArchitectureNet, 1)]
+
+
+def features_first_targets(t, classes):
+    """The targets as the features-first net takes them: (1, m) 0/1, or one-hot (C, m)."""
+    return t.reshape(1, -1) if classes == 1 else np.eye(classes)[t].T
+
+
+@pytest.mark.parametrize("name, make, classes", FEATURES_FIRST, ids=[n for n, _, _ in FEATURES_FIRST])
+def test_a_features_first_inline_net_is_written_by_its_values(name, make, classes, tmp_path):
+    x, t = ff.batch(classes)
+    net = make()
+    source = write_port(net, x, t)
+    # W (out, in) is nn.Linear's weight as it is; b (out, 1) its bias reshaped
+    assert "port.affine1.weight.copy_(torch.as_tensor(params['W1']))" in source
+    assert "port.affine1.bias.copy_(torch.as_tensor(params['b1']).reshape(-1))" in source
+    module, _ = load_written(source, tmp_path)
+    port = module.make_port()
+    assert isinstance(list(port.children())[-1], torch.nn.Linear)  # the sigmoid head is the loss's
+    module.load_numpy_params(port, net.params)
+    logits = scores_of(port, x, train=True)
+    # the net's own forward (features first), transposed: the sigmoid of the port's logits
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), net.predict(x.T).T, rtol=1e-10, atol=1e-14)
+    with torch.no_grad():
+        port_loss = float(module.loss(torch.as_tensor(logits), torch.as_tensor(t)))
+    own = {"eps": 0.0} if make is ff.ArchitectureNet else {}  # its 0.001 in the logs left out
+    assert port_loss == pytest.approx(net.loss(x.T, features_first_targets(t, classes), **own), rel=1e-10)
+
+
+@pytest.mark.parametrize("name, make, classes", FEATURES_FIRST, ids=[n for n, _, _ in FEATURES_FIRST])
+def test_the_written_port_of_a_features_first_inline_net_passes_its_check(name, make, classes, tmp_path):
+    x, t = ff.batch(classes)
+    written = written_port(make(), x, t)
+    module, _ = load_written(written.source, tmp_path)
+    # one output: torch's own binary loss, whose eps the check sizes; more: the loss written
+    assert written.loss_given == ("binary_cross_entropy_with_logits" if classes == 1 else "loss")
+    loss = module.loss if classes > 1 else written.loss_given
+    report = check_port(make(), module.make_port(), x, t, loss=loss)
+    assert report.passed, report.to_text()
+    if make is ff.ArchitectureNet:
+        assert "log_eps" in report.to_text()
+
+
+def test_a_step_alike_with_and_without_a_relu_is_told_apart_at_the_parameters_negated(monkeypatch):
+    # the last bias outweighs the rest: every last Z is positive, so "affine then ReLU" gives
+    # it too; at the parameters negated it is negative and only the affine gives it
+    x, t = ff.batch(1)
+    assert "nn.Linear(4, 1)" in write_port(ff.ArchitectureNet(), x, t)
+    monkeypatch.setattr(by_value, "negated", lambda params: None)
+    with pytest.raises(CannotWrite, match=r"Z_curr.*, made at features_first_inline.py:\d+ \(in "
+                                          r"single_layer_forward\): Z_curr = np.dot.*affine\(W3, b3\) "
+                                          r"and affine\(W3, b3\) then relu alike"):
+        write_port(ff.ArchitectureNet(), x, t)
+
+
+def test_the_command_writes_and_passes_a_features_first_inline_net(tmp_path, capsys):
+    x, t = ff.batch(3)
+    np.savez(tmp_path / "data.npz", x=x, t=t)
+    out = tmp_path / "port.py"
+    assert main(["write-port", "tests/styles/features_first_inline.py:NetworkStyleNet", "--out", str(out),
+                 "--data", str(tmp_path / "data.npz"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert f"--loss {out}:loss" in printed[1] and printed[-1].startswith("PASS:"), printed[-5:]
+
+
+@pytest.mark.parametrize("l2", [0.0, pytest.param(0.01, marks=pytest.mark.slow)], ids=["no penalty", "l2"])
+def test_a_softmax_layer_before_a_loss_on_its_probabilities_is_the_losss_head(l2, tmp_path):
+    x, t = sh.batch()
+    net = sh.SoftmaxLayerNet(l2=l2)
+    written = written_port(net, x, t)
+    assert "self.softmax" not in written.source and "F.cross_entropy" in written.source
+    assert "double_softmax" in written.source  # the trap a port returning probabilities sets
+    module, _ = load_written(written.source, tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    scores = scores_of(port, x, train=True)
+    assert isinstance(list(port.children())[-1], torch.nn.Linear)
+    # the NumPy model's own probabilities are the softmax of the port's scores
+    p = np.exp(scores - scores.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), net.predict(x), rtol=1e-10, atol=1e-15)
+    with torch.no_grad():
+        port_loss = float(module.loss(torch.as_tensor(scores), torch.as_tensor(t)))
+    # its l2 * sum W**2 (no half) has gradient 2 * l2 * W: torch's weight_decay is 2 * l2
+    assert written.decay == (None if l2 == 0 else pytest.approx(2 * l2, rel=1e-12))
+    penalty = l2 * sum(float(np.sum(net.params[w] ** 2)) for w in ("W1", "W2"))
+    # every probability lies inside the clip [1e-7, 1 - 1e-7] here: the losses are one
+    assert port_loss + penalty == pytest.approx(net.loss(x, t), rel=1e-12)
+    report = check_port(sh.SoftmaxLayerNet(l2=l2), module.make_port(), x, t,
+                        torch_optimizer=module.make_optimizer if written.decay else None)
+    assert report.passed, report.to_text()
+
+
+class BiasDecayNet(sh.SoftmaxLayerNet):
+    """The penalty on the first layer's weights and biases alone (nnfs's per-layer regularizers)."""
+
+    def loss(self, x, t):
+        data = self.loss_function.calculate(self.predict(x), t)
+        return data + 0.01 * (np.sum(self.params["W1"] ** 2) + np.sum(self.params["b1"] ** 2))
+
+
+def test_a_penalty_on_some_layers_weights_and_biases_is_written_on_those_parameters(tmp_path):
+    x, t = sh.batch()
+    net = BiasDecayNet()
+    written = written_port(net, x, t)
+    assert written.decay == {"W1": pytest.approx(0.02, rel=1e-12), "b1": pytest.approx(0.02, rel=1e-12)}
+    module, _ = load_written(written.source, tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    groups = module.make_optimizer(port, lr=0.1).param_groups
+    decayed = {id(p): g["weight_decay"] for g in groups for p in g["params"] if g["weight_decay"]}
+    assert decayed == {id(port.dense1.weight): 0.02, id(port.dense1.bias): 0.02}
+    # its 0.01 * sum(W1**2 + b1**2) is 0.5 * 0.02 * the same: the port's loss plus it is the NumPy loss
+    with torch.no_grad():
+        scores = port(torch.as_tensor(x))
+        port_loss = float(module.loss(scores, torch.as_tensor(t)))
+        penalty = 0.01 * float((port.dense1.weight ** 2).sum() + (port.dense1.bias ** 2).sum())
+    assert port_loss + penalty == pytest.approx(net.loss(x, t), rel=1e-12)
+
+
+class ScaledLossNet(sh.SoftmaxLayerNet):
+    """A loss that is no cross-entropy of the probabilities plus a penalty: 1.5 times it."""
+
+    def loss(self, x, t):
+        return 1.5 * self.loss_function.calculate(self.predict(x), t)
+
+
+def test_a_softmax_head_whose_loss_no_penalty_explains_is_refused_naming_it():
+    x, t = sh.batch()
+    with pytest.raises(CannotWrite, match=r"layers\['softmax'\] \(Activation_Softmax\) is the head of "
+                                          r"softmax_loss .* nor one plus a penalty 0.5 \* lambda \* "
+                                          r"sum\(p\*\*2\) on some of its parameters"):
+        write_port(ScaledLossNet(), x, t)
+
+
+@pytest.mark.slow
+def test_the_written_port_with_penalties_on_some_parameters_passes_its_check(tmp_path):
+    x, t = sh.batch()
+    module, _ = load_written(written_port(BiasDecayNet(), x, t).source, tmp_path)
+    report = check_port(BiasDecayNet(), module.make_port(), x, t, torch_optimizer=module.make_optimizer)
+    assert report.passed, report.to_text()
+    assert "weight_decay" in report.to_text()
+
+
+class Squash:
+    """A sigmoid of a class no kind is named for."""
+
+    def forward(self, inputs):
+        self.output = 1 / (1 + np.exp(-inputs))
+
+
+class SigmoidRegressionNet(sh.SoftmaxLayerNet):
+    """A last sigmoid layer object before a squared error: no loss's head, a layer of its own."""
+
+    def __init__(self):
+        super().__init__()
+        dense2 = sh.nn_.Layer_Dense(sh.HIDDEN, 1)
+        dense2.weights *= 30
+        dense2.biases[:] = -0.5
+        self.layers = {"dense1": self.layers["dense1"], "relu1": self.layers["relu1"], "dense2": dense2,
+                       "squash": Squash()}
+        self.params.update(W2=dense2.weights, b2=dense2.biases)
+
+    def loss(self, x, t):
+        return float(np.mean((self.predict(x) - t) ** 2))
+
+
+def test_a_last_sigmoid_layer_before_a_squared_error_stays_a_layer(tmp_path):
+    x = sh.batch()[0]
+    t = np.random.RandomState(5).rand(len(x), 1)
+    net = SigmoidRegressionNet()
+    module, _ = load_written(write_port(net, x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    assert isinstance(list(port.children())[-1], torch.nn.Sigmoid)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x), rtol=1e-10, atol=1e-15)
+
+
+def test_a_features_first_inline_softmax_net_is_written_and_passes_its_check(tmp_path):
+    x, t = ff.batch(ff.C)
+    net = ff.CourseSoftmaxNet()
+    module, _ = load_written(write_port(net, x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    scores = scores_of(port, x, train=True)
+    p = np.exp(scores - scores.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), net.predict(x.T).T, rtol=1e-10, atol=1e-15)
+    with torch.no_grad():
+        port_loss = float(module.loss(torch.as_tensor(scores), torch.as_tensor(t)))
+    assert port_loss == pytest.approx(net.loss(x.T, features_first_targets(t, ff.C), eps=0.0), rel=1e-10)
+    report = check_port(ff.CourseSoftmaxNet(), module.make_port(), x, t)
+    assert report.passed, report.to_text()
+    assert "log_eps" in report.to_text()  # its 1e-8 in the log, named and sized

@@ -66,6 +66,8 @@ def cmd_write_port(args):
         argv += ["--numpy-kwargs", args.numpy_kwargs]
     if written.has_optimizer:
         argv += ["--torch-optimizer", f"{out}:make_optimizer"]
+    if written.loss_given:
+        argv += ["--loss", f"{out}:loss" if written.loss_given == "loss" else written.loss_given]
     print(f"checked as: python -m compare port {' '.join(argv)}")
     return port.COMMANDS["port"](_port_args(argv))
 

@@ -17,6 +17,8 @@ file               kind
 ``layer_norm.py``  ``LayerNorm`` / ``nn.LayerNorm``, ``F.layer_norm`` (``ln_eps``:
                    the eps, the axes, or where the eps is added differ)
 ``softmax_loss.py`` ``SoftmaxWithLoss`` / ``F.cross_entropy``
+``binary_loss.py`` a sigmoid's binary cross-entropy, known by its values only
+                   (``F.binary_cross_entropy_with_logits``)
 ``recurrent.py``   ``TimeRNN``, ``TimeLSTM``, ``TimeGRU`` / ``nn.RNN``, ``nn.LSTM``, ``nn.GRU``
                    (paired and diagnosed by the pass: ``pairing.py``, ``check/gates.py``)
 ``embedding.py``   ``TimeEmbedding`` / ``nn.Embedding`` (paired by its use, a lookup)
@@ -28,12 +30,12 @@ kind claims, an array of a forward written inline), by asking each kind's ``comp
 ``compare write-port``) is handed and hands back. Adding a kind is adding a file
 here, its ``KIND`` to ``KINDS`` below, and its tests.
 """
-from . import (activations, affine, batch_norm, convolution, dropout, embedding, layer_norm, pooling,
-               recurrent, softmax_loss)
+from . import (activations, affine, batch_norm, binary_loss, convolution, dropout, embedding,
+               layer_norm, pooling, recurrent, softmax_loss)
 from .base import LayerKind, Site, norm_name
 
 KINDS = (affine.KIND, convolution.KIND, pooling.KIND, batch_norm.KIND, layer_norm.KIND,
-         dropout.KIND, *activations.KINDS, softmax_loss.KIND)
+         dropout.KIND, *activations.KINDS, softmax_loss.KIND, binary_loss.KIND)
 
 # kinds the writer knows beyond those: the book's second volume's time layers, whose records
 # the check pairs and diagnoses over the whole pass (recurrent.py's gate order and traps, a

@@ -161,6 +161,16 @@ class LayerKind:
         writing it), for a loss known by its values; ``[]`` where it is no loss."""
         return []
 
+    def head(self, scores):
+        """The probabilities this loss kind's head makes of ``scores`` (N, C) (softmax rows,
+        sigmoid), for a head the NumPy model computes before its loss; ``None``: no head."""
+        return None
+
+    def head_losses(self, probabilities, t):
+        """The losses this kind computes of its head's ``probabilities`` against ``t`` (one
+        per usual way of writing it), where the NumPy loss takes probabilities; ``[]``: none."""
+        return []
+
     def gradient_scale(self, record, layer, value):
         """The size of the terms a parameter's gradient sums (``None``: its own size will do).
 

@@ -10,9 +10,14 @@ reproduces the recorded output within the port's round-off tolerance, alone or f
 kind without parameters (an affine then its activation, one line). A kind is named only where
 its operation reproduces the values, and only one way of reproducing them may remain: where
 two differ on this pass (a ReLU on an input with no negative entry, two weights of one shape
-and one value), the step is refused rather than guessed. The loss likewise: the model's loss
-is a loss kind's value of the last scores (``loss_values``), or that plus a weight-decay
-penalty the writer fits and verifies.
+and one value), the step is refused rather than guessed (an inline pass is first followed
+again at its parameters negated, where a last affine whose outputs all kept one sign flips
+it). The loss likewise: the model's loss is a loss kind's value of the last scores
+(``loss_values``), or that plus a weight-decay penalty the writer fits and verifies.
+
+A loss kind's head (``head``: softmax rows, a sigmoid) the NumPy model computes before its loss
+is the loss's, not a layer: where the last array is the head of the one before and the model's
+loss is one of that kind's ``head_losses`` of it, the port returns the array before.
 
 The writer then hands each step to its kind's own ``write``, as it does a layer known by name.
 """
@@ -80,7 +85,10 @@ def chain(records, x, params, dtype):
                 np.reshape(np.asarray(current, np.float64), np.shape(value)), value, dtype):
             current = value
             continue
-        steps = steps_of(current, value, unused, dtype)
+        try:
+            steps = steps_of(current, value, unused, dtype)
+        except CannotWrite as exc:
+            raise CannotWrite(f"{record.key}, made at {record.made}: {exc}") from None
         if steps is None:
             return out, current, record
         for _, held in steps:
@@ -92,37 +100,69 @@ def chain(records, x, params, dtype):
 
 
 def loss_of(points, t, dtype, weights):
-    """``(kind, lambda)``: the loss kind one of whose values (``loss_values``) of the scores,
-    plus ``0.5 * lambda * sum(W**2)`` over ``weights`` (lambda 0: none), is the model's loss
-    at every point. ``points``: ``[(scores, loss, params)]`` at two or more sets of parameter
-    values; lambda is fitted at the first and must hold at the others, so a difference that
-    is no penalty on the weights (another loss) is not taken for one. ``None``: none is."""
+    """``(kind, lambda, head)``: the loss kind one of whose values of the scores, plus ``0.5 *
+    lambda * sum(W**2)`` over ``weights`` (lambda 0: none), is the model's loss at every point.
+    ``points``: ``[(scores, before, loss, params)]`` at two or more sets of parameter values;
+    lambda is fitted at the first and must hold at the others, so a difference that is no
+    penalty on the weights (another loss) is not taken for one. ``head``: the scores are the
+    probabilities the kind's head makes of ``before`` (the array the last step took: a sigmoid
+    before a binary cross-entropy), and its values are of those probabilities
+    (``head_losses``); the head is then the loss's, not a layer. ``None``: none is."""
     from . import KINDS
 
     def squares(params):
         return sum(float(np.sum(np.asarray(params[n], np.float64) ** 2)) for n in weights)
-    for kind in KINDS:
-        per_point = [kind.loss_values(scores, t) for scores, _, _ in points]
-        for i in range(min(map(len, per_point), default=0)):
-            (_, whole, params), value = points[0], per_point[0][i]
-            lam = 0.0
-            if not within(np.array(whole), np.array(value), dtype):
-                total = squares(params)
-                lam = 2 * (whole - value) / total if total else 0.0
-                if lam <= 0:
-                    continue
-            if all(within(np.array(whole_k), np.array(values[i] + 0.5 * lam * squares(params_k)), dtype)
-                   for (_, whole_k, params_k), values in zip(points, per_point)):
-                return kind, lam
+    for head in (False, True):
+        for kind in KINDS:
+            if head and not all(_is_head(kind, before, scores, dtype)
+                                for scores, before, _, _ in points):
+                continue
+            per_point = [kind.head_losses(scores, t) if head else kind.loss_values(scores, t)
+                         for scores, _, _, _ in points]
+            for i in range(min(map(len, per_point), default=0)):
+                (_, _, whole, params), value = points[0], per_point[0][i]
+                lam = 0.0
+                if not within(np.array(whole), np.array(value), dtype):
+                    total = squares(params)
+                    lam = 2 * (whole - value) / total if total else 0.0
+                    if lam <= 0:
+                        continue
+                if all(within(np.array(whole_k), np.array(values[i] + 0.5 * lam * squares(params_k)),
+                              dtype)
+                       for (_, _, whole_k, params_k), values in zip(points, per_point)):
+                    return kind, lam, head
     return None
 
 
-def scores_of(steps, x, params):
-    """The pass's last output, each known step recomputed on ``params`` (another point)."""
+def _is_head(kind, before, scores, dtype):
+    """``scores`` are the probabilities ``kind``'s head makes of ``before``."""
+    made = None if before is None else kind.head(before)
+    return made is not None and np.shape(made) == np.shape(scores) and within(scores, made, dtype)
+
+
+def heads(x, output, dtype):
+    """The loss kinds whose head makes ``output`` of ``x`` (softmax rows, a sigmoid)."""
+    from . import KINDS
+    return [kind for kind in KINDS if _is_head(kind, x, output, dtype)]
+
+
+def outputs_of(steps, x, params):
+    """Each known step's output recomputed on ``params`` (another point), in order."""
+    out = []
     for _, record_steps, _ in steps:
         for kind, roles in record_steps:
             x = next(value for held, value in kind.computes(x, params) if held == roles)
-    return x
+            out.append(x)
+    return out
+
+
+def negated(params):
+    """The parameters negated in place (on the writer's copy): a point where a step whose
+    output kept one sign (a last affine whose bias outweighs the rest, all its outputs
+    positive, so that a ReLU after it does nothing) has it flipped, and two candidates that
+    gave the same values there part."""
+    for value in params.values():
+        value *= -1
 
 
 def moved(params, seed=0):

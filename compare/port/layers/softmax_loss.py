@@ -19,7 +19,7 @@ import numpy as np
 
 from ..tolerance import within
 from .base import LayerKind
-from .written import KNOWN, Written
+from .written import KNOWN, Written, trap
 
 LOSS = '''def loss(scores, t):
     """The port's loss: the cross-entropy of its scores, t class indices or one-hot rows."""
@@ -30,29 +30,80 @@ LOSS = '''def loss(scores, t):
 class SoftmaxLoss(LayerKind):
     def loss_values(self, scores, t):
         """The mean cross-entropy of the softmax of ``scores`` (N, C) against ``t`` (class
-        indices or one-hot rows): as written, with the book's ``log(y + 1e-7)``, and with the
-        probabilities clipped to ``[1e-7, 1 - 1e-7]`` (*Neural Networks from Scratch*)."""
-        s, t = np.asarray(scores, np.float64), np.asarray(t)
-        if s.ndim != 2 or len(t) != len(s) or t.ndim not in (1, 2):
-            return []
-        if t.ndim == 2 and (t.shape != s.shape or not np.isin(t, (0, 1)).all()
-                            or not (t.sum(axis=1) == 1).all()):
-            return []  # real targets, not one-hot rows
-        labels = t if t.ndim == 1 else t.argmax(axis=1)
-        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= s.shape[1]:
+        indices or one-hot rows): as written, with an eps in the log (the book's ``log(y +
+        1e-7)``), and with the probabilities clipped (*Neural Networks from Scratch*):
+        ``_of_picked``."""
+        s = np.asarray(scores, np.float64)
+        labels = _labels(s, t)
+        if labels is None:
             return []
         shifted = s - s.max(axis=1, keepdims=True)
         log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         picked = log_p[np.arange(len(s)), labels]
-        p = np.exp(picked)
-        return [float(-picked.mean()), float(-np.log(p + 1e-7).mean()),
-                float(-np.log(np.clip(p, 1e-7, 1 - 1e-7)).mean())]
+        return _of_picked(picked, np.exp(picked))
+
+    def head(self, scores):
+        """Softmax over each row: the head a NumPy model may end in (nnfs's
+        ``Activation_Softmax`` before ``Loss_CategoricalCrossentropy``)."""
+        s = np.asarray(scores, np.float64)
+        if s.ndim != 2 or s.shape[1] < 2:
+            return None
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def head_losses(self, probabilities, t):
+        """The mean cross-entropy of softmax probabilities (N, C): as ``loss_values``, the
+        log of the probability of each row's class taken as it is, with an eps, clipped."""
+        p, labels = np.asarray(probabilities, np.float64), _labels(probabilities, t)
+        if labels is None:
+            return []
+        picked = p[np.arange(len(p)), labels]
+        with np.errstate(divide="ignore"):
+            return _of_picked(np.log(picked), picked)
 
     def write(self, seen):
+        if seen.layer is not None and self.head(seen.input) is not None and seen.output is not None:
+            return Written(loss=LOSS, conventions=[
+                ("the NumPy softmax before a cross-entropy of its probabilities is the loss's head, "
+                 "not a layer: the port returns the scores it takes and F.cross_entropy (loss() "
+                 "below) applies it; a port returning the probabilities into F.cross_entropy "
+                 "would apply it twice", trap("double_softmax")),
+                ("a clip or an eps in the NumPy log is a known difference, sized by the check "
+                 "(log_eps)", KNOWN)])
         return Written(loss=LOSS, conventions=[
             ("the NumPy softmax-with-loss is the loss, not a layer: the port returns scores and "
              "F.cross_entropy (loss() below) takes them; an eps inside the NumPy log (the book's "
              "1e-7) is a known difference, sized by the check (log_eps)", KNOWN)])
+
+
+def _labels(scores, t):
+    """``t`` as class indices into the columns of ``scores`` (N, C); None where it is not."""
+    s, t = np.asarray(scores), np.asarray(t)
+    if s.ndim != 2 or len(t) != len(s) or t.ndim not in (1, 2):
+        return None
+    if t.ndim == 2 and (t.shape != s.shape or not np.isin(t, (0, 1)).all()
+                        or not (t.sum(axis=1) == 1).all()):
+        return None  # real targets, not one-hot rows
+    labels = t if t.ndim == 1 else t.argmax(axis=1)
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= s.shape[1]:
+        return None
+    return labels
+
+
+# the eps a NumPy cross-entropy writes inside its log or clips to (the book's 1e-7, the
+# course's 1e-8, a blog's 0.001), for a loss known by its values; each verified by the writer
+# at two sets of parameter values, and sized by the check as the known difference log_eps
+WRITTEN_EPS = (1e-7, 1e-3, 1e-4, 1e-5, 1e-6, 1e-8, 1e-9, 1e-10, 1e-12, 1e-15)
+
+
+def _of_picked(log_picked, picked):
+    """The mean cross-entropy of each row's class probability: its log as it is, then with
+    each eps of ``WRITTEN_EPS`` inside (the book's ``log(y + 1e-7)``) and clipped to ``[eps,
+    1 - eps]`` (*Neural Networks from Scratch*)."""
+    out = [float(-log_picked.mean())]
+    for eps in WRITTEN_EPS:
+        out += [float(-np.log(picked + eps).mean()), float(-np.log(np.clip(picked, eps, 1 - eps)).mean())]
+    return out
 
 
 TIME_LOSS = '''def loss(scores, t):

@@ -61,6 +61,9 @@ class Written:
     helpers: dict = field(default_factory=dict)  # name -> source of a class the module needs
     before: list = field(default_factory=list)  # (attribute stem, constructor) run before it
     loss: str = None  # the source of the port's loss function, for the layer that is the loss
+    # the ``--loss`` the check is handed, where the loss is none it picks itself: a
+    # ``torch.nn.functional`` loss's name, or ``"loss"``: the loss() written in the port's file
+    loss_given: str = None
     # the forward's lines for this module, ``{m}`` the module (``self.lstm``), ``{state}`` the
     # attribute its state is carried in; None: ``x = {m}(x)``
     call: list = None

@@ -32,6 +32,7 @@ from ..layers.written import CannotWrite, Seen
 from ..reference import NumpySide, reference_side
 from ..reference.list_door import ListDoor, is_transpose, role_of
 from ..targets import PortSetupError
+from ..tolerance import within
 from .source import source_of
 
 
@@ -43,6 +44,7 @@ class WrittenPort:
     source: str
     class_name: str
     decay: float = None  # the weight decay's lambda, written in make_optimizer
+    loss_given: str = None  # the --loss the check is handed ("loss": the loss() written here)
 
     @property
     def has_optimizer(self):
@@ -74,28 +76,120 @@ def written_port(numpy_model, x=None, t=None, data=None, style="modules", numpy_
     layers, loss, decay = build(side, x, t, style)
     class_name = _identifier(type(_model(side)).__name__, "Model") + "Port"
     return WrittenPort(source_of(class_name, side.description, layers, loss, decay, side.dtype.name),
-                       class_name, decay)
+                       class_name, decay, None if loss is None else loss.loss_given)
 
 
 def _from_objects(side, x, t, style):
-    records = _training_pass(side, x, t)
-    layers = []
-    for key, layer in side.items:
+    records, whole = _training_pass(side, x, t)
+    layers, head = [], None
+    for i, (key, layer) in enumerate(side.items):
         record = records.get(key)
         held = _held(layer, side.params)
         if written_kind(type(layer).__name__) is None and record is not None:
+            if i == len(side.items) - 1 and not held:
+                try:
+                    head = _head(side, key, layer, record, x, t, whole, style)
+                except CannotWrite as exc:
+                    # a head whose loss is not its kind's: a layer of its own, if a kind
+                    # reproduces it (a sigmoid before a squared error), else refused as a head
+                    try:
+                        layers += _by_values(side, key, layer, held, record, style)
+                    except CannotWrite:
+                        raise exc from None
+                    continue
+                if head is not None:
+                    break
             layers += _by_values(side, key, layer, held, record, style)
             continue
         seen = Seen(key, layer, held, side.params,
                     None if record is None else record.input, None if record is None else record.output,
                     _transposed(layer, side.params), style)
         layers.append((key, type(layer).__name__, _written(seen, f"layers[{key!r}]")))
+    if head is not None:
+        return layers, *head
     loss_layer = _loss_layer(side)
     loss = None
     if loss_layer is not None:
         name, layer = loss_layer
         loss = _written(Seen(name, layer, {}, side.params, style=style), name, required=False)
     return layers, loss, _decay(side, x, t, loss_layer)
+
+
+def _head(side, key, layer, record, x, t, whole, style):
+    """``(loss, decay)`` where the last layer object, of a class no kind claims and with no
+    arrays, is the head of the loss after it (nnfs's ``Activation_Softmax`` before
+    ``Loss_CategoricalCrossentropy``): a loss kind's head makes its output of its input,
+    and the model's loss is one of that kind's losses of those probabilities, or that plus
+    a weight decay (``_decay_of``). The port then returns the head's input, the scores, and
+    that kind's loss takes them. None where it is not such a head."""
+    # the weights a penalty may be on: nnfs's biases (1, n) have two axes too, and torch's
+    # nn.Linear bias, one, is decayed by no make_optimizer written here
+    weights = {n: v for n, v in side.params.items() if np.ndim(v) >= 2 and 1 not in np.shape(v)}
+    found, kinds = [], by_value.heads(record.input, record.output, side.dtype)
+    for kind in kinds:
+        for i, value in enumerate(kind.head_losses(record.output, t)):
+            if within(np.array(whole), np.array(value), side.dtype):
+                found.append((kind, None, i))
+            else:
+                decay = _decay_of(whole - value, whole, weights)
+                if decay is not None:
+                    found.append((kind, decay, i))
+    if any(decay is not None for _, decay, _ in found):
+        # a penalty fitted at one point must give the loss again at another
+        by_value.moved(side.params, seed=1)
+        again, whole_again = _training_pass(side, x, t)
+        found = [(kind, decay, i) for kind, decay, i in found if decay is None or within(
+            np.array(whole_again), np.array(kind.head_losses(again[key].output, t)[i] + penalty(
+                weights, {n: decay for n in weights})), side.dtype)]
+    if kinds and not found:
+        found = _per_parameter(side, key, kinds, x, t)
+    if kinds and not found:
+        raise CannotWrite(f"layers[{key!r}] ({type(layer).__name__}) is the head of "
+                          f"{kinds[0].name} (its output made of its input), but the model's loss "
+                          f"is none of {kinds[0].name}'s losses of it, nor one plus a penalty "
+                          f"0.5 * lambda * sum(p**2) on some of its parameters that holds at "
+                          f"other sets of parameter values")
+    if not found:
+        return None
+    if len({kind.name for kind, _, _ in found}) > 1:
+        raise CannotWrite(f"layers[{key!r}] ({type(layer).__name__}): its values are the head of "
+                          f"{found[0][0].name} and of {found[-1][0].name} alike on this batch, "
+                          f"so they cannot tell which it is")
+    kind, decay, _ = found[0]
+    seen = Seen(key, layer, {}, side.params, record.input, record.output, style=style)
+    return _written(seen, f"layers[{key!r}]", kind, type(layer).__name__), decay
+
+
+def _per_parameter(side, key, kinds, x, t):
+    """``[(kind, {parameter: lambda}, i)]``: a penalty ``0.5 * lambda_p * sum(p**2)`` with a
+    lambda of each parameter's own (nnfs's per-layer ``weight_regularizer_l2`` and
+    ``bias_regularizer_l2``), fitted by least squares over one pass more than there are
+    parameters, each at parameter values moved anew, then rounded to the digits written and
+    verified at every one of them; a lambda below a millionth of the largest is none."""
+    names = list(side.params)
+
+    def squares():
+        return [float(np.sum(np.asarray(side.params[n], np.float64) ** 2)) for n in names]
+    points = []
+    for seed in range(2, len(names) + 4):
+        by_value.moved(side.params, seed=seed)
+        records, whole_k = _training_pass(side, x, t)
+        points.append((whole_k, records[key].output, squares()))
+    found = []
+    for kind in kinds:
+        per_point = [kind.head_losses(output, t) for _, output, _ in points]
+        for i in range(min(map(len, per_point), default=0)):
+            a = 0.5 * np.array([s for _, _, s in points])
+            d = np.array([w - values[i] for (w, _, _), values in zip(points, per_point)])
+            lam = np.linalg.lstsq(a, d, rcond=None)[0]
+            top = float(np.max(lam)) if lam.size else 0.0
+            lam = [0.0 if abs(v) <= 1e-6 * top else float(f"{v:.6g}") for v in lam]
+            if top <= 0 or min(lam) < 0:
+                continue
+            if all(within(np.array(w), np.array(values[i] + float(np.dot(a_k, lam))), side.dtype)
+                   for (w, _, _), values, a_k in zip(points, per_point, a)):
+                found.append((kind, {n: v for n, v in zip(names, lam) if v}, i))
+    return found
 
 
 def _from_functions(side, x, t, style):
@@ -156,23 +250,32 @@ def _by_values(side, key, layer, held, record, style, place=None, cls=None):
 
 def _from_inside(side, x, t, style):
     """A model with no layers: the arrays its own code makes on one training pass of its
-    loss, followed from inside, each written as the known steps that make it from the array
-    before (``by_value.chain``), on the writer's copy with its parameters moved so that a
-    bias at 0 shows; the loss the loss kind whose value of the last one is the model's loss,
-    less a weight decay fitted and verified."""
-    if side.layout == "features-first":
-        raise CannotWrite(f"{side.description} has no layers, and its forward is followed from "
-                          f"inside only batch first")
+    loss, followed from inside (a features-first model's transposed, batch first), each
+    written as the known steps that make it from the array before (``by_value.chain``), on
+    the writer's copy with its parameters moved so that a bias at 0 shows; the loss the loss
+    kind whose value of the last one (or, where the last step is that kind's head, a sigmoid
+    before a binary cross-entropy, of the probabilities it makes) is the model's loss, less
+    a weight decay fitted and verified."""
     by_value.moved(side.params)
     state = np.random.get_state()
     try:
-        with side.capture(inside=True, x=x, t=t) as capture:
-            whole = side.loss(x, t, "train")
-        steps, scores, stop = by_value.chain(capture.records, x, side.params, side.dtype)
-        points = [(scores, whole, {n: np.array(v) for n, v in side.params.items()})]
+        try:
+            whole, (steps, scores, stop) = _followed(side, x, t)
+        except CannotWrite as first:
+            # two candidates alike at this point: followed again at the parameters negated,
+            # where they may part; refused as first found where they do not
+            by_value.negated(side.params)
+            try:
+                whole, (steps, scores, stop) = _followed(side, x, t)
+            except CannotWrite:
+                raise first from None
+        outputs = by_value.outputs_of(steps, x, side.params)
+        points = [(scores, _before(outputs, x), whole,
+                   {n: np.array(v) for n, v in side.params.items()})]
         by_value.moved(side.params, seed=1)  # a second point, where a penalty must hold again
-        points.append((by_value.scores_of(steps, x, side.params), side.loss(x, t, "train"),
-                       side.params))
+        outputs = by_value.outputs_of(steps, x, side.params)
+        points.append((outputs[-1] if outputs else x, _before(outputs, x),
+                       side.loss(x, t, "train"), side.params))
     finally:
         np.random.set_state(state)
     found = by_value.loss_of(points, t, side.dtype, weights_of(side.params))
@@ -190,10 +293,12 @@ def _from_inside(side, x, t, style):
     if set(side.params) - used:
         raise CannotWrite(f"{side.description} has no layers; followed from inside, no known step "
                           f"up to {last} uses {', '.join(sorted(set(side.params) - used))}")
+    loss_kind, lam, head = found
     layers, counts = [], {}
-    for record, record_steps, before in steps:
+    for r, (record, record_steps, before) in enumerate(steps):
         place = f"{record.key} ({record.made})"
-        for k, (kind, roles) in enumerate(record_steps):
+        kept = record_steps[:-1] if head and r == len(steps) - 1 else record_steps
+        for k, (kind, roles) in enumerate(kept):  # the loss's head left out: the port returns what it takes
             counts[kind.name] = counts.get(kind.name, 0) + 1
             name = f"{kind.name}{counts[kind.name]}"
             output = record.output if k == len(record_steps) - 1 else \
@@ -201,11 +306,42 @@ def _from_inside(side, x, t, style):
             seen = Seen(name, None, roles, side.params, before, output, style=style)
             layers.append((name, record.key, _written(seen, place, kind, record.key)))
             before = output
-    loss_kind, lam = found
     decay = None if lam == 0 else float(f"{lam:.6g}")
-    loss = _written(Seen("loss", None, {}, side.params, style=style), "the loss", loss_kind,
-                    "the loss", required=False)
+    loss = _written(Seen("loss", None, {}, side.params, before if head else scores, style=style),
+                    "the loss", loss_kind, "the loss", required=False)
     return layers, loss, decay
+
+
+def _followed(side, x, t):
+    """``(loss, by_value.chain(...))`` of one training pass followed from inside."""
+    with side.capture(inside=True, x=x, t=t) as capture:
+        whole = side.loss(x, t, "train")
+    return whole, by_value.chain(_as_port_holds(side, capture.records, x, t), x, side.params,
+                                 side.dtype)
+
+
+def _before(outputs, x):
+    """The array the pass's last known step took."""
+    return outputs[-2] if len(outputs) > 1 else x
+
+
+def _as_port_holds(side, records, x, t):
+    """The inside pass's arrays as the port holds them: a features-first model's ``(features,
+    examples)`` transposed, batch first; the batch and the targets as its door hands them
+    over (``x.T``, ``Y``) are no step of the forward and are passed over."""
+    if side.layout != "features-first":
+        return records
+    handed = [side.model._x(x), side.model._t(t)]
+    out = []
+    for record in records:
+        value = record.output
+        if value is None or any(np.shape(value) == np.shape(h) and np.array_equal(value, h)
+                                for h in handed):
+            continue
+        if np.ndim(value) == 2:
+            record.output = np.asarray(value).T
+        out.append(record)
+    return out
 
 
 def _value_of(kind, roles, x, params):
@@ -232,18 +368,18 @@ def _written(seen, place, kind=None, cls=None, required=True):
 
 
 def _training_pass(side, x, t):
-    """``{layer key: its first record}`` of one training-mode pass of the loss, the global
-    random stream put back after (a dropout draws from it)."""
+    """``({layer key: its first record}, the loss)`` of one training-mode pass of the loss,
+    the global random stream put back after (a dropout draws from it)."""
     state = np.random.get_state()
     try:
         with side.capture() as capture:
-            side.loss(x, t, "train")
+            whole = side.loss(x, t, "train")
     finally:
         np.random.set_state(state)
     records = {}
     for record in capture.records:
         records.setdefault(record.key, record)
-    return records
+    return records, whole
 
 
 def _held(layer, params):

@@ -21,6 +21,20 @@ OPTIMIZER = '''def make_optimizer(port, lr=0.1):
 '''
 
 
+PER_PARAMETER = '''def make_optimizer(port, lr=0.1):
+    """SGD with the NumPy loss's penalties, each on the parameter it is on ({{port parameter:
+    weight_decay}}, the lambda of 0.5 * lambda * sum(p**2)). ``port``: the port, or its
+    parameters in its order (as ``compare port`` hands them)."""
+    decays = {decays!r}
+    params = list(port.parameters() if isinstance(port, nn.Module) else port)
+    names = [name for name, _ in make_port().named_parameters()]
+    groups = {{}}
+    for name, p in zip(names, params):
+        groups.setdefault(decays.get(name, 0.0), []).append(p)
+    return torch.optim.SGD([{{"params": ps, "weight_decay": lam}} for lam, ps in groups.items()], lr=lr)
+'''
+
+
 def source_of(class_name, description, layers, loss, decay, dtype):
     """``layers``: ``[(key, NumPy class, Written)]`` in order; ``loss``: the loss layer's
     ``Written`` or None; ``decay``: lambda or None."""
@@ -98,7 +112,10 @@ def source_of(class_name, description, layers, loss, decay, dtype):
             out.append(f"    port.{_held_as(names[key], load.target, written)}.copy_({value})")
     if not any(written.loads for _, _, written in layers):
         out.append("    pass  # the NumPy model's layers hold no parameters")
-    if decay is not None:
+    if isinstance(decay, dict):
+        decays = {_parameter_of(name, layers, names): lam for name, lam in decay.items()}
+        out += ["", "", PER_PARAMETER.format(decays=decays).rstrip()]
+    elif decay is not None:
         out += ["", "", OPTIMIZER.format(lam=decay).rstrip()]
     return "\n".join(out) + "\n"
 
@@ -113,7 +130,13 @@ def _conventions(layers, loss, decay):
         for text, place in loss.conventions:
             grouped.setdefault((text, place), []).append("the loss")
     out = [(", ".join(keys), text, place) for (text, place), keys in grouped.items()]
-    if decay is not None:
+    if isinstance(decay, dict):
+        shown = ", ".join(f"{name} {lam!r}" for name, lam in decay.items())
+        out.append(("the loss", f"the NumPy loss holds penalties 0.5 * lambda * sum(p**2) on some "
+                                f"parameters alone, lambda: {shown}; torch puts them in the "
+                                f"optimizer: make_optimizer, each on its parameter",
+                    trap("weight_decay")))
+    elif decay is not None:
         out.append(("the loss", f"the NumPy loss holds weight decay 0.5 * lambda * sum(W**2), lambda "
                                 f"= {decay!r}; torch puts it in the optimizer: make_optimizer, the "
                                 f"weights alone", trap("weight_decay")))
@@ -178,6 +201,16 @@ def _loaded_as(name, layers, names):
             if load.name == name and load.expr == "{p}":
                 return _held_as(names[key], load.target, written)
     raise CannotWrite(f"the weight tied to {name} is loaded into no module as it is")
+
+
+def _parameter_of(name, layers, names):
+    """``layer_dense0.weight``: the port's parameter ``load_numpy_params`` loads the NumPy
+    parameter ``name`` into, in whatever layout."""
+    for key, _, written in layers:
+        for load in written.loads:
+            if load.name == name:
+                return _held_as(names[key], load.target, written)
+    raise CannotWrite(f"the penalty on {name} is on a parameter loaded into no module")
 
 
 def _attribute_names(keys):
