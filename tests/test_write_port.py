@@ -1158,3 +1158,11 @@ def test_a_features_first_inline_softmax_net_is_written_and_passes_its_check(tmp
     report = check_port(ff.CourseSoftmaxNet(), module.make_port(), x, t)
     assert report.passed, report.to_text()
     assert "log_eps" in report.to_text()  # its 1e-8 in the log, named and sized
+
+
+@pytest.mark.slow
+def test_input_shape_is_passed_to_the_pass_and_to_the_check(tmp_path, capsys):
+    out = tmp_path / "port.py"
+    assert main(["write-port", "examples/ch7_conv/numpy_net.py:make_small_net", "--input-shape",
+                 "1,28,28", "--out", str(out), "--no-progress"]) == 0
+    assert "--input-shape 1,28,28" in capsys.readouterr().out

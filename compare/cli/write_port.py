@@ -31,6 +31,8 @@ def add_parsers(sub):
     p.add_argument("--data", default=None, metavar="mnist|random|FILE.npz",
                    help="the batch the port is written from and checked on, as compare port "
                         "--data takes it (token ids x and t for a language model; default mnist)")
+    p.add_argument("--input-shape", default=None, metavar="784 | 1,28,28",
+                   help="the shape of one sample, as compare port --input-shape takes it")
     p.add_argument("--style", choices=("modules", "functional"), default="modules",
                    help="modules: nn.Linear, nn.Conv2d, ... (default); functional: F.linear, "
                         "F.conv2d, ... on nn.Parameter attributes")
@@ -53,7 +55,8 @@ def cmd_write_port(args):
     port.check_outputs(argparse.Namespace(out=out))
     model = load_target(args.numpy, "numpy side")
     try:
-        written = written_port(model, data=args.data, style=args.style, numpy_kwargs=args.numpy_kwargs)
+        written = written_port(model, data=args.data, style=args.style, numpy_kwargs=args.numpy_kwargs,
+                               input_shape=args.input_shape)
     except CannotWrite as exc:
         raise CannotRun(f"cannot write the port: {exc}") from None
     out.write_text(written.source)
@@ -64,6 +67,8 @@ def cmd_write_port(args):
         argv += ["--data", str(args.data)]
     if args.numpy_kwargs is not None:
         argv += ["--numpy-kwargs", args.numpy_kwargs]
+    if args.input_shape is not None:
+        argv += ["--input-shape", args.input_shape]
     if written.has_optimizer:
         argv += ["--torch-optimizer", f"{out}:make_optimizer"]
     if written.loss_given:

@@ -61,7 +61,8 @@ def write_port(numpy_model, x=None, t=None, style="modules"):
     return written_port(numpy_model, x, t, style=style).source
 
 
-def written_port(numpy_model, x=None, t=None, data=None, style="modules", numpy_kwargs=None):
+def written_port(numpy_model, x=None, t=None, data=None, style="modules", numpy_kwargs=None,
+                 input_shape=None):
     """``WrittenPort`` of ``numpy_model``, from one pass on ``x, t``, else on the batch
     ``compare port --data data`` takes first; ``numpy_kwargs``: keywords for its loss, as
     ``compare port --numpy-kwargs`` takes them."""
@@ -71,7 +72,7 @@ def written_port(numpy_model, x=None, t=None, data=None, style="modules", numpy_
     if not isinstance(side, NumpySide):
         raise CannotWrite("a golden file holds no layer objects to write a port from")
     if x is None or t is None:
-        x, t = command_batch(side.batch_params, side.dtype.name, data=data)
+        x, t = command_batch(side.batch_params, side.dtype.name, data=data, input_shape=input_shape)
     build = _from_objects if side.items else _from_functions if side.functions else _from_inside
     layers, loss, decay = build(side, x, t, style)
     class_name = _identifier(type(_model(side)).__name__, "Model") + "Port"
