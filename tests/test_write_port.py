@@ -32,6 +32,7 @@ from tests.styles import book_vol2_lm as book_lm
 from tests.styles import features_first_inline as ff
 from tests.styles import softmax_head as sh
 from tests.styles import grouped_params as gp
+from tests.styles import inline_batch_norm as ib
 from tests.styles import layerless
 
 
@@ -1166,3 +1167,31 @@ def test_input_shape_is_passed_to_the_pass_and_to_the_check(tmp_path, capsys):
     assert main(["write-port", "examples/ch7_conv/numpy_net.py:make_small_net", "--input-shape",
                  "1,28,28", "--out", str(out), "--no-progress"]) == 0
     assert "--input-shape 1,28,28" in capsys.readouterr().out
+
+
+def test_an_inline_batch_norm_of_several_lines_is_written_as_batchnorm1d_with_its_eps(tmp_path):
+    """``mu``, ``var`` and ``X_norm`` are the step's own lines: the port's batch norm, in
+    train mode, gives the NumPy forward's scores."""
+    x, t = ib.batch()
+    net = ib.InlineBatchNormNet()
+    module, _ = load_written(write_port(net, x, t), tmp_path)
+    port = module.make_port()
+    module.load_numpy_params(port, net.params)
+    [norm] = [m for m in port.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert (norm.num_features, norm.eps) == (ib.H, ib.EPS)
+    np.testing.assert_allclose(scores_of(port, x, train=True), net.predict(x), rtol=1e-10, atol=1e-12)
+    assert "weight_decay\": 0.001" in write_port(net, x, t)  # on W1, W2: no row (1, H) is a weight
+
+
+def test_an_inline_batch_norm_with_an_eps_of_no_usual_value_is_refused_at_its_first_line():
+    with pytest.raises(CannotWrite, match=r"no known kind reproduces mu, made at inline_batch_norm.py:\d+ "
+                                          r"\(in bn_forward\): mu = np.mean\(X, axis=0\)"):
+        write_port(ib.InlineBatchNormNet(eps=1e-3), *ib.batch())
+
+
+def test_the_written_port_of_an_inline_batch_norm_net_passes_its_check(tmp_path):
+    x, t = ib.batch()
+    module, _ = load_written(write_port(ib.InlineBatchNormNet(), x, t), tmp_path)
+    report = check_port(ib.InlineBatchNormNet(), module.make_port(), x, t,
+                        torch_optimizer=module.make_optimizer)
+    assert report.passed, report.to_text()

@@ -46,6 +46,9 @@ FLAT_BATCH_NORM = '''class FlatBatchNorm1d(nn.BatchNorm1d):
         return super().forward(x.flatten(1)).view_as(x)
 '''
 TORCH_EPS = 1e-5  # nn.BatchNorm1d's default
+# the eps an inline batch norm is tried with, torch's first: where two give the values
+# alike, the pass cannot tell them apart and the first is written
+USUAL_EPS = (TORCH_EPS, 1e-6, 1e-7, 1e-8)
 
 
 def _flat(a):
@@ -90,6 +93,21 @@ def numpy_eps(record, gamma, beta):
 
 
 class BatchNorm(LayerKind):
+    def computes(self, x, params):
+        """The training-mode normalisation of ``x`` over the batch axis (per activation, a
+        4-D input flattened), ``gamma`` and ``beta`` two parameters of one value per
+        activation (``(D,)`` or a row ``(1, D)``), with each of the usual eps (the setting
+        the writer reads back from the step found)."""
+        from .by_value import Held
+        x = np.asarray(x, np.float64)
+        if x.ndim < 2 or x.shape[0] < 2:
+            return []
+        d = _flat(x).shape[1]
+        rows = [n for n, v in params.items() if np.shape(v) in ((d,), (1, d))]
+        return [(Held({"gamma": g, "beta": b}, eps=eps),
+                 normalise(x, params[g], params[b], eps).reshape(x.shape))
+                for g in rows for b in rows if b != g for eps in USUAL_EPS]
+
     def write(self, seen):
         g_name, gamma = seen.param("gamma", "weight")
         b_name, beta = seen.param("beta", "bias")

@@ -7,7 +7,10 @@ otherwise has no such name: a layer object of the user's own class (``Layer_Dens
 (``reference/inside.py``). Such a step is known by what it computes instead: the kind whose
 operation (``computes``), applied to the step's input and to parameters of the model,
 reproduces the recorded output within the port's round-off tolerance, alone or followed by a
-kind without parameters (an affine then its activation, one line). A kind is named only where
+kind without parameters (an affine then its activation, one line). A step of several lines
+(a batch norm's ``mu``, ``var``, ``X_norm``, then ``out``) is known at its last: the arrays
+before it that no kind makes are its intermediates, where it is made from the last array
+known. A kind is named only where
 its operation reproduces the values, and only one way of reproducing them may remain: where
 two differ on this pass (a ReLU on an input with no negative entry, two weights of one shape
 and one value), the step is refused rather than guessed (an inline pass is first followed
@@ -49,6 +52,7 @@ def steps_of(x, output, params, dtype, every=False):
                             found.append(((kind, held), (then, {})))
     if every:
         found = [f for f in found if {n for _, held in f for n in held.values()} == set(params)]
+    found = _distinct(found)
     if not found:
         return None
     most = max(len(_used(f)) for f in found)  # a bias that is there is used (b = 0 or not)
@@ -58,6 +62,33 @@ def steps_of(x, output, params, dtype, every=False):
         raise CannotWrite(f"its values are reproduced by {shown} alike on this batch, so they "
                           f"cannot tell which it is")
     return list(found[0])
+
+
+class Held(dict):
+    """``{role: parameter name}`` and the ``settings`` a kind's operation was applied with
+    (batch norm's eps): two applications with other settings are other steps."""
+
+    def __init__(self, roles, **settings):
+        super().__init__(roles)
+        self.settings = settings
+
+    def __eq__(self, other):
+        return dict.__eq__(self, other) and self.settings == getattr(other, "settings", {})
+
+    __hash__ = None
+
+
+def _distinct(found):
+    """One of the steps that use the same parameters in the same roles: the values of each
+    reproduce the output alike, so the settings they differ by (an eps of 1e-7 or 1e-8 on
+    a wide variance) are not told apart by this pass, and the first, the usual one, is kept."""
+    out, seen = [], []
+    for steps in found:
+        key = [(kind.name, dict(held)) for kind, held in steps]
+        if key not in seen:
+            seen.append(key)
+            out.append(steps)
+    return out
 
 
 def _used(steps):
@@ -71,32 +102,37 @@ def _shown(steps):
 
 def chain(records, x, params, dtype):
     """The pass as known steps: ``(steps, scores, stop)``. ``steps``: ``[(record, [(kind,
-    held)])]``, each array of the inside pass in order that known steps make from the one
-    before (the batch first), each parameter used once; an array of the same values as the
-    one before (a copy, a reshape) is passed over. ``scores``: the last such array (or the
-    batch); ``stop``: the first record no known step makes from it (the loss's own
-    computation, or what the writer cannot write), None where every record was."""
-    current, unused, out = x, dict(params), []
+    held)])]``, each array of the inside pass in order that known steps make from the last
+    such array (the batch first), each parameter used once; an array of the same values as
+    the one before (a copy, a reshape) is passed over. An array no known step makes is an
+    intermediate of a step of several lines (a batch norm's ``mu``, ``var``, ``X_norm``)
+    where a later array is made by a known step from the last known one; ``scores``: the
+    last known array (or the batch); ``stop``: the first array after it that no known step
+    makes (the loss's own computation, or what the writer cannot write), None where
+    there is none."""
+    current, unused, out, pending = x, dict(params), [], []
     for record in records:
         value = record.output
         if value is None:
             continue
         if np.size(value) == np.size(current) and within(
                 np.reshape(np.asarray(current, np.float64), np.shape(value)), value, dtype):
-            current = value
+            current, pending = value, []
             continue
         try:
             steps = steps_of(current, value, unused, dtype)
         except CannotWrite as exc:
             raise CannotWrite(f"{record.key}, made at {record.made}: {exc}") from None
         if steps is None:
-            return out, current, record
+            pending.append(record)
+            continue
+        pending = []
         for _, held in steps:
             for name in held.values():
                 unused.pop(name, None)
         out.append((record, steps, current))
         current = value
-    return out, current, None
+    return out, current, pending[0] if pending else None
 
 
 def loss_of(points, t, dtype, weights):

@@ -40,7 +40,13 @@ class Seen:
         return (None, None) if name is None else (name, self.params[name])
 
     def setting(self, *attrs, default=None):
-        return next((getattr(self.layer, a) for a in attrs if hasattr(self.layer, a)), default)
+        """The layer's own attribute, else the setting a step known by its values was
+        reproduced with (``by_value.Held``: an inline batch norm's eps)."""
+        found = next((getattr(self.layer, a) for a in attrs if hasattr(self.layer, a)), None)
+        if found is not None:
+            return found
+        held = getattr(self.held, "settings", {})
+        return next((held[a] for a in attrs if a in held), default)
 
 
 @dataclass

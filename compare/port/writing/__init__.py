@@ -279,7 +279,12 @@ def _from_inside(side, x, t, style):
                        side.loss(x, t, "train"), side.params))
     finally:
         np.random.set_state(state)
-    found = by_value.loss_of(points, t, side.dtype, weights_of(side.params))
+    # a bias, gamma or beta held as a row (1, H) has two axes, but is no weight: the
+    # port's make_optimizer decays none of them
+    rows = {n for _, s, _ in steps for _, held in s for role, n in held.items()
+            if role in ("b", "gamma", "beta")}
+    found = by_value.loss_of(points, t, side.dtype,
+                             [n for n in weights_of(side.params) if n not in rows])
     last = f"{steps[-1][0].key} ({steps[-1][0].made})" if steps else "the batch"
     if not steps or found is None:
         before = last.split(" (")[0]
