@@ -151,7 +151,7 @@ class LayerKind:
     def computes(self, x, params):
         """``[(held, output)]``: what this kind computes on ``x`` (batch first) from parameters
         of ``params`` (``{name: array}``), each with the roles its writer reads them by
-        (``{"W": "W1", "b": "b1"}``; a ``by_value.Held`` where the output depends on a
+        (``{"W": "W1", "b": "b1"}``; a ``written.Held`` where the output depends on a
         setting too, batch norm's eps), for a layer known by its values (``by_value.py``); ``[]``
         where it computes nothing from parameters alone (a setting, a draw or a state of its
         own is needed) or has no writer for such a layer."""

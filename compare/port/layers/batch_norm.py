@@ -35,7 +35,7 @@ import numpy as np
 
 from ..capture import LayerRecord
 from .base import LayerKind, attribute, other_mode_trap, summed_scale
-from .written import KNOWN, CannotWrite, Load, Written, functional, number, trap
+from .written import KNOWN, CannotWrite, Held, Load, Written, functional, number, trap
 
 BOOK_EPS = 10e-7
 
@@ -98,7 +98,6 @@ class BatchNorm(LayerKind):
         4-D input flattened), ``gamma`` and ``beta`` two parameters of one value per
         activation (``(D,)`` or a row ``(1, D)``), with each of the usual eps (the setting
         the writer reads back from the step found)."""
-        from .by_value import Held
         x = np.asarray(x, np.float64)
         if x.ndim < 2 or x.shape[0] < 2:
             return []

@@ -64,20 +64,6 @@ def steps_of(x, output, params, dtype, every=False):
     return list(found[0])
 
 
-class Held(dict):
-    """``{role: parameter name}`` and the ``settings`` a kind's operation was applied with
-    (batch norm's eps): two applications with other settings are other steps."""
-
-    def __init__(self, roles, **settings):
-        super().__init__(roles)
-        self.settings = settings
-
-    def __eq__(self, other):
-        return dict.__eq__(self, other) and self.settings == getattr(other, "settings", {})
-
-    __hash__ = None
-
-
 def _distinct(found):
     """One of the steps that use the same parameters in the same roles: the values of each
     reproduce the output alike, so the settings they differ by (an eps of 1e-7 or 1e-8 on

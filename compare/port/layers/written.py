@@ -41,7 +41,7 @@ class Seen:
 
     def setting(self, *attrs, default=None):
         """The layer's own attribute, else the setting a step known by its values was
-        reproduced with (``by_value.Held``: an inline batch norm's eps)."""
+        reproduced with (``Held``: an inline batch norm's eps)."""
         found = next((getattr(self.layer, a) for a in attrs if hasattr(self.layer, a)), None)
         if found is not None:
             return found
@@ -103,6 +103,20 @@ def functional(call, parameters=(), buffers=(), loads=(), conventions=()):
     for this layer's parameters)."""
     return Written(loads=list(loads), conventions=list(conventions), call=list(call),
                    parameters=list(parameters), buffers=list(buffers))
+
+
+class Held(dict):
+    """``{role: parameter name}`` and the ``settings`` a kind's operation was applied with
+    (batch norm's eps): two applications with other settings are other steps."""
+
+    def __init__(self, roles, **settings):
+        super().__init__(roles)
+        self.settings = settings
+
+    def __eq__(self, other):
+        return dict.__eq__(self, other) and self.settings == getattr(other, "settings", {})
+
+    __hash__ = None
 
 
 class CannotWrite(Exception):
