@@ -83,11 +83,12 @@ def add_port_parser(sub):
                    help="with a corpus and --steps: the book's clip_grads on the NumPy gradients, "
                         "torch.nn.utils.clip_grad_norm_ on the port's")
     p.add_argument("--numpy-optimizer", default=None, metavar="FILE.py:name",
-                   help="an object with update(params, grads) (a class or factory; given lr= "
-                        "when it takes one); default plain SGD")
+                   help="an object with update(params, grads), or step(params, grads) (a class "
+                        "or factory; given lr= when it takes one); default plain SGD")
     p.add_argument("--torch-optimizer", default=None, metavar="FILE.py:name",
-                   help="a function of the port's parameters returning a torch.optim.Optimizer "
-                        "(or one and a scheduler); default torch.optim.SGD")
+                   help="a function of the port's parameters (or of the port, its first "
+                        "argument named model) returning a torch.optim.Optimizer (or one and a "
+                        "scheduler); default torch.optim.SGD")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the report as JSON")

@@ -101,20 +101,17 @@ def carried(model):
 
 def start_state(model):
     """The port's state put back as the check found it, once (a pass outside the check's
-    own, the pairing's, may have moved it)."""
-    if getattr(model, SAVED, None) is not None or callable(getattr(model, "reset_state", None)):
-        carrying = getattr(model, CARRY, False)
-        object.__setattr__(model, CARRY, False)
-        try:
-            _put_back(model, ())
-        finally:
-            object.__setattr__(model, CARRY, carrying)
+    own, the pairing's, may have moved it), whether or not it is carrying it."""
+    _restore(model)
 
 
 def _put_back(model, args):
+    if not getattr(model, CARRY, False):
+        _restore(model)
+
+
+def _restore(model):
     import torch
-    if getattr(model, CARRY, False):
-        return
     reset = getattr(model, "reset_state", None)
     if callable(reset):
         reset()

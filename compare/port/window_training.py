@@ -63,8 +63,8 @@ from .torch_side import TorchSide
 AFTER_PARTING = 2
 # both sides' steps kept for those reruns while they fit: a run parting beyond them is not rerun
 HISTORY_BYTES = 256 * 2 ** 20
-BOOK_CLIP_EPS = 1e-6
-ADAM_EPS = adam_eps.CODE  # the book's clip_grads: rate = max_norm / (total_norm + 1e-6)
+BOOK_CLIP_EPS = 1e-6  # the book's clip_grads: rate = max_norm / (total_norm + 1e-6)
+ADAM_EPS = adam_eps.CODE
 
 
 def clip_grads(grads, max_norm):
@@ -161,7 +161,7 @@ class PortWindows:
     dropped (a hypothesis)."""
 
     def __init__(self, side, pairing, torch_optimizer, lr, max_grad_norm, reset=False, frozen=(),
-                 eps_at=None, book_adam=None):
+                 eps_at=None, book_betas=None):
         import torch
         self.side, self.pairing, self.reset = side, pairing, reset
         # eps_at(t): the optimizer's eps set before its t-th step (adam_eps.py's twin)
@@ -172,11 +172,11 @@ class PortWindows:
         self.params = list(side.params.values())
         self.optimizer, self.scheduler = torch_optimizer_of(torch_optimizer, self.params, lr,
                                                             model=side.module)
-        if book_adam is not None and eps_at is None:
+        if book_betas is not None and eps_at is None:
             # a hypothesis's rerun: where its optimizer is the book's Adam but for the eps,
             # that known difference is taken out too, so the rerun answers the NumPy run itself
-            # (``book_adam``: the NumPy Adam's betas, adam_eps.numpy_betas)
-            betas = adam_eps.port_matches(self.optimizer, book_adam)
+            # (``book_betas``: the NumPy Adam's betas, adam_eps.numpy_betas)
+            betas = adam_eps.port_matches(self.optimizer, book_betas)
             if betas:
                 self.eps_at = lambda t: adam_eps.book_eps(betas[1], t)
         self.returned = []
@@ -390,7 +390,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
               if golden is None else GoldenWindows(golden))
     t_run = PortWindows(t_side, pairing, torch_optimizer, lr, max_grad_norm)
     if golden is not None:
-        np_betas = golden.meta["training"].get("book_adam")
+        np_betas = golden.meta["training"].get("book_betas")
     else:
         np_betas = (adam_eps.numpy_betas(np_optimizer, np_run.interface)
                     if np_optimizer is not None else None)
@@ -470,7 +470,7 @@ def check_window_training(numpy_model, torch_model, corpus, *, steps, batch_size
                        numpy_optimizer=np_optimizer, torch_optimizer=torch_optimizer,
                        step=first_fail, port_optimizer=t_run.optimizer, port_params=t_run.params,
                        port_names={id(p): n for n, p in t_side.params.items()},
-                       book_adam=np_betas,
+                       book_betas=np_betas,
                        numpy_name=np_name, scheduler=t_run.scheduler)
         for hypothesis in (HYPOTHESES if first_fail < len(history[0]) else ()):
             found = hypothesis(**context)
@@ -561,7 +561,7 @@ def _tape_bytes(tape):
 
 
 def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                torch_optimizer, book_adam, step, **_):
+                torch_optimizer, book_betas, step, **_):
     """Both of torch's recurrent biases trained where the NumPy layer has one ``b``: the
     port trained again with the tensors summed into ``b`` (``bias_hh``) frozen."""
     side = starts[1]
@@ -570,7 +570,7 @@ def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
         return None
     side = side.copy()
     run = PortWindows(side, pairing, torch_optimizer, lr, max_grad_norm,
-                      frozen=[n for _, n in summed], book_adam=book_adam)
+                      frozen=[n for _, n in summed], book_betas=book_betas)
     steps = _rerun(run, cut)
     if steps is None or not _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
         return None
@@ -586,7 +586,7 @@ def double_bias(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
 
 
 def state_reset(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                numpy_optimizer, torch_optimizer, book_adam, step, **_):
+                numpy_optimizer, torch_optimizer, book_betas, step, **_):
     """One side starts each window from its first state where the other carries it: the
     NumPy side trained again with its state put back before each window (the port's run
     reproduced: the port resets), else the port so (the NumPy side resets). Where the
@@ -603,7 +603,7 @@ def state_reset(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_at
                             "carry the port's state into the next window, detached "
                             "(self.state = tuple(s.detach() for s in state))")
     run = PortWindows(starts[1].copy(), pairing, torch_optimizer, lr, max_grad_norm, reset=True,
-                      book_adam=book_adam)
+                      book_betas=book_betas)
     steps = _rerun(run, cut)
     if steps is not None and _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
         return _state_reset(step, len(steps), "the NumPy side", "the port",
@@ -621,7 +621,7 @@ def _state_reset(step, through, resets, carries, fix):
 
 
 def tied_weights(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-                 port_optimizer, port_params, port_names, book_adam, step, **_):
+                 port_optimizer, port_params, port_names, book_betas, step, **_):
     """A tensor the port's optimizer holds twice (a tied weight listed with each layer that
     uses it): torch steps it once per listing, and a clipping norm over that list counts
     it twice. The port trained again with each tensor held once."""
@@ -646,7 +646,7 @@ def tied_weights(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_a
                            "params": [params[place[id(p)]] for p in held]})
         return type(port_optimizer)(groups)
 
-    run = PortWindows(starts[1].copy(), pairing, once, lr, max_grad_norm, book_adam=book_adam)
+    run = PortWindows(starts[1].copy(), pairing, once, lr, max_grad_norm, book_betas=book_betas)
     steps = _rerun(run, cut)
     if steps is None or not _agrees(history[0], steps, pairing, dtype, lr, grad_atol, True):
         return None
@@ -663,7 +663,7 @@ def tied_weights(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_a
 
 
 def optimizer(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol,
-              numpy_optimizer, port_optimizer, port_params, numpy_name, scheduler, book_adam,
+              numpy_optimizer, port_optimizer, port_params, numpy_name, scheduler, book_betas,
               **_):
     """The update rule differs in a named hyper-parameter (``optimizer_traps``): the port
     trained again with its optimizer so changed, the book's Adam eps taken out where it
@@ -673,7 +673,7 @@ def optimizer(starts, cut, history, pairing, dtype, lr, max_grad_norm, grad_atol
 
     def replay(factory):
         run = PortWindows(starts[1].copy(), pairing, factory, lr, max_grad_norm,
-                          book_adam=book_adam)
+                          book_betas=book_betas)
         steps = _rerun(run, cut)
         return steps is not None and _agrees(history[0], steps, pairing, dtype, lr, grad_atol,
                                              True)

@@ -197,12 +197,7 @@ def _from_functions(side, x, t, style):
     """The layers as the calls of one training pass, in the order they ran: each call's
     arguments are its ``FunctionLayer``'s attributes (``w``, ``gamma``, a ``bn_param``'s
     ``eps``), its record the input and output the writer reads settings off."""
-    state = np.random.get_state()
-    try:
-        with side.capture() as capture:
-            whole = side.loss(x, t, "train")
-    finally:
-        np.random.set_state(state)
+    capture, whole = _captured(side, x, t)
     layers = []
     for record in capture.records:
         layer = side.function_layers[record.key]
@@ -373,15 +368,21 @@ def _written(seen, place, kind=None, cls=None, required=True):
     return written
 
 
-def _training_pass(side, x, t):
-    """``({layer key: its first record}, the loss)`` of one training-mode pass of the loss,
-    the global random stream put back after (a dropout draws from it)."""
+def _captured(side, x, t):
+    """``(capture, the loss)`` of one training-mode pass of the loss, the global random
+    stream put back after (a dropout draws from it)."""
     state = np.random.get_state()
     try:
         with side.capture() as capture:
             whole = side.loss(x, t, "train")
     finally:
         np.random.set_state(state)
+    return capture, whole
+
+
+def _training_pass(side, x, t):
+    """``({layer key: its first record}, the loss)`` of one training-mode pass (``_captured``)."""
+    capture, whole = _captured(side, x, t)
     records = {}
     for record in capture.records:
         records.setdefault(record.key, record)
